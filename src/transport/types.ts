@@ -1,0 +1,116 @@
+/**
+ * How reconcile talks to a host. One HostSession per host for the whole run; every call is
+ * a channel on it (an exec channel, or an HTTP request on a forwarded Incus unix socket).
+ * Implementations: ssh.ts (ssh2) and local.ts (ansible_connection: local). Modules see only
+ * these interfaces, so a new kind of reconciled thing never touches ssh2.
+ */
+
+/** How to reach one host, normalized from the ansible_* variables and ~/.ssh/config. */
+export interface ConnectionSpec {
+  /** Inventory host name; every error names it. */
+  host: string;
+  connection: 'ssh' | 'local';
+  /** ansible_host, else ~/.ssh/config HostName, else the inventory name. */
+  address: string;
+  port: number;
+  user: string;
+  /** ansible_ssh_private_key_file / IdentityFile; absent: agent, then default keys. */
+  privateKeyFile?: string;
+  /** Hosts to jump through, outermost first (ProxyJump / -J). */
+  jumps: JumpSpec[];
+  /** ansible_become: run privileged commands through `sudo -n`. */
+  become: boolean;
+  /** Incus unix socket on the host (host var `incus_socket`, default /var/lib/incus/unix.socket). */
+  incusSocket: string;
+}
+
+export interface JumpSpec {
+  address: string;
+  port: number;
+  user: string;
+  privateKeyFile?: string;
+}
+
+export interface TransportOptions {
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  /** known_hosts files to check host keys against (default ~/.ssh/known_hosts). */
+  knownHostsFiles: string[];
+  /** Record keys of hosts never seen before (never accepts a changed key). */
+  acceptNewHostKeys: boolean;
+  /** ~/.ssh/config path, or undefined for none. */
+  sshConfigFile?: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  /** Bytes written to the command's standard input, then closed. */
+  stdin?: string | Buffer;
+  /** Run through `sudo -n` when the host's connection has become. */
+  privileged?: boolean;
+  /** Overrides TransportOptions.commandTimeoutMs for this command. */
+  timeoutMs?: number;
+}
+
+/** A response of the Incus REST API. */
+export interface IncusResponse<T = unknown> {
+  status: number;
+  /** ETag header when the API sent one (only on the socket path; `incus query` hides it). */
+  etag?: string;
+  /** The `metadata` of a sync response. */
+  metadata: T;
+}
+
+export interface IncusRequestOptions {
+  /** Sent as If-Match; Incus answers 412 when the entity changed since it was read. */
+  ifMatch?: string;
+}
+
+export interface IncusApi {
+  /** Throws TransportError (naming host and `step`) on a non-2xx answer or broken JSON. */
+  request<T = unknown>(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    step: string,
+    body?: unknown,
+    options?: IncusRequestOptions,
+  ): Promise<IncusResponse<T>>;
+}
+
+export interface WriteFileOptions {
+  mode: number;
+  owner?: string;
+  group?: string;
+  /** Keep the previous file as PATH.bak (or a timestamped name) before replacing it. */
+  backup: boolean;
+  /**
+   * Command that must succeed on the temporary file before it is renamed into place;
+   * `{}` in the argv is replaced by the temporary path. A failure leaves the old file.
+   */
+  check?: string[];
+  /** Temporary file name prefix inside the target folder (default `.reconcile-`). */
+  tempPrefix?: string;
+}
+
+export interface HostSession {
+  readonly spec: ConnectionSpec;
+  /**
+   * Runs argv on the host. Every element is shell-quoted here, so inventory values never
+   * reach a shell unquoted. Non-zero exits are returned, not thrown; timeouts and broken
+   * connections throw TransportError.
+   */
+  exec(argv: string[], step: string, options?: ExecOptions): Promise<ExecResult>;
+  /** The Incus API of this host (socket forwarding, or `incus query` when become is set). */
+  readonly incus: IncusApi;
+  /** A file's bytes, or undefined when it does not exist. */
+  readFile(path: string, step: string, privileged?: boolean): Promise<Buffer | undefined>;
+  /** Atomic write: temporary file in the same folder, optional check, backup, rename. */
+  writeFile(path: string, content: string | Buffer, step: string, options: WriteFileOptions): Promise<void>;
+  /** Closes the connection; idempotent. */
+  close(): Promise<void>;
+}

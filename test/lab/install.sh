@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the test lab needs, from Debian's packages, when it is missing:
+# openssh (sshd + client), incus from bookworm-backports, prometheus (+ promtool).
+# Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/libexec/incus/incusd ] || [ -x /usr/lib/incus/incusd ] || need+=(incus-base)
+command -v incus >/dev/null 2>&1 || need+=(incus-client)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install.sh: missing ${need[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+echo "install.sh: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+if ! grep -rqs "${codename}-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "deb http://deb.debian.org/debian ${codename}-backports main" \
+    > /etc/apt/sources.list.d/backports.list
+fi
+apt-get update -qq
+# Packages start their services on install; the lab runs its own copies instead.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+others=()
+incus=()
+for p in "${need[@]}"; do
+  case "$p" in incus-*) incus+=("$p") ;; *) others+=("$p") ;; esac
+done
+[ ${#others[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${others[@]}" >/dev/null
+[ ${#incus[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends -t "${codename}-backports" "${incus[@]}" >/dev/null
+echo "install.sh: done"
