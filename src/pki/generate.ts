@@ -1,0 +1,51 @@
+/**
+ * Key pair and self-signed certificate generation (ECDSA P-384, as Incus recommends and
+ * the Terraform metrics module users know does). The clock is a parameter.
+ */
+import { webcrypto, randomBytes } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { parseCertificatePem, type CertificateInfo } from './certificate.js';
+
+export interface GenerateOptions {
+  commonName: string;
+  validityDays: number;
+  now: Date;
+  /** 'client' and 'metrics' certificates both need clientAuth; metrics is only an Incus trust type. */
+  type: 'client' | 'metrics';
+}
+
+export interface GeneratedPair {
+  certificatePem: string;
+  /** PKCS#8 PEM. Never print or log it. */
+  privateKeyPem: string;
+  info: CertificateInfo;
+}
+
+export async function generateSelfSigned(options: GenerateOptions): Promise<GeneratedPair> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const notBefore = new Date(options.now.getTime() - 60_000); // tolerate small clock skew
+  const notAfter = new Date(options.now.getTime() + options.validityDays * 86_400_000);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    name: `CN=${escapeDnValue(options.commonName)}`,
+    notBefore,
+    notAfter,
+    signingAlgorithm: alg,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const keyLines = pkcs8.toString('base64').match(/.{1,64}/g) ?? [];
+  const privateKeyPem = `-----BEGIN PRIVATE KEY-----\n${keyLines.join('\n')}\n-----END PRIVATE KEY-----\n`;
+  const certificatePem = cert.toString('pem') + '\n';
+  return { certificatePem, privateKeyPem, info: parseCertificatePem(certificatePem) };
+}
+
+function escapeDnValue(v: string): string {
+  return v.replace(/([,+"\\<>;=])/g, '\\$1');
+}
