@@ -1,0 +1,71 @@
+/**
+ * Entry point: argv → command. The only place that calls process.exit and turns an error
+ * into an exit code (0 ok / in sync, 2 drift in check mode, 1 anything failed).
+ * Commands are imported lazily so that `reconcile --version` loads almost nothing.
+ */
+import { formatProblem, InventoryError, TransportError, UsageError } from '../errors.js';
+import type { CliIO } from './io.js';
+import { processIO } from './io.js';
+
+/** A sub-command: parses its own argv, returns the exit code. Throws typed errors only. */
+export type Command = (argv: string[], io: CliIO) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
+  validate: () => import('./commands/validate.js'),
+  inventory: () => import('./commands/inventory.js'),
+  audit: () => import('./commands/audit.js'),
+  cert: () => import('./commands/cert.js'),
+  'scrape-config': () => import('./commands/scrape-config.js'),
+};
+/** The default command: `reconcile [PLAYBOOK] -i INV [--check] …`. */
+const RUN_PLAYBOOK = () => import('./commands/run-playbook.js');
+
+export async function main(argv: string[], io: CliIO = processIO()): Promise<never> {
+  const code = await dispatch(argv, io);
+  process.exit(code);
+}
+
+export async function dispatch(argv: string[], io: CliIO): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first === '--version' || first === '-V') {
+      io.stdout(`reconcile ${await version()}\n`);
+      return 0;
+    }
+    if (first !== undefined && COMMANDS[first]) {
+      const mod = await COMMANDS[first]!();
+      return await mod.run(rest, io);
+    }
+    const mod = await RUN_PLAYBOOK();
+    return await mod.run(argv, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+}
+
+function reportError(e: unknown, io: CliIO): number {
+  if (e instanceof UsageError) {
+    io.stderr(`reconcile: ${e.message}\n`);
+    return 1;
+  }
+  if (e instanceof InventoryError) {
+    for (const p of e.problems) io.stderr(formatProblem(p) + '\n');
+    const errors = e.problems.filter((p) => p.severity === 'error').length;
+    io.stderr(`reconcile: ${errors} error(s); nothing was changed\n`);
+    return 1;
+  }
+  if (e instanceof TransportError) {
+    io.stderr(`reconcile: ${e.message}\n`);
+    return 1;
+  }
+  const err = e as Error;
+  io.stderr(`reconcile: internal error (a bug, please report it): ${err?.message ?? String(e)}\n`);
+  if (process.env.RECONCILE_DEBUG) io.stderr(`${err?.stack ?? ''}\n`);
+  return 1;
+}
+
+export async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}

@@ -1,0 +1,82 @@
+/**
+ * The Incus trust store: what the inventory wants (desired) and what a host has (observed).
+ * Shared by desired.ts (inventory → DesiredTrust), observe.ts (host → ObservedTrust),
+ * plan.ts (pure diff) and apply.ts. Both `incus_trusted_clients` (type client) and
+ * `incus_metrics_certificates` (type metrics) end up as DesiredCertificate entries here,
+ * so one plan sees the whole store and "unmanaged" means: named by neither list.
+ */
+import type { SourceLocation } from '../../errors.js';
+import type { CertificateInfo } from '../../pki/certificate.js';
+
+export type TrustType = 'client' | 'metrics';
+
+export interface DesiredCertificate {
+  name: string;
+  type: TrustType;
+  description: string;
+  /** Default false. */
+  restricted: boolean;
+  /** Default []; compared as a set. Without restricted: true it has no effect (warned). */
+  projects: string[];
+  state: 'present' | 'absent';
+  /**
+   * The certificate from certificate_file. Undefined only for a metrics certificate whose key
+   * pair is still to be generated (check mode): the plan shows its fingerprint as
+   * "(known after apply)", as Terraform does.
+   */
+  certificate?: CertificateInfo;
+  /** certificate_file as written in the inventory, for messages. */
+  certificateFile: string;
+  /** Where the entry is defined, for messages. */
+  location: SourceLocation;
+  valuePath: string;
+}
+
+export interface DesiredTrust {
+  certificates: DesiredCertificate[];
+  /** incus_trust_prune: remove unmanaged certificates (also --prune). */
+  prune: boolean;
+  /** incus_trust_protected: names or fingerprints never removed. */
+  protected: string[];
+}
+
+/** One entry of GET /1.0/certificates?recursion=1. */
+export interface LiveCertificate {
+  name: string;
+  /** 'client', 'metrics' or 'server' (cluster members: never removed). */
+  type: string;
+  restricted: boolean;
+  projects: string[];
+  description: string;
+  fingerprint: string;
+  /** PEM as Incus returns it (compare fingerprints, never this text). */
+  certificate: string;
+  /** From parsing `certificate`; undefined if Incus returned something unparsable. */
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+export interface IncusServerInfo {
+  serverName: string;
+  version: string;
+  clustered: boolean;
+  /**
+   * Identity of the shared trust store: for a cluster, the cluster certificate's fingerprint
+   * (the same on every member); undefined for a standalone server.
+   */
+  clusterId?: string;
+  /** core.https_address / core.metrics_address as configured (may be empty). */
+  httpsAddress?: string;
+  metricsAddress?: string;
+  /** Cluster members with their API URL (standalone: empty). */
+  members: { name: string; url: string }[];
+}
+
+export interface ObservedTrust {
+  server: IncusServerInfo;
+  /** Project names that exist on the host. */
+  projects: string[];
+  certificates: LiveCertificate[];
+  /** ETag of each certificate by fingerprint, when the transport exposes it (socket path). */
+  etags: Record<string, string>;
+}
