@@ -3,18 +3,14 @@
  * src/modules/ implementing ReconcileModule, plus one line here.
  */
 import type { ModuleName, ReconcileModule } from './types.js';
+import { incusTrust } from './incus-trust/index.js';
+import { qubesPrometheusProxy } from './qubes-proxy/index.js';
+import { prometheusScrape } from './prometheus-scrape/index.js';
 
-const modules = new Map<ModuleName, ReconcileModule>();
+export const MODULES: Record<ModuleName, ReconcileModule<any, any>> = {
+  incus_trust: incusTrust,
+  qubes_prometheus_proxy: qubesPrometheusProxy,
+  prometheus_scrape: prometheusScrape,
+};
 
-/** Called once per module file at import time (see the imports in modules/index.ts). */
-export function registerModule(m: ReconcileModule<any, any>): void {
-  modules.set(m.name, m as ReconcileModule);
-}
-
-export function moduleByName(name: ModuleName): ReconcileModule | undefined {
-  return modules.get(name);
-}
-
-export function allModules(): ReconcileModule[] {
-  return [...modules.values()];
-}
+export const MODULE_NAMES = Object.keys(MODULES) as ModuleName[];
