@@ -1,0 +1,265 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { CertificateInfo } from '../../pki/certificate.js';
+import type { ModulePlan, PlanContext } from '../types.js';
+import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust } from './model.js';
+import { KNOWN_AFTER_APPLY, planTrust, type TrustActionData } from './plan.js';
+
+const NOW = new Date('2026-01-01T00:00:00Z');
+const ctx: PlanContext = { now: NOW, prune: false, warnDays: 30 };
+
+/** Distinct 64-hex fingerprints whose prefixes differ too (incus_trust_protected accepts prefixes). */
+const fp = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
+
+function cert(n: number): CertificateInfo {
+  return {
+    subject: `CN=c${n}`,
+    issuer: `CN=c${n}`,
+    fingerprint: fp(n),
+    notBefore: new Date('2025-01-01T00:00:00Z'),
+    notAfter: new Date('2030-01-01T00:00:00Z'),
+    serialNumber: String(n),
+    publicKeyAlgorithm: 'ECDSA P-384',
+    pem: `PEM${n}`,
+    derBase64: `DER${n}`,
+  };
+}
+
+function want(name: string, n: number | undefined, extra: Partial<DesiredCertificate> = {}): DesiredCertificate {
+  return {
+    name,
+    type: 'client',
+    description: '',
+    restricted: false,
+    projects: [],
+    state: 'present',
+    certificate: n === undefined ? undefined : cert(n),
+    certificateFile: `certs/${name}.crt`,
+    location: { file: 'inv.yaml', line: 1, column: 1 },
+    valuePath: 'all.vars.incus_trusted_clients[0]',
+    ...extra,
+  };
+}
+
+function live(name: string, n: number, extra: Partial<LiveCertificate> = {}): LiveCertificate {
+  return { name, type: 'client', restricted: false, projects: [], description: '', fingerprint: fp(n), certificate: `PEM${n}`, ...extra };
+}
+
+function desired(certificates: DesiredCertificate[], extra: Partial<DesiredTrust> = {}): DesiredTrust {
+  return { certificates, prune: false, protected: [], ...extra };
+}
+
+function observed(certificates: LiveCertificate[], projects = ['default'], clusterId?: string): ObservedTrust {
+  return {
+    server: { serverName: 'web1', version: '6.0.4', clustered: clusterId !== undefined, clusterId, members: [] },
+    projects,
+    certificates,
+    etags: Object.fromEntries(certificates.map((c) => [c.fingerprint, `etag-${c.name}`])),
+  };
+}
+
+/** One line per action: what a reader of the plan sees, without the payload. */
+const summary = (plan: ModulePlan) => plan.actions.map((a) => `${a.action} ${a.name} ${a.fingerprint?.slice(-2) ?? ''} (${a.reason})`);
+
+describe('planTrust', () => {
+  it('plans nothing when the store matches, projects compared as sets', () => {
+    const plan = planTrust(
+      desired([want('a', 1, { restricted: true, projects: ['p1', 'default'] })]),
+      observed([live('a', 1, { restricted: true, projects: ['default', 'p1'] })], ['default', 'p1']),
+      ctx,
+    );
+    expect(plan).toEqual({ module: 'incus_trust', actions: [], errors: [], warnings: [] });
+  });
+
+  it('adds a missing certificate with its DER payload', () => {
+    const plan = planTrust(desired([want('a', 1, { description: 'laptop' })]), observed([]), ctx);
+    expect(summary(plan)).toEqual(['add a 01 (missing)']);
+    expect(plan.actions[0]!.data).toEqual({
+      op: 'add',
+      entry: { name: 'a', type: 'client', description: 'laptop', restricted: false, projects: [], certificateDerBase64: 'DER1', fingerprint: fp(1) },
+    } satisfies TrustActionData);
+  });
+
+  it('updates fields in place when matched by fingerprint, with the ETag read at observe time', () => {
+    const plan = planTrust(
+      desired([want('renamed', 1, { description: 'new', restricted: true, projects: ['default'] })]),
+      observed([live('old-name', 1, { description: 'old' })]),
+      ctx,
+    );
+    expect(summary(plan)).toEqual(['update renamed 01 (fields differ: name, description, restricted, projects)']);
+    expect(plan.actions[0]!.changes).toEqual([
+      { field: 'name', before: 'old-name', after: 'renamed' },
+      { field: 'description', before: 'old', after: 'new' },
+      { field: 'restricted', before: false, after: true },
+      { field: 'projects', before: [], after: ['default'] },
+    ]);
+    expect(plan.actions[0]!.data).toMatchObject({ op: 'update', fingerprint: fp(1), etag: 'etag-old-name' });
+  });
+
+  it('rotates when the name matches but the certificate is new: add new, then remove old', () => {
+    const plan = planTrust(desired([want('a', 2)]), observed([live('a', 1)]), ctx);
+    expect(summary(plan)).toEqual(['rotate a 02 (new certificate)']);
+    expect(plan.actions[0]!.data).toMatchObject({ op: 'rotate', oldFingerprint: fp(1), entry: { fingerprint: fp(2) } });
+    expect(plan.actions[0]!.changes).toEqual([{ field: 'fingerprint', before: fp(1), after: fp(2) }]);
+  });
+
+  it('matches by fingerprint before name: a swap of names is two updates, not rotations', () => {
+    const plan = planTrust(desired([want('a', 2), want('b', 1)]), observed([live('a', 1), live('b', 2)]), ctx);
+    expect(summary(plan)).toEqual(['update a 02 (fields differ: name)', 'update b 01 (fields differ: name)']);
+  });
+
+  it('changes a type as remove then add, adjacent', () => {
+    const plan = planTrust(desired([want('m', 1, { type: 'metrics' }), want('z', 3)]), observed([live('m', 1)]), ctx);
+    expect(summary(plan)).toEqual([
+      'remove m 01 (type changed (client → metrics))',
+      'add m 01 (type changed (client → metrics))',
+      'add z 03 (missing)',
+    ]);
+  });
+
+  it('reports unmanaged certificates and removes them only when pruning', () => {
+    const store = observed([live('a', 1), live('stranger', 9)]);
+    expect(summary(planTrust(desired([want('a', 1)]), store, ctx))).toEqual(['unmanaged stranger 09 (not in inventory)']);
+    expect(planTrust(desired([want('a', 1)]), store, ctx).actions[0]!.applies).toBe(false);
+    expect(summary(planTrust(desired([want('a', 1)], { prune: true }), store, ctx))).toEqual(['remove stranger 09 (not in inventory (pruning))']);
+    expect(summary(planTrust(desired([want('a', 1)]), store, { ...ctx, prune: true }))).toEqual(['remove stranger 09 (not in inventory (pruning))']);
+  });
+
+  it('never removes server certificates nor protected ones, by name or fingerprint prefix', () => {
+    const store = observed([live('member2', 5, { type: 'server' }), live('keep-me', 6), live('by-fp', 7), live('gone', 8)]);
+    const plan = planTrust(
+      desired([want('member2', undefined, { state: 'absent' })], { prune: true, protected: ['keep-me', fp(7).slice(0, 12)] }),
+      store,
+      ctx,
+    );
+    expect(summary(plan)).toEqual(['remove gone 08 (not in inventory (pruning))']);
+    expect(plan.warnings).toEqual(['certificate "member2" has state: absent but is a server (cluster member) certificate; it is kept']);
+  });
+
+  it('removes state: absent entries, by fingerprint or by name', () => {
+    const plan = planTrust(
+      desired([want('x', 1, { state: 'absent' }), want('y', undefined, { state: 'absent' }), want('never-there', 4, { state: 'absent' })]),
+      observed([live('x-renamed', 1), live('y', 2)]),
+      ctx,
+    );
+    expect(summary(plan)).toEqual(['remove x-renamed 01 (absent in inventory)', 'remove y 02 (absent in inventory)']);
+  });
+
+  it('finishes an interrupted rotation: the old certificate under the same name is removed', () => {
+    const plan = planTrust(desired([want('a', 2)]), observed([live('a', 1), live('a', 2)]), ctx);
+    expect(summary(plan)).toEqual(['remove a 01 (superseded: the inventory gives this name another certificate)']);
+  });
+
+  it('fails the host plan when a project is missing on the host', () => {
+    const plan = planTrust(desired([want('a', 1, { restricted: true, projects: ['default', 'nope'] })]), observed([]), ctx);
+    expect(plan.errors).toEqual(['certificate "a": project "nope" does not exist on web1']);
+  });
+
+  it('shows "(known after apply)" for a key pair still to be generated', () => {
+    expect(summary(planTrust(desired([want('m', undefined, { type: 'metrics' })]), observed([]), ctx))).toEqual([
+      `add m ${KNOWN_AFTER_APPLY.slice(-2)} (missing (key pair to be generated))`,
+    ]);
+    const rotation = planTrust(desired([want('m', undefined, { type: 'metrics' })]), observed([live('m', 1, { type: 'metrics' })]), ctx);
+    expect(rotation.actions[0]).toMatchObject({ action: 'rotate', fingerprint: KNOWN_AFTER_APPLY, reason: 'new certificate (key pair to be generated)' });
+  });
+
+  it('refuses one certificate under two names', () => {
+    expect(planTrust(desired([want('a', 1), want('b', 1)]), observed([]), ctx).errors).toEqual([
+      `certificates "a" and "b" have the same certificate (fingerprint ${fp(1)})`,
+    ]);
+  });
+
+  it('names the shared store of a cluster as the plan scope', () => {
+    expect(planTrust(desired([]), observed([], ['default'], 'abc'), ctx).scope).toBe('incus-cluster:abc');
+    expect(planTrust(desired([]), observed([]), ctx).scope).toBeUndefined();
+  });
+});
+
+/** What Incus would hold after the plan's actions ran, in order (the test's model of apply). */
+function simulateApply(before: ObservedTrust, plan: ModulePlan): ObservedTrust {
+  let certs = before.certificates.map((c) => ({ ...c, projects: [...c.projects] }));
+  const add = (e: Extract<TrustActionData, { op: 'add' }>['entry']) => {
+    if (certs.some((c) => c.fingerprint === e.fingerprint)) throw new Error(`duplicate fingerprint ${e.fingerprint}`);
+    certs.push({ name: e.name, type: e.type, description: e.description, restricted: e.restricted, projects: [...e.projects].reverse(), fingerprint: e.fingerprint, certificate: '' });
+  };
+  const remove = (f: string) => {
+    if (!certs.some((c) => c.fingerprint === f)) throw new Error(`no certificate ${f}`);
+    certs = certs.filter((c) => c.fingerprint !== f);
+  };
+  for (const a of plan.actions) {
+    if (!a.applies) continue;
+    const data = a.data as TrustActionData;
+    switch (data.op) {
+      case 'add':
+        add(data.entry);
+        break;
+      case 'rotate':
+        add(data.entry);
+        remove(data.oldFingerprint);
+        break;
+      case 'remove':
+        remove(data.fingerprint);
+        break;
+      case 'update': {
+        const c = certs.find((x) => x.fingerprint === data.fingerprint);
+        if (!c) throw new Error(`no certificate ${data.fingerprint}`);
+        Object.assign(c, data.fields);
+        break;
+      }
+    }
+  }
+  return { ...before, certificates: certs };
+}
+
+describe('planTrust property', () => {
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const projectsPool = ['default', 'p1', 'p2'];
+  const liveArb = fc.record({
+    name: fc.constantFrom(...names, 'x', 'y'),
+    type: fc.constantFrom('client', 'metrics', 'server'),
+    restricted: fc.boolean(),
+    projects: fc.subarray(projectsPool),
+    description: fc.constantFrom('', 'd1', 'd2'),
+    n: fc.integer({ min: 1, max: 12 }),
+  });
+  const desiredArb = fc.record({
+    type: fc.constantFrom<'client' | 'metrics'>('client', 'metrics'),
+    restricted: fc.boolean(),
+    projects: fc.subarray(projectsPool),
+    description: fc.constantFrom('', 'd1', 'd2'),
+    n: fc.integer({ min: 1, max: 12 }),
+    state: fc.constantFrom<'present' | 'absent'>('present', 'present', 'present', 'absent'),
+  });
+
+  it('planning against the state the plan produces gives an empty plan', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(liveArb, { selector: (l) => l.n, maxLength: 6 }),
+        fc.uniqueArray(desiredArb, { selector: (d) => d.n, maxLength: 5 }),
+        fc.boolean(),
+        fc.subarray(['x', 'c', fp(3).slice(0, 12)]),
+        (lives, wants, prune, protectedList) => {
+          const store = observed(
+            lives.map((l) => live(l.name, l.n, { type: l.type, restricted: l.restricted, projects: l.projects, description: l.description })),
+            projectsPool,
+          );
+          const want = desired(
+            wants.map((w, i) => ({ ...wantOf(names[i]!, w.n), type: w.type, restricted: w.restricted, projects: w.projects, description: w.description, state: w.state })),
+            { prune, protected: protectedList },
+          );
+          const plan = planTrust(want, store, ctx);
+          fc.pre(plan.errors.length === 0);
+          const after = simulateApply(store, plan);
+          const again = planTrust(want, after, ctx);
+          expect(again.errors).toEqual([]);
+          expect(again.actions.filter((a) => a.applies)).toEqual([]);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+function wantOf(name: string, n: number): DesiredCertificate {
+  return want(name, n);
+}
