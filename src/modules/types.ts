@@ -110,4 +110,18 @@ export interface ReconcileModule<D = unknown, O = unknown> {
    * failure by throwing (TransportError), leaving later actions unapplied.
    */
   apply(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void>;
+  /**
+   * Optional: the trusted certificates this module observed on the host, for the report's
+   * `certificates` / `expiring` (audit, expiry metrics). Pure.
+   */
+  trustedCertificates?(observed: O): ObservedCertificate[];
+}
+
+/** A certificate a host trusts, as a module observed it (see RunReport's ReportedCertificate). */
+export interface ObservedCertificate {
+  name: string;
+  fingerprint: string;
+  type: string;
+  /** Undefined when the host returned something unparsable. */
+  notAfter?: Date;
 }

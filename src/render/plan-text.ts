@@ -1,0 +1,148 @@
+/**
+ * The human view of a run, Terraform-like: per host the planned actions with their symbol
+ * (+ ~ -/+ - ?) and reason, with --diff the before/after of each changed field, a summary
+ * line, and after the run a recap per host. Pure: strings in, strings out.
+ */
+import type { HostPlan, RunPlan } from '../engine/run.js';
+import type { HostReport, RunReport } from '../engine/report.js';
+import { ACTION_SYMBOL, type Action, type ActionType } from '../modules/types.js';
+
+export interface PlanTextOptions {
+  /** --diff: before/after of every changed field, and file diffs. */
+  diff: boolean;
+}
+
+export function renderPlan(plan: RunPlan, options: PlanTextOptions): string {
+  const blocks = plan.hosts.map((h) => renderHostPlan(h, options));
+  return `${blocks.join('\n')}\n${renderSummaryLine(plan)}\n`;
+}
+
+export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
+  const lines: string[] = [];
+  if (h.failure) {
+    lines.push(`${h.host}: ${h.failure.unreachable ? 'unreachable' : 'failed'}: ${h.failure.step}: ${h.failure.message}`);
+    return lines.join('\n') + '\n';
+  }
+  const actions = h.plans.flatMap((p) => p.actions);
+  const errors = h.plans.flatMap((p) => p.errors.map((e) => `${p.module}: ${e}`));
+  const covered = h.covered.map((c) => `${c.module} covered by ${c.by}`);
+  const headerNote = actions.length === 0 && errors.length === 0 ? ` no changes${covered.length ? ` (${covered.join(', ')})` : ''}` : covered.length ? ` (${covered.join(', ')})` : '';
+  lines.push(`${h.host}:${headerNote}`);
+  for (const p of h.plans) {
+    for (const a of p.actions) lines.push(...renderAction(a, options));
+  }
+  for (const e of errors) lines.push(`  error: ${e} (nothing will be applied on ${h.host})`);
+  for (const w of h.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n') + '\n';
+}
+
+function renderAction(a: Action, options: PlanTextOptions): string[] {
+  const symbol = ACTION_SYMBOL[a.action].padStart(3);
+  const fingerprint = a.fingerprint ? ` [${shortFingerprint(a.fingerprint)}]` : '';
+  const lines = [`${symbol} ${a.kind} "${a.name}"${fingerprint}: ${describeAction(a.action)} (${a.reason})`];
+  if (!options.diff) return lines;
+  const pad = '        ';
+  switch (a.action) {
+    case 'add':
+      for (const [k, v] of fields(a.after)) lines.push(`${pad}+ ${k}: ${show(v)}`);
+      break;
+    case 'update':
+    case 'rotate':
+      for (const c of a.changes ?? []) lines.push(`${pad}~ ${c.field}: ${show(c.before)} → ${show(c.after)}`);
+      break;
+    case 'remove':
+      for (const [k, v] of fields(a.before)) lines.push(`${pad}- ${k}: ${show(v)}`);
+      break;
+    case 'unmanaged':
+      for (const [k, v] of fields(a.before)) lines.push(`${pad}  ${k}: ${show(v)}`);
+      break;
+    default:
+      assertNever(a.action);
+  }
+  if (a.diff) lines.push(...a.diff.replace(/\n$/, '').split('\n').map((l) => `${pad}${l}`));
+  return lines;
+}
+
+function describeAction(t: ActionType): string {
+  switch (t) {
+    case 'add':
+      return 'add';
+    case 'update':
+      return 'update in place';
+    case 'rotate':
+      return 'rotate (add new, then remove old)';
+    case 'remove':
+      return 'remove';
+    case 'unmanaged':
+      return 'unmanaged, kept';
+    default:
+      return assertNever(t);
+  }
+}
+
+/** Incus shows 12 hex digits; "(known after apply)" stays whole. */
+function shortFingerprint(fp: string): string {
+  return /^[0-9a-f]{13,}$/.test(fp) ? fp.slice(0, 12) : fp;
+}
+
+function fields(value: unknown): [string, unknown][] {
+  return value && typeof value === 'object' ? Object.entries(value as Record<string, unknown>) : [];
+}
+
+function show(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => show(x)).join(', ')}]`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  return String(v);
+}
+
+export function countActions(plan: RunPlan): Record<ActionType, number> {
+  const counts: Record<ActionType, number> = { add: 0, update: 0, rotate: 0, remove: 0, unmanaged: 0 };
+  for (const h of plan.hosts) for (const p of h.plans) for (const a of p.actions) counts[a.action] += 1;
+  return counts;
+}
+
+export function renderSummaryLine(plan: RunPlan): string {
+  const c = countActions(plan);
+  return `Plan: ${c.add} to add, ${c.update} to change, ${c.rotate} to rotate, ${c.remove} to remove; ${c.unmanaged} unmanaged`;
+}
+
+/** The recap after a run: one line per host with its status and what was (not) applied. */
+export function renderRecap(report: RunReport): string {
+  const width = Math.max(4, ...report.hosts.map((h) => h.host.length));
+  const lines = ['Recap:'];
+  for (const h of report.hosts) lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${recapDetail(h, report.mode)}`.trimEnd());
+  return lines.join('\n') + '\n';
+}
+
+function recapDetail(h: HostReport, mode: 'check' | 'apply'): string {
+  const applying = h.actions.filter((a) => a.action !== 'unmanaged');
+  const applied = applying.filter((a) => a.applied).length;
+  const unmanaged = h.actions.length - applying.length;
+  const parts: string[] = [];
+  switch (h.status) {
+    case 'covered':
+      parts.push(`by ${h.coveredBy ?? '?'}`);
+      break;
+    case 'unreachable':
+    case 'failed':
+      parts.push(`${h.error?.step ?? '?'}: ${h.error?.message ?? ''}`);
+      if (mode === 'apply' && applying.length > 0) parts.push(`${applied} of ${applying.length} applied`);
+      break;
+    case 'drift':
+      if (applying.length > 0) parts.push(`${applying.length} to apply`);
+      break;
+    case 'changed':
+      parts.push(`${applied} applied`);
+      break;
+    case 'ok':
+      break;
+    default:
+      assertNever(h.status);
+  }
+  if (unmanaged > 0) parts.push(`${unmanaged} unmanaged`);
+  return parts.join(', ');
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected ${String(x)}`);
+}

@@ -1,0 +1,122 @@
+/**
+ * Progress while a run goes: on a terminal, listr2 draws one line per host (connect/observe,
+ * then apply); without one (cron, CI, pipes) every event is one plain line, fit for a log.
+ * Both are EngineHooks; the engine never prints.
+ */
+import { Listr } from 'listr2';
+import type { EngineHooks, HostFailure } from '../engine/run.js';
+import { ACTION_SYMBOL, type Action } from '../modules/types.js';
+
+export interface LogLineOptions {
+  /** Writes one whole line (the caller adds timestamps, or filters, as it needs). */
+  writeLine(line: string): void;
+  /** -v: also log each action as it starts. */
+  verbose: boolean;
+}
+
+/** One line per event: `HOST: EVENT`, no colour, no cursor movement. */
+export function logLineHooks(options: LogLineOptions): EngineHooks {
+  const line = options.writeLine;
+  return {
+    hostsSelected: (hosts, mode) => line(`${mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
+    hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : step === 'observe' ? 'reading live state' : 'applying'}`),
+    actionStarted: (host, module, a) => {
+      if (options.verbose) line(`${host}: ${module}: starting ${describe(a)}`);
+    },
+    actionApplied: (host, module, a) => line(`${host}: ${module}: applied ${describe(a)}`),
+    hostApplyFinished: (host, failure) => {
+      if (failure) line(`${host}: failed: ${failure.step}: ${failure.message}`);
+    },
+    hostFinished: (r) => {
+      const detail = r.error ? `: ${r.error.step}: ${r.error.message}` : r.coveredBy ? ` by ${r.coveredBy}` : '';
+      line(`${r.host}: ${r.status}${detail}`);
+    },
+  };
+}
+
+export function describe(a: Action): string {
+  return `${ACTION_SYMBOL[a.action]} ${a.action} ${a.kind} "${a.name}"`;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(e: Error): void;
+  output(text: string): void;
+  setOutput?: (text: string) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  const d: Deferred = { promise, resolve, reject, output: (t) => d.setOutput?.(t) };
+  return d;
+}
+
+/**
+ * listr2 per-host progress for a terminal. Two lists, so the plan text printed between them is
+ * never drawn over: reading (connect + observe) until `planned`, then applying.
+ */
+export function listrHooks(): EngineHooks {
+  const reading = new Map<string, Deferred>();
+  const applying = new Map<string, Deferred>();
+  let readingRun: Promise<unknown> | undefined;
+  let applyingRun: Promise<unknown> | undefined;
+  let applyHosts: string[] = [];
+
+  const start = (hosts: string[], title: (h: string) => string, into: Map<string, Deferred>) => {
+    for (const h of hosts) into.set(h, deferred());
+    const list = new Listr(
+      hosts.map((h) => ({
+        title: title(h),
+        task: async (_: unknown, task: { output: string; title: string }) => {
+          const d = into.get(h)!;
+          d.setOutput = (t) => {
+            task.output = t;
+          };
+          await d.promise;
+        },
+      })),
+      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false } } as never,
+    );
+    return list.run().catch(() => undefined);
+  };
+
+  return {
+    hostsSelected: (hosts) => {
+      readingRun = start(hosts, (h) => `${h}: read live state`, reading);
+    },
+    hostStep: (host, step) => {
+      if (step === 'apply') {
+        if (!applyingRun) applyingRun = start(applyHosts, (h) => `${h}: apply`, applying);
+        return;
+      }
+      reading.get(host)?.output(step === 'connect' ? 'connecting' : 'reading live state');
+    },
+    planned: async (plan) => {
+      for (const h of plan.hosts) {
+        const d = reading.get(h.host);
+        if (!d) continue;
+        if (h.failure) d.reject(new Error(`${h.failure.step}: ${h.failure.message}`));
+        else d.resolve();
+      }
+      applyHosts = plan.mode === 'apply' ? plan.hosts.filter((h) => !h.failure && h.plans.every((p) => p.errors.length === 0) && h.plans.some((p) => p.actions.some((a) => a.applies))).map((h) => h.host) : [];
+      await readingRun;
+    },
+    actionApplied: (host, _module, a) => applying.get(host)?.output(`applied ${describe(a)}`),
+    actionStarted: (host, _module, a) => applying.get(host)?.output(describe(a)),
+    hostApplyFinished: (host: string, failure?: HostFailure) => {
+      const d = applying.get(host);
+      if (!d) return;
+      if (failure) d.reject(new Error(`${failure.step}: ${failure.message}`));
+      else d.resolve();
+    },
+    finished: async () => {
+      await applyingRun;
+    },
+  };
+}
