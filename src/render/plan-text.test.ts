@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import type { RunPlan } from '../engine/run.js';
+import type { RunReport } from '../engine/report.js';
+import type { Action } from '../modules/types.js';
+import { renderPlan, renderRecap } from './plan-text.js';
+
+const FP1 = 'a'.repeat(64);
+const FP2 = 'b'.repeat(64);
+
+const actions: Action[] = [
+  { action: 'add', kind: 'incus certificate', name: 'alice', reason: 'missing', fingerprint: FP1, after: { name: 'alice', restricted: false, projects: [] }, applies: true },
+  {
+    action: 'update',
+    kind: 'incus certificate',
+    name: 'bob',
+    reason: 'fields differ: description, projects',
+    fingerprint: FP2,
+    changes: [
+      { field: 'description', before: 'old', after: 'new' },
+      { field: 'projects', before: ['default'], after: ['default', 'p1'] },
+    ],
+    applies: true,
+  },
+  {
+    action: 'rotate',
+    kind: 'incus certificate',
+    name: 'metrics',
+    reason: 'new certificate (key pair to be generated)',
+    fingerprint: '(known after apply)',
+    changes: [{ field: 'fingerprint', before: FP1, after: '(known after apply)' }],
+    applies: true,
+  },
+  { action: 'remove', kind: 'incus certificate', name: 'old', reason: 'absent in inventory', fingerprint: FP2, before: { name: 'old', type: 'client' }, applies: true },
+  { action: 'unmanaged', kind: 'incus certificate', name: 'stranger', reason: 'not in inventory', fingerprint: FP1, before: { name: 'stranger' }, applies: false },
+];
+
+const plan: RunPlan = {
+  mode: 'check',
+  hosts: [
+    { host: 'web1', plans: [{ module: 'incus_trust', actions, errors: [], warnings: [] }], covered: [], warnings: [] },
+    { host: 'web2', plans: [], covered: [{ module: 'incus_trust', by: 'web1' }], warnings: [] },
+    { host: 'web3', plans: [{ module: 'incus_trust', actions: [], errors: [], warnings: [] }], covered: [], warnings: [] },
+    {
+      host: 'web4',
+      plans: [{ module: 'incus_trust', actions: [actions[0]!], errors: ['certificate "alice": project "p9" does not exist on web4'], warnings: [] }],
+      covered: [],
+      warnings: [],
+    },
+    { host: 'web5', plans: [], covered: [], failure: { step: 'connect', message: 'connection refused', unreachable: true }, warnings: [] },
+  ],
+};
+
+describe('renderPlan', () => {
+  it('shows each host, symbol, reason and the summary line', () => {
+    expect(renderPlan(plan, { diff: false })).toBe(
+      `web1:
+  + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
+  ~ incus certificate "bob" [bbbbbbbbbbbb]: update in place (fields differ: description, projects)
+-/+ incus certificate "metrics" [(known after apply)]: rotate (add new, then remove old) (new certificate (key pair to be generated))
+  - incus certificate "old" [bbbbbbbbbbbb]: remove (absent in inventory)
+  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)
+
+web2: no changes (incus_trust covered by web1)
+
+web3: no changes
+
+web4:
+  + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
+  error: incus_trust: certificate "alice": project "p9" does not exist on web4 (nothing will be applied on web4)
+
+web5: unreachable: connect: connection refused
+
+Plan: 2 to add, 1 to change, 1 to rotate, 1 to remove; 1 unmanaged
+`,
+    );
+  });
+
+  it('with --diff shows before/after of every changed field', () => {
+    const one: RunPlan = { mode: 'apply', hosts: [plan.hosts[0]!] };
+    expect(renderPlan(one, { diff: true })).toBe(
+      `web1:
+  + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
+        + name: "alice"
+        + restricted: false
+        + projects: []
+  ~ incus certificate "bob" [bbbbbbbbbbbb]: update in place (fields differ: description, projects)
+        ~ description: "old" → "new"
+        ~ projects: ["default"] → ["default", "p1"]
+-/+ incus certificate "metrics" [(known after apply)]: rotate (add new, then remove old) (new certificate (key pair to be generated))
+        ~ fingerprint: "${FP1}" → "(known after apply)"
+  - incus certificate "old" [bbbbbbbbbbbb]: remove (absent in inventory)
+        - name: "old"
+        - type: "client"
+  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)
+          name: "stranger"
+
+Plan: 1 to add, 1 to change, 1 to rotate, 1 to remove; 1 unmanaged
+`,
+    );
+  });
+});
+
+describe('renderRecap', () => {
+  it('says per host what was applied and what was not', () => {
+    const report = {
+      mode: 'apply',
+      hosts: [
+        { host: 'web1', status: 'changed', actions: [{ action: 'add', applied: true }, { action: 'unmanaged', applied: false }] },
+        { host: 'web2', status: 'covered', coveredBy: 'web1', actions: [] },
+        { host: 'web3', status: 'ok', actions: [] },
+        { host: 'web4', status: 'failed', error: { step: 'add certificate b', message: 'Incus answered 500: boom' }, actions: [{ action: 'add', applied: true }, { action: 'add', applied: false }] },
+        { host: 'web5', status: 'unreachable', error: { step: 'connect', message: 'connection refused' }, actions: [] },
+      ],
+    } as unknown as RunReport;
+    expect(renderRecap(report)).toBe(
+      `Recap:
+  web1  changed      1 applied, 1 unmanaged
+  web2  covered      by web1
+  web3  ok
+  web4  failed       add certificate b: Incus answered 500: boom, 1 of 2 applied
+  web5  unreachable  connect: connection refused
+`,
+    );
+  });
+});
