@@ -1,0 +1,122 @@
+/**
+ * The lab itself, checked with OpenSSH's own client (not our transport): every variant
+ * behaves as types.ts promises, and stop() leaves no process behind.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLab } from './lab.js';
+import type { Lab } from './types.js';
+
+const run = promisify(execFile);
+
+/** PIDs whose command line or environment mentions `text` (sshd: its config; incusd: INCUS_DIR). */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (cmdline.includes(text) || environ.includes(text)) found.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return found;
+}
+
+function ssh(lab: Lab, args: string[]) {
+  // OpenSSH finds ~ through the password database, not HOME: name the lab's files.
+  const ssh = `${lab.env.HOME}/.ssh`;
+  const files = ['-F', `${ssh}/config`, '-o', `UserKnownHostsFile=${ssh}/known_hosts`];
+  return run('ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', ...files, ...args], { env: lab.env }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+describe('test lab', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({
+      name: 'lab-self',
+      hosts: [
+        { name: 'plain', https: true },
+        { name: 'sudo', user: 'sudoer', incus: false },
+        { name: 'jump', incus: false },
+        { name: 'hidden', jumpVia: 'jump' },
+        { name: 'wrongkey', incus: false, wrongHostKey: true },
+        { name: 'down', down: true },
+        { name: 'dom0', incus: false, dom0: true },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it('a plain host runs commands as root with its own INCUS_DIR and an empty HOME', async () => {
+    const r = await ssh(lab, ['plain', 'id -un; echo $HOME; incus query /1.0 | head -c 200 >/dev/null && echo incus-ok']);
+    const [user, home, incus] = r.stdout.trim().split('\n');
+    expect(user).toBe('root');
+    expect(home).toMatch(/hosts\/plain\/home$/);
+    expect(incus).toBe('incus-ok');
+    expect(lab.host('plain').incusSocket && existsSync(lab.host('plain').incusSocket!)).toBe(true);
+  });
+
+  it('https: true opens the HTTPS API on ADDRESS:8443', async () => {
+    const plain = lab.host('plain');
+    expect((await plain.incus(['config', 'get', 'core.https_address'])).trim()).toBe(`${plain.address}:8443`);
+    const r = await run('curl', ['-sk', `https://${plain.address}:8443/1.0`]);
+    expect(JSON.parse(r.stdout).metadata.auth).toBe('untrusted');
+  });
+
+  it('a dom0 stand-in has its qvm-* stand-ins first on PATH, recording calls', async () => {
+    const r = await ssh(lab, ['dom0', 'qvm-service --enable work prometheus-qubes-proxy']);
+    expect(r.code).toBe(0);
+    const { readFile } = await import('node:fs/promises');
+    expect(await readFile(lab.host('dom0').qvmCallLog!, 'utf8')).toContain('qvm-service --enable work prometheus-qubes-proxy');
+  });
+
+  it('the sudoer host logs in as the sudoer, who has passwordless sudo', async () => {
+    const r = await ssh(lab, ['sudo', 'id -un; sudo -n id -un']);
+    expect(r.stdout.trim().split('\n')).toEqual(['reconcile-sudo', 'root']);
+  });
+
+  it('the hidden host refuses a direct connection and answers through its jump host', async () => {
+    const direct = await ssh(lab, ['-o', 'ProxyJump=none', `root@${lab.host('hidden').address}`, 'true']);
+    expect(direct.code).not.toBe(0);
+    expect(direct.stderr).toMatch(/Connection refused/);
+    const jumped = await ssh(lab, ['hidden', 'echo via-jump; incus query /1.0 >/dev/null && echo incus-ok']);
+    expect(jumped.stdout.trim().split('\n'), jumped.stderr).toEqual(['via-jump', 'incus-ok']);
+  });
+
+  it('the wrong-key host fails host key verification', async () => {
+    const r = await ssh(lab, ['wrongkey', 'true']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  });
+
+  it('the down host refuses connections', async () => {
+    const r = await ssh(lab, ['down', 'true']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Connection refused/);
+  });
+
+  it('known_hosts holds hashed entries for some hosts', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(`${lab.env.HOME}/.ssh/known_hosts`, 'utf8');
+    expect(text).toMatch(/^\|1\|/m);
+    expect(text).toMatch(/^127\.77\./m);
+  });
+
+  it('stop() ends every process it started and removes incusd state', async () => {
+    const incusDir = lab.host('plain').incusDir!;
+    expect(processesMentioning(lab.dir).length).toBeGreaterThan(2);
+    await lab.stop();
+    expect(processesMentioning(lab.dir)).toEqual([]);
+    expect(existsSync(incusDir)).toBe(false);
+  });
+});
