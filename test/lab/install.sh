@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test lab needs, from Debian's packages, when it is missing:
-# openssh (sshd + client), incus from bookworm-backports, prometheus (+ promtool).
+# openssh (sshd + client), incus from bookworm-backports, prometheus (+ promtool), GNU time.
 # Safe to run again: it does nothing when everything is there.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# GNU time: `npm run bench` reads the tool's peak memory (max RSS) from it.
+[ -x /usr/bin/time ] || need+=(time)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

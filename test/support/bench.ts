@@ -1,0 +1,552 @@
+/**
+ * `npm run bench -- [--hosts N] [--certs M] [--runs R] [--forks F] [--json FILE] [--sweep] [--profile DIR]`
+ *
+ * Brings up N real lab hosts (sshd + incusd each) trusting M client certificates, then measures,
+ * alternating the scenarios round after round (R rounds after one warm-up round, medians):
+ *   floor        N concurrent `ssh HOST incus query /1.0/certificates?recursion=1` (OpenSSH, fresh connections)
+ *   check-sync   `reconcile --check` with an inventory naming exactly the M certificates (exit 0)
+ *   check-drift  `reconcile --check` with 2 adds, 1 update, 1 remove per host (exit 2)
+ *   apply-drift  `reconcile` applying that drift (exit 0); the hosts are reset after each one
+ * and prints each median, its ratio to the floor, the tool's peak RSS and its phases (from its
+ * log lines). --sweep adds how time grows with N (10/30/100, up to --hosts) and with M (5/20/100).
+ * --profile DIR writes V8 CPU profiles of one check and one apply and prints where the time went.
+ * Exit code: 0 when every run did what it should (the goals are reported, not enforced), 1 otherwise.
+ */
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startLab } from '../lab/lab.js';
+import type { Lab, LabHost } from '../lab/types.js';
+import {
+  closeIncusAgents,
+  driftedEntries,
+  generateCertificates,
+  inSyncEntries,
+  setTrustStores,
+  undoDrift,
+  verifyDriftApplied,
+  verifyInSync,
+  writeBenchInventory,
+  type BenchCertificates,
+} from './bench-fixture.js';
+import { median, medianPhases, phasesOf, runFloor, summarizeCpuProfile, timedRun, type Phases, type TimedRun } from './bench-measure.js';
+
+const REPO = fileURLToPath(new URL('../../..', import.meta.url));
+const CLI = join(REPO, 'bin', 'reconcile.js');
+
+/** Goals of issue 8 (ratios to the floor measured in the same run). */
+const GOALS = { checkInSyncRatio: 1.3, applyDriftRatio: 2, peakRssMbAt100Hosts: 150 };
+
+interface BenchOptions {
+  hosts: number;
+  certs: number;
+  runs: number;
+  forks: number;
+  json?: string;
+  sweep: boolean;
+  profileDir?: string;
+  /** ssh (the real thing) or local (the tool against each incusd socket, without its transport). */
+  connection: 'ssh' | 'local';
+}
+
+type ScenarioName = 'floor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
+
+const SCENARIO_LABEL: Record<ScenarioName, string> = {
+  floor: 'floor: ssh HOST incus query',
+  checkInSync: 'reconcile --check, in sync',
+  checkDrift: 'reconcile --check, drift',
+  applyDrift: 'reconcile, apply drift',
+};
+
+interface ScenarioResult {
+  label: string;
+  samplesMs: number[];
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  /** median / the floor's median. */
+  ratio: number;
+  /** Largest max RSS of the tool over the runs, in MB (absent for the floor). */
+  peakRssMb?: number;
+  phases?: Phases;
+}
+
+interface SweepCell {
+  hosts: number;
+  certs: number;
+  floorMs: number;
+  checkInSyncMs: number;
+  applyDriftMs: number;
+  checkInSyncRatio: number;
+  applyDriftRatio: number;
+  peakRssMb: number;
+}
+
+interface BenchReport {
+  tool: 'reconcile bench';
+  date: string;
+  machine: { cpus: number; cpuModel: string; node: string; platform: string };
+  hosts: number;
+  certs: number;
+  runs: number;
+  forks: number;
+  connection: 'ssh' | 'local';
+  labStartMs: number;
+  registerMs: number;
+  startup: { nodeMs: number; versionMs: number };
+  scenarios: Record<ScenarioName, ScenarioResult>;
+  goals: { name: string; limit: number; value: number | null; met: boolean | null; note?: string }[];
+  sweep?: SweepCell[];
+  profile?: Record<string, { totalMs: number; byPlace: { what: string; selfMs: number }[]; topFunctions: { what: string; selfMs: number }[] }>;
+}
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      hosts: { type: 'string' },
+      certs: { type: 'string' },
+      runs: { type: 'string' },
+      forks: { type: 'string' },
+      json: { type: 'string' },
+      sweep: { type: 'boolean' },
+      profile: { type: 'string' },
+      connection: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local]\n',
+    );
+    process.exit(0);
+  }
+  const int = (name: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} takes a whole number ≥ ${min}, got "${raw}"`);
+    return n;
+  };
+  const hosts = int('hosts', values.hosts, 30, 1);
+  const connection = values.connection ?? 'ssh';
+  if (connection !== 'ssh' && connection !== 'local') throw new Error(`--connection takes ssh or local, got "${connection}"`);
+  return {
+    connection,
+    hosts,
+    certs: int('certs', values.certs, 20, 2),
+    runs: int('runs', values.runs, 5, 1),
+    forks: int('forks', values.forks, hosts, 1),
+    json: values.json !== undefined ? resolve(values.json) : undefined,
+    sweep: values.sweep ?? false,
+    profileDir: values.profile !== undefined ? resolve(values.profile) : undefined,
+  };
+}
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+/** The parts of a bench run that scenarios share. */
+interface BenchContext {
+  lab: Lab;
+  dir: string;
+  scratch: string;
+  sshConfig: string;
+  certs: BenchCertificates;
+  forks: number;
+  connection: 'ssh' | 'local';
+}
+
+interface HostSet {
+  hosts: LabHost[];
+  certs: number;
+  syncInventory: string;
+  driftInventory: string;
+}
+
+async function hostSet(ctx: BenchContext, hosts: LabHost[], certs: number): Promise<HostSet> {
+  const tag = `${hosts.length}x${certs}`;
+  return {
+    hosts,
+    certs,
+    syncInventory: await writeBenchInventory(ctx.dir, `inventory-sync-${tag}.yaml`, hosts, inSyncEntries(ctx.certs, certs), ctx.connection),
+    driftInventory: await writeBenchInventory(ctx.dir, `inventory-drift-${tag}.yaml`, hosts, driftedEntries(ctx.certs, certs), ctx.connection),
+  };
+}
+
+class BenchFailure extends Error {}
+
+function expectExit(what: string, run: TimedRun, expected: number): void {
+  if (run.exitCode === expected) return;
+  const tail = (s: string) => s.trim().split('\n').slice(-15).join('\n');
+  throw new BenchFailure(
+    `${what}: exit code ${run.exitCode}, expected ${expected}\n--- stdout (tail)\n${tail(run.stdout)}\n--- stderr (tail)\n${tail(run.stderr)}`,
+  );
+}
+
+async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promise<TimedRun> {
+  const out = join(ctx.scratch, 'floor');
+  await mkdir(out, { recursive: true });
+  const run = await runFloor(
+    set.hosts.map((h) => h.name),
+    ctx.sshConfig,
+    out,
+    ctx.lab.env,
+    ctx.scratch,
+  );
+  if (run.exitCode !== 0 || validate) {
+    for (const h of set.hosts) {
+      const text = await readFile(join(out, `${h.name}.json`), 'utf8').catch(() => '');
+      let count = -1;
+      try {
+        count = (JSON.parse(text) as unknown[]).length;
+      } catch {
+        // reported below
+      }
+      if (count !== set.certs) {
+        const err = await readFile(join(out, `${h.name}.err`), 'utf8').catch(() => '');
+        throw new BenchFailure(`floor: ${h.name} answered ${count < 0 ? 'no JSON list' : `${count} certificates`}, expected ${set.certs}: ${err.trim()}`);
+      }
+    }
+  }
+  expectExit('floor', run, 0);
+  return run;
+}
+
+async function reconcile(ctx: BenchContext, inventory: string, check: boolean, extraNodeArgs: string[] = []): Promise<TimedRun> {
+  const args = [...extraNodeArgs, CLI, '-i', inventory, '--forks', String(ctx.forks)];
+  if (check) args.push('--check');
+  return timedRun(process.execPath, args, { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch });
+}
+
+async function checkInSync(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
+  const run = await reconcile(ctx, set.syncInventory, true);
+  expectExit('reconcile --check (in sync)', run, 0);
+  return run;
+}
+
+async function checkDrift(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
+  const run = await reconcile(ctx, set.driftInventory, true);
+  expectExit('reconcile --check (drift)', run, 2);
+  return run;
+}
+
+/** Applies the drift, optionally verifies every host independently, then resets the hosts. */
+async function applyDrift(ctx: BenchContext, set: HostSet, verify: boolean, nodeArgs: string[] = []): Promise<TimedRun> {
+  const run = await reconcile(ctx, set.driftInventory, false, nodeArgs);
+  expectExit('reconcile (apply drift)', run, 0);
+  if (verify) {
+    const problems = await verifyDriftApplied(set.hosts, ctx.certs, set.certs);
+    if (problems.length > 0) throw new BenchFailure(`after apply, the hosts are not as the drifted inventory says:\n${problems.slice(0, 10).join('\n')}`);
+  }
+  await undoDrift(set.hosts, ctx.certs, set.certs);
+  if (verify) {
+    const problems = await verifyInSync(set.hosts, ctx.certs, set.certs);
+    if (problems.length > 0) throw new BenchFailure(`reset after apply failed:\n${problems.slice(0, 10).join('\n')}`);
+  }
+  return run;
+}
+
+function result(label: string, runs: TimedRun[], floorMedian: number): ScenarioResult {
+  const samples = runs.map((r) => r.wallMs);
+  const med = median(samples);
+  const rss = runs.map((r) => r.maxRssKb).filter((k): k is number => k !== undefined);
+  const r: ScenarioResult = {
+    label,
+    samplesMs: samples.map(round1),
+    medianMs: round1(med),
+    minMs: round1(Math.min(...samples)),
+    maxMs: round1(Math.max(...samples)),
+    ratio: round2(med / floorMedian),
+  };
+  if (rss.length > 0) r.peakRssMb = round1(Math.max(...rss) / 1024);
+  if (label !== SCENARIO_LABEL.floor) r.phases = roundPhases(medianPhases(runs.map(phasesOf)));
+  return r;
+}
+
+async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promise<Record<ScenarioName, ScenarioResult>> {
+  log(`warm-up round (not counted)`);
+  await floor(ctx, set, true);
+  await checkInSync(ctx, set);
+  await checkDrift(ctx, set);
+  await applyDrift(ctx, set, true);
+  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], checkInSync: [], checkDrift: [], applyDrift: [] };
+  for (let round = 1; round <= runs; round++) {
+    samples.floor.push(await floor(ctx, set, false));
+    samples.checkInSync.push(await checkInSync(ctx, set));
+    samples.checkDrift.push(await checkDrift(ctx, set));
+    samples.applyDrift.push(await applyDrift(ctx, set, round === 1));
+    log(
+      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, ` +
+        `check drift ${ms(samples.checkDrift.at(-1)!.wallMs)}, apply drift ${ms(samples.applyDrift.at(-1)!.wallMs)}`,
+    );
+  }
+  const floorMedian = median(samples.floor.map((r) => r.wallMs));
+  return {
+    floor: result(SCENARIO_LABEL.floor, samples.floor, floorMedian),
+    checkInSync: result(SCENARIO_LABEL.checkInSync, samples.checkInSync, floorMedian),
+    checkDrift: result(SCENARIO_LABEL.checkDrift, samples.checkDrift, floorMedian),
+    applyDrift: result(SCENARIO_LABEL.applyDrift, samples.applyDrift, floorMedian),
+  };
+}
+
+async function measureStartup(ctx: BenchContext, runs: number): Promise<{ nodeMs: number; versionMs: number }> {
+  const node: number[] = [];
+  const version: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const opts = { env: ctx.lab.env, cwd: ctx.dir, memory: false, scratch: ctx.scratch };
+    node.push((await timedRun(process.execPath, ['-e', '0'], opts)).wallMs);
+    const v = await timedRun(process.execPath, [CLI, '--version'], opts);
+    expectExit('reconcile --version', v, 0);
+    version.push(v.wallMs);
+  }
+  return { nodeMs: round1(median(node)), versionMs: round1(median(version)) };
+}
+
+/** How time grows with N and M: every (n, m) of the lists, floor / check in sync / apply drift. */
+async function measureSweep(ctx: BenchContext, hostCounts: number[], certCounts: number[], runs: number): Promise<SweepCell[]> {
+  const cells: SweepCell[] = [];
+  for (const m of certCounts) {
+    await setTrustStores(ctx.lab.hosts, ctx.certs, m);
+    for (const n of hostCounts) {
+      const set = await hostSet(ctx, ctx.lab.hosts.slice(0, n), m);
+      await floor(ctx, set, true);
+      await checkInSync(ctx, set);
+      const f: TimedRun[] = [];
+      const c: TimedRun[] = [];
+      const a: TimedRun[] = [];
+      for (let round = 1; round <= runs; round++) {
+        f.push(await floor(ctx, set, false));
+        c.push(await checkInSync(ctx, set));
+        a.push(await applyDrift(ctx, set, round === 1));
+      }
+      const fm = median(f.map((r) => r.wallMs));
+      const cm = median(c.map((r) => r.wallMs));
+      const am = median(a.map((r) => r.wallMs));
+      const rss = Math.max(...[...c, ...a].map((r) => r.maxRssKb ?? 0)) / 1024;
+      const cell: SweepCell = {
+        hosts: n,
+        certs: m,
+        floorMs: round1(fm),
+        checkInSyncMs: round1(cm),
+        applyDriftMs: round1(am),
+        checkInSyncRatio: round2(cm / fm),
+        applyDriftRatio: round2(am / fm),
+        peakRssMb: round1(rss),
+      };
+      cells.push(cell);
+      log(`sweep ${n} hosts × ${m} certs: floor ${ms(fm)}, check ${ms(cm)} (${cell.checkInSyncRatio}×), apply ${ms(am)} (${cell.applyDriftRatio}×), ${cell.peakRssMb} MB`);
+    }
+  }
+  return cells;
+}
+
+async function profile(ctx: BenchContext, set: HostSet, dir: string): Promise<BenchReport['profile']> {
+  await mkdir(dir, { recursive: true });
+  const out: NonNullable<BenchReport['profile']> = {};
+  for (const [name, run] of [
+    ['checkInSync', () => reconcile(ctx, set.syncInventory, true, ['--cpu-prof', '--cpu-prof-dir', join(dir, 'check-in-sync')])],
+    ['applyDrift', () => applyDrift(ctx, set, false, ['--cpu-prof', '--cpu-prof-dir', join(dir, 'apply-drift')])],
+  ] as const) {
+    const r = await run();
+    expectExit(`profile ${name}`, r, name === 'checkInSync' ? 0 : 0);
+    const sub = join(dir, name === 'checkInSync' ? 'check-in-sync' : 'apply-drift');
+    const file = (await readdir(sub)).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1);
+    if (!file) continue;
+    const s = await summarizeCpuProfile(join(sub, file));
+    out[name] = {
+      totalMs: round1(s.totalMs),
+      byPlace: s.byPlace.slice(0, 12).map((e) => ({ what: e.what, selfMs: round1(e.selfMs) })),
+      topFunctions: s.byFunction.slice(0, 15).map((e) => ({ what: e.what, selfMs: round1(e.selfMs) })),
+    };
+  }
+  return out;
+}
+
+function goalsOf(o: BenchOptions, s: Record<ScenarioName, ScenarioResult>): BenchReport['goals'] {
+  const at100 = o.hosts >= 100;
+  const peak = Math.max(s.checkInSync.peakRssMb ?? 0, s.checkDrift.peakRssMb ?? 0, s.applyDrift.peakRssMb ?? 0);
+  return [
+    { name: 'check in sync ≤ 1.3× floor', limit: GOALS.checkInSyncRatio, value: s.checkInSync.ratio, met: s.checkInSync.ratio <= GOALS.checkInSyncRatio },
+    { name: 'apply drift ≤ 2× floor', limit: GOALS.applyDriftRatio, value: s.applyDrift.ratio, met: s.applyDrift.ratio <= GOALS.applyDriftRatio },
+    {
+      name: 'peak RSS at 100 hosts ≤ 150 MB',
+      limit: GOALS.peakRssMbAt100Hosts,
+      value: peak,
+      met: at100 ? peak <= GOALS.peakRssMbAt100Hosts : null,
+      ...(at100 ? {} : { note: `measured at ${o.hosts} hosts; run with --hosts 100` }),
+    },
+  ];
+}
+
+function renderTable(report: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(
+    `reconcile bench: ${report.hosts} hosts × ${report.certs} certificates, ${report.runs} run(s) after a warm-up, medians; ` +
+      `--forks ${report.forks}; ${report.connection === 'local' ? 'ansible_connection: local (no SSH); ' : ''}${report.machine.cpus} CPUs; node ${report.machine.node}`,
+  );
+  lines.push(`lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`);
+  lines.push('');
+  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS'];
+  const rows = (Object.keys(report.scenarios) as ScenarioName[]).map((k) => {
+    const s = report.scenarios[k];
+    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-'];
+  });
+  lines.push(...table([header, ...rows]));
+  lines.push('');
+  const phaseHeader = ['phases (medians)', 'start+load', 'connect', 'observe+plan', 'apply/report', 'exit'];
+  const phaseRows = (['checkInSync', 'checkDrift', 'applyDrift'] as const).map((k) => {
+    const p = report.scenarios[k].phases ?? {};
+    return [report.scenarios[k].label, opt(p.startupAndLoadMs), opt(p.connectMs), opt(p.observeAndPlanMs), opt(p.applyMs), opt(p.exitMs)];
+  });
+  lines.push(...table([phaseHeader, ...phaseRows]));
+  lines.push('');
+  for (const g of report.goals) {
+    const verdict = g.met === null ? 'n/a' : g.met ? 'met' : 'NOT met';
+    lines.push(`goal: ${g.name}: ${g.value ?? '-'} → ${verdict}${g.note ? ` (${g.note})` : ''}`);
+  }
+  if (report.sweep) {
+    lines.push('');
+    lines.push(
+      ...table([
+        ['hosts', 'certs', 'floor', 'check in sync', '× floor', 'apply drift', '× floor', 'peak RSS'],
+        ...report.sweep.map((c) => [
+          String(c.hosts),
+          String(c.certs),
+          ms(c.floorMs),
+          ms(c.checkInSyncMs),
+          `${c.checkInSyncRatio.toFixed(2)}×`,
+          ms(c.applyDriftMs),
+          `${c.applyDriftRatio.toFixed(2)}×`,
+          `${c.peakRssMb.toFixed(1)} MB`,
+        ]),
+      ]),
+    );
+  }
+  if (report.profile) {
+    for (const [name, p] of Object.entries(report.profile)) {
+      lines.push('');
+      lines.push(`CPU profile of ${name} (${ms(p.totalMs)} sampled): self time by place`);
+      for (const e of p.byPlace) lines.push(`  ${ms(e.selfMs).padStart(9)}  ${e.what}`);
+      lines.push('  top functions:');
+      for (const e of p.topFunctions) lines.push(`  ${ms(e.selfMs).padStart(9)}  ${e.what}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+}
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+const round2 = (n: number) => Math.round(n * 100) / 100;
+const ms = (n: number) => `${Math.round(n)} ms`;
+const opt = (n: number | undefined) => (n === undefined ? '-' : ms(n));
+
+function roundPhases(p: Phases): Phases {
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, round1(v as number)])) as Phases;
+}
+
+/**
+ * The lab's ~/.ssh/config for OpenSSH: OpenSSH expands `~` from the passwd entry, not $HOME, so
+ * the lab's key and known_hosts are named explicitly. Fresh connections (no ControlMaster), and
+ * only the lab's key is offered, as the tool does.
+ */
+async function floorSshConfig(lab: Lab, scratch: string): Promise<string> {
+  const home = lab.env.HOME ?? '';
+  const labConfig = await readFile(join(home, '.ssh', 'config'), 'utf8');
+  const file = join(scratch, 'ssh_config');
+  const head = [
+    'Host *',
+    `  UserKnownHostsFile ${join(home, '.ssh', 'known_hosts')}`,
+    '  IdentitiesOnly yes',
+    '  ControlMaster no',
+    '  ControlPath none',
+    '  BatchMode yes',
+    '',
+  ];
+  await writeFile(file, head.join('\n') + labConfig.replaceAll('~/', `${home}/`), { mode: 0o600 });
+  return file;
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  if (!existsSync(join(REPO, 'dist', 'src', 'cli', 'main.js'))) {
+    log('dist/ is missing: run `npm run build` first (npm run bench does)');
+    return 1;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'reconcile-bench-'));
+  const scratch = join(dir, 'scratch');
+  await mkdir(scratch);
+  let lab: Lab | undefined;
+  const stop = async () => {
+    closeIncusAgents();
+    await lab?.stop();
+  };
+  const onSignal = () => void stop().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    let t = performance.now();
+    log(`starting a lab of ${options.hosts} hosts`);
+    lab = await startLab({ hosts: options.hosts, name: 'bench' });
+    const labStartMs = performance.now() - t;
+    log(`lab up in ${ms(labStartMs)}`);
+
+    const sweepHosts = options.sweep ? [...new Set([10, 30, 100, options.hosts].filter((n) => n <= options.hosts))].sort((a, b) => a - b) : [];
+    const sweepCerts = options.sweep ? [...new Set([5, 20, 100, options.certs])].sort((a, b) => a - b) : [];
+    const maxCerts = Math.max(options.certs, ...sweepCerts);
+    t = performance.now();
+    const certs = await generateCertificates(dir, maxCerts, new Date());
+    await setTrustStores(lab.hosts, certs, options.certs);
+    const registerMs = performance.now() - t;
+    log(`${options.certs} certificates on each host in ${ms(registerMs)}`);
+
+    const ctx: BenchContext = { lab, dir, scratch, sshConfig: await floorSshConfig(lab, scratch), certs, forks: options.forks, connection: options.connection };
+    const set = await hostSet(ctx, lab.hosts, options.certs);
+    const startup = await measureStartup(ctx, options.runs);
+    const scenarios = await measureMain(ctx, set, options.runs);
+    const report: BenchReport = {
+      tool: 'reconcile bench',
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', node: process.version, platform: `${process.platform} ${process.arch}` },
+      hosts: options.hosts,
+      certs: options.certs,
+      runs: options.runs,
+      forks: options.forks,
+      connection: options.connection,
+      labStartMs: round1(labStartMs),
+      registerMs: round1(registerMs),
+      startup,
+      scenarios,
+      goals: goalsOf(options, scenarios),
+    };
+    if (options.profileDir) {
+      log(`profiling one check and one apply into ${options.profileDir}`);
+      report.profile = await profile(ctx, set, options.profileDir);
+    }
+    if (options.sweep) {
+      log(`sweep: hosts ${sweepHosts.join('/')} × certificates ${sweepCerts.join('/')}`);
+      report.sweep = await measureSweep(ctx, sweepHosts, sweepCerts, options.runs);
+    }
+    process.stdout.write(renderTable(report));
+    if (options.json) {
+      await writeFile(options.json, JSON.stringify(report, null, 2) + '\n');
+      log(`JSON written to ${options.json}`);
+    }
+    return 0;
+  } catch (e) {
+    log(e instanceof BenchFailure ? e.message : `failed: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  } finally {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = await main();
