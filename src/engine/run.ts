@@ -147,12 +147,23 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   throwOnErrors([...inventoryProblems, ...playbook.problems], hooks);
 
   const works = selectWork(inventory, playbook.plays, request, hooks, deps);
-  collectDesired(inventory, works, startedAt, hooks, deps);
-  hooks.hostsSelected?.(works.map((w) => w.host.name), mode);
+  // One session per host for the whole run, whether prepare() or observe opens it first.
+  const sessions = new Map<string, Promise<HostSession>>();
+  const sessionOf = (host: InventoryHost): Promise<HostSession> => {
+    let s = sessions.get(host.name);
+    if (!s) {
+      s = Promise.resolve(deps.connectionSpec(host, inventory, request.transport)).then((spec) => deps.connect(spec, request.transport));
+      sessions.set(host.name, s);
+    }
+    return s;
+  };
 
   const limit = pLimit(request.forks);
   try {
-    await Promise.all(works.map((w) => limit(() => connectAndObserve(w, inventory, request, hooks, deps))));
+    const facts = await prepareModules(inventory, works, request, startedAt, sessionOf, hooks);
+    collectDesired(inventory, works, startedAt, hooks, deps, facts);
+    hooks.hostsSelected?.(works.map((w) => w.host.name), mode);
+    await Promise.all(works.map((w) => limit(() => connectAndObserve(w, inventory, request, hooks, deps, sessionOf))));
     const runPlan = planAll(works, request, startedAt);
     await hooks.planned?.(runPlan);
 
@@ -160,7 +171,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
       await Promise.all(works.filter(shouldApply).map((w) => limit(() => applyHost(w, hooks))));
     }
   } finally {
-    await Promise.all(works.map((w) => w.session?.close().catch(() => undefined)));
+    await Promise.all([...sessions.values()].map((s) => s.then((x) => x.close()).catch(() => undefined)));
   }
 
   const hosts = works.map((w) => hostReport(w, request, startedAt));
@@ -209,14 +220,37 @@ function selectWork(inventory: Inventory, plays: Play[], request: RunRequest, ho
   return works;
 }
 
+/** Each module's optional prepare step, once per run, with the hosts it runs on (see PrepareContext). */
+async function prepareModules(
+  inventory: Inventory,
+  works: HostWork[],
+  request: RunRequest,
+  now: Date,
+  session: (host: InventoryHost) => Promise<HostSession>,
+  hooks: EngineHooks,
+): Promise<Map<ModuleName, unknown>> {
+  const facts = new Map<ModuleName, unknown>();
+  const problems: Problem[] = [];
+  const modules = [...new Set(works.flatMap((w) => w.modules.map((m) => m.module)))];
+  for (const module of modules) {
+    if (!module.prepare) continue;
+    const hosts = works.filter((w) => w.modules.some((m) => m.module === module)).map((w) => w.host);
+    const result = await module.prepare({ inventory, hosts, check: request.check, now, session });
+    problems.push(...result.problems);
+    facts.set(module.name, result.facts);
+  }
+  throwOnErrors(problems, hooks);
+  return facts;
+}
+
 /** Desired state of every host and module, before any connection: every problem at once. */
-function collectDesired(inventory: Inventory, works: HostWork[], now: Date, hooks: EngineHooks, deps: EngineDeps): void {
+function collectDesired(inventory: Inventory, works: HostWork[], now: Date, hooks: EngineHooks, deps: EngineDeps, facts: Map<ModuleName, unknown>): void {
   const problems: Problem[] = [];
   const seen = new Set<string>();
   const ctx = { inventory, now, readInventoryFile: (rel: string) => deps.readInventoryFile(inventory, rel) };
   for (const w of works) {
     for (const m of w.modules) {
-      const result = m.module.desired(w.host, ctx);
+      const result = m.module.desired(w.host, { ...ctx, prepared: facts.get(m.module.name) });
       for (const p of result.problems) {
         // Hosts sharing a group variable would repeat the same problem once each.
         const key = `${p.severity}|${p.location?.file}:${p.location?.line}:${p.location?.column}|${p.valuePath}|${p.message}`;
@@ -232,13 +266,19 @@ function collectDesired(inventory: Inventory, works: HostWork[], now: Date, hook
   throwOnErrors(problems, hooks);
 }
 
-async function connectAndObserve(w: HostWork, inventory: Inventory, request: RunRequest, hooks: EngineHooks, deps: EngineDeps): Promise<void> {
+async function connectAndObserve(
+  w: HostWork,
+  inventory: Inventory,
+  request: RunRequest,
+  hooks: EngineHooks,
+  deps: EngineDeps,
+  session: (host: InventoryHost) => Promise<HostSession>,
+): Promise<void> {
   if (w.modules.length === 0) return;
   let step = 'connect';
   try {
     hooks.hostStep?.(w.host.name, 'connect');
-    const spec = await deps.connectionSpec(w.host, inventory, request.transport);
-    w.session = await deps.connect(spec, request.transport);
+    w.session = await session(w.host);
     hooks.hostStep?.(w.host.name, 'observe');
     for (const m of w.modules) {
       step = `observe ${m.module.name}`;

@@ -73,6 +73,30 @@ export interface DesiredContext {
   /** Reads a file relative to the inventory folder (injected so that desired() stays pure). */
   readInventoryFile(relativePath: string): Buffer | undefined;
   now: Date;
+  /** What this module's prepare() returned as `facts` in this run (undefined without prepare). */
+  prepared?: unknown;
+}
+
+/**
+ * Input of a module's optional prepare step, run once per run before any desired(): for work
+ * that must happen before the desired state can be read (generating a key pair in apply mode)
+ * or that needs other hosts than the one planned (the scrape targets a Prometheus host needs).
+ */
+export interface PrepareContext {
+  inventory: Inventory;
+  /** The hosts this module runs on in this run (plays ∩ --limit), inventory order. */
+  hosts: InventoryHost[];
+  check: boolean;
+  now: Date;
+  /** The run's session to any inventory host (opened on first use, reused by observe, closed by the engine). */
+  session(host: InventoryHost): Promise<HostSession>;
+}
+
+export interface PrepareResult {
+  /** Errors stop the run before anything connects for planning, like inventory errors. */
+  problems: Problem[];
+  /** Handed to this module's desired() as ctx.prepared. */
+  facts?: unknown;
 }
 
 export interface PlanContext {
@@ -115,6 +139,8 @@ export interface ReconcileModule<D = unknown, O = unknown> {
    * `certificates` / `expiring` (audit, expiry metrics). Pure.
    */
   trustedCertificates?(observed: O): ObservedCertificate[];
+  /** Optional: runs once per run before desired() (see PrepareContext). */
+  prepare?(ctx: PrepareContext): Promise<PrepareResult>;
 }
 
 /** A certificate a host trusts, as a module observed it (see RunReport's ReportedCertificate). */
