@@ -152,7 +152,7 @@ describe('planTrust', () => {
 
   it('fails the host plan when a project is missing on the host', () => {
     const plan = planTrust(desired([want('a', 1, { restricted: true, projects: ['default', 'nope'] })]), observed([]), ctx);
-    expect(plan.errors).toEqual(['certificate "a": project "nope" does not exist on web1']);
+    expect(plan.errors).toEqual(['certificate "a": project "nope" does not exist on the host']);
   });
 
   it('shows "(known after apply)" for a key pair still to be generated', () => {

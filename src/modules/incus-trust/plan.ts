@@ -62,7 +62,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   const errors: string[] = [];
   const warnings: string[] = [];
   const existingProjects = new Set(observed.projects);
-  const serverName = observed.server.serverName || 'the host';
+  const where = observed.server.clustered ? 'the cluster' : 'the host';
 
   const isRemovable = (live: LiveCertificate) => live.type !== 'server' && !isProtected(live, protectedSet);
   const byFingerprint = (fp: string) =>
@@ -159,7 +159,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     if (acts) {
       for (const p of d.projects) {
         if (!existingProjects.has(p)) {
-          errors.push(`certificate "${d.name}": project "${p}" does not exist on ${serverName}`);
+          errors.push(`certificate "${d.name}": project "${p}" does not exist on ${where}`);
         }
       }
     }
