@@ -1,0 +1,84 @@
+/**
+ * Output fit for a log (cron mail, journald, CI): one line per event, each starting with an
+ * ISO 8601 timestamp, no colour codes nor cursor movement, whatever the text carried.
+ * With -q only what someone must act on is written: drift (planned or applied changes) and
+ * errors; a run that finds everything in sync writes nothing, so cron sends no mail.
+ * Pure: the clock and the writer are passed in.
+ */
+import type { EngineHooks } from '../engine/run.js';
+import type { HostReport, ReportedAction } from '../engine/report.js';
+import { ACTION_SYMBOL } from '../modules/types.js';
+
+export interface LogLineWriterOptions {
+  /** Receives whole lines, newline included. */
+  write(text: string): void;
+  clock: () => Date;
+}
+
+/** A line writer: timestamp, then the event made into one clean line. */
+export function logLineWriter(options: LogLineWriterOptions): (event: string) => void {
+  return (event) => options.write(`${options.clock().toISOString()} ${oneLine(event)}\n`);
+}
+
+// CSI/OSC escape sequences (colours, cursor movement) and other control characters.
+// eslint-disable-next-line no-control-regex
+const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+
+/**
+ * One line of plain text: escape sequences removed; a multi-line message (a problem with its
+ * source line and caret, a host's stderr) joined with " | ", caret-only lines dropped.
+ */
+export function oneLine(text: string): string {
+  return text
+    .replace(ESCAPES, '')
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
+    .map((l) => l.replace(CONTROL, '').trim())
+    .filter((l) => l !== '' && !/^\^+$/.test(l))
+    .join(' | ');
+}
+
+/** -q: only drift and errors, one line each, from each host's final report. */
+export function quietLogHooks(writeLine: (event: string) => void): EngineHooks {
+  return {
+    hostFinished: (r) => {
+      for (const line of quietLines(r)) writeLine(line);
+    },
+  };
+}
+
+/** What -q says about one host: nothing when it is in sync or covered. */
+export function quietLines(r: HostReport): string[] {
+  const lines: string[] = [];
+  const actions = r.actions.filter((a) => a.action !== 'unmanaged' || r.status === 'drift');
+  switch (r.status) {
+    case 'ok':
+    case 'covered':
+      break;
+    case 'drift':
+      for (const a of actions) lines.push(`${r.host}: drift: ${describeReported(a)}`);
+      break;
+    case 'changed':
+      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a)}`);
+      break;
+    case 'failed':
+    case 'unreachable':
+      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a)}`);
+      lines.push(`${r.host}: ${r.status}: ${r.error ? `${r.error.step}: ${r.error.message}` : 'no detail'}`);
+      break;
+    default:
+      return assertNever(r.status);
+  }
+  return lines;
+}
+
+function describeReported(a: ReportedAction): string {
+  const fp = a.fingerprint && /^[0-9a-f]{12,}$/.test(a.fingerprint) ? ` [${a.fingerprint.slice(0, 12)}]` : '';
+  return `${ACTION_SYMBOL[a.action]} ${a.action} ${a.kind} "${a.name}"${fp} (${a.reason})`;
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected host status ${String(x)}`);
+}
