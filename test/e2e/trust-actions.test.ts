@@ -128,16 +128,17 @@ Recap:
   });
 
   it('changes a type as remove + add', async () => {
-    await addByHand(h1, 'carol', certs.carol!, 'client');
-    const inv = await writeInventory(root, [h1], { incus_metrics_certificates: [client('carol', certs.carol!)] });
+    await addByHand(h1, 'carol', certs.carol!, 'metrics');
+    const inv = await writeInventory(root, [h1], { incus_trusted_clients: [client('carol', certs.carol!)] });
     const apply = await reconcile(['-i', inv]);
     expect(apply.exitCode).toBe(0);
     expect(apply.stdout).toContain(
-      `  - incus certificate "carol" [${fp(certs.carol!)}]: remove (type changed (client → metrics))
-  + incus certificate "carol" [${fp(certs.carol!)}]: add (type changed (client → metrics))
+      `  - incus certificate "carol" [${fp(certs.carol!)}]: remove (type changed (metrics → client))
+  + incus certificate "carol" [${fp(certs.carol!)}]: add (type changed (metrics → client))
 `,
     );
-    expect(storeView(await h1.trust())).toEqual({ [`carol@${fp(certs.carol!)}`]: 'metrics restricted=false projects=[] description=""' });
+    expect(storeView(await h1.trust())).toEqual({ [`carol@${fp(certs.carol!)}`]: 'client restricted=false projects=[] description=""' });
+    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
   });
 
   it('removes state: absent; reports unmanaged and keeps them; prunes with incus_trust_prune or --prune', async () => {

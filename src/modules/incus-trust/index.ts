@@ -7,11 +7,26 @@ import type { ObservedCertificate, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
 import { planTrust } from './plan.js';
 import { applyTrust } from './apply.js';
+import { desiredMetricsCertificates } from './metrics-desired.js';
+import { prepareMetricsKeys } from './metrics-keys.js';
 import { desiredTrustStandIn, observeTrustStandIn } from './standin.js';
 
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
   name: 'incus_trust',
-  desired: (host, ctx) => desiredTrustStandIn(host, ctx),
+  // Apply mode: generate missing metrics key pairs and start due rotations before desired() reads them.
+  prepare: async (ctx) => {
+    if (ctx.check) return { problems: [] };
+    const { events, problems } = await prepareMetricsKeys(ctx.inventory, ctx.hosts, ctx.now);
+    return { problems, facts: events };
+  },
+  desired: (host, ctx) => {
+    const clients = desiredTrustStandIn(host, ctx);
+    const metrics = desiredMetricsCertificates(host, ctx);
+    const problems = [...clients.problems, ...metrics.problems];
+    if (!clients.desired && metrics.certificates.length === 0) return { problems };
+    const base = clients.desired ?? { certificates: [], prune: host.vars.incus_trust_prune?.value === true, protected: [] };
+    return { desired: { ...base, certificates: [...base.certificates, ...metrics.certificates] }, problems };
+  },
   observe: (session) => observeTrustStandIn(session),
   plan: planTrust,
   apply: applyTrust,

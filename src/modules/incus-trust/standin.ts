@@ -12,13 +12,9 @@ import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust }
 export function desiredTrustStandIn(host: InventoryHost, ctx: DesiredContext): DesiredResult<DesiredTrust> {
   const problems: Problem[] = [];
   const clients = host.vars.incus_trusted_clients;
-  const metrics = host.vars.incus_metrics_certificates;
-  if (!clients && !metrics && !host.vars.incus_trust_prune) return { problems };
+  if (!clients && !host.vars.incus_metrics_certificates && !host.vars.incus_trust_prune) return { problems };
   const certificates: DesiredCertificate[] = [];
-  for (const [variable, type] of [
-    ['incus_trusted_clients', 'client'],
-    ['incus_metrics_certificates', 'metrics'],
-  ] as const) {
+  for (const [variable, type] of [['incus_trusted_clients', 'client']] as const) {
     const def = host.vars[variable];
     if (!def || !Array.isArray(def.value)) continue;
     def.value.forEach((raw: Record<string, unknown>, i: number) => {
@@ -34,7 +30,7 @@ export function desiredTrustStandIn(host: InventoryHost, ctx: DesiredContext): D
           if (!(e instanceof CertificateParseError)) throw e;
           problems.push({ severity: 'error', location, valuePath: `${valuePath}.certificate_file`, message: `${file}: ${e.message}` });
         }
-      } else if (type === 'client' && raw.state !== 'absent') {
+      } else if (raw.state !== 'absent') {
         problems.push({ severity: 'error', location, valuePath: `${valuePath}.certificate_file`, message: `${file}: no such file` });
       }
       certificates.push({
