@@ -2,7 +2,7 @@
  * What an Ansible inventory means once loaded — the types every later stage reads.
  * Loading (load.ts) fills these from YAML with source positions; nothing here does I/O.
  */
-import type { SourceLocation } from '../errors.js';
+import type { Problem, SourceLocation } from '../errors.js';
 
 /** A variable's value together with where it was defined, so any later check can point at it. */
 export interface VarDefinition {
@@ -13,7 +13,9 @@ export interface VarDefinition {
   valuePath: string;
   /**
    * Positions of nested nodes, keyed by the path below the variable
-   * (`[2].projects`, `[0].name`), so validation can point inside lists and maps.
+   * (`[2].projects`, `[0].name`, `.proxy_vms` for a key of a mapping variable), so validation can
+   * point inside lists and maps. The key of a mapping entry is under `key:` + its path
+   * (`key:[0].name`), for problems about the key itself (an unknown key).
    */
   nested: ReadonlyMap<string, SourceLocation>;
 }
@@ -57,7 +59,17 @@ export interface Inventory {
   hosts: Map<string, InventoryHost>;
   /** Groups including the implicit `all` and `ungrouped`. */
   groups: Map<string, InventoryGroup>;
+  /** Warnings found while loading (unexpected keys, ignored files); validation reports them. */
+  warnings?: Problem[];
+  /** Text of every file in `files`, so that problems can quote the source line. */
+  sources?: ReadonlyMap<string, string>;
 }
+
+/**
+ * `!vault` values load as `{ __ansible_vault: "<ciphertext>" }`, as ansible-inventory prints
+ * them, so validation can refuse them where reconcile reads them.
+ */
+export const VAULT_KEY = '__ansible_vault';
 
 /** Plain merged variables of one host (what `reconcile inventory --host` prints). */
 export function plainVars(host: InventoryHost): Record<string, unknown> {

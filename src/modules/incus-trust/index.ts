@@ -10,6 +10,7 @@ import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
 import { prepareMetricsKeys } from './metrics-keys.js';
 import { desiredTrustStandIn, observeTrustStandIn } from './standin.js';
+import { desiredTrustClients } from './desired.js';
 
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
   name: 'incus_trust',

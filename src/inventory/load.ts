@@ -1,0 +1,523 @@
+/**
+ * Loads an Ansible YAML inventory with Ansible's meaning (plugins/inventory/yaml.py,
+ * inventory/data.py, vars_plugins/host_group_vars.py) and every value's source position.
+ *
+ * Exports:
+ *   loadInventory(source: string): Promise<Inventory>
+ *     -i as given: a YAML file, or a folder of *.yaml/*.yml inventory files (read in name
+ *     order; sub-folders other than group_vars/host_vars are not read). Throws
+ *     InventoryError with every problem found; warnings stay in `inventory.warnings`.
+ *   readInventoryFile(inventory: Inventory, relativePath: string): Buffer | undefined
+ *     Reads a file relative to the inventory's folder (certificate_file …); undefined if absent.
+ *
+ * Deliberate differences from Ansible: INI inventories are not read; duplicate mapping keys
+ * are an error (Ansible warns and keeps the last); YAML is read as YAML 1.1 like PyYAML.
+ */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Document,
+  type Node,
+  type ParsedNode,
+  type ScalarTag,
+} from 'yaml';
+import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
+import { VAULT_KEY, type Inventory, type InventoryGroup, type InventoryHost, type VarDefinition } from './model.js';
+
+/** Files of a group_vars/host_vars folder and the inventory folder that are read. */
+const VARS_EXTENSIONS = ['', '.yml', '.yaml', '.json'];
+const INVENTORY_EXTENSIONS = ['.yml', '.yaml', '.json'];
+
+const VAULT_TAG: ScalarTag = {
+  tag: '!vault',
+  identify: () => false,
+  resolve: (text: string) => ({ [VAULT_KEY]: text }) as unknown as string,
+};
+/** `!unsafe` marks a string Ansible must not template: for us a plain string. */
+const UNSAFE_TAG: ScalarTag = { tag: '!unsafe', identify: () => false, resolve: (text: string) => text };
+
+/** One parsed YAML file with what is needed to point into it. */
+interface ParsedFile {
+  file: string;
+  doc: Document.Parsed;
+  lineCounter: LineCounter;
+}
+
+class LoadState {
+  readonly problems: Problem[] = [];
+  readonly warnings: Problem[] = [];
+  readonly files: string[] = [];
+  readonly sources = new Map<string, string>();
+  readonly groups = new Map<string, InventoryGroup>();
+  readonly hostOrder: string[] = [];
+  /** Host variables written in inventory files, merged in the order they were read. */
+  readonly hostInventoryVars = new Map<string, Record<string, VarDefinition>>();
+  readonly hostFileVars = new Map<string, Record<string, VarDefinition>>();
+
+  group(name: string): InventoryGroup {
+    let g = this.groups.get(name);
+    if (!g) {
+      g = { name, parents: [], children: [], hosts: [], vars: {}, fileVars: {}, depth: 0 };
+      this.groups.set(name, g);
+    }
+    return g;
+  }
+
+  addHost(name: string): void {
+    if (!this.hostInventoryVars.has(name)) {
+      this.hostOrder.push(name);
+      this.hostInventoryVars.set(name, {});
+    }
+  }
+
+  problem(severity: Problem['severity'], pf: ParsedFile | undefined, node: Node | null | undefined, valuePath: string | undefined, message: string): void {
+    const p: Problem = { severity, message };
+    if (pf) {
+      const location = locate(pf, node);
+      p.location = location;
+      p.sourceLine = lineOf(this.sources.get(pf.file), location.line);
+    }
+    if (valuePath) p.valuePath = valuePath;
+    (severity === 'error' ? this.problems : this.warnings).push(p);
+  }
+}
+
+export async function loadInventory(source: string): Promise<Inventory> {
+  const state = new LoadState();
+  state.group('all');
+  state.group('ungrouped');
+  let info;
+  try {
+    info = await stat(source);
+  } catch {
+    throw new InventoryError([{ severity: 'error', message: `inventory ${source} does not exist` }]);
+  }
+  const baseDir = info.isDirectory() ? source : dirname(source);
+  if (info.isDirectory()) {
+    const names = (await readdir(source, { withFileTypes: true }))
+      .filter((e) => e.isFile() && !e.name.startsWith('.') && INVENTORY_EXTENSIONS.includes(extname(e.name)))
+      .map((e) => e.name)
+      .sort();
+    if (names.length === 0) {
+      throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no .yaml, .yml or .json inventory file` }]);
+    }
+    for (const name of names) await readInventoryFileInto(state, join(source, name));
+  } else {
+    await readInventoryFileInto(state, source);
+  }
+  if (state.problems.length === 0) {
+    linkGroups(state);
+    await readVarsFolders(state, baseDir);
+  }
+  if (state.problems.length > 0) throw new InventoryError([...state.problems, ...state.warnings]);
+
+  const hosts = new Map<string, InventoryHost>();
+  for (const name of state.hostOrder) hosts.set(name, mergeHost(state, name));
+  return {
+    source,
+    baseDir,
+    files: state.files,
+    hosts,
+    groups: state.groups,
+    warnings: state.warnings,
+    sources: state.sources,
+  };
+}
+
+export function readInventoryFile(inventory: Inventory, relativePath: string): Buffer | undefined {
+  try {
+    return readFileSync(resolve(inventory.baseDir, relativePath));
+  } catch {
+    return undefined;
+  }
+}
+
+async function parseFile(state: LoadState, file: string): Promise<ParsedFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    state.problems.push({ severity: 'error', message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    return undefined;
+  }
+  state.files.push(file);
+  state.sources.set(file, text);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter,
+    version: '1.1',
+    customTags: (tags) => [...tags, VAULT_TAG, UNSAFE_TAG],
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
+  const pf: ParsedFile = { file, doc, lineCounter };
+  for (const e of doc.errors) {
+    const location = positionAt(pf, e.pos[0]);
+    state.problems.push({
+      severity: 'error',
+      location,
+      message: `YAML syntax error: ${e.message.split('\n')[0]}`,
+      sourceLine: lineOf(text, location.line),
+    });
+  }
+  for (const w of doc.warnings) {
+    const location = positionAt(pf, w.pos[0]);
+    const unresolved = /^Unresolved tag: (.*)$/.exec(w.message);
+    state.problems.push({
+      severity: unresolved ? 'error' : 'warning',
+      location,
+      message: unresolved ? `unknown YAML tag ${unresolved[1]} (Ansible knows !vault and !unsafe)` : w.message.split('\n')[0]!,
+      sourceLine: lineOf(text, location.line),
+    });
+  }
+  return doc.errors.length > 0 ? undefined : pf;
+}
+
+async function readInventoryFileInto(state: LoadState, file: string): Promise<void> {
+  const pf = await parseFile(state, file);
+  if (!pf) return;
+  const root = pf.doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) {
+    state.problem('warning', pf, root, undefined, 'the inventory file is empty');
+    return;
+  }
+  if (!isMap(root)) {
+    state.problem('error', pf, root, undefined, `the inventory must be a mapping of group names (usually \`all:\`), not ${describeNode(root)}`);
+    return;
+  }
+  // Top-level keys are groups; those other than `all` become children of `all` later.
+  for (const pair of root.items) {
+    const name = keyText(pair.key);
+    if (name === undefined) {
+      state.problem('error', pf, pair.key as Node, undefined, 'a group name must be a string');
+      continue;
+    }
+    readGroup(state, pf, name, pair.value as Node | null, name, undefined);
+  }
+}
+
+function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | null, path: string, parent: string | undefined): void {
+  const group = state.group(name);
+  if (parent !== undefined) link(state, parent, name);
+  if (node === null || (isScalar(node) && node.value === null)) return;
+  if (!isMap(node)) {
+    state.problem('error', pf, node, path, `group "${name}" must be a mapping with hosts, vars and children, not ${describeNode(node)}`);
+    return;
+  }
+  for (const pair of node.items) {
+    const key = keyText(pair.key);
+    const value = pair.value as Node | null;
+    const sectionPath = `${path}.${key}`;
+    if (key === 'vars') {
+      if (value === null || (isScalar(value) && value.value === null)) continue;
+      if (!isMap(value)) {
+        state.problem('error', pf, value, sectionPath, `vars must be a mapping of variable names to values, not ${describeNode(value)}`);
+        continue;
+      }
+      Object.assign(group.vars, readVars(state, pf, value, sectionPath));
+    } else if (key === 'hosts') {
+      if (value === null || (isScalar(value) && value.value === null)) continue;
+      if (!isMap(value)) {
+        state.problem('error', pf, value, sectionPath, `hosts must be a mapping of host names (each with its variables or nothing), not ${describeNode(value)}`);
+        continue;
+      }
+      for (const hostPair of value.items) readHostEntry(state, pf, group, hostPair.key as Node, hostPair.value as Node | null, sectionPath);
+    } else if (key === 'children') {
+      if (value === null || (isScalar(value) && value.value === null)) continue;
+      if (!isMap(value)) {
+        state.problem('error', pf, value, sectionPath, `children must be a mapping of group names, not ${describeNode(value)}`);
+        continue;
+      }
+      for (const childPair of value.items) {
+        const child = keyText(childPair.key);
+        if (child === undefined) {
+          state.problem('error', pf, childPair.key as Node, sectionPath, 'a group name must be a string');
+          continue;
+        }
+        if (child === 'all') {
+          state.problem('error', pf, childPair.key as Node, `${sectionPath}.${child}`, 'group "all" cannot be the child of another group');
+          continue;
+        }
+        readGroup(state, pf, child, childPair.value as Node | null, `${sectionPath}.${child}`, name);
+      }
+    } else {
+      // Ansible skips such keys with a warning; a typo like `host:` would otherwise drop hosts silently.
+      state.problem('warning', pf, pair.key as Node, sectionPath, `unexpected key "${key}" in group "${name}" is ignored (only hosts, vars and children are valid)`);
+    }
+  }
+}
+
+function readHostEntry(state: LoadState, pf: ParsedFile, group: InventoryGroup, keyNode: Node, valueNode: Node | null, hostsPath: string): void {
+  const pattern = keyText(keyNode);
+  if (pattern === undefined || pattern === '') {
+    state.problem('error', pf, keyNode, hostsPath, 'a host name must be a non-empty string');
+    return;
+  }
+  let names: string[];
+  let port: number | undefined;
+  try {
+    ({ names, port } = expandHostPattern(pattern));
+  } catch (e) {
+    state.problem('error', pf, keyNode, `${hostsPath}.${pattern}`, (e as Error).message);
+    return;
+  }
+  let vars: Record<string, VarDefinition> = {};
+  if (valueNode !== null && !(isScalar(valueNode) && valueNode.value === null)) {
+    if (!isMap(valueNode)) {
+      state.problem('error', pf, valueNode, `${hostsPath}.${pattern}`, `host "${pattern}" must have a mapping of variables or nothing, not ${describeNode(valueNode)}`);
+      return;
+    }
+    vars = readVars(state, pf, valueNode, `${hostsPath}.${pattern}`);
+  }
+  for (const name of names) {
+    state.addHost(name);
+    if (!group.hosts.includes(name)) group.hosts.push(name);
+    const hv = state.hostInventoryVars.get(name)!;
+    if (port !== undefined) {
+      hv.ansible_port = { value: port, location: locate(pf, keyNode), valuePath: `${hostsPath}.${pattern}`, nested: new Map() };
+    }
+    Object.assign(hv, vars);
+  }
+}
+
+/**
+ * Ansible's host ranges (`web[01:03].example`, `db-[a:c]`, `[1:10:2]`) and `name:port`.
+ * Throws with a user-facing message for a malformed range.
+ */
+export function expandHostPattern(pattern: string): { names: string[]; port?: number } {
+  let text = pattern;
+  let port: number | undefined;
+  const portMatch = /^([^:[\]]+|.*\])(?::(\d+))$/.exec(text);
+  if (portMatch && !text.includes('::')) {
+    text = portMatch[1]!;
+    port = Number(portMatch[2]);
+  }
+  const m = /^(.*?)\[(.*?)\](.*)$/.exec(text);
+  if (!m) return { names: [text], port };
+  const [, head, range, tail] = m as unknown as [string, string, string, string];
+  const parts = range.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new Error(`bad host range [${range}] in "${pattern}": use [START:END] or [START:END:STEP]`);
+  const [start, end, stepText] = parts as [string, string, string | undefined];
+  const step = stepText === undefined || stepText === '' ? 1 : Number(stepText);
+  if (!Number.isInteger(step) || step < 1) throw new Error(`bad step in host range [${range}] of "${pattern}"`);
+  const items: string[] = [];
+  if (/^\d*$/.test(start) && /^\d+$/.test(end)) {
+    const from = start === '' ? 0 : Number(start);
+    const to = Number(end);
+    if (from > to) throw new Error(`host range [${range}] of "${pattern}" goes backwards`);
+    const width = start.length > 1 && start.startsWith('0') ? start.length : 0;
+    for (let i = from; i <= to; i += step) items.push(String(i).padStart(width, '0'));
+  } else if (/^[a-zA-Z]$/.test(start) && /^[a-zA-Z]$/.test(end)) {
+    const from = start.charCodeAt(0);
+    const to = end.charCodeAt(0);
+    if (from > to) throw new Error(`host range [${range}] of "${pattern}" goes backwards`);
+    for (let c = from; c <= to; c += step) items.push(String.fromCharCode(c));
+  } else {
+    throw new Error(`bad host range [${range}] in "${pattern}": both ends must be numbers or single letters`);
+  }
+  const names: string[] = [];
+  for (const item of items) for (const rest of expandHostPattern(`${head}${item}${tail}`).names) names.push(rest);
+  return { names, port };
+}
+
+function link(state: LoadState, parent: string, child: string): void {
+  const p = state.group(parent);
+  const c = state.group(child);
+  if (!p.children.includes(child)) p.children.push(child);
+  if (!c.parents.includes(parent)) c.parents.push(parent);
+}
+
+/**
+ * Ansible's reconcile step: groups without a parent go under `all`, hosts in no group other
+ * than `all` go to `ungrouped`, and each group's depth is its longest distance from `all`.
+ */
+function linkGroups(state: LoadState): void {
+  for (const g of state.groups.values()) {
+    if (g.name !== 'all' && g.parents.length === 0) link(state, 'all', g.name);
+  }
+  for (const h of state.hostOrder) {
+    const inGroup = [...state.groups.values()].some((g) => g.name !== 'all' && g.hosts.includes(h));
+    if (!inGroup) state.group('ungrouped').hosts.push(h);
+  }
+  const depthOf = (name: string, trail: string[]): number => {
+    if (name === 'all') return 0;
+    if (trail.includes(name)) {
+      state.problems.push({ severity: 'error', message: `groups ${[...trail.slice(trail.indexOf(name)), name].join(' → ')} are each other's ancestors (a loop)` });
+      return 0;
+    }
+    const g = state.groups.get(name)!;
+    return 1 + Math.max(...g.parents.map((p) => depthOf(p, [...trail, name])));
+  };
+  for (const g of state.groups.values()) {
+    if (state.problems.length > 0) return;
+    g.depth = depthOf(g.name, []);
+  }
+}
+
+async function readVarsFolders(state: LoadState, baseDir: string): Promise<void> {
+  for (const g of state.groups.values()) {
+    for (const file of await findVarsFiles(join(baseDir, 'group_vars'), g.name)) {
+      Object.assign(g.fileVars, await readVarsFile(state, file));
+    }
+  }
+  for (const h of state.hostOrder) {
+    const vars: Record<string, VarDefinition> = {};
+    for (const file of await findVarsFiles(join(baseDir, 'host_vars'), h)) Object.assign(vars, await readVarsFile(state, file));
+    state.hostFileVars.set(h, vars);
+  }
+}
+
+/** As Ansible's find_vars_files: the first of NAME (file or folder), NAME.yml, NAME.yaml, NAME.json. */
+async function findVarsFiles(folder: string, name: string): Promise<string[]> {
+  for (const ext of VARS_EXTENSIONS) {
+    const path = join(folder, name + ext);
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      continue;
+    }
+    return info.isDirectory() ? await filesBelow(path) : [path];
+  }
+  return [];
+}
+
+async function filesBelow(folder: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = (await readdir(folder, { withFileTypes: true })).filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const e of entries) {
+    const path = join(folder, e.name);
+    if (e.isDirectory()) out.push(...(await filesBelow(path)));
+    else if (VARS_EXTENSIONS.includes(extname(e.name))) out.push(path);
+  }
+  return out;
+}
+
+async function readVarsFile(state: LoadState, file: string): Promise<Record<string, VarDefinition>> {
+  const pf = await parseFile(state, file);
+  if (!pf) return {};
+  const root = pf.doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return {};
+  if (!isMap(root)) {
+    state.problem('error', pf, root, undefined, `${basename(dirname(file))}/${basename(file)} must be a mapping of variable names to values, not ${describeNode(root)}`);
+    return {};
+  }
+  return readVars(state, pf, root, '');
+}
+
+function readVars(state: LoadState, pf: ParsedFile, map: Node, basePath: string): Record<string, VarDefinition> {
+  const out: Record<string, VarDefinition> = {};
+  if (!isMap(map)) return out;
+  for (const pair of map.items) {
+    const name = keyText(pair.key);
+    if (name === undefined) {
+      state.problem('error', pf, pair.key as Node, basePath || undefined, 'a variable name must be a string');
+      continue;
+    }
+    const valueNode = (pair.value as Node | null) ?? null;
+    const nested = new Map<string, SourceLocation>();
+    recordPositions(pf, valueNode, '', nested);
+    out[name] = {
+      value: valueNode === null ? null : valueNode.toJS(pf.doc, { maxAliasCount: 1000 }),
+      location: valueNode ? locate(pf, valueNode) : locate(pf, pair.key as Node),
+      valuePath: basePath ? `${basePath}.${name}` : name,
+      nested,
+    };
+  }
+  return out;
+}
+
+function recordPositions(pf: ParsedFile, node: Node | null, path: string, nested: Map<string, SourceLocation>): void {
+  if (node === null) return;
+  if (isAlias(node)) {
+    const target = node.resolve(pf.doc);
+    if (target) recordPositions(pf, target as Node, path, nested);
+    return;
+  }
+  if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      const itemPath = `${path}[${i}]`;
+      nested.set(itemPath, locate(pf, item as Node));
+      recordPositions(pf, item as Node, itemPath, nested);
+    });
+  } else if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = keyText(pair.key);
+      if (key === undefined) continue;
+      const itemPath = `${path}.${key}`;
+      nested.set(`key:${itemPath}`, locate(pf, pair.key as Node));
+      nested.set(itemPath, locate(pf, (pair.value as Node | null) ?? (pair.key as Node)));
+      recordPositions(pf, pair.value as Node | null, itemPath, nested);
+    }
+  }
+}
+
+/** Merged variables with Ansible's precedence (see InventoryHost.vars). */
+function mergeHost(state: LoadState, name: string): InventoryHost {
+  const direct = [...state.groups.values()].filter((g) => g.hosts.includes(name)).map((g) => g.name);
+  const all = new Set<string>(['all']);
+  const visit = (g: string) => {
+    if (all.has(g) && g !== 'all') return;
+    all.add(g);
+    for (const p of state.groups.get(g)?.parents ?? []) visit(p);
+  };
+  direct.forEach(visit);
+  const groups = [...all].map((g) => state.groups.get(g)!).sort(compareGroups);
+  const vars: Record<string, VarDefinition> = {};
+  for (const g of groups) Object.assign(vars, g.vars);
+  for (const g of groups) Object.assign(vars, g.fileVars);
+  Object.assign(vars, state.hostInventoryVars.get(name));
+  Object.assign(vars, state.hostFileVars.get(name));
+  return { name, groups: groups.map((g) => g.name), vars };
+}
+
+/** Ansible's sort_groups: depth, then ansible_group_priority (default 1), then name. */
+export function compareGroups(a: InventoryGroup, b: InventoryGroup): number {
+  const priority = (g: InventoryGroup) => {
+    const p = (g.fileVars.ansible_group_priority ?? g.vars.ansible_group_priority)?.value;
+    return typeof p === 'number' ? p : 1;
+  };
+  return a.depth - b.depth || priority(a) - priority(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+function keyText(key: unknown): string | undefined {
+  if (isScalar(key)) {
+    const v = key.value;
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    return undefined;
+  }
+  return undefined;
+}
+
+function describeNode(node: Node | ParsedNode): string {
+  if (isSeq(node)) return 'a list';
+  if (isMap(node)) return 'a mapping';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (typeof v === 'string') return `the string "${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+    if (v === null) return 'nothing (null)';
+    return `the ${typeof v} ${String(v)}`;
+  }
+  return 'an alias';
+}
+
+function locate(pf: ParsedFile, node: Node | null | undefined): SourceLocation {
+  return positionAt(pf, node?.range?.[0] ?? 0);
+}
+
+function positionAt(pf: ParsedFile, offset: number): SourceLocation {
+  const pos = pf.lineCounter.linePos(offset);
+  return { file: pf.file, line: pos.line, column: pos.col };
+}
+
+function lineOf(text: string | undefined, line: number): string | undefined {
+  return text?.split(/\r?\n/)[line - 1];
+}

@@ -1,0 +1,203 @@
+/**
+ * Validation of a loaded inventory, pure (no file system: files are read through the
+ * injected reader, the clock is a parameter).
+ *
+ * Exports:
+ *   validateInventory(inventory: Inventory, now: Date,
+ *                     readInventoryFile: (relativePath: string) => Buffer | undefined,
+ *                     modules?: Record<ModuleName, ReconcileModule>): Problem[]
+ *     Every problem at once, errors and warnings, each with file:line:column, value path and
+ *     source line: the loader's warnings; `{{ }}` and `!vault` in variables reconcile reads;
+ *     schema/inventory.schema.json against each host's merged variables; then each module's
+ *     desired() for the semantic rules (only on hosts whose variables passed the schema, so
+ *     modules see well-typed values). A definition shared by many hosts is reported once.
+ *   READ_VARIABLES: the variable names reconcile reads (the schema's properties).
+ */
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import type { Problem, SourceLocation } from '../errors.js';
+import type { ModuleName, ReconcileModule } from '../modules/types.js';
+import { MODULES } from '../modules/registry.js';
+import { VAULT_KEY, type Inventory, type InventoryHost, type VarDefinition } from './model.js';
+import inventorySchema from '../../schema/inventory.schema.json' with { type: 'json' };
+
+export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.properties);
+
+const ajv = new Ajv2020({ allErrors: true, strict: true });
+const validateHostVars = ajv.compile(inventorySchema);
+
+export function validateInventory(
+  inventory: Inventory,
+  now: Date,
+  readInventoryFile: (relativePath: string) => Buffer | undefined,
+  modules: Record<ModuleName, ReconcileModule<any, any>> = MODULES,
+): Problem[] {
+  const problems = new ProblemList(inventory);
+  for (const w of inventory.warnings ?? []) problems.add(w);
+  for (const host of inventory.hosts.values()) {
+    const before = problems.errorCount;
+    const checked: Record<string, unknown> = {};
+    for (const name of READ_VARIABLES) {
+      const def = host.vars[name];
+      if (!def) continue;
+      if (refuseTemplatesAndVault(def, problems)) checked[name] = def.value;
+    }
+    if (!validateHostVars(checked)) {
+      for (const e of collapse(validateHostVars.errors ?? [])) problems.add(schemaProblem(host, checked, e, inventory));
+    }
+    if (problems.errorCount > before) continue;
+    const ctx = { inventory, readInventoryFile, now };
+    for (const module of Object.values(modules)) {
+      for (const p of module.desired(host, ctx).problems) problems.add(p);
+    }
+  }
+  return problems.list;
+}
+
+/** Collects problems, fills in source lines, and drops repeats (a group var seen by many hosts). */
+class ProblemList {
+  readonly list: Problem[] = [];
+  private readonly seen = new Set<string>();
+  errorCount = 0;
+  constructor(private readonly inventory: Inventory) {}
+
+  add(p: Problem): void {
+    const key = `${p.severity}|${p.location?.file}:${p.location?.line}:${p.location?.column}|${p.valuePath}|${p.message}`;
+    if (this.seen.has(key)) {
+      if (p.severity === 'error') this.errorCount++;
+      return;
+    }
+    this.seen.add(key);
+    if (p.severity === 'error') this.errorCount++;
+    if (p.location && p.sourceLine === undefined) {
+      const line = this.inventory.sources?.get(p.location.file)?.split(/\r?\n/)[p.location.line - 1];
+      if (line !== undefined) p = { ...p, sourceLine: line };
+    }
+    this.list.push(p);
+  }
+}
+
+/**
+ * Ansible would template `{{ }}` and decrypt `!vault` at run time; reconcile does neither,
+ * so such a value in a variable it reads is refused rather than used as literal text.
+ * Returns true when the variable is free of both.
+ */
+function refuseTemplatesAndVault(def: VarDefinition, problems: ProblemList): boolean {
+  let clean = true;
+  const visit = (value: unknown, sub: string) => {
+    const location = (sub ? def.nested.get(sub) : undefined) ?? def.location;
+    if (typeof value === 'string' && /\{\{|\{%/.test(value)) {
+      clean = false;
+      problems.add({
+        severity: 'error',
+        location,
+        valuePath: def.valuePath + sub,
+        message: 'holds a Jinja template ({{ … }}); reconcile does not evaluate templates in the variables it reads: write the value itself',
+      });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => visit(v, `${sub}[${i}]`));
+    } else if (value !== null && typeof value === 'object') {
+      if (VAULT_KEY in value) {
+        clean = false;
+        problems.add({
+          severity: 'error',
+          location,
+          valuePath: def.valuePath + sub,
+          message: 'is an Ansible Vault value (!vault); reconcile cannot decrypt vault values: keep secrets out of the variables it reads',
+        });
+        return;
+      }
+      for (const [k, v] of Object.entries(value)) visit(v, `${sub}.${k}`);
+    }
+  };
+  visit(def.value, '');
+  return clean;
+}
+
+/** anyOf branches each report an error; keep the anyOf error alone. */
+function collapse(errors: ErrorObject[]): ErrorObject[] {
+  const anyOf = errors.filter((e) => e.keyword === 'anyOf');
+  return errors.filter(
+    (e) => e.keyword === 'anyOf' || !anyOf.some((a) => a.instancePath === e.instancePath && e.schemaPath.startsWith(a.schemaPath.replace(/anyOf$/, ''))),
+  );
+}
+
+function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e: ErrorObject, inventory: Inventory): Problem {
+  const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const variable = segments[0]!;
+  const def = host.vars[variable]!;
+  // Ansible-style path below the variable: [2].projects
+  let sub = '';
+  let value: unknown = checked[variable];
+  for (const seg of segments.slice(1)) {
+    if (Array.isArray(value)) {
+      sub += `[${seg}]`;
+      value = value[Number(seg)];
+    } else {
+      sub += `.${seg}`;
+      value = (value as Record<string, unknown> | undefined)?.[seg];
+    }
+  }
+  let location: SourceLocation = (sub ? def.nested.get(sub) : undefined) ?? def.location;
+  let valuePath = def.valuePath + sub;
+  let message: string;
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'type':
+      message = `must be ${article(String(params.type))}, not ${describe(value)}`;
+      break;
+    case 'required':
+      message = `is missing the required key "${String(params.missingProperty)}"`;
+      break;
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      location = def.nested.get(`key:${sub}.${key}`) ?? location;
+      valuePath += `.${key}`;
+      message = `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
+      break;
+    }
+    case 'enum':
+      message = `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, not ${describe(value)}`;
+      break;
+    case 'minLength':
+      message = params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters long`;
+      break;
+    case 'maxLength':
+      message = `must be at most ${String(params.limit)} characters long`;
+      break;
+    case 'minimum':
+    case 'maximum':
+      message = `must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}, not ${describe(value)}`;
+      break;
+    case 'pattern':
+      message = variable.startsWith('incus_') ? 'must not start with a space or contain "/"' : `must match ${String(params.pattern)}`;
+      break;
+    case 'anyOf':
+      message = variable === 'ansible_port' ? `must be a port number (1-65535), not ${describe(value)}` : `${e.message ?? 'is not valid'}`;
+      break;
+    default:
+      message = e.message ?? 'is not valid';
+  }
+  void inventory;
+  return { severity: 'error', location, valuePath, message };
+}
+
+function article(type: string): string {
+  const names: Record<string, string> = {
+    string: 'a string',
+    boolean: 'a boolean (true or false)',
+    array: 'a list',
+    object: 'a mapping',
+    integer: 'a whole number',
+    number: 'a number',
+  };
+  return names[type] ?? `a ${type}`;
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing (null)';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  return `the ${typeof value} ${String(value)}`;
+}
