@@ -182,3 +182,22 @@ export function storeView(rows: TrustRow[]): Record<string, string> {
     ]),
   );
 }
+
+/**
+ * Forms a real Incus cluster: the first member enables clustering on its HTTPS address, each
+ * other member joins with a token from `incus cluster add` through `incus admin init --preseed`.
+ */
+export async function formCluster(members: TestIncus[], addresses: string[]): Promise<void> {
+  const [first, ...others] = members;
+  await first!.incus(['config', 'set', 'core.https_address', `${addresses[0]}:8443`]);
+  await first!.incus(['cluster', 'enable', first!.name]);
+  for (const [i, m] of others.entries()) {
+    const out = await first!.incus(['cluster', 'add', m.name]);
+    const token = out.trim().split('\n').pop()!.trim();
+    const address = `${addresses[i + 1]}:8443`;
+    await m.incus(['admin', 'init', '--preseed'], stringify({
+      config: { 'core.https_address': address },
+      cluster: { enabled: true, server_name: m.name, server_address: address, cluster_token: token },
+    }));
+  }
+}

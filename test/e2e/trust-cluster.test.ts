@@ -1,0 +1,93 @@
+/**
+ * A real Incus cluster of three incusd on loopback addresses shares one trust store: reconcile
+ * plans and applies it once, through the first reachable member in name order, and reports the
+ * other members as covered. A standalone host beside it is reconciled on its own.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, formCluster, makeCert, makeTempDir, reconcile, startHosts, stopHosts, storeView, type GeneratedCert, type TestIncus } from './trust-support.js';
+import { writeInventory } from './trust-support.js';
+
+let root: string;
+let hosts: TestIncus[];
+let certs: Record<string, GeneratedCert>;
+const byName = (n: string) => hosts.find((h) => h.name === n)!;
+
+beforeAll(async () => {
+  root = await makeTempDir('trust-cluster');
+  hosts = await startHosts(root, ['c1', 'c2', 'c3', 's1']);
+  // 127.79.N.x: a /24 of its own per test process, away from the lab's 127.77/16.
+  const net = `127.79.${(process.pid % 250) + 1}`;
+  await formCluster([byName('c1'), byName('c2'), byName('c3')], [`${net}.1`, `${net}.2`, `${net}.3`]);
+  certs = { alice: await makeCert(root, 'alice'), bob: await makeCert(root, 'bob') };
+}, 180_000);
+
+afterAll(async () => {
+  await stopHosts(hosts ?? [], root);
+}, 120_000);
+
+describe('an Incus cluster', () => {
+  it('is one trust store: planned and applied once through c1, c2 and c3 covered', async () => {
+    // Inventory order is not name order: the member chosen is the first by name.
+    const inv = await writeInventory(root, [byName('c3'), byName('s1'), byName('c2'), byName('c1')], {
+      incus_trusted_clients: [client('alice', certs.alice!), client('bob', certs.bob!, { restricted: true, projects: ['default'] })],
+    });
+    const check = await reconcile(['-i', inv, '--check']);
+    expect(check.exitCode).toBe(2);
+    expect(check.stdout).toContain('c3: no changes (incus_trust covered by c1)\n');
+    expect(check.stdout).toContain('c2: no changes (incus_trust covered by c1)\n');
+    expect(check.stdout).toContain('Plan: 4 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged\n');
+    expect(check.stdout).toContain(`Recap:
+  c3    covered      by c1
+  s1    drift        2 to apply
+  c2    covered      by c1
+  c1    drift        2 to apply
+`);
+
+    const apply = await reconcile(['-i', inv, '--json']);
+    expect(apply.exitCode).toBe(0);
+    const report = JSON.parse(apply.stdout);
+    expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([
+      ['c3', 'covered', 'c1'],
+      ['s1', 'changed', undefined],
+      ['c2', 'covered', 'c1'],
+      ['c1', 'changed', undefined],
+    ]);
+    // Read independently on every member: the same store, the members' server certificates kept.
+    const expected = {
+      [`alice@${certs.alice!.fingerprint.slice(0, 12)}`]: 'client restricted=false projects=[] description=""',
+      [`bob@${certs.bob!.fingerprint.slice(0, 12)}`]: 'client restricted=true projects=[default] description=""',
+    };
+    for (const m of ['c1', 'c2', 'c3']) {
+      const rows = await byName(m).trust();
+      expect(rows.filter((r) => r.type === 'server').map((r) => r.name)).toEqual(['c1', 'c2', 'c3']);
+      expect(storeView(rows.filter((r) => r.type !== 'server'))).toEqual(expected);
+    }
+    expect(storeView(await byName('s1').trust())).toEqual(expected);
+    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+  });
+
+  it('goes through the next member by name when the first cannot be read, pruning never touches server certificates', async () => {
+    const inv = await writeInventory(root, [byName('c1'), byName('c2'), byName('c3')], {
+      incus_trusted_clients: [client('alice', certs.alice!)],
+      incus_trust_prune: true,
+    });
+    await byName('c1').stop();
+    try {
+      const apply = await reconcile(['-i', inv, '--json']);
+      expect(apply.exitCode).toBe(1);
+      const report = JSON.parse(apply.stdout);
+      expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([
+        ['c1', 'failed', undefined],
+        ['c2', 'changed', undefined],
+        ['c3', 'covered', 'c2'],
+      ]);
+      expect(report.hosts[1].actions.map((a: { action: string; name: string; applied: boolean }) => `${a.action} ${a.name} ${a.applied}`)).toEqual([
+        'remove bob true',
+      ]);
+      const rows = await byName('c3').trust();
+      expect(rows.map((r) => `${r.name} ${r.type}`)).toEqual(['alice client', 'c1 server', 'c2 server', 'c3 server']);
+    } finally {
+      await byName('c1').start();
+    }
+  });
+});
