@@ -168,6 +168,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
     await hooks.planned?.(runPlan);
 
     if (!request.check) {
+      await pauseBeforeApplyForTests(hooks);
       await Promise.all(works.filter(shouldApply).map((w) => limit(() => applyHost(w, hooks))));
     }
   } finally {
@@ -179,6 +180,19 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   const report = runReport(hosts, request, mode, startedAt);
   await hooks.finished?.(report);
   return report;
+}
+
+/**
+ * TEST-ONLY hook, read here and nowhere else: RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS=N waits N ms
+ * between plan and apply so that the fault suite (test/faults) can change a host's trust store
+ * behind the plan's back and check that the host's plan is refused (ETag), not forced. Unset in
+ * real use; the pause is announced as a warning so that a stray setting is visible.
+ */
+async function pauseBeforeApplyForTests(hooks: EngineHooks): Promise<void> {
+  const ms = Number(process.env.RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS ?? '');
+  if (!Number.isInteger(ms) || ms <= 0) return;
+  hooks.warning?.(`RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS is set (test only): pausing ${ms} ms before apply`);
+  await new Promise((resolveWait) => setTimeout(resolveWait, ms));
 }
 
 function throwOnErrors(problems: Problem[], hooks: EngineHooks): void {

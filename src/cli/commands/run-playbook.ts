@@ -140,12 +140,21 @@ function transportOptions(options: RunPlaybookOptions, io: CliIO): TransportOpti
   const home = io.env.HOME ?? '';
   const sshConfig = join(home, '.ssh', 'config');
   return {
-    connectTimeoutMs: 10_000,
-    commandTimeoutMs: 60_000,
+    // Overridable so that fault tests (test/faults) and slow links need not wait the defaults.
+    connectTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_CONNECT_TIMEOUT_MS', 10_000),
+    commandTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_COMMAND_TIMEOUT_MS', 60_000),
     knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
     acceptNewHostKeys: options.acceptNewHostKeys,
     sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
   };
+}
+
+/** A timeout in milliseconds from the environment; anything but a whole positive number is a usage error. */
+function timeoutFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`reconcile: ${name} takes a whole number of milliseconds, not '${text}'`);
+  return Number(text);
 }
 
 /** The package root: the nearest folder above this file holding reconcile's package.json (src/ or dist/src/). */
