@@ -280,3 +280,4 @@ function stringVar(def: VarDefinition | undefined): string | undefined {
 function typeOf(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
 }
+

@@ -1,15 +1,30 @@
-/** PLACEHOLDER until this module's helper fills it in: desired, observe, plan, apply. */
+/**
+ * The prometheus_scrape module, for the hosts of the Prometheus group: deploys the Incus
+ * metrics client pair and a whole prometheus.yml scraping every Incus member, then reloads
+ * Prometheus. Its prepare step generates missing pairs (apply mode) and reads where every
+ * Incus host of the inventory serves its metrics, which desired() turns into targets.
+ */
+import type { InventoryHost } from '../../inventory/model.js';
+import { prepareMetricsKeys } from '../incus-trust/metrics-keys.js';
 import type { ReconcileModule } from '../types.js';
-import { InternalError } from '../../errors.js';
+import { applyScrape } from './apply.js';
+import { desiredScrape } from './desired.js';
+import type { DesiredScrape, ObservedScrape, ScrapeFacts } from './model.js';
+import { observeScrape } from './observe.js';
+import { planScrape } from './plan.js';
+import { incusGroupOf, incusHostsToScrape, observeMetricsEndpoints } from './targets.js';
 
-const notYet = (): never => {
-  throw new InternalError('prometheus_scrape is not implemented yet');
-};
-
-export const prometheusScrape: ReconcileModule = {
+export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape> = {
   name: 'prometheus_scrape',
-  desired: () => ({ problems: [] }),
-  observe: notYet,
-  plan: notYet,
-  apply: notYet,
+  desired: desiredScrape,
+  observe: observeScrape,
+  plan: planScrape,
+  apply: applyScrape,
+  prepare: async (ctx) => {
+    const incusHosts = new Map<string, InventoryHost>();
+    for (const h of ctx.hosts) for (const i of incusHostsToScrape(ctx.inventory, incusGroupOf(h))) incusHosts.set(i.name, i);
+    const problems = ctx.check ? [] : (await prepareMetricsKeys(ctx.inventory, [...ctx.hosts, ...incusHosts.values()], ctx.now)).problems;
+    const facts: ScrapeFacts = await observeMetricsEndpoints([...incusHosts.values()], ctx.session);
+    return { problems, facts };
+  },
 };

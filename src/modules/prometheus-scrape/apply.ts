@@ -1,0 +1,135 @@
+/**
+ * Applies a prometheus_scrape plan on a Prometheus host, in plan order:
+ *   1. the new pair beside the old one (key 0600 with its owner, written atomically); during a
+ *      rotation it first waits until every Incus target accepts the new certificate, so the
+ *      switch never makes a target go down;
+ *   2. prometheus.yml, checked by promtool on the temporary file, renamed into place with a
+ *      backup, then Prometheus reloaded (command, or POST /-/reload);
+ *   3. only then the pair files no longer used are removed, and the deployment recorded.
+ * The first failure throws (TransportError naming host and step); later actions stay undone,
+ * and since the old pair and configuration are untouched until step 2, Prometheus keeps working.
+ */
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { InternalError, TransportError } from '../../errors.js';
+import type { HostSession } from '../../transport/types.js';
+import { keyMatchesCertificate, recordDeployment } from '../incus-trust/metrics-keys.js';
+import type { ApplyHooks, ModulePlan } from '../types.js';
+import type { ReloadSpec, ScrapeActionData } from './model.js';
+
+export async function applyScrape(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void> {
+  const host = session.spec.host;
+  for (const action of plan.actions) {
+    if (!action.applies) continue;
+    const data = action.data as ScrapeActionData | undefined;
+    if (!data) throw new InternalError(`prometheus_scrape action ${action.action} ${action.name} carries no data`);
+    hooks.actionStarted(action);
+    switch (data.op) {
+      case 'pair':
+        await deployPair(session, data);
+        break;
+      case 'key-attributes': {
+        const step = `set owner and mode of ${data.keyPath}`;
+        await run(session, ['chown', `${data.owner}:${data.group}`, data.keyPath], step);
+        await run(session, ['chmod', '0600', data.keyPath], step);
+        break;
+      }
+      case 'config':
+        await session.writeFile(data.configFile, data.configText, `write ${data.configFile}`, {
+          mode: 0o644,
+          backup: true,
+          check: data.promtool ? [data.promtool, 'check', 'config', '{}'] : undefined,
+        });
+        await reload(session, data.reload);
+        break;
+      case 'remove-file':
+        await run(session, ['rm', '-f', data.path], `remove ${data.path}`);
+        break;
+      case 'record':
+        if (!data.fingerprint) throw new InternalError(`${host}: the metrics pair was not generated before apply`);
+        try {
+          await recordDeployment(data.localCertificateFile, data.host, data.fingerprint);
+        } catch (e) {
+          throw new TransportError(host, `record deployment in ${data.localCertificateFile}.deployed`, (e as Error).message);
+        }
+        break;
+    }
+    hooks.actionApplied(action);
+  }
+}
+
+async function deployPair(session: HostSession, data: Extract<ScrapeActionData, { op: 'pair' }>): Promise<void> {
+  const host = session.spec.host;
+  if (!data.certificatePem) throw new InternalError(`${host}: the metrics pair was not generated before apply`);
+  let key: Buffer;
+  try {
+    key = readFileSync(data.localKeyFile);
+  } catch (e) {
+    throw new TransportError(host, 'read the metrics key', `${data.localKeyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!keyMatchesCertificate(key.toString('utf8'), data.certificatePem)) {
+    throw new TransportError(host, 'read the metrics key', `${data.localKeyFile} is not the key of the certificate`);
+  }
+  if (data.rotating && data.trustWaitSeconds > 0) {
+    await waitUntilTrusted(host, data.targets, data.certificatePem, key, data.trustWaitSeconds);
+  }
+  await run(session, ['mkdir', '-p', data.certDir], `create ${data.certDir}`);
+  await session.writeFile(data.keyPath, key, `write ${data.keyPath}`, { mode: 0o600, owner: data.owner, group: data.group, backup: false });
+  await session.writeFile(data.certPath, data.certificatePem, `write ${data.certPath}`, { mode: 0o644, backup: false });
+}
+
+async function run(session: HostSession, argv: string[], step: string): Promise<void> {
+  const r = await session.exec(argv, step, { privileged: true });
+  if (r.exitCode !== 0) throw new TransportError(session.spec.host, step, `exit ${r.exitCode}: ${r.stderr.trim() || r.stdout.toString('utf8').trim()}`);
+}
+
+/** `curl` when the host has it, else `wget` (Debian's prometheus hosts have one or the other). */
+const POST_SCRIPT =
+  'if command -v curl >/dev/null 2>&1; then curl -fsS -X POST "$1"; else wget -q -O- --post-data= "$1"; fi';
+
+async function reload(session: HostSession, spec: ReloadSpec): Promise<void> {
+  if (spec.command) {
+    await run(session, spec.command, 'reload prometheus');
+    return;
+  }
+  await run(session, ['sh', '-c', POST_SCRIPT, 'sh', spec.url], `reload prometheus (POST ${spec.url})`);
+}
+
+/**
+ * Polls every target's /1.0/metrics with the new pair, from the controller, until each answers
+ * 200: Incus trusts the certificate (incus_trust added it in this or an earlier run).
+ */
+async function waitUntilTrusted(host: string, targets: string[], certificatePem: string, key: Buffer, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  let pending = [...targets];
+  for (;;) {
+    const results = await Promise.all(pending.map(async (t) => ({ t, ok: (await metricsStatus(t, certificatePem, key)) === 200 })));
+    pending = results.filter((r) => !r.ok).map((r) => r.t);
+    if (pending.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new TransportError(
+        host,
+        'wait until Incus trusts the new metrics certificate',
+        `not accepted by ${pending.join(', ')} after ${seconds}s; the old pair stays in use (run again once incus_trust added the new certificate)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function metricsStatus(address: string, cert: string, key: Buffer): Promise<number> {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      // The server certificate is not what is checked here: only whether ours is accepted.
+      { host: m?.[1] ?? address, port: Number(m?.[2] ?? 8443), path: '/1.0/metrics', method: 'GET', cert, key, rejectUnauthorized: false, timeout: 5000, agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}

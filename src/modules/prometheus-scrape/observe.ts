@@ -1,0 +1,41 @@
+/**
+ * Reads what a Prometheus host has: its prometheus.yml, the metrics pair files, the key's mode
+ * and owner, and whether promtool is there. Reads the certificate only (public), never the key.
+ */
+import { TransportError } from '../../errors.js';
+import { CertificateParseError, parseCertificatePem } from '../../pki/certificate.js';
+import type { HostSession } from '../../transport/types.js';
+import type { DesiredScrape, ObservedScrape } from './model.js';
+
+export async function observeScrape(session: HostSession, desired: DesiredScrape): Promise<ObservedScrape> {
+  const configText = (await session.readFile(desired.configFile, `read ${desired.configFile}`, true))?.toString('utf8');
+  const promtool = (await session.exec(['sh', '-c', 'command -v "$1"', 'sh', desired.promtool], 'look for promtool')).exitCode === 0;
+  const observed: ObservedScrape = { configText, pairFiles: [], promtool };
+  const pair = desired.pair;
+  if (!pair) return observed;
+
+  const listStep = `list ${desired.certDir}`;
+  const list = await session.exec(['find', desired.certDir, '-maxdepth', '1', '-type', 'f', '(', '-name', `${pair.filePrefix}-*.crt`, '-o', '-name', `${pair.filePrefix}-*.key`, ')'], listStep, { privileged: true });
+  if (list.exitCode === 0) {
+    observed.pairFiles = list.stdout.toString('utf8').split('\n').filter(Boolean).sort();
+  } else if (!/No such file/.test(list.stderr)) {
+    throw new TransportError(session.spec.host, listStep, `exit ${list.exitCode}: ${list.stderr.trim()}`);
+  }
+  if (pair.fingerprint === undefined) return observed;
+
+  const cert = await session.readFile(pair.certPath, `read ${pair.certPath}`, true);
+  if (cert) {
+    try {
+      observed.certificateFingerprint = parseCertificatePem(cert.toString('utf8')).fingerprint;
+    } catch (e) {
+      if (!(e instanceof CertificateParseError)) throw e;
+      // Unparsable: planned as missing, so it is rewritten.
+    }
+  }
+  const stat = await session.exec(['stat', '-c', '%a %U %G', pair.keyPath], `stat ${pair.keyPath}`, { privileged: true });
+  if (stat.exitCode === 0) {
+    const [mode, owner, group] = stat.stdout.toString('utf8').trim().split(' ');
+    observed.key = { mode: mode ?? '', owner: owner ?? '', group: group ?? '' };
+  }
+  return observed;
+}

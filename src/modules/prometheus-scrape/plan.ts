@@ -1,0 +1,128 @@
+/**
+ * prometheus_scrape's pure planner: DesiredScrape × ObservedScrape → ModulePlan.
+ *
+ * Order of the actions = order of apply: the new pair (beside the old one), then the
+ * configuration that points at it (checked by promtool, then renamed into place), then — after
+ * Prometheus reloaded — the pair files no longer used, and last the deployment record that
+ * lets incus_trust retire the previous certificate.
+ */
+import type { Action, ModulePlan, PlanContext } from '../types.js';
+import type { DesiredScrape, ObservedScrape, ScrapeActionData } from './model.js';
+import { UNKNOWN_FINGERPRINT } from './desired.js';
+
+export const PAIR_KIND = 'prometheus metrics pair';
+export const KEY_KIND = 'prometheus metrics key';
+export const CONFIG_KIND = 'prometheus config';
+export const RECORD_KIND = 'deployment record';
+
+export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ctx: PlanContext): ModulePlan {
+  const actions: Action[] = [];
+  const pair = desired.pair;
+  const otherPairFiles = pair ? observed.pairFiles.filter((f) => f !== pair.certPath && f !== pair.keyPath) : [];
+  if (pair) {
+    const fingerprint = pair.fingerprint ?? UNKNOWN_FINGERPRINT;
+    if (pair.fingerprint === undefined || observed.certificateFingerprint !== pair.fingerprint) {
+      const rotating = otherPairFiles.some((f) => f.endsWith('.crt'));
+      actions.push({
+        action: rotating ? 'rotate' : 'add',
+        kind: PAIR_KIND,
+        name: pair.certPath,
+        reason: pair.fingerprint === undefined ? 'key pair to be generated' : rotating ? 'new certificate; the old pair stays until Prometheus reloaded' : 'missing',
+        fingerprint,
+        after: { certificate: pair.certPath, key: pair.keyPath, keyMode: '0600', keyOwner: `${desired.keyOwner}:${desired.keyGroup}` },
+        applies: true,
+        data: {
+          op: 'pair',
+          rotating,
+          certDir: desired.certDir,
+          certPath: pair.certPath,
+          keyPath: pair.keyPath,
+          certificatePem: pair.certificatePem,
+          localKeyFile: pair.localKeyFile,
+          owner: desired.keyOwner,
+          group: desired.keyGroup,
+          trustWaitSeconds: desired.trustWaitSeconds,
+          targets: desired.targets,
+        } satisfies ScrapeActionData,
+      });
+    } else if (!observed.key || observed.key.mode !== '600' || observed.key.owner !== desired.keyOwner || observed.key.group !== desired.keyGroup) {
+      const before = observed.key ? { mode: `0${observed.key.mode}`, owner: `${observed.key.owner}:${observed.key.group}` } : { missing: true };
+      const after = { mode: '0600', owner: `${desired.keyOwner}:${desired.keyGroup}` };
+      actions.push({
+        action: observed.key ? 'update' : 'add',
+        kind: KEY_KIND,
+        name: pair.keyPath,
+        reason: observed.key ? 'mode or owner differ' : 'missing',
+        fingerprint,
+        before,
+        after,
+        changes: observed.key ? [{ field: 'key', before, after }] : undefined,
+        applies: true,
+        data: { op: 'key-attributes', keyPath: pair.keyPath, owner: desired.keyOwner, group: desired.keyGroup } satisfies ScrapeActionData,
+      });
+    }
+  }
+  if (observed.configText !== desired.configText) {
+    actions.push({
+      action: observed.configText === undefined ? 'add' : 'update',
+      kind: CONFIG_KIND,
+      name: desired.configFile,
+      reason: observed.configText === undefined ? 'missing' : 'content differs',
+      before: observed.configText === undefined ? undefined : { bytes: Buffer.byteLength(observed.configText) },
+      after: { targets: desired.targets, bytes: Buffer.byteLength(desired.configText) },
+      diff: observed.configText === undefined ? undefined : lineDiff(observed.configText, desired.configText),
+      applies: true,
+      data: {
+        op: 'config',
+        configFile: desired.configFile,
+        configText: desired.configText,
+        promtool: observed.promtool ? desired.promtool : undefined,
+        reload: { command: desired.reloadCommand, url: desired.reloadUrl },
+      } satisfies ScrapeActionData,
+    });
+  }
+  for (const path of otherPairFiles) {
+    actions.push({
+      action: 'remove',
+      kind: PAIR_KIND,
+      name: path,
+      reason: 'no longer used (removed after Prometheus reloaded)',
+      applies: true,
+      data: { op: 'remove-file', path } satisfies ScrapeActionData,
+    });
+  }
+  if (pair && (!pair.recorded || actions.some((a) => (a.data as ScrapeActionData).op === 'pair'))) {
+    actions.push({
+      action: 'update',
+      kind: RECORD_KIND,
+      name: `${pair.localCertificateFile}.deployed`,
+      reason: `records that ${desired.host} runs with this certificate, so that the previous one can be removed from Incus`,
+      fingerprint: pair.fingerprint ?? UNKNOWN_FINGERPRINT,
+      applies: true,
+      data: { op: 'record', localCertificateFile: pair.localCertificateFile, host: desired.host, fingerprint: pair.fingerprint } satisfies ScrapeActionData,
+    });
+  }
+  return { module: 'prometheus_scrape', actions, errors: desired.errors, warnings: [...desired.warnings, ...(observed.promtool ? [] : [`${desired.promtool} not found on the host: the configuration is deployed unchecked`])] };
+}
+
+/** A small line diff (removed lines `-`, added lines `+`) for --diff; no key material is in these files' text. */
+export function lineDiff(before: string, after: string): string {
+  const a = before.split('\n');
+  const b = after.split('\n');
+  // Longest common subsequence, fine for configuration files of a few hundred lines.
+  const n = a.length;
+  const m = b.length;
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) {
+      i++;
+      j++;
+    } else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) out.push(`+${b[j++]}`);
+    else out.push(`-${a[i++]}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,80 @@
+/**
+ * Where each Incus host serves its metrics, read over its Incus API (an edge): the server's
+ * core.https_address / core.metrics_address and, for a cluster, every member's API URL.
+ * Shared by the prometheus_scrape module (prepare step) and `reconcile scrape-config`.
+ */
+import { TransportError } from '../../errors.js';
+import type { Inventory, InventoryHost } from '../../inventory/model.js';
+import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
+import type { HostSession } from '../../transport/types.js';
+
+/** Inventory group of the Incus hosts to scrape (variable of the Prometheus host or all). */
+export const INCUS_GROUP_VARIABLE = 'prometheus_incus_group';
+export const DEFAULT_INCUS_GROUP = 'incus';
+
+interface ServerMetadata {
+  environment?: { server_name?: string; server_clustered?: boolean; certificate_fingerprint?: string };
+  config?: Record<string, string>;
+}
+
+interface MemberMetadata {
+  server_name: string;
+  url: string;
+}
+
+/** The Incus hosts whose members are scrape targets: members of the Incus group, inventory order. */
+export function incusHostsToScrape(inventory: Inventory, incusGroup: string): InventoryHost[] {
+  return [...inventory.hosts.values()].filter((h) => h.groups.includes(incusGroup));
+}
+
+export function incusGroupOf(host: InventoryHost | undefined): string {
+  const v = host?.vars[INCUS_GROUP_VARIABLE]?.value;
+  return typeof v === 'string' && v !== '' ? v : DEFAULT_INCUS_GROUP;
+}
+
+export async function observeMetricsEndpoint(session: HostSession, host: InventoryHost): Promise<MetricsEndpointObservation> {
+  const server = (await session.incus.request<ServerMetadata>('GET', '/1.0', 'read metrics address')).metadata;
+  const env = server.environment ?? {};
+  const clustered = env.server_clustered === true;
+  let members: { name: string; url: string }[] = [];
+  if (clustered) {
+    const list = (await session.incus.request<MemberMetadata[]>('GET', '/1.0/cluster/members?recursion=1', 'read cluster members')).metadata;
+    members = list.map((m) => ({ name: m.server_name, url: m.url }));
+  }
+  const str = (name: string): string | undefined => {
+    const v = host.vars[name]?.value;
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  return {
+    host: host.name,
+    reachedAt: session.spec.address,
+    clusterId: clustered ? env.certificate_fingerprint : undefined,
+    serverName: env.server_name ?? host.name,
+    httpsAddress: server.config?.['core.https_address'],
+    metricsAddress: server.config?.['core.metrics_address'],
+    members,
+    tlsServerName: str('incus_server_name'),
+    tlsCaFile: str('incus_server_ca_file'),
+  };
+}
+
+/** Observations of every host; a host that cannot be read is reported, not fatal to the others. */
+export async function observeMetricsEndpoints(
+  hosts: InventoryHost[],
+  session: (host: InventoryHost) => Promise<HostSession>,
+): Promise<{ endpoints: MetricsEndpointObservation[]; failures: { host: string; message: string }[] }> {
+  const results = await Promise.all(
+    hosts.map(async (h) => {
+      try {
+        return { endpoint: await observeMetricsEndpoint(await session(h), h) };
+      } catch (e) {
+        const message = e instanceof TransportError ? e.message : `${h.name}: ${(e as Error).message}`;
+        return { failure: { host: h.name, message } };
+      }
+    }),
+  );
+  return {
+    endpoints: results.flatMap((r) => (r.endpoint ? [r.endpoint] : [])),
+    failures: results.flatMap((r) => (r.failure ? [r.failure] : [])),
+  };
+}
