@@ -17,6 +17,23 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   cert: () => import('./commands/cert.js'),
   'scrape-config': () => import('./commands/scrape-config.js'),
 };
+const TOP_LEVEL_HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [--check] [--diff] [--limit PATTERN] [--forks N] [--prune] [--json]
+       reconcile COMMAND [options]
+
+Keeps the mTLS trust of Incus servers, Prometheus and Qubes OS machines in the state an
+Ansible inventory declares.
+
+Commands:
+  (none)          reconcile the hosts: plan, then apply (--check: plan only)
+  validate        check an inventory (and a playbook) without connecting to any host
+  inventory       show the inventory as understood: --list, --host NAME, --graph
+  audit           report what every host trusts today, and what expires soon
+  cert            generate a key pair and certificate, or show a certificate
+  scrape-config   print the Prometheus scrape configuration for the inventory
+
+'reconcile COMMAND --help' describes each; 'reconcile --version' prints the version.
+`;
+
 /** The default command: `reconcile [PLAYBOOK] -i INV [--check] …`. */
 const RUN_PLAYBOOK = () => import('./commands/run-playbook.js');
 
@@ -30,6 +47,10 @@ export async function dispatch(argv: string[], io: CliIO): Promise<number> {
     const [first, ...rest] = argv;
     if (first === '--version' || first === '-V') {
       io.stdout(`reconcile ${await version()}\n`);
+      return 0;
+    }
+    if (first === '--help' || first === '-h' || first === 'help') {
+      io.stdout(TOP_LEVEL_HELP);
       return 0;
     }
     if (first !== undefined && COMMANDS[first]) {
