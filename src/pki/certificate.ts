@@ -1,12 +1,11 @@
 /**
  * Certificates as reconcile sees them: parsed from PEM, identified by the SHA-256 of their
  * DER bytes (as Incus does: lowercase hex, no colons), with their validity window.
- * Pure apart from the crypto provider; generation is in generate.ts.
+ * Parsing uses Node's built-in X509Certificate (OpenSSL): @peculiar/x509 costs ~120 ms to import
+ * and ~0.5 ms per parse in JavaScript, which every run paid for once per host and certificate
+ * (BENCHMARKS.md). Generation, which needs it, is in generate.ts.
  */
-import { createHash, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { createHash, X509Certificate } from 'node:crypto';
 
 export interface CertificateInfo {
   subject: string;
@@ -56,31 +55,66 @@ export function parseCertificatePem(text: string): CertificateInfo {
   return parseCertificateDer(der);
 }
 
+/**
+ * Parses DER bytes. The same certificate is parsed once per process (it is usually named for
+ * many hosts and trusted by all of them): the returned object is shared, never mutate it.
+ */
 export function parseCertificateDer(der: Uint8Array): CertificateInfo {
-  let cert: x509.X509Certificate;
-  try {
-    cert = new x509.X509Certificate(der);
-  } catch (e) {
-    throw new CertificateParseError(`not a valid X.509 certificate (${(e as Error).message})`);
-  }
   const derBase64 = Buffer.from(der).toString('base64');
-  return {
-    subject: cert.subject,
-    issuer: cert.issuer,
+  const known = parsed.get(derBase64);
+  if (known) return known;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Buffer.from(der));
+  } catch {
+    // OpenSSL's own message ("PEM routines::no start line") would only confuse here.
+    throw new CertificateParseError('not a valid X.509 certificate (its DER bytes do not decode)');
+  }
+  const info: CertificateInfo = {
+    subject: distinguishedName(cert.subject),
+    issuer: distinguishedName(cert.issuer),
     fingerprint: fingerprintOfDer(der),
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    serialNumber: cert.serialNumber,
-    publicKeyAlgorithm: describeAlgorithm(cert.publicKey.algorithm),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    serialNumber: cert.serialNumber.toLowerCase(),
+    publicKeyAlgorithm: describeKey(cert),
     pem: toPem(derBase64),
     derBase64,
   };
+  if (parsed.size >= PARSED_LIMIT) parsed.clear();
+  parsed.set(derBase64, info);
+  return info;
 }
 
-function describeAlgorithm(alg: { name: string; namedCurve?: string; modulusLength?: number }): string {
-  if (alg.namedCurve) return `${alg.name} ${alg.namedCurve}`;
-  if (alg.modulusLength) return `${alg.name} ${alg.modulusLength}`;
-  return alg.name;
+/** Parsed certificates by DER (base64); bounded so a huge run cannot grow it without end. */
+const parsed = new Map<string, CertificateInfo>();
+const PARSED_LIMIT = 4096;
+
+/** OpenSSL's one-RDN-per-line form (values already escaped) as `CN=a, O=b`, multi-valued RDNs as `OU=a+OU=b`. */
+function distinguishedName(openssl: string): string {
+  return openssl.split('\n').join(', ').replace(/ \+ /g, '+');
+}
+
+const CURVE_NAMES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+/** As WebCrypto names them: `ECDSA P-384`, `RSASSA-PKCS1-v1_5 2048`, `Ed25519`. */
+function describeKey(cert: X509Certificate): string {
+  const key = cert.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'ec':
+      return `ECDSA ${CURVE_NAMES[details.namedCurve ?? ''] ?? details.namedCurve ?? ''}`.trim();
+    case 'rsa':
+      return `RSASSA-PKCS1-v1_5 ${details.modulusLength ?? ''}`.trim();
+    case 'rsa-pss':
+      return `RSA-PSS ${details.modulusLength ?? ''}`.trim();
+    case 'ed25519':
+      return 'Ed25519';
+    case 'ed448':
+      return 'Ed448';
+    default:
+      return key.asymmetricKeyType ?? 'unknown';
+  }
 }
 
 function toPem(base64: string): string {

@@ -3,8 +3,14 @@
  * the Terraform metrics module users know does). The clock is a parameter.
  */
 import { webcrypto, randomBytes } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import { parseCertificatePem, type CertificateInfo } from './certificate.js';
+
+/** @peculiar/x509 takes ~120 ms to import: loaded only when a key pair is really generated. */
+async function loadX509(): Promise<typeof import('@peculiar/x509')> {
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
 
 export interface GenerateOptions {
   commonName: string;
@@ -22,6 +28,7 @@ export interface GeneratedPair {
 }
 
 export async function generateSelfSigned(options: GenerateOptions): Promise<GeneratedPair> {
+  const x509 = await loadX509();
   const alg = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const notBefore = new Date(options.now.getTime() - 60_000); // tolerate small clock skew
