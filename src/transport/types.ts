@@ -22,6 +22,11 @@ export interface ConnectionSpec {
   become: boolean;
   /** Incus unix socket on the host (host var `incus_socket`, default /var/lib/incus/unix.socket). */
   incusSocket: string;
+  /**
+   * known_hosts files for this host (`-o UserKnownHostsFile=` in ansible_ssh_common_args, or
+   * UserKnownHostsFile in ~/.ssh/config); absent: TransportOptions.knownHostsFiles.
+   */
+  knownHostsFiles?: string[];
 }
 
 export interface JumpSpec {
@@ -40,6 +45,8 @@ export interface TransportOptions {
   acceptNewHostKeys: boolean;
   /** ~/.ssh/config path, or undefined for none. */
   sshConfigFile?: string;
+  /** ssh-agent socket; undefined: SSH_AUTH_SOCK of the process; null: no agent. */
+  agentSocket?: string | null;
 }
 
 export interface ExecResult {

@@ -1,0 +1,62 @@
+/**
+ * The transport's entry points: `connectionSpecOf` (inventory host → how to reach it, reading
+ * ~/.ssh/config once per run) and `connectHost` (spec → HostSession, SSH or local).
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatProblem, TransportError } from '../errors.js';
+import type { InventoryHost } from '../inventory/model.js';
+import { buildConnectionSpec } from './connection-spec.js';
+import { connectLocal } from './local.js';
+import { parseSshConfig, type SshConfig } from './ssh-config.js';
+import { connectSsh } from './ssh.js';
+import type { ConnectionSpec, HostSession, TransportOptions } from './types.js';
+
+export async function connectHost(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
+  return spec.connection === 'local' ? connectLocal(spec, options) : connectSsh(spec, options);
+}
+
+const configCache = new Map<string, SshConfig | undefined>();
+
+/** Reads and parses an ssh config (Include followed, globs in the last path part). Cached per path. */
+export function loadSshConfig(file: string | undefined): SshConfig | undefined {
+  if (file === undefined) return undefined;
+  if (configCache.has(file)) return configCache.get(file);
+  const sshDir = path.join(os.homedir(), '.ssh');
+  const read = (p: string) => {
+    const full = p.startsWith('~/') ? path.join(os.homedir(), p.slice(2)) : path.isAbsolute(p) ? p : path.join(sshDir, p);
+    const dir = path.dirname(full);
+    const base = path.basename(full);
+    const names = /[*?]/.test(base)
+      ? (existsSync(dir) ? readdirSync(dir) : []).filter((n) => new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(n)).sort()
+      : [base];
+    return names.flatMap((n) => {
+      try {
+        return [{ file: path.join(dir, n), text: readFileSync(path.join(dir, n), 'utf8') }];
+      } catch {
+        return [];
+      }
+    });
+  };
+  let config: SshConfig | undefined;
+  try {
+    config = parseSshConfig(readFileSync(file, 'utf8'), file, read);
+  } catch {
+    config = undefined;
+  }
+  configCache.set(file, config);
+  return config;
+}
+
+/** How to reach an inventory host; a variable we cannot honour fails that host, naming file:line:column. */
+export function connectionSpecOf(host: InventoryHost, options: TransportOptions): ConnectionSpec {
+  const { spec, problems } = buildConnectionSpec(host, loadSshConfig(options.sshConfigFile), {
+    user: os.userInfo().username,
+    home: os.homedir(),
+  });
+  if (!spec) {
+    throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '), true);
+  }
+  return spec;
+}

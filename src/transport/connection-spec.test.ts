@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import type { InventoryHost } from '../inventory/model.js';
+import { buildConnectionSpec, parseJumpTarget } from './connection-spec.js';
+import { parseSshConfig } from './ssh-config.js';
+
+function host(name: string, vars: Record<string, unknown>): InventoryHost {
+  return {
+    name,
+    groups: ['all'],
+    vars: Object.fromEntries(
+      Object.entries(vars).map(([k, value], i) => [k, { value, location: { file: 'inv.yaml', line: i + 3, column: 7 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() }]),
+    ),
+  };
+}
+const local = { user: 'me', home: '/home/me' };
+const config = parseSshConfig(
+  ['Host web1', '  HostName 10.0.0.11', '  User admin', '  Port 2200', '  IdentityFile ~/.ssh/web', 'Host bastion', '  HostName 10.0.0.1', '  User jumper', 'Host behind', '  ProxyJump bastion'].join('\n'),
+  'cfg',
+);
+
+describe('buildConnectionSpec', () => {
+  it('defaults: the inventory name, port 22, the local user, the default socket, no jumps', () => {
+    expect(buildConnectionSpec(host('h', {}), undefined, local)).toEqual({
+      problems: [],
+      spec: { host: 'h', connection: 'ssh', address: 'h', port: 22, user: 'me', privateKeyFile: undefined, jumps: [], become: false, incusSocket: '/var/lib/incus/unix.socket' },
+    });
+  });
+
+  it('~/.ssh/config fills what the inventory leaves unset; inventory values win', () => {
+    expect(buildConnectionSpec(host('web1', {}), config, local).spec).toMatchObject({ address: '10.0.0.11', user: 'admin', port: 2200, privateKeyFile: '/home/me/.ssh/web' });
+    expect(buildConnectionSpec(host('web1', { ansible_user: 'root', ansible_port: '22' }), config, local).spec).toMatchObject({ user: 'root', port: 22 });
+    // ansible_host is the name handed to ssh: the config entry for it applies.
+    expect(buildConnectionSpec(host('alias', { ansible_host: 'web1' }), config, local).spec).toMatchObject({ address: '10.0.0.11' });
+  });
+
+  it('jump hosts from -J, -o ProxyJump= or the config, each resolved through the config', () => {
+    const viaJ = buildConnectionSpec(host('t', { ansible_host: '10.9.9.9', ansible_ssh_common_args: '-J bastion,ops@10.0.0.2:2222' }), config, local);
+    expect(viaJ.spec?.jumps).toEqual([
+      { address: '10.0.0.1', port: 22, user: 'jumper', privateKeyFile: undefined },
+      { address: '10.0.0.2', port: 2222, user: 'ops', privateKeyFile: undefined },
+    ]);
+    const viaO = buildConnectionSpec(host('t', { ansible_ssh_common_args: "-o 'ProxyJump=root@j:2' -o UserKnownHostsFile=~/kh" }), undefined, local);
+    expect(viaO.spec).toMatchObject({ jumps: [{ address: 'j', port: 2, user: 'root' }], knownHostsFiles: ['/home/me/kh'] });
+    expect(buildConnectionSpec(host('behind', {}), config, local).spec?.jumps).toEqual([{ address: '10.0.0.1', port: 22, user: 'jumper', privateKeyFile: undefined }]);
+    expect(buildConnectionSpec(host('behind', { ansible_ssh_common_args: '-o ProxyJump=none' }), config, local).spec?.jumps).toEqual([]);
+  });
+
+  it('become, local connection and incus_socket', () => {
+    expect(buildConnectionSpec(host('h', { ansible_become: 'yes', incus_socket: '/run/incus.sock' }), undefined, local).spec).toMatchObject({ become: true, incusSocket: '/run/incus.sock' });
+    expect(buildConnectionSpec(host('h', { ansible_connection: 'local' }), undefined, local).spec?.connection).toBe('local');
+  });
+
+  it('what it cannot honour is a problem naming the variable and its place', () => {
+    const r = buildConnectionSpec(
+      host('h', {
+        ansible_port: 'ssh',
+        ansible_user: '{{ lookup("env", "USER") }}',
+        ansible_ssh_common_args: '-o ProxyCommand="nc %h %p"',
+        ansible_become: true,
+        ansible_become_method: 'su',
+        ansible_connection: 'winrm',
+      }),
+      undefined,
+      local,
+    );
+    expect(r.spec).toBeUndefined();
+    expect(r.problems.map((p) => `${p.location?.line}:${p.valuePath}: ${p.message}`)).toEqual([
+      '8:all.hosts.h.ansible_connection: ansible_connection: winrm is not supported (use ssh or local)',
+      '3:all.hosts.h.ansible_port: ansible_port must be a port number (1-65535), not "ssh"',
+      '4:all.hosts.h.ansible_user: ansible_user uses a Jinja template ("{{ lookup(\\"env\\", \\"USER\\") }}"); reconcile does not evaluate templates: write the value itself',
+      '5:all.hosts.h.ansible_ssh_common_args: ansible_ssh_common_args: ProxyCommand is not supported; use -J / ProxyJump',
+      '7:all.hosts.h.ansible_become_method: ansible_become_method: su is not supported; reconcile uses sudo -n',
+    ]);
+  });
+
+  it('reads jump targets in all their forms', () => {
+    expect(parseJumpTarget('ssh://u@h:2')).toEqual({ user: 'u', host: 'h', port: 2 });
+    expect(parseJumpTarget('[::1]:22')).toEqual({ user: undefined, host: '::1', port: 22 });
+    expect(parseJumpTarget('a b')).toBeUndefined();
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * ansible_* variables + ~/.ssh/config → ConnectionSpec, the way Ansible's ssh connection
+ * plugin and OpenSSH together would reach the host. Pure: the config is parsed already and
+ * the local user and home come in as values. Anything reconcile cannot honour (ProxyCommand,
+ * become methods other than sudo, Jinja) is a problem naming the variable, never ignored.
+ */
+import type { Problem } from '../errors.js';
+import type { InventoryHost, VarDefinition } from '../inventory/model.js';
+import { expandTokens, sshSettingsFor, type SshConfig } from './ssh-config.js';
+import { splitShellWords } from './shell-quote.js';
+import type { ConnectionSpec, JumpSpec } from './types.js';
+
+export const DEFAULT_INCUS_SOCKET = '/var/lib/incus/unix.socket';
+
+export interface LocalIdentity {
+  /** The local user's name (OpenSSH's default remote user). */
+  user: string;
+  /** The local home folder (for `~`). */
+  home: string;
+}
+
+export interface ConnectionSpecResult {
+  spec?: ConnectionSpec;
+  problems: Problem[];
+}
+
+/** `[user@]host[:port]` or `ssh://[user@]host[:port]`, as -J and ProxyJump take it. */
+export function parseJumpTarget(text: string): { user?: string; host: string; port?: number } | undefined {
+  const m = /^(?:ssh:\/\/)?(?:([^@\s]+)@)?(\[[^\]\s]+\]|[^:@/\s]+)(?::(\d+))?\/?$/.exec(text.trim());
+  if (!m) return undefined;
+  return { user: m[1], host: m[2]!.replace(/^\[|\]$/g, ''), port: m[3] !== undefined ? Number(m[3]) : undefined };
+}
+
+const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
+const FALSE_WORDS = new Set(['false', 'no', 'off', '0', 'n', '']);
+
+export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | undefined, local: LocalIdentity): ConnectionSpecResult {
+  const problems: Problem[] = [];
+  const problem = (def: VarDefinition | undefined, message: string) =>
+    problems.push({ severity: 'error', location: def?.location, valuePath: def?.valuePath ?? host.name, message });
+
+  /** A string variable (numbers are accepted as their text); Jinja is refused. */
+  const str = (...names: string[]): string | undefined => {
+    for (const name of names) {
+      const def = host.vars[name];
+      if (def === undefined || def.value === null || def.value === undefined) continue;
+      if (typeof def.value !== 'string' && typeof def.value !== 'number') {
+        problem(def, `${name} must be a string, not ${Array.isArray(def.value) ? 'a list' : typeof def.value}`);
+        return undefined;
+      }
+      const value = String(def.value);
+      if (value.includes('{{') || value.includes('{%')) {
+        problem(def, `${name} uses a Jinja template (${JSON.stringify(value)}); reconcile does not evaluate templates: write the value itself`);
+        return undefined;
+      }
+      return value;
+    }
+    return undefined;
+  };
+  const defOf = (...names: string[]) => names.map((n) => host.vars[n]).find((d) => d !== undefined);
+
+  const connection = str('ansible_connection') ?? 'ssh';
+  if (!['ssh', 'smart', 'paramiko', 'local'].includes(connection)) {
+    problem(defOf('ansible_connection'), `ansible_connection: ${connection} is not supported (use ssh or local)`);
+  }
+
+  const givenHost = str('ansible_host', 'ansible_ssh_host') ?? host.name;
+  const config = sshSettingsFor(sshConfig, givenHost);
+  const address = config.hostName ?? givenHost;
+
+  let port = config.port ?? 22;
+  const portText = str('ansible_port', 'ansible_ssh_port');
+  if (portText !== undefined) {
+    if (/^\d+$/.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535) port = Number(portText);
+    else problem(defOf('ansible_port', 'ansible_ssh_port'), `ansible_port must be a port number (1-65535), not ${JSON.stringify(portText)}`);
+  }
+  const user = str('ansible_user', 'ansible_ssh_user') ?? config.user ?? local.user;
+  const tokens = { h: address, p: port, r: user, u: local.user, d: local.home };
+  const expand = (p: string) => expandTokens(p, tokens);
+
+  let privateKeyFile = str('ansible_ssh_private_key_file', 'ansible_private_key_file');
+  if (privateKeyFile !== undefined) privateKeyFile = expand(privateKeyFile);
+  else if (config.identityFiles[0] !== undefined) privateKeyFile = expand(config.identityFiles[0]);
+
+  let knownHostsFiles = config.userKnownHostsFiles.length > 0 ? config.userKnownHostsFiles.map(expand) : undefined;
+
+  // ansible_ssh_common_args / ansible_ssh_extra_args: the options we honour, refuse or skip.
+  let proxyJump: string | undefined;
+  for (const name of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
+    const text = str(name);
+    if (text === undefined) continue;
+    const def = host.vars[name]!;
+    let words: string[];
+    try {
+      words = splitShellWords(text);
+    } catch (e) {
+      problem(def, `${name}: ${(e as Error).message}`);
+      continue;
+    }
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      let option: string | undefined;
+      if (w === '-J' || w === '-o' || w === '-i') {
+        const value = words[++i];
+        if (value === undefined) {
+          problem(def, `${name}: ${w} needs a value`);
+          break;
+        }
+        option = w === '-J' ? `ProxyJump=${value}` : w === '-i' ? `IdentityFile=${value}` : value;
+      } else if (w.startsWith('-J') || w.startsWith('-o') || w.startsWith('-i')) {
+        option = w.startsWith('-J') ? `ProxyJump=${w.slice(2)}` : w.startsWith('-i') ? `IdentityFile=${w.slice(2)}` : w.slice(2);
+      } else {
+        continue; // other ssh flags (-C, -4, -v …) do not change where or as whom we connect
+      }
+      const m = /^([A-Za-z]+)\s*(?:=|\s)\s*(.*)$/.exec(option);
+      if (!m) {
+        problem(def, `${name}: cannot read the option ${JSON.stringify(option)}`);
+        continue;
+      }
+      const key = m[1]!.toLowerCase();
+      const value = m[2]!.trim();
+      if (key === 'proxyjump') proxyJump ??= value;
+      else if (key === 'userknownhostsfile') knownHostsFiles = splitShellWords(value).map(expand);
+      else if (key === 'identityfile') privateKeyFile = expand(value);
+      else if (key === 'proxycommand') problem(def, `${name}: ProxyCommand is not supported; use -J / ProxyJump`);
+      // StrictHostKeyChecking, ControlMaster, ServerAlive* … have no bearing here.
+    }
+  }
+  proxyJump ??= config.proxyJump;
+
+  const jumps: JumpSpec[] = [];
+  if (proxyJump !== undefined && proxyJump.toLowerCase() !== 'none') {
+    for (const part of proxyJump.split(',')) {
+      const target = parseJumpTarget(part);
+      if (!target) {
+        problem(defOf('ansible_ssh_common_args', 'ansible_ssh_extra_args'), `cannot read the jump host ${JSON.stringify(part)}`);
+        continue;
+      }
+      // A jump host's own settings come from ~/.ssh/config too, as OpenSSH does.
+      const jc = sshSettingsFor(sshConfig, target.host);
+      const jumpUser = target.user ?? jc.user ?? local.user;
+      const jumpAddress = jc.hostName ?? target.host;
+      const jumpPort = target.port ?? jc.port ?? 22;
+      const jumpKey = jc.identityFiles[0];
+      jumps.push({
+        address: jumpAddress,
+        port: jumpPort,
+        user: jumpUser,
+        privateKeyFile: jumpKey !== undefined ? expandTokens(jumpKey, { h: jumpAddress, p: jumpPort, r: jumpUser, u: local.user, d: local.home }) : privateKeyFile,
+      });
+    }
+  }
+
+  const becomeDef = defOf('ansible_become');
+  let become = false;
+  if (becomeDef) {
+    const v = becomeDef.value;
+    if (typeof v === 'boolean') become = v;
+    else if (typeof v === 'string' && TRUE_WORDS.has(v.toLowerCase())) become = true;
+    else if (typeof v === 'string' && FALSE_WORDS.has(v.toLowerCase())) become = false;
+    else problem(becomeDef, `ansible_become must be true or false, not ${JSON.stringify(v)}`);
+  }
+  const method = str('ansible_become_method');
+  if (become && method !== undefined && method !== 'sudo') {
+    problem(defOf('ansible_become_method'), `ansible_become_method: ${method} is not supported; reconcile uses sudo -n`);
+  }
+  const becomeUser = str('ansible_become_user');
+  if (become && becomeUser !== undefined && becomeUser !== 'root') {
+    problem(defOf('ansible_become_user'), `ansible_become_user: ${becomeUser} is not supported; reconcile becomes root`);
+  }
+
+  const incusSocket = str('incus_socket') ?? DEFAULT_INCUS_SOCKET;
+  if (!incusSocket.startsWith('/')) problem(defOf('incus_socket'), `incus_socket must be an absolute path, not ${JSON.stringify(incusSocket)}`);
+
+  if (problems.length > 0) return { problems };
+  const spec: ConnectionSpec = {
+    host: host.name,
+    connection: connection === 'local' ? 'local' : 'ssh',
+    address,
+    port,
+    user,
+    privateKeyFile,
+    jumps,
+    become,
+    incusSocket,
+  };
+  if (knownHostsFiles) spec.knownHostsFiles = knownHostsFiles;
+  return { spec, problems };
+}

@@ -1,0 +1,168 @@
+/**
+ * ~/.ssh/config, the part reconcile honours: HostName, User, Port, IdentityFile, ProxyJump and
+ * UserKnownHostsFile, with OpenSSH's rules (ssh_config(5)): the first value obtained wins
+ * (IdentityFile and UserKnownHostsFile accumulate), `Host` patterns with `*`, `?` and
+ * `!negation`, `Match all` and `Match host`/`originalhost` (other Match criteria never
+ * match here), `Include` through a reader the caller passes. Pure.
+ */
+
+export interface SshConfigBlock {
+  /** undefined: the lines before the first Host/Match, which apply to every host. */
+  condition?: { kind: 'host'; patterns: string[] } | { kind: 'match'; criteria: string[] };
+  options: { key: string; args: string[]; line: number; file: string }[];
+}
+
+export interface SshConfig {
+  blocks: SshConfigBlock[];
+  /** Lines we could not use (unsupported Match criteria, unreadable Include). */
+  warnings: string[];
+}
+
+/** What the config says about one host; every field absent when unset. */
+export interface SshHostSettings {
+  hostName?: string;
+  user?: string;
+  port?: number;
+  identityFiles: string[];
+  /** ProxyJump as written (`none` means explicitly none). */
+  proxyJump?: string;
+  userKnownHostsFiles: string[];
+}
+
+function splitArgs(rest: string): string[] {
+  const args: string[] = [];
+  const re = /"([^"]*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(rest))) args.push(m[1] ?? m[2]!);
+  return args;
+}
+
+/**
+ * Parses config text. `readInclude(path)` returns the text of an included file (or undefined
+ * when missing); relative Include paths are relative to ~/.ssh, as OpenSSH resolves them.
+ */
+export function parseSshConfig(
+  text: string,
+  file: string,
+  readInclude?: (path: string) => { file: string; text: string }[],
+  depth = 0,
+): SshConfig {
+  const config: SshConfig = { blocks: [{ options: [] }], warnings: [] };
+  let current = config.blocks[0]!;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^(\S+?)(?:\s*=\s*|\s+)(.*)$/.exec(line);
+    if (!m) return;
+    const key = m[1]!.toLowerCase();
+    const args = splitArgs(m[2]!);
+    if (key === 'host') {
+      current = { condition: { kind: 'host', patterns: args }, options: [] };
+      config.blocks.push(current);
+    } else if (key === 'match') {
+      current = { condition: { kind: 'match', criteria: args }, options: [] };
+      config.blocks.push(current);
+    } else if (key === 'include') {
+      if (!readInclude || depth > 8) {
+        config.warnings.push(`${file}:${i + 1}: Include not followed`);
+        return;
+      }
+      for (const arg of args) {
+        for (const inc of readInclude(arg)) {
+          const sub = parseSshConfig(inc.text, inc.file, readInclude, depth + 1);
+          config.warnings.push(...sub.warnings);
+          // An included file's lines belong to the block that includes it until its own Host line.
+          current.options.push(...sub.blocks[0]!.options);
+          for (const b of sub.blocks.slice(1)) config.blocks.push(b);
+          if (sub.blocks.length > 1) {
+            current = { condition: current.condition, options: [] };
+            config.blocks.push(current);
+          }
+        }
+      }
+    } else {
+      current.options.push({ key, args, line: i + 1, file });
+    }
+  });
+  return config;
+}
+
+function globMatch(pattern: string, text: string): boolean {
+  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i').test(text);
+}
+
+/** OpenSSH's pattern-list rule: some positive pattern matches and no negated one does. */
+export function hostPatternsMatch(patterns: string[], host: string): boolean {
+  let matched = false;
+  for (const list of patterns) {
+    for (const p of list.split(',')) {
+      if (p.startsWith('!')) {
+        if (globMatch(p.slice(1), host)) return false;
+      } else if (globMatch(p, host)) {
+        matched = true;
+      }
+    }
+  }
+  return matched;
+}
+
+function blockApplies(block: SshConfigBlock, host: string, warnings: string[]): boolean {
+  const c = block.condition;
+  if (!c) return true;
+  if (c.kind === 'host') return hostPatternsMatch(c.patterns, host);
+  const criteria = c.criteria.map((x) => x);
+  if (criteria.length === 1 && criteria[0]!.toLowerCase() === 'all') return true;
+  for (let i = 0; i < criteria.length; i += 2) {
+    const what = criteria[i]!.toLowerCase();
+    const value = criteria[i + 1] ?? '';
+    if (what === 'host' || what === 'originalhost') {
+      if (!hostPatternsMatch([value], host)) return false;
+    } else {
+      warnings.push(`Match ${criteria.join(' ')}: criterion "${what}" is not supported; block ignored`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Expands `%h`, `%p`, `%r`, `%u`, `%d`, `%%` and a leading `~`, as OpenSSH does in paths. */
+export function expandTokens(value: string, tokens: { h: string; p: number; r: string; u: string; d: string }): string {
+  const withHome = value === '~' || value.startsWith('~/') ? tokens.d + value.slice(1) : value;
+  return withHome.replace(/%([hprud%])/g, (_, t: string) =>
+    t === '%' ? '%' : t === 'h' ? tokens.h : t === 'p' ? String(tokens.p) : t === 'r' ? tokens.r : t === 'u' ? tokens.u : tokens.d,
+  );
+}
+
+/** The settings for `host` (the name as given to ssh: ansible_host or the inventory name). */
+export function sshSettingsFor(config: SshConfig | undefined, host: string): SshHostSettings & { warnings: string[] } {
+  const out: SshHostSettings & { warnings: string[] } = { identityFiles: [], userKnownHostsFiles: [], warnings: [] };
+  if (!config) return out;
+  for (const block of config.blocks) {
+    if (!blockApplies(block, host, out.warnings)) continue;
+    for (const o of block.options) {
+      const first = o.args[0];
+      if (first === undefined) continue;
+      switch (o.key) {
+        case 'hostname':
+          out.hostName ??= first.replace(/%(h|%)/g, (_, t: string) => (t === '%' ? '%' : host));
+          break;
+        case 'user':
+          out.user ??= first;
+          break;
+        case 'port':
+          if (out.port === undefined && /^\d+$/.test(first)) out.port = Number(first);
+          break;
+        case 'identityfile':
+          out.identityFiles.push(first);
+          break;
+        case 'proxyjump':
+          out.proxyJump ??= first;
+          break;
+        case 'userknownhostsfile':
+          if (out.userKnownHostsFiles.length === 0) out.userKnownHostsFiles.push(...o.args);
+          break;
+      }
+    }
+  }
+  return out;
+}

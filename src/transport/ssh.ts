@@ -1,0 +1,323 @@
+/**
+ * The SSH transport (ssh2): one connection per host for the whole run (plus one per jump
+ * host), every command an exec channel on it, the Incus API over stream-local forwarding of
+ * its unix socket (keep-alive HTTP, a few channels at most) or `incus query` through `sudo -n`
+ * when the host needs become. Host keys are checked against known_hosts before anything is
+ * sent; an unknown or changed key fails the host with the key's SHA256 fingerprint.
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import pLimit from 'p-limit';
+import { Client, utils, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { TransportError } from '../errors.js';
+import { readHostFile, writeHostFile } from './host-files.js';
+import { HttpPool } from './http1.js';
+import { incusOverHttp, incusOverQuery } from './incus-api.js';
+import {
+  checkHostKey,
+  keyTypeOfBlob,
+  knownHostName,
+  knownHostsLine,
+  knownKeyTypes,
+  parseKnownHosts,
+  sha256Fingerprint,
+  type KnownHostEntry,
+} from './known-hosts.js';
+import { shellCommand } from './shell-quote.js';
+import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
+
+/** OpenSSH's MaxSessions is 10 by default: stay under it. */
+const MAX_EXEC_CHANNELS = 8;
+const MAX_HTTP_STREAMS = 4;
+const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+
+interface Hop {
+  address: string;
+  port: number;
+  user: string;
+  privateKeyFile?: string;
+  /** How messages name this hop: the inventory host, or "jump host ADDRESS". */
+  label: string;
+}
+
+/** The keys we may offer: the named file, or the default files that exist. */
+async function loadKeys(host: string, hop: Hop): Promise<{ file: string; key: Buffer }[]> {
+  const named = hop.privateKeyFile !== undefined;
+  const files = named ? [hop.privateKeyFile!] : DEFAULT_KEYS.map((k) => path.join(os.homedir(), '.ssh', k)).filter((f) => existsSync(f));
+  const keys: { file: string; key: Buffer }[] = [];
+  for (const file of files) {
+    let key: Buffer;
+    try {
+      key = await readFile(file);
+    } catch (e) {
+      if (named) throw new TransportError(host, 'read private key', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, true);
+      continue;
+    }
+    const parsed = utils.parseKey(key);
+    // An encrypted key cannot be used without a prompt; the agent may hold it.
+    if (parsed instanceof Error) {
+      if (named && !process.env.SSH_AUTH_SOCK) {
+        throw new TransportError(host, 'read private key', `${file}: ${parsed.message} (encrypted keys need ssh-agent)`, true);
+      }
+      continue;
+    }
+    keys.push({ file, key });
+  }
+  return keys;
+}
+
+function describeConnectError(e: Error & { code?: string; level?: string }, hop: Hop, timeoutMs: number): { step: string; message: string } {
+  const where = `${hop.address}:${hop.port}`;
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return { step: 'connect', message: `connection refused by ${where}` };
+    case 'ETIMEDOUT':
+      return { step: 'connect', message: `no answer from ${where} within ${timeoutMs} ms` };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { step: 'connect', message: `cannot resolve ${hop.address}` };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { step: 'connect', message: `${where} is unreachable (${e.code})` };
+    case 'ECONNRESET':
+      return { step: 'connect', message: `${where} closed the connection` };
+  }
+  if (e.level === 'client-timeout') return { step: 'connect', message: `no SSH handshake with ${where} within ${timeoutMs} ms` };
+  if (e.level === 'client-authentication') return { step: 'authenticate', message: `${hop.user}@${where} accepted none of the keys offered` };
+  return { step: 'connect', message: `${where}: ${e.message}` };
+}
+
+class KnownHosts {
+  constructor(
+    readonly files: string[],
+    private entries: KnownHostEntry[],
+  ) {}
+
+  static async load(files: string[]): Promise<KnownHosts> {
+    const entries: KnownHostEntry[] = [];
+    for (const f of files) {
+      const text = await readFile(f, 'utf8').catch(() => '');
+      entries.push(...parseKnownHosts(text, f));
+    }
+    return new KnownHosts(files, entries);
+  }
+
+  check(hostName: string, blob: Buffer) {
+    return checkHostKey(this.entries, hostName, blob);
+  }
+
+  keyTypes(hostName: string) {
+    return knownKeyTypes(this.entries, hostName);
+  }
+
+  /** Records a key never seen before in the first file (hashed, as Debian's OpenSSH does). */
+  async add(hostName: string, blob: Buffer): Promise<void> {
+    const file = this.files[0];
+    if (!file) return;
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const line = knownHostsLine(hostName, blob, true);
+    await appendFile(file, `${line}\n`, { mode: 0o600 });
+    this.entries.push(...parseKnownHosts(line, file));
+  }
+}
+
+/** Opens one authenticated SSH connection to a hop, over `sock` when it sits behind a jump. */
+async function connectHop(host: string, hop: Hop, options: TransportOptions, knownHosts: KnownHosts, sock?: Duplex): Promise<Client> {
+  const keys = await loadKeys(host, hop);
+  const agent = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK : options.agentSocket ?? undefined;
+  const methods: AnyAuthMethod[] = [];
+  if (agent) methods.push({ type: 'agent', username: hop.user, agent });
+  for (const k of keys) methods.push({ type: 'publickey', username: hop.user, key: k.key });
+  if (methods.length === 0) {
+    throw new TransportError(host, 'authenticate', `no key to offer ${hop.user}@${hop.address}: no ssh-agent (SSH_AUTH_SOCK) and no key file (${hop.privateKeyFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(', ')})`, true);
+  }
+
+  const hostName = knownHostName(hop.address, hop.port);
+  let hostKeyProblem: TransportError | undefined;
+  const prefix = hop.label === host ? '' : `${hop.label}: `;
+  const hostVerifier = (blob: Buffer, verify: (ok: boolean) => void): void => {
+    const fingerprint = sha256Fingerprint(blob);
+    const type = keyTypeOfBlob(blob);
+    const verdict = knownHosts.check(hostName, blob);
+    if (verdict.status === 'match') return verify(true);
+    if (verdict.status === 'unknown' && options.acceptNewHostKeys) {
+      knownHosts.add(hostName, blob).then(
+        () => verify(true),
+        (e: Error) => {
+          hostKeyProblem = new TransportError(host, 'verify host key', `${prefix}cannot record the new key ${type} ${fingerprint} in ${knownHosts.files[0]}: ${e.message}`, true);
+          verify(false);
+        },
+      );
+      return;
+    }
+    const message =
+      verdict.status === 'unknown'
+        ? `${prefix}${hostName} is not in ${knownHosts.files.join(', ') || 'known_hosts'}; it offered ${type} ${fingerprint} (check it, then add it or use --accept-new-host-keys)`
+        : verdict.status === 'revoked'
+          ? `${prefix}${hostName} offered ${type} ${fingerprint}, which is marked @revoked in ${verdict.entry.file}:${verdict.entry.line}`
+          : `${prefix}HOST KEY CHANGED for ${hostName}: it offered ${type} ${fingerprint}, known_hosts expects ${verdict.expected
+              .map((e) => `${e.keyType} ${sha256Fingerprint(Buffer.from(e.keyBase64, 'base64'))} (${e.file}:${e.line})`)
+              .join(', ')}; not connecting (a changed key is never accepted)`;
+    hostKeyProblem = new TransportError(host, 'verify host key', message, true);
+    verify(false);
+  };
+
+  // Offer the key types known_hosts has for this host first, as OpenSSH does.
+  const known = knownHosts.keyTypes(hostName);
+  const defaults = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  const serverHostKey = [...known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])), ...defaults].filter(
+    (t, i, all) => all.indexOf(t) === i,
+  );
+
+  const config: ConnectConfig = {
+    host: hop.address,
+    port: hop.port,
+    username: hop.user,
+    sock: sock as ConnectConfig['sock'],
+    readyTimeout: options.connectTimeoutMs,
+    keepaliveInterval: 15_000,
+    keepaliveCountMax: 4,
+    authHandler: methods,
+    hostVerifier,
+    algorithms: { serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
+  };
+  const client = new Client();
+  return new Promise<Client>((resolve, reject) => {
+    const onError = (e: Error & { code?: string; level?: string }) => {
+      client.removeListener('ready', onReady);
+      client.on('error', () => {}); // ssh2 may report the same failure twice; the first one counts
+      client.end();
+      if (hostKeyProblem) return reject(hostKeyProblem);
+      const { step, message } = describeConnectError(e, hop, options.connectTimeoutMs);
+      reject(new TransportError(host, step, `${prefix}${message}`, true, { cause: e }));
+    };
+    const onReady = () => {
+      client.removeListener('error', onError);
+      resolve(client);
+    };
+    client.once('ready', onReady);
+    client.once('error', onError);
+    client.connect(config);
+  });
+}
+
+/** Connects over SSH (through every jump host) and returns the host's session. */
+export async function connectSsh(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
+  const knownHosts = await KnownHosts.load(spec.knownHostsFiles ?? options.knownHostsFiles);
+  const clients: Client[] = [];
+  const hops: Hop[] = [
+    ...spec.jumps.map((j) => ({ ...j, label: `jump host ${j.user}@${knownHostName(j.address, j.port)}` })),
+    { address: spec.address, port: spec.port, user: spec.user, privateKeyFile: spec.privateKeyFile, label: spec.host },
+  ];
+  try {
+    let sock: Duplex | undefined;
+    for (const [i, hop] of hops.entries()) {
+      const client = await connectHop(spec.host, hop, options, knownHosts, sock);
+      clients.push(client);
+      const next = hops[i + 1];
+      if (next) {
+        sock = await new Promise<Duplex>((resolve, reject) =>
+          client.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) =>
+            err
+              ? reject(new TransportError(spec.host, 'connect', `${hop.label} cannot reach ${knownHostName(next.address, next.port)}: ${err.message}`, true, { cause: err }))
+              : resolve(stream),
+          ),
+        );
+      }
+    }
+  } catch (e) {
+    for (const c of clients.reverse()) c.end();
+    throw e;
+  }
+  return new SshSession(spec, options, clients);
+}
+
+class SshSession implements HostSession {
+  readonly incus;
+  private readonly client: Client;
+  private readonly limit = pLimit(MAX_EXEC_CHANNELS);
+  private readonly pool: HttpPool;
+  private lost?: Error;
+  private closed = false;
+
+  constructor(
+    readonly spec: ConnectionSpec,
+    private readonly options: TransportOptions,
+    private readonly clients: Client[],
+  ) {
+    this.client = clients[clients.length - 1]!;
+    for (const c of clients) {
+      c.on('error', (e: Error) => (this.lost ??= e));
+      c.on('close', () => (this.lost ??= new Error('connection closed')));
+    }
+    this.pool = new HttpPool(
+      () =>
+        new Promise<Duplex>((resolve, reject) => {
+          if (this.lost) return reject(this.lost);
+          this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) =>
+            err ? reject(new Error(`cannot open ${spec.incusSocket} on the host: ${err.message}`)) : resolve(stream),
+          );
+        }),
+      MAX_HTTP_STREAMS,
+    );
+    this.incus = spec.become
+      ? incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: true }))
+      : incusOverHttp(spec.host, this.pool, options.commandTimeoutMs);
+  }
+
+  exec(argv: string[], step: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const words = options.privileged && this.spec.become ? ['sudo', '-n', '--', ...argv] : argv;
+    const command = shellCommand(words);
+    const timeoutMs = options.timeoutMs ?? this.options.commandTimeoutMs;
+    return this.limit(
+      () =>
+        new Promise<ExecResult>((resolve, reject) => {
+          if (this.lost || this.closed) {
+            return reject(new TransportError(this.spec.host, step, `connection lost: ${this.lost?.message ?? 'closed'}`, true));
+          }
+          this.client.exec(command, (err, stream: ClientChannel) => {
+            if (err) return reject(new TransportError(this.spec.host, step, `cannot run ${argv[0]}: ${err.message}`, false, { cause: err }));
+            const out: Buffer[] = [];
+            const errs: Buffer[] = [];
+            let timedOut = false;
+            const timer = setTimeout(() => {
+              timedOut = true;
+              stream.signal('KILL');
+              stream.close();
+              reject(new TransportError(this.spec.host, step, `${argv[0]} did not finish within ${timeoutMs} ms`));
+            }, timeoutMs);
+            stream.on('data', (d: Buffer) => out.push(d));
+            stream.stderr.on('data', (d: Buffer) => errs.push(d));
+            stream.on('close', (code: number | null | undefined, signal?: string) => {
+              clearTimeout(timer);
+              if (timedOut) return;
+              if (code === undefined || code === null) {
+                if (signal) return resolve({ exitCode: 128, stdout: Buffer.concat(out), stderr: `${Buffer.concat(errs).toString('utf8')}killed by SIG${signal}` });
+                return reject(new TransportError(this.spec.host, step, `connection lost while running ${argv[0]}`, true));
+              }
+              resolve({ exitCode: code, stdout: Buffer.concat(out), stderr: Buffer.concat(errs).toString('utf8') });
+            });
+            stream.end(options.stdin ?? '');
+          });
+        }),
+    );
+  }
+
+  readFile(path: string, step: string, privileged = false): Promise<Buffer | undefined> {
+    return readHostFile(this.spec.host, (a, s, o) => this.exec(a, s, o), path, step, privileged);
+  }
+
+  writeFile(path: string, content: string | Buffer, step: string, options: Parameters<HostSession['writeFile']>[3]): Promise<void> {
+    return writeHostFile(this.spec.host, (a, s, o) => this.exec(a, s, o), path, content, step, { ...options, privileged: true });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.close();
+    for (const c of [...this.clients].reverse()) c.end();
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The SSH transport against real lab hosts (sshd + incusd), in process: the paths a user's
+ * inventory can take (root, sudo, jump host, local), and each way a host can fail.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TransportError } from '../../src/errors.js';
+import type { InventoryHost } from '../../src/inventory/model.js';
+import { connectHost, connectionSpecOf } from '../../src/transport/connect.js';
+import type { ConnectionSpec, HostSession, TransportOptions } from '../../src/transport/types.js';
+import { startLab } from '../lab/lab.js';
+import type { Lab } from '../lab/types.js';
+
+let lab: Lab;
+let options: TransportOptions;
+const sessions: HostSession[] = [];
+
+function inventoryHost(name: string, vars: Record<string, unknown>): InventoryHost {
+  return {
+    name,
+    groups: ['all'],
+    vars: Object.fromEntries(
+      Object.entries(vars).map(([k, value]) => [k, { value, location: { file: 'inv.yaml', line: 1, column: 1 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() }]),
+    ),
+  };
+}
+
+function specOf(name: string, extra: Record<string, unknown> = {}): ConnectionSpec {
+  return connectionSpecOf(inventoryHost(name, { ...lab.host(name).inventoryVars(), ...extra }), options);
+}
+
+async function connect(name: string, extra: Record<string, unknown> = {}, opts: Partial<TransportOptions> = {}): Promise<HostSession> {
+  const s = await connectHost(specOf(name, extra), { ...options, ...opts });
+  sessions.push(s);
+  return s;
+}
+
+async function failure(p: Promise<unknown>): Promise<TransportError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(TransportError);
+  return e as TransportError;
+}
+
+beforeAll(async () => {
+  lab = await startLab({
+    name: 'transport',
+    hosts: [
+      { name: 'web1' },
+      { name: 'sudo1', user: 'sudoer' },
+      { name: 'bastion', incus: false },
+      { name: 'inner', jumpVia: 'bastion' },
+      { name: 'wrongkey', incus: false, wrongHostKey: true },
+      { name: 'down', down: true },
+    ],
+  });
+  // The transport finds ~/.ssh through HOME, as it does for a user.
+  process.env.HOME = lab.env.HOME;
+  options = {
+    connectTimeoutMs: 5000,
+    commandTimeoutMs: 10_000,
+    knownHostsFiles: [path.join(lab.env.HOME!, '.ssh', 'known_hosts')],
+    acceptNewHostKeys: false,
+    agentSocket: null,
+  };
+});
+
+afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.close()));
+  await lab?.stop();
+});
+
+describe('ssh transport, root login', () => {
+  it('runs argv exactly as given: no word of it is interpreted by a shell', async () => {
+    const s = await connect('web1');
+    const words = ['a b', "it's", '$(touch /tmp/pwned)', '`id`', '*', '', 'x;y', '\\n'];
+    const r = await s.exec(['printf', '%s\\n', ...words], 'echo');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).toBe(words.map((w) => `${w}\n`).join(''));
+    const fail = await s.exec(['sh', '-c', 'echo oops >&2; exit 7'], 'fail');
+    expect(fail).toMatchObject({ exitCode: 7, stderr: 'oops\n' });
+    const stdin = await s.exec(['wc', '-c'], 'stdin', { stdin: 'x'.repeat(100_000) });
+    expect(stdin.stdout.toString().trim()).toBe('100000');
+  });
+
+  it('reads the Incus API over the forwarded socket, with ETags, 40 concurrent requests on one connection', async () => {
+    const s = await connect('web1');
+    const server = await s.incus.request<{ environment: { server_version: string } }>('GET', '/1.0', 'read server');
+    expect(server.status).toBe(200);
+    expect(server.metadata.environment.server_version).toMatch(/^6\./);
+    const project = await s.incus.request('GET', '/1.0/projects/default', 'read project');
+    expect(project.etag).toMatch(/^"[0-9a-f]+"$/);
+    const many = await Promise.all(Array.from({ length: 40 }, () => s.incus.request<string[]>('GET', '/1.0/certificates', 'list')));
+    expect(many.every((r) => Array.isArray(r.metadata))).toBe(true);
+    const e = await failure(s.incus.request('GET', '/1.0/nope', 'read nothing'));
+    expect(e.message).toBe('web1: read nothing: Incus refused (404): not found');
+  });
+
+  it('If-Match: a stale ETag is refused by Incus (412)', async () => {
+    const s = await connect('web1');
+    const before = await s.incus.request<{ config: Record<string, string>; description: string }>('GET', '/1.0/projects/default', 'read');
+    await s.incus.request('PATCH', '/1.0/projects/default', 'touch', { description: 'changed once' }, { ifMatch: before.etag });
+    const stale = await failure(s.incus.request('PATCH', '/1.0/projects/default', 'touch again', { description: 'stale' }, { ifMatch: before.etag }));
+    expect(stale.message).toMatch(/Incus refused \(412\)/);
+    expect(JSON.parse(await lab.host('web1').incus(['query', '/1.0/projects/default'])).description).toBe('changed once');
+  });
+
+  it('writes files atomically: check before rename, backup of the old file, content never in argv', async () => {
+    const s = await connect('web1');
+    const dir = (await s.exec(['mktemp', '-d'], 'mktemp')).stdout.toString().trim();
+    const target = `${dir}/scrape.yml`;
+    expect(await s.readFile(target, 'read')).toBeUndefined();
+    await s.writeFile(target, 'first\n', 'write', { mode: 0o640, backup: true });
+    await s.writeFile(target, 'second\n', 'write', { mode: 0o640, backup: true, check: ['grep', '-q', 'second', '{}'] });
+    expect((await s.readFile(target, 'read'))?.toString()).toBe('second\n');
+    expect((await s.readFile(`${target}.bak`, 'read'))?.toString()).toBe('first\n');
+    const refused = await failure(s.writeFile(target, 'third\n', 'write policy', { mode: 0o640, backup: true, check: ['grep', '-q', 'never', '{}'] }));
+    expect(refused.message).toMatch(/refused the new content; the old file is unchanged/);
+    expect((await s.readFile(target, 'read'))?.toString()).toBe('second\n');
+    const listing = (await s.exec(['sh', '-c', 'ls -A "$1"; stat -c %a "$1/scrape.yml"', 'sh', dir], 'ls')).stdout.toString();
+    expect(listing).toBe('scrape.yml\nscrape.yml.bak\n640\n');
+  });
+
+  it('a command that runs too long fails its step, and the connection stays usable', async () => {
+    const s = await connect('web1');
+    const e = await failure(s.exec(['sleep', '5'], 'wait', { timeoutMs: 300 }));
+    expect(e.message).toBe('web1: wait: sleep did not finish within 300 ms');
+    expect((await s.exec(['true'], 'after')).exitCode).toBe(0);
+  });
+});
+
+describe('ssh transport, other paths', () => {
+  it('sudo: a non-root login runs privileged commands and the Incus API through sudo -n', async () => {
+    const s = await connect('sudo1');
+    expect(s.spec).toMatchObject({ user: 'reconcile-sudo', become: true });
+    expect((await s.exec(['id', '-un'], 'who')).stdout.toString()).toBe('reconcile-sudo\n');
+    expect((await s.exec(['id', '-un'], 'who', { privileged: true })).stdout.toString()).toBe('root\n');
+    const certs = await s.incus.request<unknown[]>('GET', '/1.0/certificates?recursion=1', 'read trust store');
+    expect(certs.metadata).toEqual([]);
+    // Without become, the socket (root only) is out of reach for this user: the step fails clearly.
+    const plain = await connect('sudo1', { ansible_become: false });
+    const e = await failure(plain.incus.request('GET', '/1.0', 'read server'));
+    expect(e.message).toMatch(/^sudo1: read server: Incus API \(GET \/1\.0\): cannot open .*unix\.socket on the host/);
+  });
+
+  it('jump host: reachable through -J only; the direct connection is refused', async () => {
+    const inner = lab.host('inner');
+    const s = await connect('inner');
+    expect(s.spec.jumps).toEqual([{ address: lab.host('bastion').address, port: 22, user: 'root', privateKeyFile: undefined }]);
+    expect((await s.exec(['hostname'], 'run')).exitCode).toBe(0);
+    const api = await s.incus.request<{ environment: { server_clustered: boolean } }>('GET', '/1.0', 'read server');
+    expect(api.metadata.environment.server_clustered).toBe(false);
+    const direct = await failure(connect('inner', { ansible_ssh_common_args: '-o ProxyJump=none' }));
+    expect(direct).toMatchObject({ step: 'connect', unreachable: true });
+    expect(direct.message).toBe(`inner: connect: connection refused by ${inner.address}:22`);
+    // The same through ~/.ssh/config: ProxyJump there, and the host known by its alias.
+    const viaConfig = await connectHost(connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: path.join(lab.env.HOME!, '.ssh', 'config') }), options);
+    sessions.push(viaConfig);
+    expect((await viaConfig.exec(['true'], 'run')).exitCode).toBe(0);
+  });
+
+  it('wrong host key: fails the host naming the key it offered, even with --accept-new-host-keys', async () => {
+    for (const acceptNewHostKeys of [false, true]) {
+      const e = await failure(connect('wrongkey', {}, { acceptNewHostKeys }));
+      expect(e).toMatchObject({ step: 'verify host key', unreachable: true });
+      expect(e.message).toContain(lab.host('wrongkey').hostKeyFingerprint);
+      expect(e.message).toMatch(/HOST KEY CHANGED/);
+    }
+  });
+
+  it('unknown host key: refused by default, recorded with --accept-new-host-keys, then known', async () => {
+    const knownHosts = path.join(lab.dir, 'known_hosts.partial');
+    await writeFile(knownHosts, '');
+    const opts = { knownHostsFiles: [knownHosts] };
+    const e = await failure(connect('web1', {}, opts));
+    expect(e.message).toContain(`is not in ${knownHosts}; it offered ssh-ed25519 ${lab.host('web1').hostKeyFingerprint}`);
+    await connect('web1', {}, { ...opts, acceptNewHostKeys: true });
+    expect(await readFile(knownHosts, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/);
+    await connect('web1', {}, opts);
+  });
+
+  it('down host: unreachable, connection refused', async () => {
+    const e = await failure(connect('down'));
+    expect(e).toMatchObject({ step: 'connect', unreachable: true });
+    expect(e.message).toBe(`down: connect: connection refused by ${lab.host('down').address}:22`);
+  });
+
+  it('a host that accepts TCP but never speaks SSH fails after the connect timeout', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const e = await failure(connect('web1', { ansible_host: '127.0.0.1', ansible_port: port }, { connectTimeoutMs: 500 }));
+      expect(e.message).toBe(`web1: connect: no SSH handshake with 127.0.0.1:${port} within 500 ms`);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('ansible_connection: local reaches the Incus socket directly and runs argv without a shell', async () => {
+    const s = await connect('web1', { ansible_connection: 'local' });
+    const r = await s.exec(['printf', '%s', '$(id)'], 'echo');
+    expect(r.stdout.toString()).toBe('$(id)');
+    const api = await s.incus.request<string[]>('GET', '/1.0/projects', 'read projects');
+    expect(api.metadata).toEqual(['/1.0/projects/default']);
+  });
+});
