@@ -2,26 +2,23 @@
  * The engine's real seams: the inventory, playbook and host-pattern stages, the transport and
  * the module registry. The only file of src/engine that knows where each stage lives.
  */
+import { loadInventory, readInventoryFile } from '../inventory/load.js';
+import { selectHosts } from '../inventory/patterns.js';
+import { validateInventory } from '../inventory/validate.js';
+import { loadPlaybook } from '../playbook/load.js';
 import { MODULES } from '../modules/registry.js';
 import type { EngineDeps } from './run.js';
-import {
-  connectionSpecStandIn,
-  connectStandIn,
-  loadInventoryStandIn,
-  loadPlaybookStandIn,
-  readInventoryFileStandIn,
-  selectHostsStandIn,
-} from './standin-inputs.js';
+import { connectionSpecStandIn, connectStandIn } from './standin-inputs.js';
 
 export function defaultEngineDeps(): EngineDeps {
   return {
-    loadInventory: loadInventoryStandIn,
-    validateInventory: () => [],
-    loadPlaybook: loadPlaybookStandIn,
-    selectHosts: selectHostsStandIn,
+    loadInventory,
+    validateInventory: (inventory, now) => validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES),
+    loadPlaybook,
+    selectHosts,
     connectionSpec: (host) => connectionSpecStandIn(host),
     connect: connectStandIn,
-    readInventoryFile: readInventoryFileStandIn,
+    readInventoryFile,
     modules: MODULES,
   };
 }

@@ -277,7 +277,8 @@ function collectDesired(inventory: Inventory, works: HostWork[], now: Date, hook
     // A module with nothing to reconcile on this host is left out.
     w.modules = w.modules.filter((m) => m.desired !== undefined);
   }
-  throwOnErrors(problems, hooks);
+  // Warnings were reported by validation already (it reads desired() too): only errors matter here.
+  if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems.filter((p) => p.severity === 'error'));
 }
 
 async function connectAndObserve(
@@ -310,10 +311,18 @@ function planAll(works: HostWork[], request: RunRequest, now: Date): RunPlan {
   const byName = [...works].sort((a, b) => (a.host.name < b.host.name ? -1 : a.host.name > b.host.name ? 1 : 0));
   for (const w of byName) {
     if (w.failure) continue;
+    try {
+      for (const m of w.modules) m.plan = m.module.plan(m.desired, m.observed, planCtx);
+    } catch (e) {
+      // A planner that throws (a bug, or live state of a shape nobody checked) fails this host
+      // only: the other hosts are still planned, applied and reported.
+      for (const m of w.modules) m.plan = undefined;
+      w.failure = failureOf(e, w.host.name, 'plan');
+      continue;
+    }
     for (const m of w.modules) {
-      m.plan = m.module.plan(m.desired, m.observed, planCtx);
-      if (m.plan.scope === undefined) continue;
-      const key = `${m.module.name}|${m.plan.scope}`;
+      if (m.plan!.scope === undefined) continue;
+      const key = `${m.module.name}|${m.plan!.scope}`;
       const owner = owners.get(key);
       if (!owner) {
         owners.set(key, { host: w.host.name, work: m });

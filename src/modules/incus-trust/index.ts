@@ -9,7 +9,10 @@ import { planTrust } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
 import { prepareMetricsKeys } from './metrics-keys.js';
-import { desiredTrustStandIn, observeTrustStandIn } from './standin.js';
+import { observeTrustStandIn } from './standin.js';
+
+/** Variables that make a host's trust store managed; a host with none of them is left alone. */
+const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
 import { desiredTrustClients } from './desired.js';
 
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
@@ -21,12 +24,13 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
     return { problems, facts: events };
   },
   desired: (host, ctx) => {
-    const clients = desiredTrustStandIn(host, ctx);
+    if (!TRUST_VARIABLES.some((v) => host.vars[v] !== undefined)) return { problems: [] };
+    const clients = desiredTrustClients(host, ctx);
     const metrics = desiredMetricsCertificates(host, ctx);
-    const problems = [...clients.problems, ...metrics.problems];
-    if (!clients.desired && metrics.certificates.length === 0) return { problems };
-    const base = clients.desired ?? { certificates: [], prune: host.vars.incus_trust_prune?.value === true, protected: [] };
-    return { desired: { ...base, certificates: [...base.certificates, ...metrics.certificates] }, problems };
+    return {
+      desired: { certificates: [...clients.certificates, ...metrics.certificates], prune: clients.prune, protected: clients.protected },
+      problems: [...clients.problems, ...metrics.problems],
+    };
   },
   observe: (session) => observeTrustStandIn(session),
   plan: planTrust,

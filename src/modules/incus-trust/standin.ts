@@ -1,62 +1,10 @@
 /**
- * STAND-IN until the inventory engineer's desired.ts and the transport engineer's observe.ts
- * land: the smallest desired() and observe() the engine needs. Replaced, not extended.
+ * STAND-IN until the transport engineer's observe.ts lands: the smallest observe() the engine
+ * needs (server info, projects, the trust store with each entry's ETag). Replaced, not extended.
  */
-import type { Problem } from '../../errors.js';
-import type { InventoryHost } from '../../inventory/model.js';
-import { CertificateParseError, parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
+import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
 import type { HostSession } from '../../transport/types.js';
-import type { DesiredContext, DesiredResult } from '../types.js';
-import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust } from './model.js';
-
-export function desiredTrustStandIn(host: InventoryHost, ctx: DesiredContext): DesiredResult<DesiredTrust> {
-  const problems: Problem[] = [];
-  const clients = host.vars.incus_trusted_clients;
-  if (!clients && !host.vars.incus_metrics_certificates && !host.vars.incus_trust_prune) return { problems };
-  const certificates: DesiredCertificate[] = [];
-  for (const [variable, type] of [['incus_trusted_clients', 'client']] as const) {
-    const def = host.vars[variable];
-    if (!def || !Array.isArray(def.value)) continue;
-    def.value.forEach((raw: Record<string, unknown>, i: number) => {
-      const valuePath = `${def.valuePath}[${i}]`;
-      const location = def.nested.get(`[${i}]`) ?? def.location;
-      const file = String(raw.certificate_file ?? '');
-      const bytes = file ? ctx.readInventoryFile(file) : undefined;
-      let certificate;
-      if (bytes) {
-        try {
-          certificate = parseCertificatePem(bytes.toString('utf8'));
-        } catch (e) {
-          if (!(e instanceof CertificateParseError)) throw e;
-          problems.push({ severity: 'error', location, valuePath: `${valuePath}.certificate_file`, message: `${file}: ${e.message}` });
-        }
-      } else if (raw.state !== 'absent') {
-        problems.push({ severity: 'error', location, valuePath: `${valuePath}.certificate_file`, message: `${file}: no such file` });
-      }
-      certificates.push({
-        name: String(raw.name),
-        type,
-        description: String(raw.description ?? ''),
-        restricted: raw.restricted === true,
-        projects: Array.isArray(raw.projects) ? raw.projects.map(String) : [],
-        state: raw.state === 'absent' ? 'absent' : 'present',
-        certificate,
-        certificateFile: file,
-        location,
-        valuePath,
-      });
-    });
-  }
-  const protectedList = host.vars.incus_trust_protected?.value;
-  return {
-    desired: {
-      certificates,
-      prune: host.vars.incus_trust_prune?.value === true,
-      protected: Array.isArray(protectedList) ? protectedList.map(String) : [],
-    },
-    problems,
-  };
-}
+import type { LiveCertificate, ObservedTrust } from './model.js';
 
 interface ServerMetadata {
   environment?: { server_name?: string; server_version?: string; server_clustered?: boolean; certificate_fingerprint?: string };
