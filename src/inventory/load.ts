@@ -40,12 +40,22 @@ const VAULT_TAG: ScalarTag = {
   identify: () => false,
   resolve: (text: string) => ({ [VAULT_KEY]: text }) as unknown as string,
 };
+/** PyYAML's booleans (YAML 1.1 without y/n, which PyYAML and so Ansible read as strings). */
+const PYYAML_BOOL: ScalarTag = {
+  tag: 'tag:yaml.org,2002:bool',
+  default: true,
+  test: /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/,
+  resolve: (text: string) => /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/.test(text) as unknown as string,
+  identify: (value: unknown) => typeof value === 'boolean',
+  stringify: ({ value }) => (value ? 'true' : 'false'),
+};
 /** `!unsafe` marks a string Ansible must not template: for us a plain string. */
 const UNSAFE_TAG: ScalarTag = { tag: '!unsafe', identify: () => false, resolve: (text: string) => text };
 
 /** One parsed YAML file with what is needed to point into it. */
 interface ParsedFile {
   file: string;
+  source: string;
   doc: Document.Parsed;
   lineCounter: LineCounter;
 }
@@ -60,6 +70,8 @@ class LoadState {
   /** Host variables written in inventory files, merged in the order they were read. */
   readonly hostInventoryVars = new Map<string, Record<string, VarDefinition>>();
   readonly hostFileVars = new Map<string, Record<string, VarDefinition>>();
+  /** Where `child` was first listed under `parent`, for messages about the link. */
+  readonly linkSites = new Map<string, { pf: ParsedFile; node: Node; path: string }>();
 
   group(name: string): InventoryGroup {
     let g = this.groups.get(name);
@@ -91,8 +103,8 @@ class LoadState {
 
 export async function loadInventory(source: string): Promise<Inventory> {
   const state = new LoadState();
-  state.group('all');
-  state.group('ungrouped');
+  // As Ansible's InventoryData: `ungrouped` is always the first child of `all`.
+  link(state, 'all', 'ungrouped');
   let info;
   try {
     info = await stat(source);
@@ -153,13 +165,16 @@ async function parseFile(state: LoadState, file: string): Promise<ParsedFile | u
   const doc = parseDocument(text, {
     lineCounter,
     version: '1.1',
-    customTags: (tags) => [...tags, VAULT_TAG, UNSAFE_TAG],
+    customTags: (tags) => [PYYAML_BOOL, ...tags.filter((t) => (t as ScalarTag).tag !== 'tag:yaml.org,2002:bool'), VAULT_TAG, UNSAFE_TAG],
     prettyErrors: false,
     uniqueKeys: true,
   });
-  const pf: ParsedFile = { file, doc, lineCounter };
+  const pf: ParsedFile = { file, source: text, doc, lineCounter };
   for (const e of doc.errors) {
-    const location = positionAt(pf, e.pos[0]);
+    // Errors about indentation start at the line's leading spaces: point at the text itself.
+    let offset = e.pos[0];
+    while (text[offset] === ' ' || text[offset] === '\t') offset++;
+    const location = positionAt(pf, offset);
     state.problems.push({
       severity: 'error',
       location,
@@ -245,6 +260,8 @@ function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | 
           state.problem('error', pf, childPair.key as Node, `${sectionPath}.${child}`, 'group "all" cannot be the child of another group');
           continue;
         }
+        const site = `${name}>${child}`;
+        if (!state.linkSites.has(site)) state.linkSites.set(site, { pf, node: childPair.key as Node, path: `${sectionPath}.${child}` });
         readGroup(state, pf, child, childPair.value as Node | null, `${sectionPath}.${child}`, name);
       }
     } else {
@@ -349,7 +366,10 @@ function linkGroups(state: LoadState): void {
   const depthOf = (name: string, trail: string[]): number => {
     if (name === 'all') return 0;
     if (trail.includes(name)) {
-      state.problems.push({ severity: 'error', message: `groups ${[...trail.slice(trail.indexOf(name)), name].join(' → ')} are each other's ancestors (a loop)` });
+      // trail runs child → parent: the last link walked made the loop.
+      const loop = [...trail.slice(trail.indexOf(name)), name];
+      const site = state.linkSites.get(`${name}>${trail[trail.length - 1]}`);
+      state.problem('error', site?.pf, site?.node, site?.path, `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`);
       return 0;
     }
     const g = state.groups.get(name)!;
@@ -510,7 +530,13 @@ function describeNode(node: Node | ParsedNode): string {
 }
 
 function locate(pf: ParsedFile, node: Node | null | undefined): SourceLocation {
-  return positionAt(pf, node?.range?.[0] ?? 0);
+  let offset = node?.range?.[0] ?? 0;
+  // A tagged node's range starts after its tag; a problem about `!vault` points at the tag.
+  if (isScalar(node) && node.tag === '!vault') {
+    const found = pf.source.lastIndexOf('!vault', offset);
+    if (found >= 0) offset = found;
+  }
+  return positionAt(pf, offset);
 }
 
 function positionAt(pf: ParsedFile, offset: number): SourceLocation {

@@ -9,8 +9,8 @@
  *     Every problem at once, errors and warnings, each with file:line:column, value path and
  *     source line: the loader's warnings; `{{ }}` and `!vault` in variables reconcile reads;
  *     schema/inventory.schema.json against each host's merged variables; then each module's
- *     desired() for the semantic rules (only on hosts whose variables passed the schema, so
- *     modules see well-typed values). A definition shared by many hosts is reported once.
+ *     desired() for the semantic rules (without the variables refused above, so modules see
+ *     well-typed values only). A definition shared by many hosts is reported once.
  *   READ_VARIABLES: the variable names reconcile reads (the schema's properties).
  */
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
@@ -22,7 +22,7 @@ import inventorySchema from '../../schema/inventory.schema.json' with { type: 'j
 
 export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.properties);
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
+const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
 const validateHostVars = ajv.compile(inventorySchema);
 
 export function validateInventory(
@@ -34,20 +34,26 @@ export function validateInventory(
   const problems = new ProblemList(inventory);
   for (const w of inventory.warnings ?? []) problems.add(w);
   for (const host of inventory.hosts.values()) {
-    const before = problems.errorCount;
+    const refused = new Set<string>();
     const checked: Record<string, unknown> = {};
     for (const name of READ_VARIABLES) {
       const def = host.vars[name];
       if (!def) continue;
       if (refuseTemplatesAndVault(def, problems)) checked[name] = def.value;
+      else refused.add(name);
     }
     if (!validateHostVars(checked)) {
-      for (const e of collapse(validateHostVars.errors ?? [])) problems.add(schemaProblem(host, checked, e, inventory));
+      for (const e of collapse(validateHostVars.errors ?? [])) {
+        refused.add(e.instancePath.split('/')[1]!);
+        problems.add(schemaProblem(host, checked, e));
+      }
     }
-    if (problems.errorCount > before) continue;
+    // Modules see only well-typed variables: a refused one is left out (its problems are
+    // reported above), so the semantic rules still run on everything else.
+    const vars = Object.fromEntries(Object.entries(host.vars).filter(([name]) => !refused.has(name)));
     const ctx = { inventory, readInventoryFile, now };
     for (const module of Object.values(modules)) {
-      for (const p of module.desired(host, ctx).problems) problems.add(p);
+      for (const p of module.desired({ ...host, vars }, ctx).problems) problems.add(p);
     }
   }
   return problems.list;
@@ -57,17 +63,12 @@ export function validateInventory(
 class ProblemList {
   readonly list: Problem[] = [];
   private readonly seen = new Set<string>();
-  errorCount = 0;
   constructor(private readonly inventory: Inventory) {}
 
   add(p: Problem): void {
     const key = `${p.severity}|${p.location?.file}:${p.location?.line}:${p.location?.column}|${p.valuePath}|${p.message}`;
-    if (this.seen.has(key)) {
-      if (p.severity === 'error') this.errorCount++;
-      return;
-    }
+    if (this.seen.has(key)) return;
     this.seen.add(key);
-    if (p.severity === 'error') this.errorCount++;
     if (p.location && p.sourceLine === undefined) {
       const line = this.inventory.sources?.get(p.location.file)?.split(/\r?\n/)[p.location.line - 1];
       if (line !== undefined) p = { ...p, sourceLine: line };
@@ -121,7 +122,7 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
   );
 }
 
-function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e: ErrorObject, inventory: Inventory): Problem {
+function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e: ErrorObject): Problem {
   const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const variable = segments[0]!;
   const def = host.vars[variable]!;
@@ -178,7 +179,6 @@ function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e:
     default:
       message = e.message ?? 'is not valid';
   }
-  void inventory;
   return { severity: 'error', location, valuePath, message };
 }
 
