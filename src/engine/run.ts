@@ -331,7 +331,7 @@ function planAll(works: HostWork[], request: RunRequest, now: Date): RunPlan {
       m.coveredBy = owner.host;
       if (JSON.stringify(m.desired) !== JSON.stringify(owner.work.desired)) {
         w.warnings.push(
-          `${m.module.name}: shares its state with ${owner.host} (${m.plan.scope}) but its inventory variables differ; ${owner.host}'s were applied`,
+          `${m.module.name}: shares its state with ${owner.host} (${m.plan!.scope}) but its inventory variables differ; ${owner.host}'s were applied`,
         );
       }
     }
