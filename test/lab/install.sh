@@ -16,6 +16,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # GNU time: `npm run bench` reads the tool's peak memory (max RSS) from it.
 [ -x /usr/bin/time ] || need+=(time)
+# ansible-inventory: the reference the inventory tests compare reconcile against.
+command -v ansible-inventory >/dev/null 2>&1 || need+=(ansible-core)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
