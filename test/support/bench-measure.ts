@@ -130,11 +130,15 @@ export interface Phases {
   exitMs?: number;
 }
 
+/** Log lines may start with an ISO 8601 timestamp; the arrival time is what counts here. */
+const TIMESTAMP = /^\d{4}-\d\d-\d\dT[\d:.]+Z /;
+
 export function phasesOf(run: TimedRun): Phases {
-  const selected = run.lines.find((l) => l.stream === 'stderr' && /^(checking|reconciling) \d+ host/.test(l.text));
-  const reading = run.lines.filter((l) => l.stream === 'stderr' && /: reading live state$/.test(l.text));
+  const log = run.lines.filter((l) => l.stream === 'stderr').map((l) => ({ atMs: l.atMs, text: l.text.replace(TIMESTAMP, '') }));
+  const selected = log.find((l) => /^(checking|reconciling) \d+ host/.test(l.text));
+  const reading = log.filter((l) => /: reading live state$/.test(l.text));
   const planned = run.lines.find((l) => l.stream === 'stdout' && l.text.trim() !== '');
-  const statuses = run.lines.filter((l) => l.stream === 'stderr' && /^\S+: (ok|changed|drift|failed|unreachable|covered)\b/.test(l.text));
+  const statuses = log.filter((l) => /^\S+: (ok|changed|drift|failed|unreachable|covered)\b/.test(l.text));
   const lastReading = reading.at(-1);
   const lastStatus = statuses.at(-1);
   const phases: Phases = {};

@@ -13,7 +13,7 @@
  * Exit code: 0 when every run did what it should (the goals are reported, not enforced), 1 otherwise.
  */
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -90,6 +90,8 @@ interface BenchReport {
   tool: 'reconcile bench';
   date: string;
   machine: { cpus: number; cpuModel: string; node: string; platform: string };
+  /** 1-minute load average when the measuring began and ended: others' work on the machine skews timings. */
+  loadAverage: { start: number; end: number };
   hosts: number;
   certs: number;
   runs: number;
@@ -388,6 +390,7 @@ function renderTable(report: BenchReport): string {
     `reconcile bench: ${report.hosts} hosts × ${report.certs} certificates, ${report.runs} run(s) after a warm-up, medians; ` +
       `--forks ${report.forks}; ${report.connection === 'local' ? 'ansible_connection: local (no SSH); ' : ''}${report.machine.cpus} CPUs; node ${report.machine.node}`,
   );
+  lines.push(`load average (1 min) ${report.loadAverage.start} at start, ${report.loadAverage.end} at end of the main rounds`);
   lines.push(`lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`);
   lines.push('');
   const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS'];
@@ -509,12 +512,14 @@ async function main(): Promise<number> {
 
     const ctx: BenchContext = { lab, dir, scratch, sshConfig: await floorSshConfig(lab, scratch), certs, forks: options.forks, connection: options.connection };
     const set = await hostSet(ctx, lab.hosts, options.certs);
+    const loadAtStart = loadavg()[0]!;
     const startup = await measureStartup(ctx, options.runs);
     const scenarios = await measureMain(ctx, set, options.runs);
     const report: BenchReport = {
       tool: 'reconcile bench',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', node: process.version, platform: `${process.platform} ${process.arch}` },
+      loadAverage: { start: round2(loadAtStart), end: round2(loadavg()[0]!) },
       hosts: options.hosts,
       certs: options.certs,
       runs: options.runs,
