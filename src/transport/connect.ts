@@ -56,7 +56,7 @@ export function connectionSpecOf(host: InventoryHost, options: TransportOptions)
     home: os.homedir(),
   });
   if (!spec) {
-    throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '), true);
+    throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '));
   }
   return spec;
 }

@@ -1,0 +1,152 @@
+/**
+ * Reads one host's Incus trust store: the server (name, version, clustered, cluster identity,
+ * HTTPS and metrics addresses), its cluster members, its projects and every trusted
+ * certificate with its validity. What Incus answers is checked for shape before it is used:
+ * a wrong type or a missing field fails that host with the path of the bad value, instead of
+ * a plan built on half-parsed data.
+ */
+import { TransportError } from '../../errors.js';
+import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
+import type { HostSession } from '../../transport/types.js';
+import type { IncusServerInfo, LiveCertificate, ObservedTrust } from './model.js';
+
+/** A value in an Incus answer that does not have the shape we rely on. */
+export class ShapeError extends Error {
+  constructor(
+    readonly valuePath: string,
+    message: string,
+  ) {
+    super(`${valuePath}: ${message}`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'string' ? `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}` : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function object(v: unknown, at: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ShapeError(at, `expected an object, got ${describe(v)}`);
+  return v as Record<string, unknown>;
+}
+function list(v: unknown, at: string): unknown[] {
+  if (!Array.isArray(v)) throw new ShapeError(at, `expected a list, got ${describe(v)}`);
+  return v;
+}
+function string(v: unknown, at: string): string {
+  if (typeof v !== 'string') throw new ShapeError(at, `expected a string, got ${describe(v)}`);
+  return v;
+}
+function optionalString(v: unknown, at: string): string | undefined {
+  return v === undefined || v === null ? undefined : string(v, at);
+}
+function boolean(v: unknown, at: string): boolean {
+  if (typeof v !== 'boolean') throw new ShapeError(at, `expected true or false, got ${describe(v)}`);
+  return v;
+}
+
+/** GET /1.0 metadata → server info (members filled in separately). */
+export function readServerInfo(metadata: unknown): Omit<IncusServerInfo, 'members'> {
+  const m = object(metadata, 'metadata');
+  const env = object(m.environment, 'metadata.environment');
+  const config = m.config === undefined || m.config === null ? {} : object(m.config, 'metadata.config');
+  const clustered = boolean(env.server_clustered, 'metadata.environment.server_clustered');
+  return {
+    serverName: string(env.server_name, 'metadata.environment.server_name'),
+    version: string(env.server_version, 'metadata.environment.server_version'),
+    clustered,
+    // Every member of a cluster presents the cluster certificate: its fingerprint names the shared store.
+    clusterId: clustered ? string(env.certificate_fingerprint, 'metadata.environment.certificate_fingerprint') : undefined,
+    httpsAddress: optionalString(config['core.https_address'], 'metadata.config["core.https_address"]'),
+    metricsAddress: optionalString(config['core.metrics_address'], 'metadata.config["core.metrics_address"]'),
+  };
+}
+
+/** GET /1.0/cluster/members?recursion=1 metadata. */
+export function readMembers(metadata: unknown): { name: string; url: string }[] {
+  return list(metadata, 'metadata').map((raw, i) => {
+    const m = object(raw, `metadata[${i}]`);
+    return { name: string(m.server_name, `metadata[${i}].server_name`), url: string(m.url, `metadata[${i}].url`) };
+  });
+}
+
+/** GET /1.0/projects metadata: URLs such as /1.0/projects/default → names. */
+export function readProjects(metadata: unknown): string[] {
+  return list(metadata, 'metadata').map((raw, i) => {
+    const url = string(raw, `metadata[${i}]`);
+    const m = /^\/1\.0\/projects\/([^?]+)/.exec(url);
+    if (!m) throw new ShapeError(`metadata[${i}]`, `expected /1.0/projects/NAME, got ${describe(url)}`);
+    return decodeURIComponent(m[1]!);
+  });
+}
+
+/** GET /1.0/certificates?recursion=1 metadata → certificates with their validity parsed. */
+export function readCertificates(metadata: unknown): LiveCertificate[] {
+  return list(metadata, 'metadata').map((raw, i) => {
+    const at = `metadata[${i}]`;
+    const c = object(raw, at);
+    const projects = c.projects === null || c.projects === undefined ? [] : list(c.projects, `${at}.projects`).map((p, j) => string(p, `${at}.projects[${j}]`));
+    const certificate = string(c.certificate, `${at}.certificate`);
+    const fingerprint = string(c.fingerprint, `${at}.fingerprint`);
+    if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new ShapeError(`${at}.fingerprint`, `expected 64 hex digits, got ${describe(fingerprint)}`);
+    let notBefore: Date | undefined;
+    let notAfter: Date | undefined;
+    try {
+      // Incus returns PEM; older servers returned base64 DER.
+      const info = certificate.includes('BEGIN') ? parseCertificatePem(certificate) : parseCertificateDer(Buffer.from(certificate, 'base64'));
+      notBefore = info.notBefore;
+      notAfter = info.notAfter;
+    } catch {
+      // Unparsable as returned: validity stays unknown (the model allows it).
+    }
+    return {
+      name: string(c.name, `${at}.name`),
+      type: string(c.type, `${at}.type`),
+      restricted: boolean(c.restricted, `${at}.restricted`),
+      projects,
+      description: optionalString(c.description, `${at}.description`) ?? '',
+      fingerprint,
+      certificate,
+      notBefore,
+      notAfter,
+    };
+  });
+}
+
+/** Reads one answer and checks its shape; a bad shape fails the host at this step. */
+async function read<T>(session: HostSession, path: string, step: string, parse: (metadata: unknown) => T): Promise<{ value: T; etag?: string }> {
+  const res = await session.incus.request('GET', path, step);
+  try {
+    return { value: parse(res.metadata), etag: res.etag };
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new TransportError(session.spec.host, step, `unexpected answer from Incus to GET ${path}: ${e.message}`);
+  }
+}
+
+/** The whole trust-related state of one host. Level-based: read fresh on every run. */
+export async function observeTrust(session: HostSession): Promise<ObservedTrust> {
+  const [server, projects, certificates] = await Promise.all([
+    read(session, '/1.0', 'read server info', readServerInfo),
+    read(session, '/1.0/projects', 'read projects', readProjects),
+    read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
+  ]);
+  const members = server.value.clustered
+    ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value
+    : [];
+  // ETags exist only per entity, and only on the socket path: read them when the first one shows up.
+  const etags: Record<string, string> = {};
+  const list = certificates.value;
+  if (list.length > 0) {
+    const first = await session.incus.request('GET', `/1.0/certificates/${list[0]!.fingerprint}`, 'read trust store');
+    if (first.etag) {
+      etags[list[0]!.fingerprint] = first.etag;
+      const rest = await Promise.all(list.slice(1).map((c) => session.incus.request('GET', `/1.0/certificates/${c.fingerprint}`, 'read trust store')));
+      rest.forEach((r, i) => {
+        if (r.etag) etags[list[i + 1]!.fingerprint] = r.etag;
+      });
+    }
+  }
+  return { server: { ...server.value, members }, projects: projects.value, certificates: list, etags };
+}
