@@ -1,15 +1,20 @@
-/** PLACEHOLDER until this module's helper fills it in: desired, observe, plan, apply. */
+/**
+ * The qubes_prometheus_proxy module: on a Qubes dom0, the qrexec policy that lets
+ * prometheus-qubes-proxy reach the listed VMs' exporters (and nothing else), and the Qubes
+ * service that starts the proxy in each proxy VM. desired.ts → observe.ts → plan.ts →
+ * apply.ts; scrape.ts gives the matching Prometheus jobs to `reconcile scrape-config`.
+ */
 import type { ReconcileModule } from '../types.js';
-import { InternalError } from '../../errors.js';
+import type { DesiredQubesProxy, ObservedQubesProxy } from './model.js';
+import { desiredQubesProxy } from './desired.js';
+import { observeQubesProxy } from './observe.js';
+import { planQubesProxy } from './plan.js';
+import { applyQubesProxy } from './apply.js';
 
-const notYet = (): never => {
-  throw new InternalError('qubes_prometheus_proxy is not implemented yet');
-};
-
-export const qubesPrometheusProxy: ReconcileModule = {
+export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQubesProxy> = {
   name: 'qubes_prometheus_proxy',
-  desired: () => ({ problems: [] }),
-  observe: notYet,
-  plan: notYet,
-  apply: notYet,
+  desired: (host, ctx) => desiredQubesProxy(host, ctx),
+  observe: observeQubesProxy,
+  plan: planQubesProxy,
+  apply: applyQubesProxy,
 };

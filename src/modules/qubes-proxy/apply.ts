@@ -1,0 +1,80 @@
+/**
+ * Applies a qubes_prometheus_proxy plan on dom0, in plan order, stopping at the first failure.
+ *
+ * The policy file is replaced so that qrexec never sees a broken or half-written file (one
+ * syntax error, or one badly named file in the folder, makes it deny every call):
+ *   1. the rendered text passes our syntax checker (policy-syntax.ts);
+ *   2. the current file is copied to `.NAME.reconcile-backup` — a name starting with `.`,
+ *      which qrexec ignores (a `NAME.bak` would be read as policy by older qrexec);
+ *   3. HostSession.writeFile writes a temporary `.reconcile-*` file in the same folder (also
+ *      ignored by qrexec), runs the check below on it, and renames it into place, mode 0664,
+ *      owner root:qubes. A failed check leaves the old file untouched.
+ * The check reads the temporary file back and compares its SHA-256 with the checked text,
+ * then runs `qubes-policy-lint` on it where dom0 has that tool (qubes-core-qrexec ≥ 4.2).
+ */
+import { createHash } from 'node:crypto';
+import { TransportError } from '../../errors.js';
+import type { HostSession } from '../../transport/types.js';
+import type { ApplyHooks, ModulePlan } from '../types.js';
+import { POLICY_GROUP, POLICY_MODE, POLICY_OWNER, PROXY_SERVICE } from './model.js';
+import { checkPolicySyntax } from './policy-syntax.js';
+import type { PolicyFileActionData, ProxyServiceActionData } from './plan.js';
+
+/** Temporary files start with `.` so qrexec skips them while they exist. */
+export const TEMP_PREFIX = '.reconcile-';
+
+/** Argv run on dom0 against the temporary file (`{}`), given the expected SHA-256. */
+export function policyCheckCommand(expectedSha256: string): string[] {
+  const script = [
+    'got=$(sha256sum < "$1") || exit 1',
+    'if [ "${got%% *}" != "$2" ]; then echo "read-back check: $1 does not hold the checked text" >&2; exit 1; fi',
+    'if command -v qubes-policy-lint >/dev/null 2>&1; then qubes-policy-lint "$1" 1>&2 || exit 1; fi',
+  ].join('\n');
+  return ['sh', '-c', script, 'reconcile-policy-check', '{}', expectedSha256];
+}
+
+/** Where the previous policy file is kept: same folder, hidden from qrexec. */
+export function backupPathOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.reconcile-backup`;
+}
+
+export async function applyQubesProxy(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void> {
+  for (const action of plan.actions) {
+    if (!action.applies) continue;
+    hooks.actionStarted(action);
+    const data = action.data as PolicyFileActionData | ProxyServiceActionData;
+    if (data.type === 'policy-file') await writePolicyFile(session, data);
+    else await enableProxyService(session, data.vm);
+    hooks.actionApplied(action);
+  }
+}
+
+async function writePolicyFile(session: HostSession, data: PolicyFileActionData): Promise<void> {
+  const host = session.spec.host;
+  const syntax = checkPolicySyntax(data.content);
+  if (syntax.length > 0) {
+    throw new TransportError(host, `check policy file ${data.path}`, syntax.map((e) => `line ${e.line}: ${e.message}`).join('; '));
+  }
+  if (data.exists) {
+    const step = `back up policy file ${data.path}`;
+    const copy = await session.exec(['cp', '-p', '--', data.path, backupPathOf(data.path)], step, { privileged: true });
+    if (copy.exitCode !== 0) throw new TransportError(host, step, copy.stderr.trim() || `cp exited with ${copy.exitCode}`);
+  }
+  const sha256 = createHash('sha256').update(data.content, 'utf8').digest('hex');
+  await session.writeFile(data.path, data.content, `write policy file ${data.path}`, {
+    mode: POLICY_MODE,
+    owner: POLICY_OWNER,
+    group: POLICY_GROUP,
+    // Kept above under a name qrexec ignores; the transport's PATH.bak would not be.
+    backup: false,
+    check: policyCheckCommand(sha256),
+    tempPrefix: TEMP_PREFIX,
+  });
+}
+
+async function enableProxyService(session: HostSession, vm: string): Promise<void> {
+  const step = `enable ${PROXY_SERVICE} in ${vm}`;
+  const result = await session.exec(['qvm-service', '--enable', vm, PROXY_SERVICE], step, { privileged: true });
+  if (result.exitCode !== 0) throw new TransportError(session.spec.host, step, result.stderr.trim() || `qvm-service exited with ${result.exitCode}`);
+}

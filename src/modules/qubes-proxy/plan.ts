@@ -1,0 +1,104 @@
+/**
+ * Pure plan for one dom0: the policy file (add when missing, update when its text, mode or
+ * owner differ, with a unified diff for --diff) and the proxy service of each proxy VM
+ * (enable when it is not on). Nothing is removed: a VM dropped from the inventory simply
+ * loses its policy lines, which is what revokes its access.
+ */
+import { unifiedDiff } from '../../render/unified-diff.js';
+import type { Action, FieldChange, ModulePlan, PlanContext } from '../types.js';
+import { POLICY_GROUP, POLICY_MODE, POLICY_OWNER, PROXY_SERVICE, type DesiredQubesProxy, type ObservedQubesProxy } from './model.js';
+import { countRules, renderPolicy } from './policy.js';
+import { checkPolicySyntax } from './policy-syntax.js';
+
+export const POLICY_KIND = 'qubes policy file';
+export const SERVICE_KIND = 'qubes service';
+
+/** What apply needs for the policy file (Action.data). */
+export interface PolicyFileActionData {
+  type: 'policy-file';
+  path: string;
+  content: string;
+  /** Whether a file exists today (it is backed up before being replaced). */
+  exists: boolean;
+}
+
+/** What apply needs to enable the proxy service (Action.data). */
+export interface ProxyServiceActionData {
+  type: 'proxy-service';
+  vm: string;
+}
+
+const MODE_TEXT = POLICY_MODE.toString(8);
+
+export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQubesProxy, _ctx: PlanContext): ModulePlan {
+  const actions: Action[] = [];
+  const errors: string[] = [];
+  const warnings: string[] = [];
+
+  const content = renderPolicy(desired);
+  // A rendering bug must never reach dom0: a broken file makes qrexec deny every call.
+  for (const e of checkPolicySyntax(content)) errors.push(`rendered policy line ${e.line}: ${e.message} (a bug in reconcile; nothing written)`);
+
+  const policy = observed.policy;
+  const data: PolicyFileActionData = { type: 'policy-file', path: desired.policyPath, content, exists: policy.content !== undefined };
+  const after = { rules: countRules(content), mode: `0${MODE_TEXT}`, owner: `${POLICY_OWNER}:${POLICY_GROUP}` };
+  if (policy.content === undefined) {
+    actions.push({
+      action: 'add',
+      kind: POLICY_KIND,
+      name: desired.policyPath,
+      reason: 'not on dom0',
+      after,
+      diff: unifiedDiff(undefined, content, { fromLabel: desired.policyPath, toLabel: `${desired.policyPath} (planned)` }),
+      applies: true,
+      data,
+    });
+  } else {
+    const changes: FieldChange[] = [];
+    const textDiffers = policy.content !== content;
+    if (textDiffers) changes.push({ field: 'rules', before: countRules(policy.content), after: after.rules });
+    if (policy.mode !== MODE_TEXT) changes.push({ field: 'mode', before: policy.mode ? `0${policy.mode}` : undefined, after: after.mode });
+    const owner = `${policy.owner}:${policy.group}`;
+    if (owner !== after.owner) changes.push({ field: 'owner', before: owner, after: after.owner });
+    if (changes.length > 0) {
+      actions.push({
+        action: 'update',
+        kind: POLICY_KIND,
+        name: desired.policyPath,
+        reason: textDiffers ? 'content differs from the inventory' : `${changes.map((c) => c.field).join(' and ')} differ`,
+        before: { rules: countRules(policy.content), mode: policy.mode ? `0${policy.mode}` : undefined, owner },
+        after,
+        changes,
+        diff: textDiffers ? unifiedDiff(policy.content, content, { fromLabel: `${desired.policyPath} (dom0)`, toLabel: `${desired.policyPath} (planned)` }) : undefined,
+        applies: true,
+        data,
+      });
+    }
+  }
+
+  for (const vm of desired.proxies) {
+    const service = observed.services.find((s) => s.vm === vm);
+    if (!service) {
+      errors.push(`proxy VM ${vm} was not observed`);
+      continue;
+    }
+    if (service.error) {
+      errors.push(service.error);
+      continue;
+    }
+    if (service.enabled === true) continue;
+    const serviceData: ProxyServiceActionData = { type: 'proxy-service', vm };
+    actions.push({
+      action: service.enabled === false ? 'update' : 'add',
+      kind: SERVICE_KIND,
+      name: `${vm}: ${PROXY_SERVICE}`,
+      reason: service.enabled === false ? 'disabled in the VM' : 'not enabled in the VM',
+      before: service.enabled === false ? { enabled: false } : undefined,
+      after: { enabled: true },
+      changes: service.enabled === false ? [{ field: 'enabled', before: false, after: true }] : undefined,
+      applies: true,
+      data: serviceData,
+    });
+  }
+  return { module: 'qubes_prometheus_proxy', actions, errors, warnings };
+}

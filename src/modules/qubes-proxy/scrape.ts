@@ -1,0 +1,65 @@
+/**
+ * The Prometheus scrape jobs that reach Qubes VMs through prometheus-qubes-proxy: one job per
+ * dom0, one static target per proxy VM × target VM × port. Prometheus connects to the proxy
+ * (`__address__` = PROXY:8199) and asks for `/forward?target=VM&port=PORT`; the proxy
+ * relays the exporter's reply over qrexec (main.go of prometheus-qubes-proxy).
+ *
+ * `target` and `port` differ per target, so they are set per target through the
+ * `__param_target` / `__param_port` labels, which Prometheus turns into query parameters;
+ * readable labels (vm, port, proxy, dom0) and `instance` = VM:PORT stay on every series.
+ * Pure: plain objects, serialized by the scrape-config command.
+ */
+import { PROXY_LISTEN_PORT, type DesiredQubesProxy } from './model.js';
+
+export interface QubesScrapeStaticConfig {
+  targets: string[];
+  labels: Record<string, string>;
+}
+
+/** One Prometheus `scrape_configs` entry (the subset this job uses). */
+export interface QubesScrapeJob {
+  job_name: string;
+  metrics_path: string;
+  static_configs: QubesScrapeStaticConfig[];
+}
+
+export interface QubesScrapeJobs {
+  jobs: QubesScrapeJob[];
+  /** Targets given as @tag: cannot be listed statically: the proxy needs a VM name. */
+  warnings: string[];
+}
+
+export function qubesProxyScrapeJobs(dom0s: { host: string; desired: DesiredQubesProxy }[]): QubesScrapeJobs {
+  const jobs: QubesScrapeJob[] = [];
+  const warnings: string[] = [];
+  for (const { host, desired } of [...dom0s].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))) {
+    const staticConfigs: QubesScrapeStaticConfig[] = [];
+    for (const proxy of desired.proxies) {
+      const address = `${desired.proxyAddresses[proxy] ?? proxy}:${PROXY_LISTEN_PORT}`;
+      for (const t of desired.targets) {
+        if (t.target.startsWith('@')) {
+          if (proxy === desired.proxies[0]) {
+            warnings.push(`${host}: qubes_prometheus_proxy target ${t.target} is allowed by the policy but not scraped: list its VMs by name to scrape them`);
+          }
+          continue;
+        }
+        for (const port of t.ports) {
+          staticConfigs.push({
+            targets: [address],
+            labels: {
+              __param_target: t.target,
+              __param_port: String(port),
+              instance: `${t.target}:${port}`,
+              vm: t.target,
+              port: String(port),
+              proxy,
+              dom0: host,
+            },
+          });
+        }
+      }
+    }
+    if (staticConfigs.length > 0) jobs.push({ job_name: `qubes-proxy-${host}`, metrics_path: '/forward', static_configs: staticConfigs });
+  }
+  return { jobs, warnings };
+}
