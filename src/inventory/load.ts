@@ -94,7 +94,8 @@ class LoadState {
     if (pf) {
       const location = locate(pf, node);
       p.location = location;
-      p.sourceLine = lineOf(this.sources.get(pf.file), location.line);
+      const line = lineOf(this.sources.get(pf.file), location.line);
+      if (line?.trim()) p.sourceLine = line;
     }
     if (valuePath) p.valuePath = valuePath;
     (severity === 'error' ? this.problems : this.warnings).push(p);
