@@ -31,7 +31,11 @@ Commands:
   cert            generate a key pair and certificate, or show a certificate
   scrape-config   print the Prometheus scrape configuration for the inventory
 
-'reconcile COMMAND --help' describes each; 'reconcile --version' prints the version.
+'reconcile COMMAND --help' describes each; 'reconcile --check --help' the run's options;
+'reconcile --version' prints the version.
+
+Exit codes: 0 in sync or applied cleanly; 2 --check found drift and nothing failed;
+1 anything failed (a host down counts, even when others drifted). See docs/operations.md.
 `;
 
 /** The default command: `reconcile [PLAYBOOK] -i INV [--check] …`. */
