@@ -75,6 +75,16 @@ export class RunLockHeldError extends UsageError {
   }
 }
 
+/** Default --lock-timeout: long enough for a cron check to outwait a typical run, short enough to notice a stuck one. */
+export const DEFAULT_LOCK_TIMEOUT_SECONDS = 30;
+
+/** --lock-timeout SECONDS: a whole number, 0 or more. */
+export function parseLockTimeout(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_LOCK_TIMEOUT_SECONDS;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--lock-timeout takes a whole number of seconds (0 or more), not '${value}'`);
+  return Number(value);
+}
+
 /** A lock file that cannot be half-written for longer than this is stale when unreadable. */
 const UNREADABLE_STALE_MS = 5_000;
 const TAKEOVER_STALE_MS = 10_000;

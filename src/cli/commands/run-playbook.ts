@@ -18,6 +18,10 @@ import type { RunReport } from '../../engine/report.js';
 import { renderPlan, renderRecap } from '../../render/plan-text.js';
 import { renderJsonReport } from '../../render/json-report.js';
 import { listrHooks, logLineHooks } from '../../render/progress.js';
+import { logLineWriter, quietLogHooks } from '../../render/log-lines.js';
+import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file.js';
+import { writeFileAtomic } from '../../render/write-atomic.js';
+import { acquireRunLock, parseLockTimeout, runLockFolder, RunLockHeldError } from '../../engine/lock.js';
 import type { TransportOptions } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [options]
@@ -34,12 +38,22 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
   --prune                  remove trusted certificates the inventory does not name
   --json                   print one JSON report (schema/report.schema.json) instead of text
   --metrics-file FILE      write Prometheus metrics for node_exporter's textfile collector
+                           (atomically: temporary file in the same folder, then rename)
+  --lock-timeout SECONDS   wait this long for another run on the same inventory (default 30; 0: do not wait)
+  -q, --quiet              print only drift and errors, one line each (nothing when in sync)
   --accept-new-host-keys   record host keys never seen before in known_hosts
   -v, --verbose            log every action as it starts
   -h, --help               this help
 
-Exit codes: 0 in sync (check) or applied cleanly; 2 --check found drift and nothing failed;
-1 anything failed (invalid inventory, unreachable host, failed action).
+Exit codes (stable, for cron and scripts; see docs/operations.md):
+  0  in sync (--check), or every change applied cleanly
+  2  --check found drift and nothing failed
+  1  anything failed: invalid inventory, a host unreachable or failed (even when others drifted),
+     another run holding the lock past --lock-timeout, a usage error
+
+Without a terminal (cron, CI, pipes) progress is one line per event on stderr, each starting
+with an ISO 8601 timestamp, never coloured. Only one run per inventory at a time: the lock file
+lives in $RECONCILE_LOCK_DIR, $XDG_RUNTIME_DIR/reconcile, /run/reconcile (root) or the temp folder.
 `;
 
 const OPTIONS = {
@@ -51,6 +65,8 @@ const OPTIONS = {
   prune: { type: 'boolean' },
   json: { type: 'boolean' },
   'metrics-file': { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
   'accept-new-host-keys': { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
@@ -67,6 +83,10 @@ export interface RunPlaybookOptions {
   prune: boolean;
   json: boolean;
   metricsFile?: string;
+  /** --lock-timeout, in seconds. */
+  lockTimeoutSeconds: number;
+  /** -q: only drift and errors. */
+  quiet: boolean;
   acceptNewHostKeys: boolean;
   verbose: boolean;
 }
@@ -89,6 +109,8 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     prune: values.prune ?? false,
     json: values.json ?? false,
     metricsFile: values['metrics-file'] !== undefined ? resolve(io.cwd, values['metrics-file']) : undefined,
+    lockTimeoutSeconds: parseLockTimeout(values['lock-timeout']),
+    quiet: values.quiet ?? false,
     acceptNewHostKeys: values['accept-new-host-keys'] ?? false,
     verbose: values.verbose ?? false,
   };
@@ -100,11 +122,46 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  if (options.metricsFile !== undefined) {
-    throw new UsageError('reconcile: --metrics-file is not available in this build yet');
+  const metricsFile = options.metricsFile;
+  if (metricsFile !== undefined && !existsSync(dirname(metricsFile))) {
+    throw new UsageError(`--metrics-file ${metricsFile}: folder ${dirname(metricsFile)} does not exist`);
   }
-  const report = await runPlaybook(runRequest(options, io), outputHooks(options, io), defaultEngineDeps());
-  return report.exitCode;
+  const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
+  const say = options.quiet ? () => undefined : logLine;
+  const startedAt = new Date();
+  // One run per inventory at a time, taken before anything is read (src/engine/lock.ts). When it
+  // is held past the timeout, the metrics file is left to the run holding it.
+  const lock = await acquireRunLock({
+    inventoryPath: options.inventory,
+    folder: runLockFolder(io.env),
+    timeoutMs: options.lockTimeoutSeconds * 1000,
+    onWait: (h, file, timeoutMs) =>
+      say(`waiting up to ${timeoutMs / 1000} s for the run lock: another run holds it, PID ${h.pid} on ${h.hostname}, started ${h.startedAt} (${file})`),
+    onStaleTakeover: (h, file) => say(`taking over a stale run lock left by PID ${h?.pid ?? 'unknown'}, no longer running (${file})`),
+  });
+  try {
+    if (lock.waitedFor) say(`got the run lock after waiting ${(lock.waitedMs / 1000).toFixed(1)} s for PID ${lock.waitedFor.pid}`);
+    const report = await runPlaybook(runRequest(options, io), outputHooks(options, io), defaultEngineDeps());
+    if (metricsFile !== undefined) await writeMetrics(metricsFile, renderMetrics(report));
+    return report.exitCode;
+  } catch (e) {
+    // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.
+    if (metricsFile !== undefined && !(e instanceof RunLockHeldError)) {
+      const failed = { inventory: options.inventory, startedAt, durationMs: Date.now() - startedAt.getTime(), mode: options.check ? 'check' : 'apply', version: packageVersion() } as const;
+      await writeMetrics(metricsFile, renderFailedRunMetrics(failed)).catch(() => undefined);
+    }
+    throw e;
+  } finally {
+    lock.release();
+  }
+}
+
+async function writeMetrics(file: string, text: string): Promise<void> {
+  try {
+    await writeFileAtomic(file, text);
+  } catch (e) {
+    throw new UsageError(`cannot write --metrics-file ${file}: ${(e as Error).message}`);
+  }
 }
 
 export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
@@ -124,11 +181,16 @@ export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
 
 /** Text or JSON on stdout, progress on the terminal (listr2) or as log lines on stderr. */
 export function outputHooks(options: RunPlaybookOptions, io: CliIO): EngineHooks {
-  const warnings: EngineHooks = { warning: (m) => io.stderr(`${m}\n`) };
-  const progress = io.isTTY && !options.json ? listrHooks() : logLineHooks({ writeLine: (l) => io.stderr(`${l}\n`), verbose: options.verbose });
+  // Without a terminal every event is one timestamped, colourless line (src/render/log-lines.ts).
+  const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
+  const listr = io.isTTY && !options.json && !options.quiet;
+  const warnings: EngineHooks = options.quiet ? {} : { warning: (m) => (listr ? io.stderr(`${m}\n`) : logLine(m)) };
+  const progress = options.quiet ? quietLogHooks(logLine) : listr ? listrHooks() : logLineHooks({ writeLine: logLine, verbose: options.verbose });
   const results: EngineHooks = options.json
     ? { finished: (r: RunReport) => io.stdout(renderJsonReport(r)) }
-    : {
+    : options.quiet
+      ? {}
+      : {
         planned: (plan) => io.stdout(renderPlan(plan, { diff: options.diff })),
         finished: (r: RunReport) => io.stdout(`\n${renderRecap(r)}`),
       };
