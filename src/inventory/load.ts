@@ -331,6 +331,7 @@ export function expandHostPattern(pattern: string): { names: string[]; port?: nu
     const to = Number(end);
     if (from > to) throw new Error(`host range [${range}] of "${pattern}" goes backwards`);
     const width = start.length > 1 && start.startsWith('0') ? start.length : 0;
+    checkRangeSize(Math.floor((to - from) / step) + 1, range, pattern);
     for (let i = from; i <= to; i += step) items.push(String(i).padStart(width, '0'));
   } else if (/^[a-zA-Z]$/.test(start) && /^[a-zA-Z]$/.test(end)) {
     const from = start.charCodeAt(0);
@@ -341,8 +342,24 @@ export function expandHostPattern(pattern: string): { names: string[]; port?: nu
     throw new Error(`bad host range [${range}] in "${pattern}": both ends must be numbers or single letters`);
   }
   const names: string[] = [];
-  for (const item of items) for (const rest of expandHostPattern(`${head}${item}${tail}`).names) names.push(rest);
+  for (const item of items) {
+    for (const rest of expandHostPattern(`${head}${item}${tail}`).names) names.push(rest);
+    checkRangeSize(names.length, range, pattern);
+  }
   return { names, port };
+}
+
+/**
+ * Hosts one range may expand to. A typo such as `web[1:100000000]` would otherwise build that
+ * many hosts and end the process out of memory, with a native stack trace and no message
+ * (found by test/property/hostile-input.test.ts). Far above any real inventory.
+ */
+export const MAX_HOSTS_PER_RANGE = 10_000;
+
+function checkRangeSize(count: number, range: string, pattern: string): void {
+  if (count > MAX_HOSTS_PER_RANGE) {
+    throw new Error(`host range [${range}] of "${pattern}" makes more than ${MAX_HOSTS_PER_RANGE} hosts; is it a typo?`);
+  }
 }
 
 function link(state: LoadState, parent: string, child: string): void {
