@@ -92,12 +92,12 @@ export interface RunPlaybookOptions {
 }
 
 export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOptions | 'help' {
-  const { values, positionals } = parseCommandArgs('reconcile', argv, OPTIONS);
+  const { values, positionals } = parseDefaultCommandArgs(argv);
   if (values.help) return 'help';
   if (positionals.length > 1) {
-    throw new UsageError(`reconcile: one playbook at most, got ${positionals.length}: ${positionals.join(' ')} (see 'reconcile --help')`);
+    throw new UsageError(`one playbook at most, got ${positionals.length}: ${positionals.join(' ')} (see 'reconcile --help')`);
   }
-  if (!values.inventory) throw new UsageError(`reconcile: -i INVENTORY is required (see 'reconcile --help')`);
+  if (!values.inventory) throw new UsageError(`-i INVENTORY is required (see 'reconcile --help')`);
   const playbook = positionals[0] !== undefined ? resolve(io.cwd, positionals[0]) : shippedPlaybook();
   return {
     inventory: resolve(io.cwd, values.inventory),
@@ -215,7 +215,7 @@ function transportOptions(options: RunPlaybookOptions, io: CliIO): TransportOpti
 function timeoutFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = env[name];
   if (text === undefined || text === '') return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`reconcile: ${name} takes a whole number of milliseconds, not '${text}'`);
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name} takes a whole number of milliseconds, not '${text}'`);
   return Number(text);
 }
 
@@ -245,4 +245,14 @@ function packageVersion(): string {
     }
   }
   return cachedVersion;
+}
+
+/** main.ts prefixes every usage error with `reconcile: `; the default command has no name of its own to add. */
+function parseDefaultCommandArgs(argv: string[]) {
+  try {
+    return parseCommandArgs('reconcile', argv, OPTIONS);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(e.message.replace(/^reconcile: /, ''));
+    throw e;
+  }
 }
