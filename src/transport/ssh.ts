@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
-import { Client, utils, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2 from 'ssh2';
+import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readHostFile, writeHostFile } from './host-files.js';
 import { HttpPool } from './http1.js';
@@ -28,6 +29,9 @@ import {
 } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
 import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
+
+// ssh2 is CommonJS: under Node's ESM loader only its default export is reliable.
+const { Client: SshClient, utils } = ssh2;
 
 /** OpenSSH's MaxSessions is 10 by default: stay under it. */
 const MAX_EXEC_CHANNELS = 8;
@@ -184,7 +188,7 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
     hostVerifier,
     algorithms: { serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
   };
-  const client = new Client();
+  const client = new SshClient();
   return new Promise<Client>((resolve, reject) => {
     const onError = (e: Error & { code?: string; level?: string }) => {
       client.removeListener('ready', onReady);

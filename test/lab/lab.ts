@@ -616,15 +616,21 @@ async function serveInetd(s: HostState, logFile: string): Promise<void> {
   s.inetd = server;
 }
 
-/** Runs the local incus client against one daemon. */
-async function incusCli(incusDir: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run('incus', args, { env: { ...process.env, INCUS_DIR: incusDir }, maxBuffer: 64 << 20 });
-    return stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`incus ${args.join(' ')} (INCUS_DIR=${incusDir}): ${err.stderr?.trim() || err.message}`);
-  }
+/** Runs the local incus client against one daemon; stdin closed (some commands read YAML from it). */
+function incusCli(incusDir: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('incus', args, { env: { ...process.env, INCUS_DIR: incusDir }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
+      reject(new Error(`incus ${args.join(' ')} (INCUS_DIR=${incusDir}): ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`));
+    });
+    child.stdin.end();
+  });
 }
 
 /**
