@@ -1,0 +1,196 @@
+/**
+ * The inventory commands as a user runs them: `node bin/reconcile.js` as a subprocess, asserting
+ * exit code, stdout and stderr. Compared against the real ansible-inventory (Debian's
+ * ansible-core, installed by test/lab/install.sh) and the real openssl.
+ * Needs `npm run build` first (npm test does it).
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSelfSigned } from '../../src/pki/generate.js';
+
+const exec = promisify(execFile);
+const REPO = new URL('../../', import.meta.url).pathname;
+const FIXTURES = join(REPO, 'test/fixtures');
+let work: string;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(cmd: string, args: string[], cwd = work): Promise<Result> {
+  try {
+    const { stdout, stderr } = await exec(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', ANSIBLE_NOCOLOR: '1' } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+const reconcile = (...args: string[]) => run('node', [join(REPO, 'bin/reconcile.js'), ...args]);
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'reconcile-inv-cli-'));
+  cpSync(join(FIXTURES, 'nested-inventory'), join(work, 'nested'), { recursive: true });
+  cpSync(join(FIXTURES, 'seed-incus-cluster'), join(work, 'seed'), { recursive: true });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('reconcile validate', () => {
+  it('accepts the layout of the Incus client-certificate guide unchanged', async () => {
+    expect(await reconcile('validate', '-i', 'seed/host-incus-cluster.yaml')).toEqual({
+      code: 0,
+      stdout: 'seed/host-incus-cluster.yaml: valid — 2 hosts, 3 groups\n',
+      stderr: '',
+    });
+  });
+
+  it('validates a playbook with the inventory, warning about plays that match nothing', async () => {
+    writeFileSync(join(work, 'site.yaml'), '- name: trust\n  hosts: incus:staging\n  reconcile: [incus_trust]\n');
+    expect(await reconcile('validate', '-i', 'seed/host-incus-cluster.yaml', 'site.yaml')).toEqual({
+      code: 0,
+      stdout: 'seed/host-incus-cluster.yaml and site.yaml (1 play): valid — 2 hosts, 3 groups, 1 warning\n',
+      stderr: 'warning: play "trust": could not match host pattern "staging": it names no host or group in the inventory; ignoring it\n',
+    });
+  });
+
+  it('reports every problem at once with file:line:column, value path and caret, exit 1, no stack trace', async () => {
+    const dir = join(work, 'bad');
+    cpSync(join(FIXTURES, 'bad-inventories/multiple-problems'), dir, { recursive: true });
+    const pair = await generateSelfSigned({ commonName: 'good', validityDays: 30, now: new Date(), type: 'client' });
+    mkdirSync(join(dir, 'certs'));
+    writeFileSync(join(dir, 'certs/good.crt'), pair.certificatePem);
+    const result = await reconcile('validate', '-i', 'bad/hosts.yaml');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      [
+        'bad/hosts.yaml:4:24: error: all.vars.incus_trust_prune: must be a boolean (true or false), not the string "maybe"',
+        '        incus_trust_prune: maybe',
+        '                           ^',
+        'bad/hosts.yaml:14:25: error: all.children.incus.hosts.incus1.ansible_port: must be a port number (1-65535), not the string "ssh"',
+        '              ansible_port: "ssh"',
+        '                            ^',
+        'bad/hosts.yaml:8:15: error: all.vars.incus_trusted_clients[1].name: duplicate certificate name "admin" (also at bad/hosts.yaml:6:15); names must be unique on a host',
+        '          - name: admin',
+        '                  ^',
+        'bad/hosts.yaml:9:27: error: all.vars.incus_trusted_clients[1].certificate_file: certificate file "certs/missing.crt" does not exist (paths are relative to the inventory folder bad)',
+        '            certificate_file: certs/missing.crt',
+        '                              ^',
+        'bad/hosts.yaml:16:31: error: all.children.incus.hosts.incus2.ansible_connection: must be one of "ssh", "local", not the string "paramiko"',
+        '              ansible_connection: paramiko',
+        '                                  ^',
+        'reconcile: 5 error(s); nothing was changed',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('says in one line what is wrong with the command line', async () => {
+    expect(await reconcile('validate')).toEqual({ code: 1, stdout: '', stderr: "reconcile: validate: -i INVENTORY is required (see 'reconcile validate --help')\n" });
+    expect(await reconcile('validate', '-i', 'nowhere.yaml')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'error: inventory nowhere.yaml does not exist\nreconcile: 1 error(s); nothing was changed\n',
+    });
+  });
+});
+
+describe('reconcile inventory, compared with ansible-inventory', () => {
+  const hostsOf = () => ['lonely.example', 'incus-a.example', 'incus-b.example', 'prom.example', 'web01.example', 'web02.example', 'web03.example'];
+
+  it('--host gives the same merged variables for every host of a nested inventory with group_vars and host_vars', async () => {
+    for (const host of hostsOf()) {
+      const ours = await reconcile('inventory', '-i', 'nested/hosts.yaml', '--host', host);
+      const theirs = await run('ansible-inventory', ['-i', 'nested/hosts.yaml', '--host', host]);
+      expect(theirs.code).toBe(0);
+      expect(ours.code).toBe(0);
+      expect(JSON.parse(ours.stdout)).toEqual(JSON.parse(theirs.stdout));
+      expect(ours.stdout).toBe(theirs.stdout);
+    }
+  });
+
+  it('--list and --graph print what ansible-inventory prints, for a file and for a folder', async () => {
+    for (const source of ['nested/hosts.yaml', 'nested']) {
+      for (const mode of ['--list', '--graph']) {
+        const ours = await reconcile('inventory', '-i', source, mode);
+        const theirs = await run('ansible-inventory', ['-i', source, mode]);
+        expect(theirs.code).toBe(0);
+        expect({ source, mode, out: ours.stdout, code: ours.code }).toEqual({ source, mode, out: theirs.stdout, code: 0 });
+      }
+    }
+  });
+
+  it('refuses an unknown host in one line', async () => {
+    expect(await reconcile('inventory', '-i', 'nested', '--host', 'ghost')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'reconcile: inventory: no host named "ghost" in nested\n',
+    });
+  });
+});
+
+describe('reconcile cert', () => {
+  it('generate writes NAME.crt and a 0600 NAME.key, never printing the key', async () => {
+    const result = await reconcile('cert', 'generate', 'prometheus-metrics', '--type', 'metrics', '--days', '90', '--out-dir', 'pki');
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const key = readFileSync(join(work, 'pki/prometheus-metrics.key'), 'utf8');
+    expect(key).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    expect(statSync(join(work, 'pki/prometheus-metrics.key')).mode & 0o777).toBe(0o600);
+    for (const line of key.split('\n').filter((l) => l.length > 20)) expect(result.stdout).not.toContain(line);
+    expect(result.stdout).not.toContain('PRIVATE KEY-----');
+    expect(readdirSync(join(work, 'pki')).sort()).toEqual(['prometheus-metrics.crt', 'prometheus-metrics.key']);
+    const info = await reconcile('cert', 'info', 'pki/prometheus-metrics.crt');
+    expect(info.stdout).toMatch(/^Subject: {6}CN=metrics\.local$/m);
+    expect(info.stdout).toMatch(/^Days left: {4}(89|90)$/m);
+    expect(info.stdout).toMatch(/^Key: {10}ECDSA P-384$/m);
+    // A second generate does not overwrite a key pair by accident.
+    expect(await reconcile('cert', 'generate', 'prometheus-metrics', '--out-dir', 'pki')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'reconcile: cert generate: pki/prometheus-metrics.crt already exists; use --force to replace it\n',
+    });
+  });
+
+  it('info shows the SHA-256 fingerprint exactly as openssl computes it (lowercase, no colons)', async () => {
+    const files = readdirSync(join(work, 'seed/incus/trusted-client-certs')).filter((f) => f.endsWith('.crt'));
+    expect(files.length).toBe(4);
+    for (const f of files) {
+      const path = `seed/incus/trusted-client-certs/${f}`;
+      const openssl = await run('openssl', ['x509', '-in', path, '-noout', '-fingerprint', '-sha256']);
+      const expected = openssl.stdout.trim().replace(/^.*Fingerprint=/i, '').replace(/:/g, '').toLowerCase();
+      const info = await reconcile('cert', 'info', path);
+      expect(info.code).toBe(0);
+      expect(info.stdout).toContain(`\nFingerprint:  ${expected}\n`);
+    }
+  });
+
+  it('info refuses a private key without showing it', async () => {
+    const result = await reconcile('cert', 'info', 'pki/prometheus-metrics.key');
+    expect(result).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'reconcile: cert info: pki/prometheus-metrics.key holds a private key; it is not shown (give the certificate file)\n',
+    });
+  });
+});
+
+describe('--help', () => {
+  it('lists the commands at the top level and describes each command', async () => {
+    const top = await reconcile('--help');
+    expect(top.code).toBe(0);
+    for (const command of ['validate', 'inventory', 'audit', 'cert', 'scrape-config']) expect(top.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['validate', 'inventory', 'cert']) {
+      const help = await reconcile(command, '--help');
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`^Usage: reconcile ${command} `));
+      expect(help.stderr).toBe('');
+    }
+  });
+});
