@@ -1,0 +1,112 @@
+/**
+ * Helpers of the metrics end-to-end tests: a real Prometheus (Debian's package) per test file
+ * on a free loopback port with its own storage folder and --web.enable-lifecycle, stopped by
+ * its PID; its targets read from /api/v1/targets; and /1.0/metrics fetched with a given pair,
+ * independently of reconcile (as curl --cert --key -k would).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import net from 'node:net';
+import { join } from 'node:path';
+
+export interface TestPrometheus {
+  url: string;
+  port: number;
+  configFile: string;
+  dir: string;
+  targets(): Promise<PromTarget[]>;
+  stop(): Promise<void>;
+}
+
+export interface PromTarget {
+  scrapeUrl: string;
+  health: 'up' | 'down' | 'unknown';
+  lastError: string;
+  labels: Record<string, string>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts prometheus with an empty configuration in DIR/prometheus; ready when /-/ready answers 200. */
+export async function startPrometheus(root: string): Promise<TestPrometheus> {
+  const dir = join(root, 'prometheus');
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const configFile = join(dir, 'prometheus.yml');
+  await writeFile(configFile, 'scrape_configs: []\n');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const log = createWriteStream(join(root, 'prometheus.log'), { flags: 'a' });
+  const child: ChildProcess = spawn(
+    'prometheus',
+    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--web.enable-lifecycle'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) => child.on('exit', (code) => ((exitCode = code), r())));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`prometheus exited (code ${exitCode}) before it was ready; see ${root}/prometheus.log`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`prometheus not ready within 30 s; see ${root}/prometheus.log`);
+    }
+    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok).catch(() => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    port,
+    configFile,
+    dir,
+    targets: async () => {
+      const body = (await (await fetch(`${url}/api/v1/targets?state=active`)).json()) as { data: { activeTargets: PromTarget[] } };
+      return body.data.activeTargets;
+    },
+    stop: async () => {
+      if (exitCode !== undefined) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Waits until `check` returns true (polling), or fails with `what` and the last value seen. */
+export async function eventually<T>(what: string, read: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await read();
+    if (check(last)) return last;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** HTTP status of GET https://ADDRESS/1.0/metrics with this client pair (server certificate not verified, like curl -k). */
+export function metricsStatus(address: string, cert: string, key: string): Promise<number> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host, port: Number(port), path: '/1.0/metrics', cert, key, rejectUnauthorized: false, agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
