@@ -8,7 +8,6 @@ import { validateInventory } from '../inventory/validate.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { MODULES } from '../modules/registry.js';
 import type { EngineDeps } from './run.js';
-import { connectionSpecStandIn, connectStandIn } from './standin-inputs.js';
 
 export function defaultEngineDeps(): EngineDeps {
   return {
@@ -16,8 +15,9 @@ export function defaultEngineDeps(): EngineDeps {
     validateInventory: (inventory, now) => validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES),
     loadPlaybook,
     selectHosts,
-    connectionSpec: (host) => connectionSpecStandIn(host),
-    connect: connectStandIn,
+    // The transport (and ssh2 with it) loads only when a run connects: --help and usage errors stay fast.
+    connectionSpec: async (host, _inventory, transport) => (await import('../transport/connect.js')).connectionSpecOf(host, transport),
+    connect: async (spec, transport) => (await import('../transport/connect.js')).connectHost(spec, transport),
     readInventoryFile,
     modules: MODULES,
   };

@@ -9,7 +9,7 @@ import { planTrust } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
 import { prepareMetricsKeys } from './metrics-keys.js';
-import { observeTrustStandIn } from './standin.js';
+import { observeTrust } from './observe.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
 const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
@@ -32,7 +32,7 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
       problems: [...clients.problems, ...metrics.problems],
     };
   },
-  observe: (session) => observeTrustStandIn(session),
+  observe: (session) => observeTrust(session),
   plan: planTrust,
   apply: applyTrust,
   trustedCertificates: (observed): ObservedCertificate[] =>
