@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
@@ -23,7 +23,7 @@ function say(text: string): void {
 
 /** Runs the CLI with the lab's HOME (its ssh key, known_hosts, ssh config), output passed through. */
 function reconcile(lab: Lab, args: string[]): Promise<number> {
-  process.stdout.write(`\n$ reconcile ${args.map((a) => (a.includes('/') ? relative(process.cwd(), a) || a : a)).join(' ')}\n`);
+  process.stdout.write(`\n$ reconcile ${args.join(' ')}\n`);
   return new Promise((res) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: lab.env, stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('close', (code) => {
@@ -56,6 +56,11 @@ async function main(): Promise<number> {
     say(`Writing an inventory and its certificates in ${dir}`);
     const alice = await writeCertificate(dir, 'alice-laptop');
     const ci = await writeCertificate(dir, 'ci-runner');
+    const oldLaptop = await writeCertificate(dir, 'old-laptop');
+    const [host1, host2] = lab.hosts as [Lab['hosts'][number], Lab['hosts'][number]];
+    say('Drift made by hand, as happens: alice-laptop restricted on host1, old-laptop still trusted on host2');
+    await host1.incus(['config', 'trust', 'add-certificate', join(dir, alice), '--name', 'alice-laptop', '--restricted', '--projects', 'default']);
+    await host2.incus(['config', 'trust', 'add-certificate', join(dir, oldLaptop), '--name', 'old-laptop']);
     const inventory = await lab.writeInventory({
       file: join(dir, 'inventory.yaml'),
       group: 'incus',
@@ -63,10 +68,11 @@ async function main(): Promise<number> {
         incus_trusted_clients: [
           { name: 'alice-laptop', description: 'Alice, admin', certificate_file: alice },
           { name: 'ci-runner', description: 'CI deploys', certificate_file: ci, restricted: true, projects: ['default'] },
+          { name: 'old-laptop', certificate_file: oldLaptop, state: 'absent' },
         ],
       },
     });
-    process.stdout.write(`  inventory: ${inventory}\n  certificates: ${alice}, ${ci}\n`);
+    process.stdout.write(`  inventory: ${inventory}\n  certificates: ${alice}, ${ci}, ${oldLaptop} (public certificates only)\n`);
 
     say('1. Dry run: what would change (expect drift, exit code 2)');
     const check = await reconcile(lab, ['-i', inventory, '--check', '--diff']);
