@@ -50,6 +50,13 @@ describe('reconcile validate', () => {
     });
   });
 
+  it('accepts the shipped example inventory with the shipped playbook', async () => {
+    const result = await run('node', [join(REPO, 'bin/reconcile.js'), 'validate', '-i', 'inventory.example', 'playbooks/site.yaml'], REPO);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^inventory\.example and playbooks\/site\.yaml \(\d+ plays?\): valid — 4 hosts, 5 groups\n$/);
+    expect(result.code).toBe(0);
+  });
+
   it('validates a playbook with the inventory, warning about plays that match nothing', async () => {
     writeFileSync(join(work, 'site.yaml'), '- name: trust\n  hosts: incus:staging\n  reconcile: [incus_trust]\n');
     expect(await reconcile('validate', '-i', 'seed/host-incus-cluster.yaml', 'site.yaml')).toEqual({

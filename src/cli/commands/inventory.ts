@@ -82,7 +82,7 @@ export function hostVarsJson(inventory: Inventory, name: string): Record<string,
   return plainVars(host);
 }
 
-/** As ansible-inventory --graph: children and hosts sorted by name. */
+/** As ansible-inventory --graph (ansible-core 2.14): children and hosts in inventory order. */
 export function inventoryGraph(inventory: Inventory, group: string): string {
   if (!inventory.groups.has(group)) throw new UsageError(`inventory: no group named "${group}" in ${inventory.source}`);
   const lines: string[] = [];
@@ -90,8 +90,8 @@ export function inventoryGraph(inventory: Inventory, group: string): string {
   const walk = (name: string, depth: number) => {
     const g = inventory.groups.get(name)!;
     lines.push(indent(depth, `@${name}:`));
-    for (const c of [...g.children].sort()) walk(c, depth + 1);
-    if (name !== 'all') for (const h of [...g.hosts].sort()) lines.push(indent(depth + 1, h));
+    for (const c of g.children) walk(c, depth + 1);
+    if (name !== 'all') for (const h of g.hosts) lines.push(indent(depth + 1, h));
   };
   walk(group, 0);
   return lines.join('\n');
