@@ -14,7 +14,15 @@ const MISSING = 3;
 const CHECK_FAILED = 4;
 
 // Constant scripts; every value reaches them as a positional parameter ("$1" …).
-const READ_SCRIPT = `if [ -e "$1" ]; then exec cat -- "$1"; else exit ${MISSING}; fi`;
+// "Missing" must not be confused with "not allowed" (a folder on the way that cannot be searched
+// also makes `test -e` false): ask cat, in the C locale, and tell the two apart by its message.
+const READ_SCRIPT = [
+  'exec 3>&1',
+  'if err=$(LC_ALL=C cat -- "$1" 2>&1 >&3); then exit 0; fi',
+  `case $err in *"No such file or directory"*) exit ${MISSING} ;; esac`,
+  'printf "%s\\n" "$err" >&2',
+  'exit 1',
+].join('\n');
 const WRITE_SCRIPT = [
   'set -e',
   'target=$1 tmp=$2 mode=$3 owner=$4 group=$5 backup=$6',

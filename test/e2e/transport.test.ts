@@ -2,7 +2,10 @@
  * The SSH transport against real lab hosts (sshd + incusd), in process: the paths a user's
  * inventory can take (root, sudo, jump host, local), and each way a host can fail.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +148,49 @@ describe('ssh transport, other paths', () => {
     const plain = await connect('sudo1', { ansible_become: false });
     const e = await failure(plain.incus.request('GET', '/1.0', 'read server'));
     expect(e.message).toMatch(/^sudo1: read server: Incus API \(GET \/1\.0\): cannot open .*unix\.socket on the host/);
+  });
+
+  it('sudo: files are written through sudo -n, atomically, where only root may write', async () => {
+    const s = await connect('sudo1');
+    const dir = path.join(lab.dir, 'root-only');
+    await mkdir(dir, { mode: 0o700 });
+    const target = path.join(dir, '30-prometheus-proxy.policy');
+    await s.writeFile(target, 'policy v1\n', 'write policy', { mode: 0o664, backup: true, tempPrefix: '.' });
+    await s.writeFile(target, 'policy v2\n', 'write policy', { mode: 0o664, backup: true, tempPrefix: '.' });
+    expect(await readFile(target, 'utf8')).toBe('policy v2\n');
+    expect(await readFile(`${target}.bak`, 'utf8')).toBe('policy v1\n');
+    expect(statSync(target)).toMatchObject({ uid: 0, mode: 0o100664 });
+    expect((await s.readFile(target, 'read policy', true))?.toString()).toBe('policy v2\n');
+    const denied = await failure(s.readFile(target, 'read policy', false));
+    expect(denied.message).toMatch(/^sudo1: read policy: cannot read .*Permission denied/);
+  });
+
+  it('authenticates with ssh-agent when no key file is there; a refused key fails the authenticate step', async () => {
+    const dir = path.join(lab.dir, 'agent');
+    await mkdir(dir);
+    const exec = promisify(execFile);
+    await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'agent_key')]);
+    await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'stranger_key')]);
+    // Authorize the agent's key for the lab's sshds (they share one authorized_keys file).
+    await appendFile(path.join(lab.dir, 'authorized_keys'), await readFile(path.join(dir, 'agent_key.pub')));
+    const socket = path.join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+    const home = process.env.HOME;
+    try {
+      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+      await exec('ssh-add', ['-q', path.join(dir, 'agent_key')], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      process.env.HOME = path.join(dir, 'empty-home'); // no ~/.ssh/id_* to fall back on
+      const s = await connect('web1', {}, { agentSocket: socket });
+      expect((await s.exec(['id', '-un'], 'who')).stdout.toString()).toBe('root\n');
+      const none = await failure(connect('web1', {}, { agentSocket: null }));
+      expect(none).toMatchObject({ step: 'authenticate', unreachable: true });
+      expect(none.message).toMatch(/no key to offer root@127\.77\.[0-9.]+: no ssh-agent \(SSH_AUTH_SOCK\) and no key file/);
+      const refused = await failure(connect('web1', { ansible_ssh_private_key_file: path.join(dir, 'stranger_key') }, { agentSocket: null }));
+      expect(refused.message).toBe(`web1: authenticate: root@${lab.host('web1').address}:22 accepted none of the keys offered`);
+    } finally {
+      process.env.HOME = home;
+      agent.kill();
+    }
   });
 
   it('jump host: reachable through -J only; the direct connection is refused', async () => {

@@ -434,7 +434,7 @@ export const startLab: StartLab = async (options) => {
     await Promise.all(states.map(setUp));
     // Jump hosts are served only once the hosts behind them are up (any order in `specs`).
 
-    await writeClientFiles(home, states, byName);
+    await writeClientFiles(home, states);
   } catch (e) {
     await stopAll();
     throw e;
@@ -637,7 +637,7 @@ function incusCli(incusDir: string, args: string[]): Promise<string> {
  * The client side: ~/.ssh/known_hosts (hashed entries for every second host, a wrong key for
  * `wrongHostKey` hosts, none for down hosts' keys since they have none) and ~/.ssh/config.
  */
-async function writeClientFiles(home: string, states: HostState[], byName: Map<string, HostState>): Promise<void> {
+async function writeClientFiles(home: string, states: HostState[]): Promise<void> {
   const known: string[] = [];
   for (const [i, s] of states.entries()) {
     if (s.options.down) continue;
@@ -660,5 +660,4 @@ async function writeClientFiles(home: string, states: HostState[], byName: Map<s
   // OpenSSH itself finds ~ through the password database, not HOME: name the file.
   config.push('Host *', `  UserKnownHostsFile ${path.join(home, '.ssh', 'known_hosts')}`, '');
   await writeFile(path.join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
-  void byName;
 }
