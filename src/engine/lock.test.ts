@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { acquireRunLock, RunLockHeldError, runLockPath } from './lock.js';
+import { acquireRunLock, RunLockHeldError, runLockLocation, runLockPath } from './lock.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const COMPILED = join(REPO, 'dist/src/engine/lock.js');
@@ -208,6 +208,21 @@ describe('run lock, in process', () => {
     expect(existsSync(lock.path)).toBe(false);
     // Released: free again.
     (await acquireRunLock({ inventoryPath: inventory, folder, timeoutMs: 0 })).release();
+  });
+
+  it('by default lives beside the inventory as .reconcile.lock (inside an inventory folder); RECONCILE_LOCK_DIR moves it', async () => {
+    const { inventory } = await fixture();
+    const folderInventory = join(root, `inv-folder-${seq}`);
+    await mkdir(folderInventory);
+    expect(runLockLocation(inventory, {})).toEqual({ path: join(root, `case-${seq}`, '.reconcile.lock'), inventory, beside: true });
+    expect(runLockLocation(`${folderInventory}/`, {}).path).toBe(join(folderInventory, '.reconcile.lock'));
+    const elsewhere = join(root, 'elsewhere');
+    expect(runLockLocation(inventory, { RECONCILE_LOCK_DIR: elsewhere })).toEqual({ ...runLockPath(elsewhere, inventory), beside: false });
+
+    const lock = await acquireRunLock({ inventoryPath: inventory, env: {}, timeoutMs: 0 });
+    expect(JSON.parse(await readFile(join(root, `case-${seq}`, '.reconcile.lock'), 'utf8'))).toMatchObject({ pid: process.pid, inventory });
+    lock.release();
+    expect(existsSync(lock.path)).toBe(false);
   });
 
   it('does not remove a lock that another run took over meanwhile', async () => {

@@ -3,9 +3,13 @@
  * same live state, plan the same actions and race each other's writes; a cron check overlapping
  * an apply would report half-applied drift. So every run holds a lock for its inventory.
  *
- * The lock is a file in a runtime folder (not beside the inventory: that is often a read-only
- * Git checkout), named after the inventory's real path, so `-i inv`, `-i ./inv/` and a symlink
- * to it share one lock. It holds the holder's PID, start time and host name as JSON.
+ * Where: `.reconcile.lock` beside the inventory (in the folder of an inventory file, inside an
+ * inventory folder), found through the inventory's real path, so `-i inv`, `-i ./inv/` and a
+ * symlink share one lock, and so do a systemd timer, cron and a login shell, whatever their
+ * environment. Inventories in one folder take turns. When that folder is not writable (a
+ * read-only checkout), or $RECONCILE_LOCK_DIR is set, the lock is `<name>-<hash of the real
+ * path>.lock` in $RECONCILE_LOCK_DIR, /run/reconcile (root) or <tmpdir>/reconcile-<uid>.
+ * The file holds the holder's PID, start time and host name as JSON.
  *
  * - Created with O_EXCL: exactly one process creates it.
  * - Held by a live process: the next run waits up to its timeout, then fails naming the holder.
@@ -14,9 +18,9 @@
  * - Released when the run ends, on process exit, and on SIGINT/SIGTERM/SIGHUP.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 /** What the lock file says (JSON). */
@@ -34,8 +38,10 @@ export interface LockHolder {
 export interface RunLockOptions {
   /** The -i argument (file or folder). */
   inventoryPath: string;
-  /** Folder of lock files (default: runLockFolder(process.env)). */
+  /** Folder of lock files keyed by inventory; default: beside the inventory (see runLockLocation). */
   folder?: string;
+  /** For the default location: RECONCILE_LOCK_DIR. */
+  env?: NodeJS.ProcessEnv;
   /** How long to wait for a live holder; 0 fails at once. */
   timeoutMs: number;
   /** How often to look again while waiting (default 200 ms). */
@@ -69,7 +75,7 @@ export class RunLockHeldError extends UsageError {
     super(
       `another reconcile run holds the lock for ${holder?.inventory ?? 'this inventory'}: ` +
         (holder ? `PID ${holder.pid} on ${holder.hostname}, started ${holder.startedAt}` : 'holder unknown (lock file being written)') +
-        ` (lock file ${lockFile}); ${waitedMs > 0 ? `waited ${(waitedMs / 1000).toFixed(1)} s` : 'did not wait'}` +
+        ` (lock file ${lockFile}); ${timeoutMs > 0 ? `waited ${(waitedMs / 1000).toFixed(1)} s` : 'did not wait (--lock-timeout 0)'}` +
         `; nothing was done (raise --lock-timeout to wait longer)`,
     );
   }
@@ -89,26 +95,45 @@ export function parseLockTimeout(value: string | undefined): number {
 const UNREADABLE_STALE_MS = 5_000;
 const TAKEOVER_STALE_MS = 10_000;
 
-/**
- * Where lock files live: $RECONCILE_LOCK_DIR, else $XDG_RUNTIME_DIR/reconcile, else
- * /run/reconcile for root, else <tmpdir>/reconcile-<uid>.
- */
+/** Where lock files live when not beside the inventory. */
 export function runLockFolder(env: NodeJS.ProcessEnv): string {
   if (env.RECONCILE_LOCK_DIR) return resolve(env.RECONCILE_LOCK_DIR);
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'reconcile');
   const uid = process.getuid?.() ?? -1;
   if (uid === 0 && existsSync('/run')) return '/run/reconcile';
   return join(os.tmpdir(), `reconcile-${uid}`);
 }
 
-/** The lock file of an inventory: `<name>-<sha256(real path), 16 hex>.lock`. */
-export function runLockPath(folder: string, inventoryPath: string): { path: string; inventory: string } {
-  let real = resolve(inventoryPath);
+/**
+ * The lock file of an inventory: `.reconcile.lock` beside it when that folder is writable and
+ * RECONCILE_LOCK_DIR is unset, else a keyed file in runLockFolder(env).
+ */
+export function runLockLocation(inventoryPath: string, env: NodeJS.ProcessEnv): { path: string; inventory: string; beside: boolean } {
+  const real = realPath(inventoryPath);
+  if (!env.RECONCILE_LOCK_DIR) {
+    let folder: string | undefined;
+    try {
+      folder = statSync(real).isDirectory() ? real : dirname(real);
+      accessSync(folder, constants.W_OK);
+    } catch {
+      folder = undefined;
+    }
+    if (folder !== undefined) return { path: join(folder, '.reconcile.lock'), inventory: real, beside: true };
+  }
+  return { ...runLockPath(runLockFolder(env), inventoryPath), beside: false };
+}
+
+function realPath(inventoryPath: string): string {
   try {
-    real = realpathSync(real);
+    return realpathSync(resolve(inventoryPath));
   } catch {
     // A missing inventory fails later with its own message; lock on the path as given.
+    return resolve(inventoryPath);
   }
+}
+
+/** The lock file of an inventory in a lock folder: `<name>-<sha256(real path), 16 hex>.lock`. */
+export function runLockPath(folder: string, inventoryPath: string): { path: string; inventory: string } {
+  const real = realPath(inventoryPath);
   const key = createHash('sha256').update(real).digest('hex').slice(0, 16);
   const name = basename(real).replace(/[^A-Za-z0-9_.-]/g, '_') || 'inventory';
   return { path: join(folder, `${name}-${key}.lock`), inventory: real };
@@ -116,9 +141,11 @@ export function runLockPath(folder: string, inventoryPath: string): { path: stri
 
 export async function acquireRunLock(options: RunLockOptions): Promise<RunLock> {
   const now = options.now ?? (() => new Date());
-  const folder = options.folder ?? runLockFolder(process.env);
-  ensureFolder(folder);
-  const { path, inventory } = runLockPath(folder, options.inventoryPath);
+  let location: { path: string; inventory: string; beside: boolean };
+  if (options.folder !== undefined) location = { ...runLockPath(options.folder, options.inventoryPath), beside: false };
+  else location = runLockLocation(options.inventoryPath, options.env ?? process.env);
+  if (!location.beside) ensureFolder(dirname(location.path));
+  const { path, inventory } = location;
   const pollMs = options.pollMs ?? 200;
   const began = Date.now();
   let waitedFor: LockHolder | undefined;

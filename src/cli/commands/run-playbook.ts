@@ -21,7 +21,7 @@ import { listrHooks, logLineHooks } from '../../render/progress.js';
 import { logLineWriter, quietLogHooks } from '../../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file.js';
 import { writeFileAtomic } from '../../render/write-atomic.js';
-import { acquireRunLock, parseLockTimeout, runLockFolder, RunLockHeldError } from '../../engine/lock.js';
+import { acquireRunLock, parseLockTimeout, RunLockHeldError } from '../../engine/lock.js';
 import type { TransportOptions } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [options]
@@ -52,8 +52,9 @@ Exit codes (stable, for cron and scripts; see docs/operations.md):
      another run holding the lock past --lock-timeout, a usage error
 
 Without a terminal (cron, CI, pipes) progress is one line per event on stderr, each starting
-with an ISO 8601 timestamp, never coloured. Only one run per inventory at a time: the lock file
-lives in $RECONCILE_LOCK_DIR, $XDG_RUNTIME_DIR/reconcile, /run/reconcile (root) or the temp folder.
+with an ISO 8601 timestamp, never coloured. Only one run per inventory at a time: the lock is
+.reconcile.lock beside the inventory (or in $RECONCILE_LOCK_DIR when set, or when that folder is
+read-only, in /run/reconcile for root, else the temp folder).
 `;
 
 const OPTIONS = {
@@ -133,7 +134,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   // is held past the timeout, the metrics file is left to the run holding it.
   const lock = await acquireRunLock({
     inventoryPath: options.inventory,
-    folder: runLockFolder(io.env),
+    env: io.env,
     timeoutMs: options.lockTimeoutSeconds * 1000,
     onWait: (h, file, timeoutMs) =>
       say(`waiting up to ${timeoutMs / 1000} s for the run lock: another run holds it, PID ${h.pid} on ${h.hostname}, started ${h.startedAt} (${file})`),
