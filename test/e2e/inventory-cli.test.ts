@@ -179,11 +179,13 @@ describe('reconcile cert', () => {
   });
 
   it('info refuses a private key without showing it', async () => {
-    const result = await reconcile('cert', 'info', 'pki/prometheus-metrics.key');
+    const pair = await generateSelfSigned({ commonName: 'k', validityDays: 1, now: new Date(), type: 'client' });
+    writeFileSync(join(work, 'client.key'), pair.privateKeyPem, { mode: 0o600 });
+    const result = await reconcile('cert', 'info', 'client.key');
     expect(result).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'reconcile: cert info: pki/prometheus-metrics.key holds a private key; it is not shown (give the certificate file)\n',
+      stderr: 'reconcile: cert info: client.key holds a private key; it is not shown (give the certificate file)\n',
     });
   });
 });
