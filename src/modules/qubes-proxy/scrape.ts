@@ -9,19 +9,21 @@
  * readable labels (vm, port, proxy, dom0) and `instance` = VM:PORT stay on every series.
  * Pure: plain objects, serialized by the scrape-config command.
  */
+import type { Inventory } from '../../inventory/model.js';
+import { desiredQubesProxy } from './desired.js';
 import { PROXY_LISTEN_PORT, type DesiredQubesProxy } from './model.js';
 
-export interface QubesScrapeStaticConfig {
+export type QubesScrapeStaticConfig = {
   targets: string[];
   labels: Record<string, string>;
-}
+};
 
 /** One Prometheus `scrape_configs` entry (the subset this job uses). */
-export interface QubesScrapeJob {
+export type QubesScrapeJob = {
   job_name: string;
   metrics_path: string;
   static_configs: QubesScrapeStaticConfig[];
-}
+};
 
 export interface QubesScrapeJobs {
   jobs: QubesScrapeJob[];
@@ -62,4 +64,18 @@ export function qubesProxyScrapeJobs(dom0s: { host: string; desired: DesiredQube
     if (staticConfigs.length > 0) jobs.push({ job_name: `qubes-proxy-${host}`, metrics_path: '/forward', static_configs: staticConfigs });
   }
   return { jobs, warnings };
+}
+
+/**
+ * Every dom0 of the inventory (optionally only `hosts`) with a valid qubes_prometheus_proxy,
+ * for qubesProxyScrapeJobs. Invalid ones are left out: validation reports them.
+ */
+export function qubesDom0sOf(inventory: Inventory, hosts?: ReadonlySet<string>): { host: string; desired: DesiredQubesProxy }[] {
+  const out: { host: string; desired: DesiredQubesProxy }[] = [];
+  for (const h of inventory.hosts.values()) {
+    if (hosts && !hosts.has(h.name)) continue;
+    const { desired } = desiredQubesProxy(h, { inventory });
+    if (desired) out.push({ host: h.name, desired });
+  }
+  return out;
 }
