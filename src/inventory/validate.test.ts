@@ -1,0 +1,69 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatProblem } from '../errors.js';
+import { generateSelfSigned } from '../pki/generate.js';
+import { loadInventory, readInventoryFile } from './load.js';
+import { validateInventory } from './validate.js';
+
+let dir: string;
+let certificatePem: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'reconcile-validate-'));
+  certificatePem = (await generateSelfSigned({ commonName: 'a', validityDays: 365, now: new Date('2030-01-01T00:00:00Z'), type: 'client' })).certificatePem;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes an inventory folder, validates it at 2030-06-01 and returns what the user would read. */
+async function validate(name: string, files: Record<string, string>): Promise<string[]> {
+  const root = join(dir, name);
+  for (const [file, text] of Object.entries({ 'certs/a.crt': certificatePem, ...files })) {
+    mkdirSync(join(root, file, '..'), { recursive: true });
+    writeFileSync(join(root, file), text);
+  }
+  const inventory = await loadInventory(join(root, 'hosts.yaml'));
+  return validateInventory(inventory, new Date('2030-06-01T00:00:00Z'), (p) => readInventoryFile(inventory, p)).map((p) =>
+    formatProblem(p).split(root + '/').join(''),
+  );
+}
+
+describe('validateInventory', () => {
+  it('warns that projects need restricted: true, once for a group var shared by many hosts', async () => {
+    const hosts = 'incus:\n  hosts:\n    a:\n    b:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/a.crt\n        projects: [production]\n';
+    expect(await validate('projects', { 'hosts.yaml': hosts })).toEqual([
+      'hosts.yaml:9:19: warning: incus.vars.incus_trusted_clients[0].projects: projects have no effect without restricted: true (the certificate can reach every project)\n            projects: [production]\n                      ^',
+    ]);
+  });
+
+  it('lets an absent entry name a file that is gone, and checks names within the list a host ends up with', async () => {
+    const hosts = 'all:\n  hosts:\n    a:\n    b:\n';
+    const groupVars = 'incus_trusted_clients:\n  - name: old\n    certificate_file: certs/gone.crt\n    state: absent\n  - name: ci\n    certificate_file: certs/a.crt\n';
+    // host_vars replaces the whole list for b (lists replace): its duplicate is b's alone.
+    const hostVars = 'incus_trusted_clients:\n  - name: x\n    certificate_file: certs/a.crt\n  - name: x\n    certificate_file: certs/a.crt\n';
+    expect(await validate('absent', { 'hosts.yaml': hosts, 'group_vars/all.yaml': groupVars, 'host_vars/b.yaml': hostVars })).toEqual([
+      'host_vars/b.yaml:4:11: error: incus_trusted_clients[1].name: duplicate certificate name "x" (also at host_vars/b.yaml:2:11); names must be unique on a host\n      - name: x\n              ^',
+    ]);
+  });
+
+  it('refuses Jinja in connection variables it reads, but not in variables it does not read', async () => {
+    const hosts = 'all:\n  hosts:\n    a:\n      ansible_host: "{{ inventory_hostname }}.lan"\n      motd: "Welcome to {{ inventory_hostname }}"\n';
+    expect(await validate('jinja', { 'hosts.yaml': hosts })).toEqual([
+      'hosts.yaml:4:21: error: all.hosts.a.ansible_host: holds a Jinja template ({{ … }}); reconcile does not evaluate templates in the variables it reads: write the value itself\n          ansible_host: "{{ inventory_hostname }}.lan"\n                        ^',
+    ]);
+  });
+
+  it('checks the certificate against the clock it is given', async () => {
+    const hosts = 'all:\n  hosts:\n    a:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/a.crt\n';
+    const root = join(dir, 'clock');
+    mkdirSync(join(root, 'certs'), { recursive: true });
+    writeFileSync(join(root, 'hosts.yaml'), hosts);
+    writeFileSync(join(root, 'certs/a.crt'), certificatePem);
+    const inventory = await loadInventory(join(root, 'hosts.yaml'));
+    const at = (iso: string) => validateInventory(inventory, new Date(iso), (p) => readInventoryFile(inventory, p)).map((p) => p.message);
+    expect(at('2030-06-01T00:00:00Z')).toEqual([]);
+    expect(at('2032-01-01T00:00:00Z')).toEqual([
+      'certificate in "certs/a.crt" expired on 2031-01-01T00:00:00.000Z; Incus refuses expired certificates: issue a new one',
+    ]);
+  });
+});
