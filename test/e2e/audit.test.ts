@@ -177,6 +177,23 @@ describe('reconcile audit', () => {
     expect(report.hosts[0]!.certificates.find((c) => c.name === 'ci')!.marks).toEqual(['unmanaged']);
   });
 
+  it('a host whose incusd is down fails with the step and reason; the others are still read', async () => {
+    await lab.host('web1').stopIncus();
+    try {
+      const r = await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web1:sudo1', '--json']);
+      expect(r.exitCode).toBe(1);
+      const report = JSON.parse(r.stdout) as AuditJson;
+      expect(report.hosts.map((h) => [h.host, h.status])).toEqual([
+        ['web1', 'failed'],
+        ['sudo1', 'ok'],
+      ]);
+      expect(report.hosts[0]!.error!.message).toMatch(/^Incus API \(GET \/1\.0[^)]*\): cannot open \S+unix\.socket on the host: /);
+    } finally {
+      await lab.host('web1').startIncus();
+    }
+    expect((await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web1'])).exitCode).toBe(0);
+  });
+
   it('a usage error is one line', async () => {
     const r = await reconcile(lab, ['audit', '-i', inventory, '--warn-days', 'soon']);
     expect(r).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: audit: --warn-days takes a whole number of at least 1, not 'soon'\n" });

@@ -15,10 +15,8 @@ import type { InventoryHost } from '../../inventory/model.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { validateInventory } from '../../inventory/validate.js';
 import { MODULES } from '../../modules/registry.js';
-import type { DesiredTrust } from '../../modules/incus-trust/model.js';
-import { observeTrust } from '../../modules/incus-trust/observe.js';
+import type { DesiredTrust, ObservedTrust } from '../../modules/incus-trust/model.js';
 import { auditCertificate, renderAuditJson, renderAuditText, summarize, type AuditedHost } from '../../render/audit.js';
-import { connectHost, connectionSpecOf } from '../../transport/connect.js';
 import type { HostSession, TransportOptions } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile audit -i INVENTORY [--limit PATTERN] [--json] [--warn-days N]
@@ -71,6 +69,18 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (selection.hosts.length === 0) throw new UsageError(`audit: no host matches '${values.limit ?? 'all'}'`);
 
   const transport = transportOptions(io, values['accept-new-host-keys'] ?? false);
+  // ssh2 loads only once there is something to read: --help and usage errors stay fast.
+  const { connectHost, connectionSpecOf } = await import('../../transport/connect.js');
+  const { observeTrust } = await import('../../modules/incus-trust/observe.js');
+  const readHost = async (host: InventoryHost) => {
+    const session = await connectHost(connectionSpecOf(host, transport), transport);
+    try {
+      return { session, observed: await observeTrust(session) };
+    } catch (e) {
+      await session.close();
+      throw e;
+    }
+  };
   const ctx = { inventory, readInventoryFile: (rel: string) => readInventoryFile(inventory, rel), now };
   const limit = pLimit(forks);
   const hosts = await Promise.all(
@@ -78,7 +88,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       limit(async () => {
         const host = inventory.hosts.get(name)!;
         const desired = MODULES.incus_trust.desired(host, ctx).desired as DesiredTrust | undefined;
-        return auditHost(host, desired, transport, now, warnDays);
+        return auditHost(host, desired, readHost, now, warnDays);
       }),
     ),
   );
@@ -87,11 +97,18 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   return report.exitCode;
 }
 
-async function auditHost(host: InventoryHost, desired: DesiredTrust | undefined, transport: TransportOptions, now: Date, warnDays: number): Promise<AuditedHost> {
+async function auditHost(
+  host: InventoryHost,
+  desired: DesiredTrust | undefined,
+  readHost: (host: InventoryHost) => Promise<{ session: HostSession; observed: ObservedTrust }>,
+  now: Date,
+  warnDays: number,
+): Promise<AuditedHost> {
   let session: HostSession | undefined;
   try {
-    session = await connectHost(connectionSpecOf(host, transport), transport);
-    const observed = await observeTrust(session);
+    const read = await readHost(host);
+    session = read.session;
+    const observed = read.observed;
     return {
       host: host.name,
       status: 'ok',
