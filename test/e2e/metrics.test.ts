@@ -1,6 +1,7 @@
 /**
- * Metrics certificates end to end, against real daemons: two incusd (each its own INCUS_DIR,
- * HTTPS API on its own loopback address) and a real Prometheus (Debian package). reconcile
+ * Metrics certificates end to end, against real daemons: a lab of three SSH hosts (real sshd),
+ * two of them with a real incusd whose HTTPS API listens on the host's loopback address, the
+ * third the Prometheus host, where a real Prometheus (Debian package) runs. reconcile
  * generates the pair, registers it as type metrics, deploys pair and prometheus.yml, reloads
  * Prometheus; Prometheus then scrapes /1.0/metrics of both daemons. Then a rotation of a
  * certificate that expires within rotate_before_days, with Prometheus watched all along.
@@ -15,20 +16,20 @@ import { stringify } from 'yaml';
 import { parseCertificatePem } from '../../src/pki/certificate.js';
 import { generateSelfSigned } from '../../src/pki/generate.js';
 import { eventually, metricsStatus, startPrometheus, type PromTarget, type TestPrometheus } from './metrics-support.js';
-import { makeTempDir, reconcile, startHosts, stopHosts, type TestIncus } from './trust-support.js';
+import { reconcile, type TrustRow } from './trust-support.js';
+import { startLab } from '../lab/lab.js';
+import type { Lab, LabHost } from '../lab/types.js';
 
 const NAME = 'prometheus-metrics';
-// 127.81.N.x: a /24 of its own per test process.
-const NET = `127.81.${(process.pid % 250) + 1}`;
-const ADDRESSES = [`${NET}.1:8443`, `${NET}.2:8443`];
-
+let lab: Lab | undefined;
 let root: string;
-let hosts: TestIncus[] = [];
+let hosts: LabHost[] = [];
+let ADDRESSES: string[] = [];
 let prom: TestPrometheus | undefined;
 let inventory: string;
 let playbook: string;
 
-async function writeInventoryFile(entry: Record<string, unknown>): Promise<void> {
+async function writeInventoryFile(entry: Record<string, unknown>, promVars: Record<string, unknown> = {}): Promise<void> {
   const inv = {
     all: {
       vars: { incus_metrics_certificates: [{ name: NAME, certificate_file: 'pki/metrics.crt', key_file: 'pki/metrics.key', ...entry }] },
@@ -37,14 +38,14 @@ async function writeInventoryFile(entry: Record<string, unknown>): Promise<void>
         prometheus: {
           hosts: {
             prom1: {
-              ansible_connection: 'local',
-              incus_socket: hosts[0]!.socket,
+              ...lab!.host('prom1').inventoryVars(),
               prometheus_config_file: prom!.configFile,
               prometheus_metrics_cert_dir: join(prom!.dir, 'certs'),
               prometheus_key_owner: 'root',
               prometheus_reload_url: `${prom!.url}/-/reload`,
               prometheus_global: { scrape_interval: '1s', scrape_timeout: '1s' },
               prometheus_trust_wait_seconds: 30,
+              ...promVars,
             },
           },
         },
@@ -54,15 +55,24 @@ async function writeInventoryFile(entry: Record<string, unknown>): Promise<void>
   await writeFile(inventory, stringify(inv));
 }
 
-const metricsTrust = async (h: TestIncus) => (await h.trust()).filter((r) => r.type === 'metrics').map((r) => `${r.name} ${r.fingerprint}`);
+const trustOf = async (h: LabHost) => JSON.parse(await h.incus(['config', 'trust', 'list', '--format', 'json'])) as TrustRow[];
+const metricsTrust = async (h: LabHost) => (await trustOf(h)).filter((r) => r.type === 'metrics').map((r) => `${r.name} ${r.fingerprint}`);
 const pem = (f: string) => readFile(join(root, f), 'utf8');
 const fingerprintOf = async (f: string) => parseCertificatePem(await pem(f)).fingerprint;
 const health = (ts: PromTarget[]) => ts.map((t) => `${t.scrapeUrl} ${t.health}`).sort();
 
 beforeAll(async () => {
-  root = await makeTempDir('metrics');
-  hosts = await startHosts(root, ['incus1', 'incus2']);
-  await Promise.all(hosts.map((h, i) => h.incus(['config', 'set', 'core.https_address', ADDRESSES[i]!])));
+  lab = await startLab({
+    name: 'metrics',
+    hosts: [
+      { name: 'incus1', https: true },
+      { name: 'incus2', https: true },
+      { name: 'prom1', incus: false },
+    ],
+  });
+  root = lab.dir;
+  hosts = [lab.host('incus1'), lab.host('incus2')];
+  ADDRESSES = hosts.map((h) => `${h.address}:8443`);
   prom = await startPrometheus(root);
   inventory = join(root, 'hosts.yaml');
   playbook = join(root, 'site.yaml');
@@ -80,12 +90,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await prom?.stop();
-  await stopHosts(hosts, root);
+  await lab?.stop();
 });
 
 describe('metrics certificates end to end', () => {
   it('check mode says the pair would be generated and changes nothing', async () => {
-    const r = await reconcile([playbook, '-i', inventory, '--check']);
+    const r = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
     expect(r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toContain('(known after apply)');
@@ -94,7 +104,7 @@ describe('metrics certificates end to end', () => {
   });
 
   it('apply generates the pair, registers it on every Incus host, and Prometheus scrapes both targets up', async () => {
-    const r = await reconcile([playbook, '-i', inventory]);
+    const r = await reconcile([playbook, '-i', inventory], { env: lab!.env });
     expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const fp = await fingerprintOf('pki/metrics.crt');
@@ -111,10 +121,10 @@ describe('metrics certificates end to end', () => {
     expect(config).toContain('insecure_skip_verify: true');
 
     const targets = await eventually('both Incus targets up', () => prom!.targets(), (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'));
-    expect(health(targets)).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`));
+    expect(health(targets)).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
     // The same run again finds nothing to do.
-    const again = await reconcile([playbook, '-i', inventory, '--check']);
+    const again = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
   });
 
@@ -128,13 +138,13 @@ describe('metrics certificates end to end', () => {
 
   it('scrape-config prints the jobs with fingerprint and paths, and warns about the MITM risk', async () => {
     const fp = await fingerprintOf('pki/metrics.crt');
-    const r = await reconcile(['scrape-config', '-i', inventory]);
+    const r = await reconcile(['scrape-config', '-i', inventory], { env: lab!.env });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`# certificate "${NAME}": fingerprint ${fp}`);
     expect(r.stdout).toContain('metrics_path: /1.0/metrics');
     for (const a of ADDRESSES) expect(r.stdout).toContain(`- ${a}`);
     expect(r.stderr).toMatch(/insecure_skip_verify: true.*MITM risk/);
-    const json = JSON.parse((await reconcile(['scrape-config', '-i', inventory, '--json'])).stdout) as { certificate: { fingerprint: string }; targets: { address: string }[] };
+    const json = JSON.parse((await reconcile(['scrape-config', '-i', inventory, '--json'], { env: lab!.env })).stdout) as { certificate: { fingerprint: string }; targets: { address: string }[] };
     expect(json.certificate.fingerprint).toBe(fp);
     expect(json.targets.map((t) => t.address)).toEqual(ADDRESSES);
   });
@@ -145,17 +155,9 @@ describe('metrics certificates end to end', () => {
     // The 40-day certificate is now within rotate_before_days (50) of its expiry.
     await writeInventoryFile({ validity_days: 100, rotate_before_days: 50 });
 
-    // Watch Prometheus all along: any scrape that fails shows as a target not up.
-    const seen: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        for (const t of await prom!.targets()) if (t.health !== 'up') seen.push(`${t.scrapeUrl} ${t.health} ${t.lastError}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
+    const watch = watchTargets();
     try {
-      const first = await reconcile([playbook, '-i', inventory]);
+      const first = await reconcile([playbook, '-i', inventory], { env: lab!.env });
       expect(first.exitCode, first.stdout + first.stderr).toBe(0);
       const newFp = await fingerprintOf('pki/metrics.crt');
       expect(newFp).not.toBe(oldFp);
@@ -167,23 +169,74 @@ describe('metrics certificates end to end', () => {
       expect(await readFile(join(root, 'pki/metrics.crt.deployed'), 'utf8')).toBe(`prom1 ${newFp}\n`);
 
       // Next run: every Prometheus host has the new pair, so the old certificate goes.
-      const second = await reconcile([playbook, '-i', inventory]);
+      const second = await reconcile([playbook, '-i', inventory], { env: lab!.env });
       expect(second.exitCode, second.stdout + second.stderr).toBe(0);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
       // A few more scrapes with the new pair only.
       await new Promise((r) => setTimeout(r, 3000));
-      expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`));
+      expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
       for (const a of ADDRESSES) {
         expect(await metricsStatus(a, oldPair.cert, oldPair.key)).toBe(403);
         expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'))).toBe(200);
       }
-      const third = await reconcile([playbook, '-i', inventory, '--check']);
+      const third = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
       expect(third.exitCode, third.stdout + third.stderr).toBe(0);
     } finally {
-      watching = false;
-      await watcher;
+      expect(await watch.stop()).toEqual([]);
     }
-    expect(seen).toEqual([]);
+  });
+
+  it('an interrupted rotation: the Prometheus host alone cannot switch before Incus trusts the new certificate; the next full runs finish it', async () => {
+    const oldFp = await fingerprintOf('pki/metrics.crt');
+    // The 100-day certificate is now within 150 days of expiry; the Prometheus host waits 2 s at most.
+    await writeInventoryFile({ validity_days: 300, rotate_before_days: 150 }, { prometheus_trust_wait_seconds: 2 });
+    const watch = watchTargets();
+    try {
+      const alone = await reconcile([playbook, '-i', inventory, '--limit', 'prom1'], { env: lab!.env });
+      expect(alone.exitCode, alone.stdout + alone.stderr).toBe(1);
+      const newFp = await fingerprintOf('pki/metrics.crt');
+      expect(newFp).not.toBe(oldFp);
+      expect(alone.stdout).toContain(
+        `prom1  failed       wait until Incus trusts the new metrics certificate: not accepted by ${ADDRESSES.join(', ')} after 2s; ` +
+          'the old pair stays in use (run again once incus_trust added the new certificate), 0 of 5 applied',
+      );
+      // Nothing switched: Prometheus still runs with the old pair, Incus trusts only the old one.
+      expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${oldFp.slice(0, 12)}.crt`);
+      for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${oldFp}`]);
+
+      const resumed = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
+      expect(await fingerprintOf('pki/metrics.crt')).toBe(newFp);
+      expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${newFp.slice(0, 12)}.crt`);
+      for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
+
+      const finished = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      expect(finished.exitCode, finished.stdout + finished.stderr).toBe(0);
+      for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
+    } finally {
+      expect(await watch.stop()).toEqual([]);
+    }
   });
 });
+
+/** Watches Prometheus's targets until stop(): every observation of a target not up, with its error. */
+function watchTargets(): { stop(): Promise<string[]> } {
+  const seen: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const t of await prom!.targets()) if (t.health !== 'up') seen.push(`${t.scrapeUrl} ${t.health} ${t.lastError}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return {
+    stop: async () => {
+      watching = false;
+      await watcher;
+      return seen;
+    },
+  };
+}
