@@ -112,6 +112,23 @@ describe('test lab', () => {
     expect(text).toMatch(/^127\.77\./m);
   });
 
+  it('daemons stop and start again on demand (down for a while, then back)', async () => {
+    const plain = lab.host('plain');
+    await plain.stopSshd();
+    expect((await ssh(lab, ['plain', 'true'])).stderr).toMatch(/Connection refused/);
+    await plain.startSshd();
+    expect((await ssh(lab, ['plain', 'echo back'])).stdout).toBe('back\n');
+    await plain.stopIncus();
+    expect(existsSync(plain.incusSocket!)).toBe(false);
+    await plain.startIncus();
+    expect(JSON.parse(await plain.incus(['query', '/1.0'])).auth).toBe('trusted');
+    // The jump host too: its inetd listener closes and opens again.
+    await lab.host('jump').stopSshd();
+    expect((await ssh(lab, ['hidden', 'true'])).code).not.toBe(0);
+    await lab.host('jump').startSshd();
+    expect((await ssh(lab, ['hidden', 'echo via-jump'])).stdout).toBe('via-jump\n');
+  });
+
   it('stop() ends every process it started and removes incusd state', async () => {
     const incusDir = lab.host('plain').incusDir!;
     expect(processesMentioning(lab.dir).length).toBeGreaterThan(2);
