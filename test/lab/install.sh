@@ -14,6 +14,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# Jump-only hosts live in a private network namespace (unshare, nsenter, ip).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+command -v ssh-agent >/dev/null 2>&1 || need+=(openssh-client)
 # GNU time: `npm run bench` reads the tool's peak memory (max RSS) from it.
 [ -x /usr/bin/time ] || need+=(time)
 # ansible-inventory: the reference the inventory tests compare reconcile against.
