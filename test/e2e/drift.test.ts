@@ -240,6 +240,21 @@ describe('drift detection (cron use)', () => {
     }
   });
 
+  it('an invalid inventory exits 1 and still tells Prometheus the run failed', async () => {
+    const inv = join(dir, 'broken.yaml');
+    await writeFile(inv, 'all:\n  hosts:\n    web1:\n      ansible_port: [not, a, port]\n');
+    const metricsFile = join(dir, 'broken.prom');
+    const res = await cli(['-i', inv, '--check', '-q', '--metrics-file', metricsFile]);
+    expect(res.exitCode).toBe(1);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain(`${inv}:4:`);
+    const m = samples(await readFile(metricsFile, 'utf8'));
+    expect(m.get(`reconcile_last_run_success{inventory="${inv}"}`)).toBe(0);
+    expect(m.get(`reconcile_last_run_exit_code{inventory="${inv}"}`)).toBe(1);
+    expect([...m.keys()].filter((k) => k.startsWith('reconcile_host_'))).toEqual([]);
+    await promtoolCheck(metricsFile);
+  });
+
   it('two runs started together never both apply; the second says it waited for the first (PID, start time)', async () => {
     const web1 = lab.host('web1');
     const web2 = lab.host('web2');
