@@ -49,6 +49,16 @@ const PYYAML_BOOL: ScalarTag = {
   identify: (value: unknown) => typeof value === 'boolean',
   stringify: ({ value }) => (value ? 'true' : 'false'),
 };
+/**
+ * The rest of YAML 1.1 as PyYAML resolves it: an exponent needs a dot and a sign (`1.5e3` is a
+ * string), and timestamps stay the text written (Ansible prints dates back as written).
+ */
+function asPyYaml(tag: unknown): ScalarTag[] {
+  const t = tag as ScalarTag;
+  if (t.tag === 'tag:yaml.org,2002:bool' || t.tag === 'tag:yaml.org,2002:timestamp') return [];
+  if (t.tag === 'tag:yaml.org,2002:float' && t.format === 'EXP') return [{ ...t, test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*[eE][-+][0-9]+$/ }];
+  return [t];
+}
 /** `!unsafe` marks a string Ansible must not template: for us a plain string. */
 const UNSAFE_TAG: ScalarTag = { tag: '!unsafe', identify: () => false, resolve: (text: string) => text };
 
@@ -166,7 +176,7 @@ async function parseFile(state: LoadState, file: string): Promise<ParsedFile | u
   const doc = parseDocument(text, {
     lineCounter,
     version: '1.1',
-    customTags: (tags) => [PYYAML_BOOL, ...tags.filter((t) => (t as ScalarTag).tag !== 'tag:yaml.org,2002:bool'), VAULT_TAG, UNSAFE_TAG],
+    customTags: (tags) => [PYYAML_BOOL, ...tags.flatMap(asPyYaml), VAULT_TAG, UNSAFE_TAG],
     prettyErrors: false,
     uniqueKeys: true,
   });

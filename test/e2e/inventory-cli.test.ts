@@ -38,6 +38,7 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'reconcile-inv-cli-'));
   cpSync(join(FIXTURES, 'nested-inventory'), join(work, 'nested'), { recursive: true });
   cpSync(join(FIXTURES, 'seed-incus-cluster'), join(work, 'seed'), { recursive: true });
+  cpSync(join(FIXTURES, 'yaml-edge-inventory'), join(work, 'edge'), { recursive: true });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -122,8 +123,8 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
     }
   });
 
-  it('--list and --graph print what ansible-inventory prints, for a file and for a folder', async () => {
-    for (const source of ['nested/hosts.yaml', 'nested']) {
+  it('--list and --graph print what ansible-inventory prints, for a file, a folder, and YAML 1.1 corners', async () => {
+    for (const source of ['nested/hosts.yaml', 'nested', 'edge/hosts.yaml']) {
       for (const mode of ['--list', '--graph']) {
         const ours = await reconcile('inventory', '-i', source, mode);
         const theirs = await run('ansible-inventory', ['-i', source, mode]);
