@@ -6,14 +6,15 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
-import { dom0StandInState } from '../lab/dom0.js';
+import { dom0StandInState, setUpDom0StandIn } from '../lab/dom0.js';
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -225,5 +226,44 @@ describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-
       new RegExp(`${inventory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: all\\.children\\.qubes\\.hosts\\.dom0\\.qubes_prometheus_proxy\\.targets\\[0\\]\\.ports\\[0\\]: 80 is not a port in 1025–65535`),
     );
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe('qubes_prometheus_proxy with ansible_connection: local (dom0 stand-in on PATH)', () => {
+  // Without a PLAYBOOK: the shipped playbooks/site.yaml reconciles qubes_prometheus_proxy where it is declared.
+  test('check exit 2, apply, then check exit 0 with a byte-identical file', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'reconcile-qubes-local-'));
+    try {
+      const standIn = await setUpDom0StandIn(dir);
+      const inv = path.join(dir, 'inventory.yaml');
+      await writeFile(
+        inv,
+        stringify({
+          all: {
+            hosts: {
+              laptop: {
+                ansible_connection: 'local',
+                qubes_policy_dir: standIn.policyDir,
+                qubes_prometheus_proxy: { proxy: 'monitoring', targets: [{ vm: 'personal', ports: [9100, 9256] }], autostart: true, policy_file: '20-metrics.policy' },
+              },
+            },
+          },
+        }),
+      );
+      const env = { ...process.env, PATH: `${standIn.binDir}:${process.env.PATH}`, HOME: dir };
+      const check = await reconcile(['-i', inv, '--check'], env);
+      expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+      const apply = await reconcile(['-i', inv], env);
+      expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+      const file = path.join(standIn.policyDir, '20-metrics.policy');
+      const written = readFileSync(file);
+      expect(written.toString()).toContain('ruddo.PrometheusProxy +9256 monitoring personal allow autostart=yes\n');
+      expect(readFileSync(standIn.qvmCallLog, 'utf8')).toContain('qvm-service --enable monitoring prometheus-qubes-proxy\n');
+      const again = await reconcile(['-i', inv, '--check'], env);
+      expect(again.exitCode, again.stdout).toBe(0);
+      expect(readFileSync(file).equals(written)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
