@@ -8,7 +8,7 @@ import type { DesiredTrust, ObservedTrust } from './model.js';
 import { planTrust } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
-import { prepareMetricsKeys } from './metrics-keys.js';
+import { keyFileModeWarnings, prepareMetricsKeys } from './metrics-keys.js';
 import { observeTrust } from './observe.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
@@ -19,9 +19,11 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
   name: 'incus_trust',
   // Apply mode: generate missing metrics key pairs and start due rotations before desired() reads them.
   prepare: async (ctx) => {
-    if (ctx.check) return { problems: [] };
+    // Both modes: a metrics key file that others may read gets a warning on every run.
+    const modeWarnings = keyFileModeWarnings(ctx.inventory, ctx.hosts);
+    if (ctx.check) return { problems: modeWarnings };
     const { events, problems } = await prepareMetricsKeys(ctx.inventory, ctx.hosts, ctx.now);
-    return { problems, facts: events };
+    return { problems: [...modeWarnings, ...problems], facts: events };
   },
   desired: (host, ctx) => {
     if (!TRUST_VARIABLES.some((v) => host.vars[v] !== undefined)) return { problems: [] };

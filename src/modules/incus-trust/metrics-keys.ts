@@ -14,7 +14,7 @@
  * Private keys are never printed, logged nor put in a plan.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, openSync, fsyncSync, closeSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Problem } from '../../errors.js';
@@ -78,6 +78,36 @@ export async function prepareMetricsKeys(
     }
   }
   return { events, problems };
+}
+
+/**
+ * A warning for every existing metrics key_file that group or others may read: whoever reads it
+ * can scrape every host that trusts its certificate. Read in check and apply mode alike.
+ */
+export function keyFileModeWarnings(inventory: Inventory, hosts: InventoryHost[]): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  for (const host of hosts) {
+    for (const spec of readMetricsCertificateSpecs(host).specs) {
+      const keyPath = inventoryPath(inventory, spec.keyFile);
+      if (seen.has(keyPath)) continue;
+      seen.add(keyPath);
+      let mode: number;
+      try {
+        mode = statSync(keyPath).mode & 0o777;
+      } catch {
+        continue; // missing: generated (0600) in apply mode
+      }
+      if ((mode & 0o077) === 0) continue;
+      problems.push({
+        severity: 'warning',
+        location: spec.location,
+        valuePath: `${spec.valuePath}.key_file`,
+        message: `private key ${spec.keyFile} can be read by others than its owner (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 600 ${spec.keyFile}`,
+      });
+    }
+  }
+  return problems;
 }
 
 async function ensurePair(spec: MetricsCertificateSpec, certPath: string, keyPath: string, now: Date): Promise<KeyPairEvent | undefined> {

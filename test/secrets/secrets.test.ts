@@ -1,0 +1,200 @@
+/**
+ * Secrets: every command runs with known private keys in play — the SSH key the inventory names
+ * (ansible_ssh_private_key_file), a metrics key pair reconcile generates (key_file), and a key
+ * mistakenly given as certificate_file — and no byte of any of them (its base64 body, or any 40
+ * characters of it, even wrapped differently) may appear in stdout, stderr, a JSON report, the
+ * metrics file or any other file reconcile writes. Key files are created 0600; a key file others
+ * may read gets a warning.
+ */
+import { chmod, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLab } from '../lab/lab.js';
+import type { Lab, LabHost } from '../lab/types.js';
+import { clearTrustStore, makeCert, runCli, STACK_LINE, tempDir, type CliResult } from '../faults/support.js';
+
+let lab: Lab;
+let host: LabHost;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+/** Everything a user or a log collector could see, labelled by where it came from. */
+const seen: { where: string; text: string }[] = [];
+function record(what: string, r: CliResult): CliResult {
+  seen.push({ where: `${what}: stdout`, text: r.stdout }, { where: `${what}: stderr`, text: r.stderr });
+  return r;
+}
+async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return record(`reconcile ${args.join(' ')}`, await runCli(args, { ...env, ...extraEnv }));
+}
+
+/** The base64 body of a PEM or OpenSSH private key, whitespace removed. */
+function keyBody(pem: string): string {
+  return pem
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('')
+    .replace(/\s/g, '');
+}
+
+/** Where any 40 characters of `body` appear in `text` (whitespace ignored), or undefined. */
+function leakIn(body: string, text: string): string | undefined {
+  const flat = text.replace(/\s/g, '');
+  for (let i = 0; i + 40 <= body.length; i += 1) {
+    const window = body.slice(i, i + 40);
+    if (flat.includes(window)) return window;
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  lab = await startLab({ name: 'secrets', hosts: [{ name: 'root1', https: true }] });
+  host = lab.host('root1');
+  await clearTrustStore(host);
+  dir = await tempDir('secrets');
+  env = { ...lab.env, RECONCILE_LOCK_DIR: join(dir, 'locks') };
+});
+
+afterAll(async () => {
+  await lab?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('private keys never leak', () => {
+  it('through any command, report, metrics file or written file', async () => {
+    const inv = join(dir, 'inv');
+    await mkdir(join(inv, 'keys'), { recursive: true });
+    // The SSH key, named by the inventory.
+    const sshKey = join(inv, 'keys', 'ssh_key');
+    await copyFile(join(lab.env.HOME!, '.ssh', 'id_ed25519'), sshKey);
+    await chmod(sshKey, 0o600);
+    const alice = await makeCert(inv, 'alice');
+
+    // A key pair from `cert generate`: its key is then given as certificate_file by mistake.
+    const gen = await cli(['cert', 'generate', 'mistaken', '--out-dir', join(inv, 'generated')]);
+    expect(gen.exitCode, gen.stderr).toBe(0);
+    const mistakenKey = join(inv, 'generated', 'mistaken.key');
+    expect((await stat(mistakenKey)).mode & 0o777).toBe(0o600);
+    await cli(['cert', 'info', join(inv, 'generated', 'mistaken.crt')]);
+    const infoOnKey = await cli(['cert', 'info', mistakenKey]);
+    expect(infoOnKey.exitCode).toBe(1);
+    const infoOnSshKey = await cli(['cert', 'info', sshKey]);
+    expect(infoOnSshKey.exitCode).toBe(1);
+
+    const hostVars = {
+      ...host.inventoryVars(),
+      ansible_ssh_private_key_file: sshKey,
+      incus_metrics_certificates: [{ name: 'prom', certificate_file: 'metrics/prom.crt', key_file: 'metrics/prom.key' }],
+    };
+    const good = join(inv, 'hosts.yaml');
+    await writeFile(good, stringify({ all: { vars: { incus_trusted_clients: [{ name: 'alice', certificate_file: alice.file }] }, children: { incus: { hosts: { root1: hostVars } } } } }));
+    const bad = join(dir, 'bad', 'hosts.yaml');
+    await mkdir(join(dir, 'bad', 'generated'), { recursive: true });
+    await copyFile(mistakenKey, join(dir, 'bad', 'generated', 'mistaken.key'));
+    // A certificate file with the key appended, as `cat cert key > file` makes.
+    await writeFile(join(dir, 'bad', 'generated', 'both.pem'), (await readFile(join(inv, 'generated', 'mistaken.crt'), 'utf8')) + (await readFile(mistakenKey, 'utf8')));
+    await writeFile(
+      bad,
+      stringify({
+        all: {
+          vars: {
+            incus_trusted_clients: [
+              { name: 'oops', certificate_file: 'generated/mistaken.key' },
+              { name: 'both', certificate_file: 'generated/both.pem' },
+            ],
+          },
+          hosts: { root1: { ...host.inventoryVars(), ansible_ssh_private_key_file: sshKey } },
+        },
+      }),
+    );
+
+    // The mistaken certificate_file is refused, by every command that reads it.
+    for (const args of [['validate', '-i', bad], ['-i', bad, '--check'], ['-i', bad, '--json'], ['-i', bad, '-v']]) {
+      const r = await cli(args);
+      expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(1);
+      expect(r.stderr + r.stdout).toMatch(/private key/i);
+      expect(r.stderr).not.toMatch(STACK_LINE);
+    }
+
+    // Every command on the good inventory; apply generates the metrics key pair (0600).
+    const metricsFile = join(dir, 'reconcile.prom');
+    const runs: [string[], number[]][] = [
+      [['validate', '-i', good], [0]],
+      [['inventory', '-i', good, '--list'], [0]],
+      [['inventory', '-i', good, '--host', 'root1'], [0]],
+      [['inventory', '-i', good, '--graph'], [0]],
+      [['audit', '-i', good], [0]],
+      [['audit', '-i', good, '--json'], [0]],
+      [['-i', good, '--check', '-v', '--diff'], [2]],
+      [['-i', good, '--check', '--json'], [2]],
+      [['-i', good, '-v', '--metrics-file', metricsFile], [0]],
+      [['-i', good, '--json', '--metrics-file', metricsFile], [0]],
+      [['-i', good, '--check', '-v'], [0]],
+      [['audit', '-i', good, '--json'], [0]],
+      [['scrape-config', '-i', good], [0]],
+      [['scrape-config', '-i', good, '--json'], [0]],
+    ];
+    for (const [args, codes] of runs) {
+      const r = await cli(args);
+      expect(codes, `reconcile ${args.join(' ')} exited ${r.exitCode}\n${r.stderr}`).toContain(r.exitCode);
+      expect(r.stderr).not.toMatch(STACK_LINE);
+    }
+    const metricsKey = join(inv, 'metrics', 'prom.key');
+    expect((await stat(metricsKey)).mode & 0o777).toBe(0o600);
+    seen.push({ where: 'metrics file', text: await readFile(metricsFile, 'utf8') });
+
+    // Every other file reconcile left (beside the inventory, locks) and the lab's logs.
+    const keyFiles = new Set([sshKey, mistakenKey, metricsKey]);
+    const walk = async (d: string): Promise<string[]> =>
+      (await readdir(d, { withFileTypes: true }).catch(() => [])).flatMap((e) => [join(d, e.name)]).length === 0
+        ? []
+        : (
+            await Promise.all(
+              (await readdir(d, { withFileTypes: true })).map(async (e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)])),
+            )
+          ).flat();
+    for (const file of [...(await walk(dir)), ...(await walk(join(lab.dir, 'logs')))]) {
+      if (keyFiles.has(file) || file.startsWith(join(dir, 'bad'))) continue;
+      seen.push({ where: file, text: await readFile(file, 'latin1') });
+    }
+
+    const keys = {
+      'ansible_ssh_private_key_file': keyBody(await readFile(sshKey, 'utf8')),
+      'metrics key_file': keyBody(await readFile(metricsKey, 'utf8')),
+      'key given as certificate_file': keyBody(await readFile(mistakenKey, 'utf8')),
+    };
+    for (const body of Object.values(keys)) {
+      expect(body.length).toBeGreaterThan(100);
+      // The detector itself: 40 characters of a key, re-wrapped inside other text, are found.
+      expect(leakIn(body, `x ${body.slice(7, 30)}\n  ${body.slice(30, 47)} y`)).toBeDefined();
+    }
+    const leaks: string[] = [];
+    for (const [key, body] of Object.entries(keys)) {
+      for (const s of seen) {
+        const w = leakIn(body, s.text);
+        if (w) leaks.push(`${key} leaked in ${s.where}: …${w}…`);
+      }
+    }
+    expect(leaks).toEqual([]);
+    expect(seen.length).toBeGreaterThan(40);
+  });
+
+  it('a metrics key file that others may read gets a warning, in check and apply mode', async () => {
+    const inv = join(dir, 'inv');
+    const metricsKey = join(inv, 'metrics', 'prom.key');
+    await chmod(metricsKey, 0o644);
+    try {
+      for (const args of [['-i', join(inv, 'hosts.yaml'), '--check'], ['-i', join(inv, 'hosts.yaml')]]) {
+        const r = await cli(args);
+        expect(r.exitCode, r.stderr).toBe(0);
+        expect(r.stderr).toMatch(/metrics\/prom\.key can be read by others than its owner \(mode 0644\); run: chmod 600/);
+        expect(r.stderr).toMatch(/hosts\.yaml:\d+:\d+: warning: /);
+      }
+    } finally {
+      await chmod(metricsKey, 0o600);
+    }
+    const quiet = await cli(['-i', join(inv, 'hosts.yaml'), '--check']);
+    expect(quiet.stderr).not.toMatch(/can be read by others/);
+  });
+});
