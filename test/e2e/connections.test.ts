@@ -32,8 +32,9 @@ afterAll(async () => {
   await lab?.stop();
 });
 
-it(`reading the trust store of ${HOSTS} hosts opens exactly one SSH connection per host`, async () => {
-  const inventory = await lab.writeInventory();
+it(`reading the trust store of ${HOSTS} hosts opens exactly one SSH connection per host (audit, then a whole --check run)`, async () => {
+  // incus_trust_prune: false makes every trust store managed, so `reconcile --check` reads them all too.
+  const inventory = await lab.writeInventory({ allVars: { incus_trust_prune: false } });
   const started = Date.now();
   const r = await promisify(execFile)('node', [path.join(REPO, 'bin/reconcile.js'), 'audit', '-i', inventory, '--json', '--forks', String(HOSTS)], {
     env: lab.env,
@@ -50,5 +51,20 @@ it(`reading the trust store of ${HOSTS} hosts opens exactly one SSH connection p
     counts[h.name] = log.split('\n').filter((l) => l.includes(`Connection from `) && l.includes(` on ${h.address} port 22`)).length;
   }
   expect(counts).toEqual(Object.fromEntries(lab.hosts.map((h) => [h.name, 1])));
-  console.log(`lab of ${HOSTS} hosts (sshd + incusd each) started in ${startMs} ms; audit of all ${HOSTS} took ${auditMs} ms`);
+
+  // A whole check run (connect, observe, plan) likewise: one more connection per host, not more.
+  const checkStarted = Date.now();
+  const check = await promisify(execFile)('node', [path.join(REPO, 'bin/reconcile.js'), '--check', '-i', inventory, '--json', '--forks', String(HOSTS)], {
+    env: lab.env,
+    maxBuffer: 32 << 20,
+  }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+  const checkMs = Date.now() - checkStarted;
+  const run = JSON.parse(check.stdout) as { hosts: { host: string; status: string }[] };
+  expect(run.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable')).toEqual([]);
+  for (const h of lab.hosts) {
+    const log = await readFile(path.join(lab.dir, 'logs', `${h.name}.sshd.log`), 'utf8');
+    counts[h.name] = log.split('\n').filter((l) => l.includes(`Connection from `) && l.includes(` on ${h.address} port 22`)).length;
+  }
+  expect(counts).toEqual(Object.fromEntries(lab.hosts.map((h) => [h.name, 2])));
+  console.log(`lab of ${HOSTS} hosts (sshd + incusd each) started in ${startMs} ms; audit of all ${HOSTS}: ${auditMs} ms; reconcile --check: ${checkMs} ms`);
 });
