@@ -267,3 +267,40 @@ describe('qubes_prometheus_proxy with ansible_connection: local (dom0 stand-in o
     }
   });
 });
+
+describe('reconcile scrape-config for Qubes VMs', () => {
+  test('prints the proxy jobs of an inventory of dom0s, and they pass promtool check config', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'reconcile-qubes-scrape-cli-'));
+    try {
+      const inv = path.join(dir, 'inventory.yaml');
+      await writeFile(
+        inv,
+        stringify({
+          all: {
+            children: {
+              qubes: {
+                hosts: {
+                  dom0: {
+                    ansible_connection: 'local',
+                    qubes_prometheus_proxy: { proxy: 'sys-net', proxy_addresses: { 'sys-net': '192.168.1.20' }, targets: [{ vm: 'work', ports: [9100, 9101] }, { vm: '@tag:monitored', port: 9100 }] },
+                  },
+                },
+              },
+            },
+          },
+        }),
+      );
+      const r = await reconcile(['scrape-config', '-i', inv], { ...process.env, HOME: dir });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toContain('job_name: qubes-proxy-dom0\n');
+      expect(r.stdout).toContain('metrics_path: /forward\n');
+      expect(r.stderr).toContain('warning: dom0: qubes_prometheus_proxy target @tag:monitored is allowed by the policy but not scraped');
+      const config = path.join(dir, 'prometheus.yml');
+      await writeFile(config, r.stdout);
+      const { stdout, stderr } = await run('promtool', ['check', 'config', config]);
+      expect(stdout + stderr).toContain('SUCCESS');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
