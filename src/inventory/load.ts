@@ -10,8 +10,10 @@
  *   readInventoryFile(inventory: Inventory, relativePath: string): Buffer | undefined
  *     Reads a file relative to the inventory's folder (certificate_file …); undefined if absent.
  *
- * Deliberate differences from Ansible: INI inventories are not read; duplicate mapping keys
- * are an error (Ansible warns and keeps the last); YAML is read as YAML 1.1 like PyYAML.
+ * YAML is read as PyYAML reads it (YAML 1.1: yes/no/on/off booleans, 0755 octal, merge keys).
+ * Deliberate differences from Ansible: INI inventories are not read (a folder's files without
+ * a YAML extension are skipped with a warning); duplicate mapping keys are an error (Ansible
+ * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -92,6 +94,27 @@ class LoadState {
     return g;
   }
 
+  /** Hosts of each group as a set, for inventories of thousands of hosts. */
+  private readonly groupMembers = new Map<string, Set<string>>();
+
+  addToGroup(group: InventoryGroup, host: string): void {
+    let members = this.groupMembers.get(group.name);
+    if (!members) {
+      members = new Set(group.hosts);
+      this.groupMembers.set(group.name, members);
+    }
+    if (members.has(host)) return;
+    members.add(host);
+    group.hosts.push(host);
+  }
+
+  /** Groups that list the host directly (`all` included when it does). */
+  directGroups(host: string): string[] {
+    const out: string[] = [];
+    for (const g of this.groups.values()) if (this.groupMembers.get(g.name)?.has(host)) out.push(g.name);
+    return out;
+  }
+
   addHost(name: string): void {
     if (!this.hostInventoryVars.has(name)) {
       this.hostOrder.push(name);
@@ -124,10 +147,17 @@ export async function loadInventory(source: string): Promise<Inventory> {
   }
   const baseDir = info.isDirectory() ? source : dirname(source);
   if (info.isDirectory()) {
-    const names = (await readdir(source, { withFileTypes: true }))
+    const entries = await readdir(source, { withFileTypes: true });
+    const names = entries
       .filter((e) => e.isFile() && !e.name.startsWith('.') && INVENTORY_EXTENSIONS.includes(extname(e.name)))
       .map((e) => e.name)
       .sort();
+    // A file without extension in an inventory folder is usually an INI inventory (`hosts`).
+    for (const e of entries) {
+      if (e.isFile() && !e.name.startsWith('.') && extname(e.name) === '') {
+        state.warnings.push({ severity: 'warning', message: `${join(source, e.name)} is not read: reconcile reads YAML inventories (.yaml, .yml, .json), not INI` });
+      }
+    }
     if (names.length === 0) {
       throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no .yaml, .yml or .json inventory file` }]);
     }
@@ -306,7 +336,7 @@ function readHostEntry(state: LoadState, pf: ParsedFile, group: InventoryGroup, 
   }
   for (const name of names) {
     state.addHost(name);
-    if (!group.hosts.includes(name)) group.hosts.push(name);
+    state.addToGroup(group, name);
     const hv = state.hostInventoryVars.get(name)!;
     if (port !== undefined) {
       hv.ansible_port = { value: port, location: locate(pf, keyNode), valuePath: `${hostsPath}.${pattern}`, nested: new Map() };
@@ -388,8 +418,8 @@ function linkGroups(state: LoadState): void {
     if (g.name !== 'all' && g.parents.length === 0) link(state, 'all', g.name);
   }
   for (const h of state.hostOrder) {
-    const inGroup = [...state.groups.values()].some((g) => g.name !== 'all' && g.hosts.includes(h));
-    if (!inGroup) state.group('ungrouped').hosts.push(h);
+    const inGroup = state.directGroups(h).some((g) => g !== 'all');
+    if (!inGroup) state.addToGroup(state.group('ungrouped'), h);
   }
   const depthOf = (name: string, trail: string[]): number => {
     if (name === 'all') return 0;
@@ -410,31 +440,41 @@ function linkGroups(state: LoadState): void {
 }
 
 async function readVarsFolders(state: LoadState, baseDir: string): Promise<void> {
+  const groupVars = await varsFolder(join(baseDir, 'group_vars'));
   for (const g of state.groups.values()) {
-    for (const file of await findVarsFiles(join(baseDir, 'group_vars'), g.name)) {
-      Object.assign(g.fileVars, await readVarsFile(state, file));
-    }
+    for (const file of await groupVars.filesOf(g.name)) Object.assign(g.fileVars, await readVarsFile(state, file));
   }
+  const hostVars = await varsFolder(join(baseDir, 'host_vars'));
   for (const h of state.hostOrder) {
     const vars: Record<string, VarDefinition> = {};
-    for (const file of await findVarsFiles(join(baseDir, 'host_vars'), h)) Object.assign(vars, await readVarsFile(state, file));
+    for (const file of await hostVars.filesOf(h)) Object.assign(vars, await readVarsFile(state, file));
     state.hostFileVars.set(h, vars);
   }
 }
 
-/** As Ansible's find_vars_files: the first of NAME (file or folder), NAME.yml, NAME.yaml, NAME.json. */
-async function findVarsFiles(folder: string, name: string): Promise<string[]> {
-  for (const ext of VARS_EXTENSIONS) {
-    const path = join(folder, name + ext);
-    let info;
-    try {
-      info = await stat(path);
-    } catch {
-      continue;
-    }
-    return info.isDirectory() ? await filesBelow(path) : [path];
+/**
+ * A group_vars/ or host_vars/ folder, listed once (thousands of hosts must not cost thousands
+ * of stat calls). filesOf(NAME) is Ansible's find_vars_files: the first of NAME (file or
+ * folder), NAME.yml, NAME.yaml, NAME.json.
+ */
+async function varsFolder(folder: string): Promise<{ filesOf(name: string): Promise<string[]> }> {
+  const entries = new Map<string, boolean>();
+  try {
+    for (const e of await readdir(folder, { withFileTypes: true })) entries.set(e.name, e.isDirectory());
+  } catch {
+    // No such folder: no variables from it.
   }
-  return [];
+  return {
+    async filesOf(name) {
+      for (const ext of VARS_EXTENSIONS) {
+        const isDir = entries.get(name + ext);
+        if (isDir === undefined) continue;
+        const path = join(folder, name + ext);
+        return isDir ? await filesBelow(path) : [path];
+      }
+      return [];
+    },
+  };
 }
 
 async function filesBelow(folder: string): Promise<string[]> {
@@ -509,7 +549,7 @@ function recordPositions(pf: ParsedFile, node: Node | null, path: string, nested
 
 /** Merged variables with Ansible's precedence (see InventoryHost.vars). */
 function mergeHost(state: LoadState, name: string): InventoryHost {
-  const direct = [...state.groups.values()].filter((g) => g.hosts.includes(name)).map((g) => g.name);
+  const direct = state.directGroups(name);
   const all = new Set<string>(['all']);
   const visit = (g: string) => {
     if (all.has(g) && g !== 'all') return;

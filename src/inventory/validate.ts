@@ -32,6 +32,14 @@ export function validateInventory(
   modules: Record<ModuleName, ReconcileModule<any, any>> = MODULES,
 ): Problem[] {
   const problems = new ProblemList(inventory);
+  // Many hosts share the same certificate files: read each once (the same Buffer lets
+  // modules cache what they parse from it).
+  const files = new Map<string, Buffer | undefined>();
+  const readOnce = (path: string) => {
+    if (!files.has(path)) files.set(path, readInventoryFile(path));
+    return files.get(path);
+  };
+  const ctx = { inventory, readInventoryFile: readOnce, now };
   for (const w of inventory.warnings ?? []) problems.add(w);
   for (const host of inventory.hosts.values()) {
     const refused = new Set<string>();
@@ -51,7 +59,6 @@ export function validateInventory(
     // Modules see only well-typed variables: a refused one is left out (its problems are
     // reported above), so the semantic rules still run on everything else.
     const vars = Object.fromEntries(Object.entries(host.vars).filter(([name]) => !refused.has(name)));
-    const ctx = { inventory, readInventoryFile, now };
     for (const module of Object.values(modules)) {
       for (const p of module.desired({ ...host, vars }, ctx).problems) problems.add(p);
     }

@@ -94,19 +94,16 @@ function readCertificate(file: string, state: 'present' | 'absent', ctx: Desired
     if (state === 'present') fail(`certificate file "${file}" does not exist (paths are relative to the inventory folder ${ctx.inventory.baseDir})`);
     return undefined;
   }
-  const text = bytes.toString('utf8');
-  if (containsPrivateKey(text)) {
-    fail(`certificate file "${file}" holds a private key; only the public certificate belongs in the inventory (keep the key out of it and out of Git)`);
+  let parsed = parsedFiles.get(bytes);
+  if (!parsed) {
+    parsed = parseFile(bytes);
+    parsedFiles.set(bytes, parsed);
+  }
+  if (typeof parsed === 'string') {
+    fail(parsed.replace('FILE', file));
     return undefined;
   }
-  let info: CertificateInfo;
-  try {
-    info = parseCertificatePem(text);
-  } catch (e) {
-    if (!(e instanceof CertificateParseError)) throw e;
-    fail(`certificate file "${file}": ${e.message}`);
-    return undefined;
-  }
+  const info = parsed;
   if (state === 'present') {
     const validity = validityAt(info, ctx.now);
     if (validity === 'expired') {
@@ -119,6 +116,23 @@ function readCertificate(file: string, state: 'present' | 'absent', ctx: Desired
     }
   }
   return info;
+}
+
+/** Parsed certificate files by their bytes: an inventory names the same file for many hosts. */
+const parsedFiles = new WeakMap<Buffer, CertificateInfo | string>();
+
+/** The certificate, or the reason it is refused (with FILE for the file name). */
+function parseFile(bytes: Buffer): CertificateInfo | string {
+  const text = bytes.toString('utf8');
+  if (containsPrivateKey(text)) {
+    return 'certificate file "FILE" holds a private key; only the public certificate belongs in the inventory (keep the key out of it and out of Git)';
+  }
+  try {
+    return parseCertificatePem(text);
+  } catch (e) {
+    if (!(e instanceof CertificateParseError)) throw e;
+    return `certificate file "FILE": ${e.message}`;
+  }
 }
 
 function stringList(def: VarDefinition | undefined): string[] {
