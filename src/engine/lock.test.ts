@@ -17,7 +17,8 @@ const COMPILED = join(REPO, 'dist/src/engine/lock.js');
 /** A contender: takes the lock, says so on stdout with timestamps, holds it, releases, exits. */
 const CHILD = `
 import { acquireRunLock } from ${JSON.stringify(pathToFileURL(COMPILED).href)};
-const [inventory, folder, timeoutMs, holdMs] = process.argv.slice(2);
+const [inventory, folder, timeoutMs, holdMs, graceful] = process.argv.slice(2);
+if (graceful) process.on('SIGTERM', () => { say({ event: 'stopping' }); setTimeout(() => process.exit(0), 700); });
 const say = (o) => process.stdout.write(JSON.stringify({ pid: process.pid, t: Date.now(), ...o }) + '\\n');
 try {
   const lock = await acquireRunLock({
@@ -38,7 +39,7 @@ try {
 interface ChildEvent {
   pid: number;
   t: number;
-  event: 'waiting' | 'takeover' | 'acquired' | 'releasing' | 'refused';
+  event: 'waiting' | 'takeover' | 'acquired' | 'releasing' | 'refused' | 'stopping';
   [k: string]: unknown;
 }
 
@@ -77,8 +78,9 @@ async function fixture(): Promise<{ inventory: string; folder: string }> {
   return { inventory, folder: join(dir, 'locks') };
 }
 
-function contender(inventory: string, folder: string, timeoutMs: number, holdMs: number): Contender {
-  const p = spawn(process.execPath, [childScript, inventory, folder, String(timeoutMs), String(holdMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function contender(inventory: string, folder: string, timeoutMs: number, holdMs: number, graceful = false): Contender {
+  const args = [childScript, inventory, folder, String(timeoutMs), String(holdMs), ...(graceful ? ['graceful'] : [])];
+  const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const events: ChildEvent[] = [];
   const waiters: { event: string; resolve(e: ChildEvent): void }[] = [];
   let partial = '';
@@ -183,6 +185,21 @@ describe('run lock, real processes', () => {
       expect(await holder.exited).toBe(signal);
       expect(existsSync(runLockPath(folder, inventory).path)).toBe(false);
     }
+  });
+
+  it('a program that stops gracefully on SIGTERM keeps the lock until it exits', async () => {
+    const { inventory, folder } = await fixture();
+    const lockFile = runLockPath(folder, inventory).path;
+    const holder = contender(inventory, folder, 0, 60_000, true);
+    await holder.on('acquired');
+    holder.kill('SIGTERM');
+    await holder.on('stopping');
+    expect(existsSync(lockFile)).toBe(true);
+    const meanwhile = contender(inventory, folder, 0, 0);
+    expect(await meanwhile.exited).toBe(1);
+    expect(meanwhile.events.at(-1)).toMatchObject({ event: 'refused', holderPid: holder.pid });
+    expect(await holder.exited).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
   });
 });
 

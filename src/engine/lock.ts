@@ -15,7 +15,8 @@
  * - Held by a live process: the next run waits up to its timeout, then fails naming the holder.
  * - Held by a dead process (same host, PID gone or reused since): stale, taken over. Taking over
  *   goes through a second O_EXCL file so two waiters cannot both delete and recreate it.
- * - Released when the run ends, on process exit, and on SIGINT/SIGTERM/SIGHUP.
+ * - Released when the run ends, on process exit, and on SIGINT/SIGTERM/SIGHUP (at once when
+ *   nothing else handles the signal; else when the program, stopping gracefully, ends or exits).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
@@ -316,13 +317,16 @@ function held(path: string, holder: LockHolder, waitedMs: number): RunLock {
       }
     }
   };
-  // Release, then die of the same signal (exit status 128+n) unless someone else handles it.
+  // A signal nobody else handles would kill the process without running 'exit' handlers: release,
+  // then die of the same signal (exit status 128+n). When the program handles it (a graceful stop
+  // that lets actions in flight finish), the run still holds the lock until it ends or exits.
   const onSignal = Object.fromEntries(
     SIGNALS.map((s) => [
       s,
       () => {
+        if (process.listenerCount(s) > 1) return;
         release();
-        if (process.listenerCount(s) === 0) process.kill(process.pid, s);
+        process.kill(process.pid, s);
       },
     ]),
   ) as Record<(typeof SIGNALS)[number], () => void>;
