@@ -10,7 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -303,6 +304,35 @@ describe('drift detection (cron use)', () => {
     expect(winner.stdout).toContain('Recap:');
   });
 
+  it('a run stuck on a host holds the lock: the next one names it after --lock-timeout; SIGTERM releases it', async () => {
+    // A "host" that accepts the TCP connection and never says a word: the run waits in connect.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const inv = join(dir, 'stuck', 'hosts.yaml');
+    await mkdir(join(dir, 'stuck'), { recursive: true });
+    await writeFile(inv, stringify({ all: { vars: { incus_trusted_clients: [] }, hosts: { slow: { ansible_host: '127.0.0.1', ansible_port: port } } } }));
+    const lockFile = join(dir, 'stuck', '.reconcile.lock');
+    const stuck = spawn(process.execPath, [join(REPO, 'bin/reconcile.js'), '-i', inv, '--check'], { env, cwd: REPO, stdio: 'ignore' });
+    const stuckExit = new Promise<string | number>((res) => stuck.on('exit', (code, signal) => res(signal ?? code ?? -1)));
+    try {
+      await waitFor(() => existsSync(lockFile));
+      expect(JSON.parse(await readFile(lockFile, 'utf8'))).toMatchObject({ pid: stuck.pid });
+
+      const second = await cli(['-i', inv, '--check', '--lock-timeout', '1']);
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr).toMatch(new RegExp(`^\\S+ waiting up to 1 s for the run lock: another run holds it, PID ${stuck.pid} on `));
+      expect(second.stderr).toMatch(new RegExp(`\\nreconcile: another reconcile run holds the lock for ${escape(inv)}: PID ${stuck.pid} .*; waited 1\\.\\d s; nothing was done`));
+
+      stuck.kill('SIGTERM');
+      expect(await stuckExit).toBe('SIGTERM');
+      expect(existsSync(lockFile)).toBe(false);
+    } finally {
+      stuck.kill('SIGKILL');
+      silent.close();
+    }
+  });
+
   it('exit codes and the lock are documented in --help; a bad --lock-timeout is a one-line usage error', async () => {
     const top = await cli(['--help']);
     expect(top.exitCode).toBe(0);
@@ -319,6 +349,14 @@ describe('drift detection (cron use)', () => {
     expect(bad.stderr).toBe("reconcile: --lock-timeout takes a whole number of seconds (0 or more), not 'soon'\n");
   });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
