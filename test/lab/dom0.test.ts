@@ -71,6 +71,8 @@ describe('qubes-policy-lint stand-in agrees with checkPolicySyntax', () => {
     'ruddo.PrometheusProxy +9100 sys-net work allow notify=no notify=yes',
     'ruddo.PrometheusProxy +9100 sys-net @default allow',
     '!include',
+    'qubes.Filecopy * work @anyvm ask target=@tag:x',
+    'qubes.Filecopy * work @anyvm allow target=@dispvm:vault',
   ];
   test.each(lines)('%s', async (line) => {
     const file = path.join(dir, 'p.policy');

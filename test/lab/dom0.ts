@@ -155,6 +155,13 @@ def token_error(token, exact, what):
             return None
     return "invalid %s token: %r" % (what, token)
 
+def is_redirect(value):
+    if value in ("@adminvm", "@dispvm"):
+        return True
+    if value.startswith("@dispvm:"):
+        return len(value) > len("@dispvm:") and not value.startswith("@dispvm:@")
+    return value != "" and value != "*" and not value.startswith("@")
+
 def rule_error(line):
     fields = line.split()
     if fields[0].startswith("!"):
@@ -193,6 +200,8 @@ def rule_error(line):
             return "invalid parameters for action %s: %s" % (action, fields[5:])
         if key in ("autostart", "notify") and value not in ("yes", "no"):
             return "invalid value for %s: %r" % (key, value)
+        if key in ("target", "default_target") and not is_redirect(value):
+            return "invalid redirect token: %r" % value
     if target == "@default" and action == "allow" and "target" not in seen:
         return "allow action for @default rule must specify target= option"
     return None

@@ -78,10 +78,17 @@ function checkRule(line: string): string | undefined {
     seen.add(key);
     if (!allowed.includes(key)) return `invalid parameter for action ${action}: ${key}`;
     if (YES_NO_PARAMS.includes(key) && value !== 'yes' && value !== 'no') return `${key}= must be yes or no, got ${JSON.stringify(value)}`;
-    if ((key === 'target' || key === 'default_target') && tokenProblem(value, ['@adminvm', '@dispvm'], key)) return `invalid ${key}= value: ${JSON.stringify(value)}`;
+    if ((key === 'target' || key === 'default_target') && !isRedirect(value)) return `invalid ${key}= value: ${JSON.stringify(value)}`;
   }
   if (target === '@default' && action === 'allow' && !seen.has('target')) return 'allow action for @default rule must specify target= option';
   return undefined;
+}
+
+/** A redirection (`target=`, `default_target=`): a VM name, @adminvm, @dispvm or @dispvm:NAME. */
+function isRedirect(value: string): boolean {
+  if (value === '@adminvm' || value === '@dispvm') return true;
+  if (value.startsWith('@dispvm:')) return value.length > '@dispvm:'.length && !value.startsWith('@dispvm:@');
+  return value !== '' && !value.startsWith('@') && value !== '*';
 }
 
 /** `dom0` is an alias of @adminvm; other names are taken as VM names without further checks. */
