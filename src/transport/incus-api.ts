@@ -94,7 +94,9 @@ export function incusOverQuery(
     const r = await exec(argv, step);
     const out = r.stdout.toString('utf8');
     if (r.exitCode !== 0) {
-      const reason = (r.stderr.trim() || out.trim()).replace(/^Error: /, '');
+      // The client may print a first-run banner before its error: the "Error:" lines are the reason.
+      const errors = r.stderr.split('\n').filter((l) => l.startsWith('Error: ')).map((l) => l.slice('Error: '.length));
+      const reason = errors.length > 0 ? errors.join('; ') : r.stderr.trim() || out.trim();
       throw new TransportError(host, step, `incus query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`);
     }
     return readEnvelope(host, step, undefined, out);

@@ -28,10 +28,13 @@ import {
   type KnownHostEntry,
 } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
-import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
+import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, IncusApi, IncusResponse, TransportOptions } from './types.js';
 
 // ssh2 is CommonJS: under Node's ESM loader only its default export is reliable.
 const { Client: SshClient, utils } = ssh2;
+
+/** The Incus socket could not be reached through forwarding. */
+class StreamOpenError extends Error {}
 
 /** OpenSSH's MaxSessions is 10 by default: stay under it. */
 const MAX_EXEC_CHANNELS = 8;
@@ -223,13 +226,18 @@ export async function connectSsh(spec: ConnectionSpec, options: TransportOptions
       clients.push(client);
       const next = hops[i + 1];
       if (next) {
-        sock = await new Promise<Duplex>((resolve, reject) =>
-          client.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) =>
-            err
-              ? reject(new TransportError(spec.host, 'connect', `${hop.label} cannot reach ${knownHostName(next.address, next.port)}: ${err.message}`, true, { cause: err }))
-              : resolve(stream),
-          ),
-        );
+        sock = await new Promise<Duplex>((resolve, reject) => {
+          const where = knownHostName(next.address, next.port);
+          const timer = setTimeout(
+            () => reject(new TransportError(spec.host, 'connect', `${hop.label} did not reach ${where} within ${options.connectTimeoutMs} ms`, true)),
+            options.connectTimeoutMs,
+          );
+          client.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => {
+            clearTimeout(timer);
+            if (err) reject(new TransportError(spec.host, 'connect', `${hop.label} cannot reach ${where}: ${err.message}`, true, { cause: err }));
+            else resolve(stream);
+          });
+        });
       }
     }
   } catch (e) {
@@ -240,7 +248,7 @@ export async function connectSsh(spec: ConnectionSpec, options: TransportOptions
 }
 
 class SshSession implements HostSession {
-  readonly incus;
+  readonly incus: IncusApi;
   private readonly client: Client;
   private readonly limit = pLimit(MAX_EXEC_CHANNELS);
   private readonly pool: HttpPool;
@@ -262,14 +270,42 @@ class SshSession implements HostSession {
         new Promise<Duplex>((resolve, reject) => {
           if (this.lost) return reject(this.lost);
           this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) =>
-            err ? reject(new Error(`cannot open ${spec.incusSocket} on the host: ${err.message}`)) : resolve(stream),
+            err
+              ? reject(new StreamOpenError(`cannot open ${spec.incusSocket} on the host: ${err.message}`))
+              : resolve(stream),
           );
         }),
       MAX_HTTP_STREAMS,
     );
-    this.incus = spec.become
-      ? incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: true }))
-      : incusOverHttp(spec.host, this.pool, options.commandTimeoutMs);
+    const query = incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: spec.become }));
+    if (spec.become) {
+      this.incus = query;
+    } else {
+      // Socket forwarding first. When the socket cannot be opened through SSH (sshd may forbid
+      // stream-local forwarding; OpenSSH answers "open failed" either way), try `incus query`
+      // over exec: if that works, forwarding was the problem and the run keeps using exec.
+      const http = incusOverHttp(spec.host, this.pool, options.commandTimeoutMs);
+      let viaExec = false;
+      this.incus = {
+        async request<T>(...args: Parameters<IncusApi['request']>): Promise<IncusResponse<T>> {
+          if (viaExec) return query.request<T>(...args);
+          try {
+            return await http.request<T>(...args);
+          } catch (e) {
+            if (!(e instanceof TransportError && e.cause instanceof StreamOpenError)) throw e;
+            let answer: IncusResponse<T>;
+            try {
+              answer = await query.request<T>(...args);
+            } catch (again) {
+              const why = again instanceof TransportError ? again.message.slice(`${again.host}: ${again.step}: `.length) : String(again);
+              throw new TransportError(spec.host, args[2], `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`, false, { cause: again });
+            }
+            viaExec = true;
+            return answer;
+          }
+        },
+      };
+    }
   }
 
   exec(argv: string[], step: string, options: ExecOptions = {}): Promise<ExecResult> {

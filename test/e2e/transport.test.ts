@@ -59,6 +59,7 @@ beforeAll(async () => {
       { name: 'inner', jumpVia: 'bastion' },
       { name: 'wrongkey', incus: false, wrongHostKey: true },
       { name: 'down', down: true },
+      { name: 'noforward', streamLocalForwarding: false },
     ],
   });
   // The transport finds ~/.ssh through HOME, as it does for a user.
@@ -144,10 +145,12 @@ describe('ssh transport, other paths', () => {
     expect((await s.exec(['id', '-un'], 'who', { privileged: true })).stdout.toString()).toBe('root\n');
     const certs = await s.incus.request<unknown[]>('GET', '/1.0/certificates?recursion=1', 'read trust store');
     expect(certs.metadata).toEqual([]);
-    // Without become, the socket (root only) is out of reach for this user: the step fails clearly.
+    // Without become, the socket (root only) is out of reach for this user, through SSH and through exec alike: the step fails clearly.
     const plain = await connect('sudo1', { ansible_become: false });
     const e = await failure(plain.incus.request('GET', '/1.0', 'read server'));
-    expect(e.message).toMatch(/^sudo1: read server: Incus API \(GET \/1\.0\): cannot open .*unix\.socket on the host/);
+    expect(e.message).toMatch(
+      /^sudo1: read server: Incus API \(GET \/1\.0\): cannot open \S+unix\.socket on the host: .*; over exec: incus query GET \/1\.0 failed \(exit 1\): You don't have the needed permissions to talk to the incus daemon/,
+    );
   });
 
   it('sudo: files are written through sudo -n, atomically, where only root may write', async () => {
@@ -227,6 +230,15 @@ describe('ssh transport, other paths', () => {
     await connect('web1', {}, { ...opts, acceptNewHostKeys: true });
     expect(await readFile(knownHosts, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/);
     await connect('web1', {}, opts);
+  });
+
+  it('where sshd forbids socket forwarding, the Incus API goes through `incus query` instead', async () => {
+    const s = await connect('noforward');
+    const api = await s.incus.request<string[]>('GET', '/1.0/projects', 'read projects');
+    expect(api.metadata).toEqual(['/1.0/projects/default']);
+    expect(api.etag).toBeUndefined(); // the exec path has no ETags
+    const e = await failure(s.incus.request('GET', '/1.0/nope', 'read nothing'));
+    expect(e.message).toBe('noforward: read nothing: Incus refused (404): not found');
   });
 
   it('down host: unreachable, connection refused', async () => {

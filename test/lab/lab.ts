@@ -539,7 +539,7 @@ function sshdConfig(s: HostState, hostKey: string, authorizedKeys: string, incus
     `UsePAM no`,
     // Keys and folders live under the lab's temporary folder, owned by root.
     `StrictModes no`,
-    `AllowStreamLocalForwarding yes`,
+    `AllowStreamLocalForwarding ${s.options.streamLocalForwarding === false ? 'no' : 'yes'}`,
     `AllowTcpForwarding yes`,
     `LogLevel VERBOSE`,
     // Debian's 10:30:100 drops connections when many clients arrive at once.

@@ -17,6 +17,8 @@ export interface LabHostOptions {
   https?: boolean;
   /** 'root' (default) or 'sudoer': a non-root login user that must use `sudo -n`. */
   user?: 'root' | 'sudoer';
+  /** sshd forbids stream-local forwarding (AllowStreamLocalForwarding no); default allowed. */
+  streamLocalForwarding?: boolean;
   /** Only reachable through this other lab host (ProxyJump). */
   jumpVia?: string;
   /** known_hosts holds a different key for it: connecting must fail. */
