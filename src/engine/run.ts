@@ -39,6 +39,12 @@ export interface RunRequest {
   /** The clock, passed in (tests pin it). */
   now: () => Date;
   toolVersion: string;
+  /**
+   * Aborted on SIGINT/SIGTERM: no new action starts, the ones in flight finish, and every host
+   * not done reports the interruption (what was applied stays in the report). The reason is the
+   * signal's name.
+   */
+  interrupt?: AbortSignal;
 }
 
 /** Why a host has no plan: it could not be connected or read. */
@@ -169,7 +175,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
 
     if (!request.check) {
       await pauseBeforeApplyForTests(hooks);
-      await Promise.all(works.filter(shouldApply).map((w) => limit(() => applyHost(w, hooks))));
+      await Promise.all(works.filter(shouldApply).map((w) => limit(() => applyHost(w, hooks, request.interrupt))));
     }
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.then((x) => x.close()).catch(() => undefined)));
@@ -360,16 +366,27 @@ function shouldApply(w: HostWork): boolean {
   return !w.failure && planErrors(w).length === 0 && ownPlans(w).some((m) => m.plan!.actions.some((a) => a.applies));
 }
 
-async function applyHost(w: HostWork, hooks: EngineHooks): Promise<void> {
+async function applyHost(w: HostWork, hooks: EngineHooks, interrupt?: AbortSignal): Promise<void> {
   const session = w.session!;
   hooks.hostStep?.(w.host.name, 'apply');
   let step = 'apply';
+  // Interrupted: refuse to start the next action (modules call actionStarted before each one),
+  // so the action in flight finishes and the report says exactly what was applied.
+  const refuseIfInterrupted = (before: string) => {
+    if (interrupt?.aborted) {
+      throw new TransportError(w.host.name, 'apply', `interrupted by ${String(interrupt.reason)} before ${before}; what is marked applied was applied, nothing after it`);
+    }
+  };
   try {
+    refuseIfInterrupted('its first action');
     for (const m of ownPlans(w)) {
       const name = m.module.name;
       step = `apply ${name}`;
       await m.module.apply(session, m.plan!, {
-        actionStarted: (a) => hooks.actionStarted?.(w.host.name, name, a),
+        actionStarted: (a) => {
+          refuseIfInterrupted(`${a.action} ${a.name}`);
+          hooks.actionStarted?.(w.host.name, name, a);
+        },
         actionApplied: (a) => {
           w.applied.add(a);
           hooks.actionApplied?.(w.host.name, name, a);

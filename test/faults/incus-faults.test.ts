@@ -168,28 +168,53 @@ describe('faults of the Incus daemon', () => {
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`${signal} during apply: exit non-zero, nothing half-written, the lock released, a rerun converges`, async () => {
-      const list = await certs(`sig${signal.slice(3, 6).toLowerCase()}`, 30);
+    it(`${signal} during apply: the action in flight finishes, the rest is reported not applied, the lock released, exit ${signal === 'SIGINT' ? 130 : 143}`, async () => {
+      const prefix = `sig${signal.slice(3, 6).toLowerCase()}`;
+      const list = await certs(prefix, 30);
       const inv = await writeInventory(dir, [{ name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(list) } }], {}, `${signal}.yaml`);
-      const cli = startCli(['-i', inv, '-v'], env);
+      const cli = startCli(['-i', inv, '--json'], env);
       await until('the first add on a', async () => ((await trustStore(a)).length > 0 ? true : undefined), 30_000, 10);
       cli.child.kill(signal);
       const result = await cli.done;
 
-      expect(result.exitCode === null ? result.signal : result.exitCode).not.toBe(0);
+      expect(result.exitCode).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect(result.stderr).toMatch(new RegExp(`${signal} received: finishing the actions in flight`));
       expect(result.stderr).not.toMatch(STACK_LINE);
+      const report = reportOf(result);
+      const ha = report.hosts[0]!;
+      expect(ha.status).toBe('failed');
+      expect(ha.error!.message).toMatch(new RegExp(`^interrupted by ${signal} before add ${prefix}-\\d\\d; what is marked applied was applied`));
+      // Exactly what the report marks applied is in the store: the action in flight finished.
       const stored = await trustStore(a);
+      expect(stored.map((c) => c.name).sort()).toEqual(ha.actions.filter((x) => x.applied).map((x) => x.name).sort());
+      expect(stored.length).toBeGreaterThan(0);
       expect(stored.length).toBeLessThan(30);
       const byName = new Map(list.map((c) => [c.name, c.cert.fingerprint]));
       for (const c of stored) expect(c.fingerprint).toBe(byName.get(c.name));
-      // The run lock is gone (a stale one would also be taken over, but it must not be left).
+      // The run lock is gone.
       expect(existsSync(lockDir) ? readdirSync(lockDir).filter((f) => !f.startsWith('.')) : []).toEqual([]);
 
       const rerun = await runCli(['-i', inv, '--json'], env);
       expect(rerun.exitCode).toBe(0);
+      expect(reportOf(rerun).hosts[0]!.actions.filter((x) => x.applied)).toHaveLength(30 - stored.length);
       expect(names(await trustStore(a))).toEqual(list.map((c) => c.name));
     });
   }
+
+  it('SIGTERM between plan and apply: nothing is applied, the report says so, exit 143', async () => {
+    const list = await certs('sigplan', 3);
+    const inv = await writeInventory(dir, [{ name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(list) } }], {}, 'sigplan.yaml');
+    const cli = startCli(['-i', inv, '--json'], { ...env, RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS: '3000' });
+    await cli.waitForStderr(/pausing \d+ ms before apply/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.exitCode).toBe(143);
+    const ha = reportOf(result).hosts[0]!;
+    expect(ha.status).toBe('failed');
+    expect(ha.error!.message).toBe('interrupted by SIGTERM before its first action; what is marked applied was applied, nothing after it');
+    expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([['add', false], ['add', false], ['add', false]]);
+    expect(await trustStore(a)).toEqual([]);
+  });
 
   it('a rotation interrupted after the add and before the remove keeps both trusted, and the next run finishes it', async () => {
     const [oldCert, newCert] = [await makeCert(dir, 'rot-old'), await makeCert(dir, 'rot-new')];

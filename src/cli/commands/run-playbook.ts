@@ -140,10 +140,35 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       say(`waiting up to ${timeoutMs / 1000} s for the run lock: another run holds it, PID ${h.pid} on ${h.hostname}, started ${h.startedAt} (${file})`),
     onStaleTakeover: (h, file) => say(`taking over a stale run lock left by PID ${h?.pid ?? 'unknown'}, no longer running (${file})`),
   });
+  // SIGINT/SIGTERM while applying: start no new action, let the ones in flight finish, report,
+  // and exit 130/143 (the lock is held until then). Before apply nothing was changed, and a second
+  // signal means "now": both die of the signal at once, as without a handler (the lock's own
+  // handler releases it).
+  const interrupt = new AbortController();
+  let applying = false;
+  const stopInterruptHandlers = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  function onSignal(signal: NodeJS.Signals): void {
+    if (!applying || interrupt.signal.aborted) {
+      stopInterruptHandlers();
+      process.kill(process.pid, signal);
+      return;
+    }
+    interrupt.abort(signal);
+    logLine(`${signal} received: finishing the actions in flight, starting no new ones (send it again to stop at once)`);
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const applyStarts: EngineHooks = { planned: (plan) => void (applying = plan.mode === 'apply') };
   try {
     if (lock.waitedFor) say(`got the run lock after waiting ${(lock.waitedMs / 1000).toFixed(1)} s for PID ${lock.waitedFor.pid}`);
-    const report = await runPlaybook(runRequest(options, io), outputHooks(options, io), defaultEngineDeps());
+    const hooks = combineHooks(outputHooks(options, io), applyStarts);
+    const report = await runPlaybook({ ...runRequest(options, io), interrupt: interrupt.signal }, hooks, defaultEngineDeps());
     if (metricsFile !== undefined) await writeMetrics(metricsFile, renderMetrics(report));
+    // Interrupted: the report is out; the exit status says which signal (128 + n), as a shell's would.
+    if (interrupt.signal.aborted) return interrupt.signal.reason === 'SIGINT' ? 130 : 143;
     return report.exitCode;
   } catch (e) {
     // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.
@@ -153,6 +178,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     }
     throw e;
   } finally {
+    stopInterruptHandlers();
     lock.release();
   }
 }
