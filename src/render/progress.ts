@@ -53,7 +53,10 @@ function deferred(): Deferred {
     resolve = res;
     reject = rej;
   });
-  const d: Deferred = { promise, resolve, reject, output: (t) => d.setOutput?.(t) };
+  // A host can fail before listr2 has started its task (and awaited this promise): without a
+  // handler attached now, that rejection is "unhandled" and Node ends the process with a stack trace.
+  promise.catch(() => undefined);
+    const d: Deferred = { promise, resolve, reject, output: (t) => d.setOutput?.(t) };
   return d;
 }
 
