@@ -6,6 +6,8 @@
  * Prometheus; Prometheus then scrapes /1.0/metrics of both daemons. Then a rotation of a
  * certificate that expires within rotate_before_days, with Prometheus watched all along.
  *
+ * The runs use the shipped playbook (playbooks/site.yaml), as a user without a playbook does.
+ *
  * Every check reads the real state independently of reconcile: Prometheus's /api/v1/targets,
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
@@ -27,7 +29,6 @@ let hosts: LabHost[] = [];
 let ADDRESSES: string[] = [];
 let prom: TestPrometheus | undefined;
 let inventory: string;
-let playbook: string;
 
 async function writeInventoryFile(entry: Record<string, unknown>, promVars: Record<string, unknown> = {}): Promise<void> {
   const inv = {
@@ -75,14 +76,6 @@ beforeAll(async () => {
   ADDRESSES = hosts.map((h) => `${h.address}:8443`);
   prom = await startPrometheus(root);
   inventory = join(root, 'hosts.yaml');
-  playbook = join(root, 'site.yaml');
-  await writeFile(
-    playbook,
-    stringify([
-      { name: 'Incus trust stores', hosts: 'incus', reconcile: ['incus_trust'] },
-      { name: 'Prometheus', hosts: 'prometheus', reconcile: ['prometheus_scrape'] },
-    ]),
-  );
   await mkdir(join(root, 'pki'));
   // 40 days, rotated 5 days before expiry: not due yet.
   await writeInventoryFile({ validity_days: 40, rotate_before_days: 5 });
@@ -95,7 +88,7 @@ afterAll(async () => {
 
 describe('metrics certificates end to end', () => {
   it('check mode says the pair would be generated and changes nothing', async () => {
-    const r = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
+    const r = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
     expect(r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toContain('(known after apply)');
@@ -104,7 +97,7 @@ describe('metrics certificates end to end', () => {
   });
 
   it('apply generates the pair, registers it on every Incus host, and Prometheus scrapes both targets up', async () => {
-    const r = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+    const r = await reconcile(['-i', inventory], { env: lab!.env });
     expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const fp = await fingerprintOf('pki/metrics.crt');
@@ -124,7 +117,7 @@ describe('metrics certificates end to end', () => {
     expect(health(targets)).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
     // The same run again finds nothing to do.
-    const again = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
+    const again = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
   });
 
@@ -157,7 +150,7 @@ describe('metrics certificates end to end', () => {
 
     const watch = watchTargets();
     try {
-      const first = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      const first = await reconcile(['-i', inventory], { env: lab!.env });
       expect(first.exitCode, first.stdout + first.stderr).toBe(0);
       const newFp = await fingerprintOf('pki/metrics.crt');
       expect(newFp).not.toBe(oldFp);
@@ -169,7 +162,7 @@ describe('metrics certificates end to end', () => {
       expect(await readFile(join(root, 'pki/metrics.crt.deployed'), 'utf8')).toBe(`prom1 ${newFp}\n`);
 
       // Next run: every Prometheus host has the new pair, so the old certificate goes.
-      const second = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      const second = await reconcile(['-i', inventory], { env: lab!.env });
       expect(second.exitCode, second.stdout + second.stderr).toBe(0);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
       // A few more scrapes with the new pair only.
@@ -180,7 +173,7 @@ describe('metrics certificates end to end', () => {
         expect(await metricsStatus(a, oldPair.cert, oldPair.key)).toBe(403);
         expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'))).toBe(200);
       }
-      const third = await reconcile([playbook, '-i', inventory, '--check'], { env: lab!.env });
+      const third = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
       expect(third.exitCode, third.stdout + third.stderr).toBe(0);
     } finally {
       expect(await watch.stop()).toEqual([]);
@@ -193,7 +186,7 @@ describe('metrics certificates end to end', () => {
     await writeInventoryFile({ validity_days: 300, rotate_before_days: 150 }, { prometheus_trust_wait_seconds: 2 });
     const watch = watchTargets();
     try {
-      const alone = await reconcile([playbook, '-i', inventory, '--limit', 'prom1'], { env: lab!.env });
+      const alone = await reconcile(['-i', inventory, '--limit', 'prom1'], { env: lab!.env });
       expect(alone.exitCode, alone.stdout + alone.stderr).toBe(1);
       const newFp = await fingerprintOf('pki/metrics.crt');
       expect(newFp).not.toBe(oldFp);
@@ -205,13 +198,13 @@ describe('metrics certificates end to end', () => {
       expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${oldFp.slice(0, 12)}.crt`);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${oldFp}`]);
 
-      const resumed = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      const resumed = await reconcile(['-i', inventory], { env: lab!.env });
       expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
       expect(await fingerprintOf('pki/metrics.crt')).toBe(newFp);
       expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${newFp.slice(0, 12)}.crt`);
       for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
 
-      const finished = await reconcile([playbook, '-i', inventory], { env: lab!.env });
+      const finished = await reconcile(['-i', inventory], { env: lab!.env });
       expect(finished.exitCode, finished.stdout + finished.stderr).toBe(0);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
       await new Promise((r) => setTimeout(r, 2500));

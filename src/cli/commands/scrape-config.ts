@@ -29,7 +29,7 @@ export const HELP = `Usage: reconcile scrape-config -i INVENTORY [--limit PATTER
                               [--cert-file PATH] [--key-file PATH] [--json]
 
 Prints Prometheus scrape_configs for every member of every Incus host or cluster of the
-inventory (the hosts of the group named by prometheus_incus_group, default "incus"), read
+inventory (the hosts of the group named by incus_metrics_group, default "incus"), read
 live from each host's core.metrics_address or core.https_address. Paste them under
 scrape_configs: of your prometheus.yml (Prometheus 2.42 cannot include files), or let the
 prometheus_scrape play deploy a whole prometheus.yml for you.

@@ -26,9 +26,12 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
     return { problems: [...modeWarnings, ...problems], facts: events };
   },
   desired: (host, ctx) => {
-    if (!TRUST_VARIABLES.some((v) => host.vars[v] !== undefined)) return { problems: [] };
-    const clients = desiredTrustClients(host, ctx);
     const metrics = desiredMetricsCertificates(host, ctx);
+    // incus_metrics_certificates alone does not make a host managed when it does not register them (a Prometheus host).
+    if (!TRUST_VARIABLES.some((v) => host.vars[v] !== undefined && (v !== 'incus_metrics_certificates' || metrics.registers))) {
+      return { problems: metrics.problems };
+    }
+    const clients = desiredTrustClients(host, ctx);
     return {
       desired: { certificates: [...clients.certificates, ...metrics.certificates], prune: clients.prune, protected: clients.protected },
       problems: [...clients.problems, ...metrics.problems],

@@ -98,6 +98,13 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     );
   };
 
+  it('with an incus group, only its hosts register the certificate (a Prometheus host reads the same variable)', () => {
+    const withGroups: Inventory = { ...inventory, groups: new Map([['incus', { name: 'incus', parents: ['all'], children: [], hosts: ['h1'], vars: {}, fileVars: {}, depth: 1 }]]) };
+    const promWithVar = host('prom1', { incus_metrics_certificates: [ENTRY] }, ['all', 'prometheus']);
+    expect(desiredMetricsCertificates(promWithVar, ctxWith(withGroups, {})).certificates).toEqual([]);
+    expect(desiredMetricsCertificates(h, ctxWith(withGroups, {})).certificates.map((c) => c.name)).toEqual(['prometheus-metrics']);
+  });
+
   it('a missing pair is added with its fingerprint known after apply', () => {
     expect(plan({}, [])).toEqual(['add prometheus-metrics (known after apply) (missing (key pair to be generated))']);
   });

@@ -28,6 +28,9 @@ export const METRICS_VARIABLE = 'incus_metrics_certificates';
 /** Inventory group whose hosts must have the new pair before the old certificate is removed. */
 export const PROMETHEUS_GROUP_VARIABLE = 'prometheus_scrape_group';
 export const DEFAULT_PROMETHEUS_GROUP = 'prometheus';
+/** Inventory group of the Incus hosts that register the metrics certificates and are scraped. */
+export const INCUS_METRICS_GROUP_VARIABLE = 'incus_metrics_group';
+export const DEFAULT_INCUS_METRICS_GROUP = 'incus';
 
 export const DEFAULT_COMMON_NAME = 'metrics.local';
 export const DEFAULT_VALIDITY_DAYS = 3650;
@@ -215,9 +218,18 @@ export function metricsPairPhase(
  * The DesiredCertificate entries (type metrics) of one host, plus problems with their
  * file:line:column. Wired into incus_trust's desired().
  */
-export function desiredMetricsCertificates(host: InventoryHost, ctx: DesiredContext): { certificates: DesiredCertificate[]; problems: Problem[] } {
+export function desiredMetricsCertificates(
+  host: InventoryHost,
+  ctx: DesiredContext,
+): {
+  certificates: DesiredCertificate[];
+  problems: Problem[];
+  /** False when the host does not register metrics certificates (no variable, or outside the Incus group). */
+  registers: boolean;
+} {
   const { specs, problems } = readMetricsCertificateSpecs(host);
   const certificates: DesiredCertificate[] = [];
+  if (!registersMetricsCertificates(host, ctx.inventory)) return { certificates, problems, registers: false };
   const prometheus = prometheusHosts(ctx.inventory, host);
   for (const spec of specs) {
     const parse = (file: string, field: string): CertificateInfo | undefined => {
@@ -266,7 +278,18 @@ export function desiredMetricsCertificates(host: InventoryHost, ctx: DesiredCont
         break;
     }
   }
-  return { certificates, problems };
+  return { certificates, problems, registers: true };
+}
+
+/**
+ * incus_metrics_certificates is often set for all hosts: only the Incus group (incus_metrics_group,
+ * default "incus") registers it when that group exists; a Prometheus host reads the same variable
+ * for the pair it deploys, but runs no Incus.
+ */
+export function registersMetricsCertificates(host: InventoryHost, inventory: Inventory): boolean {
+  if (host.vars[METRICS_VARIABLE] === undefined) return false;
+  const incusGroup = stringVar(host.vars[INCUS_METRICS_GROUP_VARIABLE]) ?? DEFAULT_INCUS_METRICS_GROUP;
+  return !inventory.groups.has(incusGroup) || host.groups.includes(incusGroup);
 }
 
 function at(def: VarDefinition, nestedPath: string): SourceLocation {

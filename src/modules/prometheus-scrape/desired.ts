@@ -17,7 +17,9 @@
  *   prometheus_config_extra          other top-level keys (rule_files, alerting …) verbatim
  *   prometheus_incus_job_name        job name (incus); prometheus_incus_scrape_interval
  *   prometheus_metrics_certificate   which incus_metrics_certificates entry (default: the first)
- *   prometheus_incus_group           inventory group of the Incus hosts to scrape (incus)
+ *   incus_metrics_group              inventory group of the Incus hosts to scrape (incus)
+ *   prometheus_scrape_group          the Prometheus group itself (prometheus): other hosts a play
+ *                                    selects are left alone
  */
 import { isAbsolute, posix } from 'node:path';
 import type { Problem } from '../../errors.js';
@@ -25,7 +27,9 @@ import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import { incusScrapeConfigs, metricsTargets, renderPrometheusConfig, type ScrapeConfig } from '../../render/scrape-config.js';
 import {
+  DEFAULT_PROMETHEUS_GROUP,
   DEPLOYED_SUFFIX,
+  PROMETHEUS_GROUP_VARIABLE,
   parseDeployedRecord,
   readMetricsCertificateSpecs,
   type MetricsCertificateSpec,
@@ -43,7 +47,15 @@ export const FINGERPRINT_IN_NAME = 12;
 /** Shown in file names of a pair still to be generated. */
 export const UNKNOWN_FINGERPRINT = '(known after apply)';
 
+/** True for the hosts of the Prometheus group (prometheus_scrape_group, default "prometheus"): the only ones this module touches. */
+export function isPrometheusHost(host: InventoryHost): boolean {
+  const g = host.vars[PROMETHEUS_GROUP_VARIABLE]?.value;
+  return host.groups.includes(typeof g === 'string' && g !== '' ? g : DEFAULT_PROMETHEUS_GROUP);
+}
+
 export function desiredScrape(host: InventoryHost, ctx: DesiredContext): DesiredResult<DesiredScrape> {
+  // A play may select `all`: hosts outside the Prometheus group have nothing to reconcile here.
+  if (!isPrometheusHost(host)) return { problems: [] };
   const problems: Problem[] = [];
   const facts = (ctx.prepared as ScrapeFacts | undefined) ?? { endpoints: [], failures: [] };
   const v = host.vars;

@@ -8,7 +8,7 @@ import type { InventoryHost } from '../../inventory/model.js';
 import { prepareMetricsKeys } from '../incus-trust/metrics-keys.js';
 import type { ReconcileModule } from '../types.js';
 import { applyScrape } from './apply.js';
-import { desiredScrape } from './desired.js';
+import { desiredScrape, isPrometheusHost } from './desired.js';
 import type { DesiredScrape, ObservedScrape, ScrapeFacts } from './model.js';
 import { observeScrape } from './observe.js';
 import { planScrape } from './plan.js';
@@ -21,9 +21,11 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape> = 
   plan: planScrape,
   apply: applyScrape,
   prepare: async (ctx) => {
+    const promHosts = ctx.hosts.filter(isPrometheusHost);
+    if (promHosts.length === 0) return { problems: [] };
     const incusHosts = new Map<string, InventoryHost>();
-    for (const h of ctx.hosts) for (const i of incusHostsToScrape(ctx.inventory, incusGroupOf(h))) incusHosts.set(i.name, i);
-    const problems = ctx.check ? [] : (await prepareMetricsKeys(ctx.inventory, [...ctx.hosts, ...incusHosts.values()], ctx.now)).problems;
+    for (const h of promHosts) for (const i of incusHostsToScrape(ctx.inventory, incusGroupOf(h))) incusHosts.set(i.name, i);
+    const problems = ctx.check ? [] : (await prepareMetricsKeys(ctx.inventory, [...promHosts, ...incusHosts.values()], ctx.now)).problems;
     const facts: ScrapeFacts = await observeMetricsEndpoints([...incusHosts.values()], ctx.session);
     return { problems, facts };
   },

@@ -17,7 +17,8 @@ const host = (name: string, groups: string[], vars: Record<string, unknown>): In
 const metrics = [{ name: 'prom-metrics', certificate_file: 'pki/m.crt', key_file: 'pki/m.key' }];
 const incus1 = host('incus1', ['incus'], { incus_metrics_certificates: metrics });
 const prom1 = host('prom1', ['prometheus'], { incus_metrics_certificates: metrics, prometheus_reload_url: 'http://127.0.0.1:9099/-/reload' });
-const inventory: Inventory = { source: FILE, baseDir: '/inv', files: [FILE], hosts: new Map([incus1, prom1].map((h) => [h.name, h])), groups: new Map() };
+const groups = new Map(['all', 'incus', 'prometheus'].map((g) => [g, { name: g, parents: [], children: [], hosts: [], vars: {}, fileVars: {}, depth: g === 'all' ? 0 : 1 }]));
+const inventory: Inventory = { source: FILE, baseDir: '/inv', files: [FILE], hosts: new Map([incus1, prom1].map((h) => [h.name, h])), groups };
 const facts: ScrapeFacts = { endpoints: [{ host: 'incus1', reachedAt: '127.0.0.9', serverName: 'incus1', httpsAddress: '127.0.0.9:8443', members: [] }], failures: [] };
 const ctx = (files: Record<string, string>): DesiredContext => ({
   inventory,
@@ -70,6 +71,10 @@ describe('prometheus_scrape plan', () => {
       'update deployment record /inv/pki/m.crt.deployed (records that prom1 runs with this certificate, so that the previous one can be removed from Incus)',
     ]);
     expect(JSON.stringify(plan)).not.toContain('PRIVATE KEY');
+  });
+
+  it('hosts outside the Prometheus group have nothing to reconcile (a play may select all)', () => {
+    expect(desiredScrape(incus1, ctx({}))).toEqual({ problems: [] });
   });
 
   it('an Incus host that cannot be read fails this host\'s plan instead of dropping its target', () => {

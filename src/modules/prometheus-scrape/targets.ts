@@ -4,13 +4,23 @@
  * Shared by the prometheus_scrape module (prepare step) and `reconcile scrape-config`.
  */
 import { TransportError } from '../../errors.js';
+import {
+  DEFAULT_INCUS_METRICS_GROUP,
+  DEFAULT_PROMETHEUS_GROUP,
+  INCUS_METRICS_GROUP_VARIABLE,
+  METRICS_VARIABLE,
+  PROMETHEUS_GROUP_VARIABLE,
+} from '../incus-trust/metrics-desired.js';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
 import type { HostSession } from '../../transport/types.js';
 
-/** Inventory group of the Incus hosts to scrape (variable of the Prometheus host or all). */
-export const INCUS_GROUP_VARIABLE = 'prometheus_incus_group';
-export const DEFAULT_INCUS_GROUP = 'incus';
+/**
+ * Inventory group of the Incus hosts that register the metrics certificate and are scraped
+ * (when the group exists; without it, every host with incus_metrics_certificates registers it).
+ */
+export const INCUS_GROUP_VARIABLE = INCUS_METRICS_GROUP_VARIABLE;
+export const DEFAULT_INCUS_GROUP = DEFAULT_INCUS_METRICS_GROUP;
 
 interface ServerMetadata {
   environment?: { server_name?: string; server_clustered?: boolean; certificate_fingerprint?: string };
@@ -22,9 +32,20 @@ interface MemberMetadata {
   url: string;
 }
 
-/** The Incus hosts whose members are scrape targets: members of the Incus group, inventory order. */
+/**
+ * The Incus hosts whose members are scrape targets, inventory order: the Incus group's hosts;
+ * without that group, the hosts that register a metrics certificate (as incus_trust does) and
+ * are not in the Prometheus group.
+ */
 export function incusHostsToScrape(inventory: Inventory, incusGroup: string): InventoryHost[] {
-  return [...inventory.hosts.values()].filter((h) => h.groups.includes(incusGroup));
+  const hosts = [...inventory.hosts.values()];
+  if (inventory.groups.has(incusGroup)) return hosts.filter((h) => h.groups.includes(incusGroup));
+  return hosts.filter((h) => h.vars[METRICS_VARIABLE] !== undefined && !prometheusGroupHas(h));
+}
+
+function prometheusGroupHas(h: InventoryHost): boolean {
+  const g = h.vars[PROMETHEUS_GROUP_VARIABLE]?.value;
+  return h.groups.includes(typeof g === 'string' && g !== '' ? g : DEFAULT_PROMETHEUS_GROUP);
 }
 
 export function incusGroupOf(host: InventoryHost | undefined): string {
