@@ -11,12 +11,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 import { dom0StandInState, setUpDom0StandIn } from '../lab/dom0.js';
 
 const run = promisify(execFile);
+const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(
+  JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../schema/report.schema.json'), 'utf8')),
+);
 const REPO = path.resolve(import.meta.dirname, '../..');
 const POLICY_NAME = '30-prometheus-proxy.policy';
 
@@ -253,6 +257,14 @@ describe('qubes_prometheus_proxy with ansible_connection: local (dom0 stand-in o
       const env = { ...process.env, PATH: `${standIn.binDir}:${process.env.PATH}`, HOME: dir };
       const check = await reconcile(['-i', inv, '--check'], env);
       expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+      const json = await reconcile(['-i', inv, '--check', '--json'], env);
+      expect(json.exitCode).toBe(2);
+      const report = JSON.parse(json.stdout);
+      expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
+      expect(report.hosts[0].actions.map((a: { module: string; action: string; kind: string; name: string; after: unknown }) => [a.module, a.action, a.kind, a.name, a.after])).toEqual([
+        ['qubes_prometheus_proxy', 'add', 'qubes policy file', path.join(standIn.policyDir, '20-metrics.policy'), { rules: 4, mode: '0664', owner: 'root:qubes' }],
+        ['qubes_prometheus_proxy', 'add', 'qubes service', 'monitoring: prometheus-qubes-proxy', { enabled: true }],
+      ]);
       const apply = await reconcile(['-i', inv], env);
       expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
       const file = path.join(standIn.policyDir, '20-metrics.policy');
