@@ -1,7 +1,7 @@
 /** Expected output of each bad inventory in test/fixtures/bad-inventories/, as `reconcile validate` prints it. */
 export const EXPECTED: Record<string, string[]> = {
   'bad-connection': [
-    "bad-connection/hosts.yaml:4:27: error: all.hosts.incus1.ansible_connection: must be one of \"ssh\", \"local\", not the string \"winrm\"\n          ansible_connection: winrm\n                              ^",
+    "bad-connection/hosts.yaml:4:27: error: all.hosts.incus1.ansible_connection: must be one of \"ssh\", \"smart\", \"paramiko\", \"local\", not the string \"winrm\"\n          ansible_connection: winrm\n                              ^",
   ],
   'bad-host-pattern': [
     "bad-host-pattern/site.yaml:2:10: error: [0].hosts: bad host pattern \"~incus(\": invalid regular expression (/^(?:incus()/: Unterminated group)\n      hosts: \"~incus([\"\n             ^",
@@ -63,7 +63,7 @@ export const EXPECTED: Record<string, string[]> = {
     "multiple-problems/hosts.yaml:14:25: error: all.children.incus.hosts.incus1.ansible_port: must be a port number (1-65535), not the string \"ssh\"\n              ansible_port: \"ssh\"\n                            ^",
     "multiple-problems/hosts.yaml:8:15: error: all.vars.incus_trusted_clients[1].name: duplicate certificate name \"admin\" (also at multiple-problems/hosts.yaml:6:15); names must be unique on a host\n          - name: admin\n                  ^",
     "multiple-problems/hosts.yaml:9:27: error: all.vars.incus_trusted_clients[1].certificate_file: certificate file \"certs/missing.crt\" does not exist (paths are relative to the inventory folder multiple-problems)\n            certificate_file: certs/missing.crt\n                              ^",
-    "multiple-problems/hosts.yaml:16:31: error: all.children.incus.hosts.incus2.ansible_connection: must be one of \"ssh\", \"local\", not the string \"paramiko\"\n              ansible_connection: paramiko\n                                  ^",
+    "multiple-problems/hosts.yaml:16:31: error: all.children.incus.hosts.incus2.ansible_connection: must be one of \"ssh\", \"smart\", \"paramiko\", \"local\", not the string \"winrm\"\n              ansible_connection: winrm\n                                  ^",
   ],
   'not-a-certificate': [
     "not-a-certificate/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate file \"certs/README.md\": no PEM certificate block (-----BEGIN CERTIFICATE-----) found\n            certificate_file: certs/README.md\n                              ^",

@@ -181,7 +181,12 @@ function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e:
       message = variable.startsWith('incus_') ? 'must not start with a space or contain "/"' : `must match ${String(params.pattern)}`;
       break;
     case 'anyOf':
-      message = variable === 'ansible_port' ? `must be a port number (1-65535), not ${describe(value)}` : `${e.message ?? 'is not valid'}`;
+      message =
+        variable === 'ansible_port' || variable === 'ansible_ssh_port'
+          ? `must be a port number (1-65535), not ${describe(value)}`
+          : variable === 'ansible_become'
+            ? `must be true or false, not ${describe(value)}`
+            : `${e.message ?? 'is not valid'}`;
       break;
     default:
       message = e.message ?? 'is not valid';
