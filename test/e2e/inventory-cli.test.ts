@@ -134,6 +134,15 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
     }
   });
 
+  it('keeps stdout for the output and prints warnings on stderr', async () => {
+    writeFileSync(join(work, 'typo.yaml'), 'all:\n  host:\n    a:\n  hosts:\n    b:\n');
+    expect(await reconcile('inventory', '-i', 'typo.yaml', '--graph')).toEqual({
+      code: 0,
+      stdout: '@all:\n  |--@ungrouped:\n  |  |--b\n',
+      stderr: 'typo.yaml:2:3: warning: all.host: unexpected key "host" in group "all" is ignored (only hosts, vars and children are valid)\n      host:\n      ^\n',
+    });
+  });
+
   it('refuses an unknown host in one line', async () => {
     expect(await reconcile('inventory', '-i', 'nested', '--host', 'ghost')).toEqual({
       code: 1,

@@ -8,7 +8,7 @@
  */
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
-import { UsageError } from '../../errors.js';
+import { formatProblem, UsageError } from '../../errors.js';
 import { loadInventory } from '../../inventory/load.js';
 import { plainVars, type Inventory } from '../../inventory/model.js';
 
@@ -44,6 +44,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (!values.inventory) throw new UsageError("inventory: -i INVENTORY is required (see 'reconcile inventory --help')");
   if (positionals.length > (values.graph ? 1 : 0)) throw new UsageError(`inventory: unexpected argument '${positionals[values.graph ? 1 : 0]}'`);
   const inventory = await loadInventory(values.inventory);
+  // As ansible-inventory: warnings on stderr, so stdout stays the JSON or graph alone.
+  for (const w of inventory.warnings ?? []) io.stderr(formatProblem(w) + '\n');
   if (values.list) io.stdout(toJson(inventoryList(inventory)) + '\n');
   else if (values.host !== undefined) io.stdout(toJson(hostVarsJson(inventory, values.host)) + '\n');
   else io.stdout(inventoryGraph(inventory, positionals[0] ?? 'all') + '\n');
