@@ -20,7 +20,7 @@ describe('reading what Incus answers', () => {
     );
     expect(() => readCertificates({})).toThrow('metadata: expected a list, got object {}');
     expect(() => readProjects(['/1.0/projects/default', 7])).toThrow('metadata[1]: expected a string, got number 7');
-    expect(() => readMembers([{ server_name: 'a' }])).toThrow('metadata[0].url: expected a string, got undefined');
+    expect(() => readMembers([{ server_name: 'a' }])).toThrow('metadata[0].url: expected a string, got nothing (the field is missing)');
   });
 
   it('projects from their URLs', () => {
