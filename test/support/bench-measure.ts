@@ -21,6 +21,8 @@ export interface TimedRun {
   exitCode: number;
   /** Peak resident memory of the measured process, in kB (undefined when not measured). */
   maxRssKb?: number;
+  /** CPU time (user + system) of the process and the children it waited for, from GNU time. */
+  cpuMs?: number;
   stdout: string;
   stderr: string;
   lines: OutputLine[];
@@ -31,7 +33,7 @@ const GNU_TIME = '/usr/bin/time';
 export interface TimedRunOptions {
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** Measure the peak RSS of the command (through GNU time when installed). */
+  /** Measure the peak RSS and CPU time of the command (through GNU time when installed). */
   memory: boolean;
   /** Scratch folder for GNU time's output. */
   scratch: string;
@@ -42,7 +44,7 @@ let runCounter = 0;
 export async function timedRun(command: string, args: string[], options: TimedRunOptions): Promise<TimedRun> {
   const useGnuTime = options.memory && existsSync(GNU_TIME);
   const rssFile = join(options.scratch, `rss-${process.pid}-${++runCounter}.txt`);
-  const argv = useGnuTime ? ['-f', '%M', '-o', rssFile, command, ...args] : args;
+  const argv = useGnuTime ? ['-f', '%M %U %S', '-o', rssFile, command, ...args] : args;
   const started = process.hrtime.bigint();
   const child = spawn(useGnuTime ? GNU_TIME : command, argv, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
@@ -68,14 +70,16 @@ export async function timedRun(command: string, args: string[], options: TimedRu
   const wallMs = elapsed();
   if (poller) clearInterval(poller);
   let maxRssKb = polledHwmKb;
+  let cpuMs: number | undefined;
   if (useGnuTime) {
     const out = await readFile(rssFile, 'utf8').catch(() => '');
     await rm(rssFile, { force: true });
     // GNU time writes "Command exited with non-zero status N" before the format when it fails.
-    const kb = Number(out.trim().split('\n').pop());
-    if (Number.isFinite(kb) && kb > 0) maxRssKb = kb;
+    const [kb, user, sys] = (out.trim().split('\n').pop() ?? '').split(' ').map(Number);
+    if (kb !== undefined && Number.isFinite(kb) && kb > 0) maxRssKb = kb;
+    if (user !== undefined && sys !== undefined && Number.isFinite(user + sys)) cpuMs = (user + sys) * 1000;
   }
-  return { wallMs, exitCode, maxRssKb, stdout: text.stdout, stderr: text.stderr, lines };
+  return { wallMs, exitCode, maxRssKb, cpuMs, stdout: text.stdout, stderr: text.stderr, lines };
 }
 
 async function pollHwm(pid: number | undefined): Promise<number | undefined> {
@@ -106,7 +110,8 @@ export function floorScript(): string {
 }
 
 export async function runFloor(hosts: string[], sshConfig: string, outDir: string, env: NodeJS.ProcessEnv, scratch: string): Promise<TimedRun> {
-  return timedRun('bash', ['-c', floorScript(), 'floor', sshConfig, outDir, ...hosts], { env, cwd: scratch, memory: false, scratch });
+  // Measured through GNU time too: its CPU time is that of the N ssh clients (bash waits for them).
+  return timedRun('bash', ['-c', floorScript(), 'floor', sshConfig, outDir, ...hosts], { env, cwd: scratch, memory: true, scratch });
 }
 
 export function median(values: number[]): number {

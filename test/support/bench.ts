@@ -72,6 +72,11 @@ interface ScenarioResult {
   ratio: number;
   /** Largest max RSS of the tool over the runs, in MB (absent for the floor). */
   peakRssMb?: number;
+  /**
+   * Median CPU time (user + system) on the client side: the tool's node process, or for the
+   * floor the N ssh clients. sshd and incusd on the hosts are not in it.
+   */
+  clientCpuMs?: number;
   phases?: Phases;
 }
 
@@ -264,7 +269,9 @@ function result(label: string, runs: TimedRun[], floorMedian: number): ScenarioR
     maxMs: round1(Math.max(...samples)),
     ratio: round2(med / floorMedian),
   };
-  if (rss.length > 0) r.peakRssMb = round1(Math.max(...rss) / 1024);
+  const cpu = runs.map((r) => r.cpuMs).filter((c): c is number => c !== undefined);
+  if (cpu.length > 0) r.clientCpuMs = round1(median(cpu));
+  if (rss.length > 0 && label !== SCENARIO_LABEL.floor) r.peakRssMb = round1(Math.max(...rss) / 1024);
   if (label !== SCENARIO_LABEL.floor) r.phases = roundPhases(medianPhases(runs.map(phasesOf)));
   return r;
 }
@@ -393,10 +400,10 @@ function renderTable(report: BenchReport): string {
   lines.push(`load average (1 min) ${report.loadAverage.start} at start, ${report.loadAverage.end} at end of the main rounds`);
   lines.push(`lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`);
   lines.push('');
-  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS'];
+  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS', 'client CPU'];
   const rows = (Object.keys(report.scenarios) as ScenarioName[]).map((k) => {
     const s = report.scenarios[k];
-    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-'];
+    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-', opt(s.clientCpuMs)];
   });
   lines.push(...table([header, ...rows]));
   lines.push('');
