@@ -493,6 +493,11 @@ async function readVarsFile(state: LoadState, file: string): Promise<Record<stri
   if (!pf) return {};
   const root = pf.doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) return {};
+  if (pf.source.startsWith('$ANSIBLE_VAULT;')) {
+    // Whole-file vault (group_vars/all/vault.yml) is common for secrets reconcile never reads.
+    state.problem('warning', pf, root, undefined, 'is encrypted with ansible-vault: not read (reconcile cannot decrypt it); variables reconcile reads must not live here');
+    return {};
+  }
   if (!isMap(root)) {
     state.problem('error', pf, root, undefined, `${basename(dirname(file))}/${basename(file)} must be a mapping of variable names to values, not ${describeNode(root)}`);
     return {};

@@ -67,3 +67,12 @@ describe('validateInventory', () => {
     ]);
   });
 });
+
+describe('vault-encrypted vars files', () => {
+  it('are skipped with a warning naming the file, as reconcile cannot decrypt them', async () => {
+    const vault = '$ANSIBLE_VAULT;1.1;AES256\n62313365396662343061393464336163383764373764613633653634306231386433626436623361\n';
+    expect(await validate('vault-file', { 'hosts.yaml': 'all:\n  hosts:\n    a:\n', 'group_vars/all/vault.yml': vault, 'group_vars/all/main.yml': 'x: 1\n' })).toEqual([
+      'group_vars/all/vault.yml:1:1: warning: is encrypted with ansible-vault: not read (reconcile cannot decrypt it); variables reconcile reads must not live here\n    $ANSIBLE_VAULT;1.1;AES256\n    ^',
+    ]);
+  });
+});

@@ -93,7 +93,7 @@ function refuseTemplatesAndVault(def: VarDefinition, problems: ProblemList): boo
   let clean = true;
   const visit = (value: unknown, sub: string) => {
     const location = (sub ? def.nested.get(sub) : undefined) ?? def.location;
-    if (typeof value === 'string' && /\{\{|\{%/.test(value)) {
+    if (typeof value === 'string' && /\{\{|\{%|\{#/.test(value)) {
       clean = false;
       problems.add({
         severity: 'error',
