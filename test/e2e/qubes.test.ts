@@ -73,6 +73,18 @@ async function writeDom0Inventory(proxy: unknown): Promise<void> {
   await writeFile(inventory, stringify(doc));
 }
 
+/** Makes a folder unwritable even for root; returns how to undo it. */
+async function makeReadOnly(dir: string): Promise<() => Promise<void>> {
+  try {
+    await run('chattr', ['+i', dir]);
+    return async () => void (await run('chattr', ['-i', dir]));
+  } catch {
+    await run('mount', ['--bind', dir, dir]);
+    await run('mount', ['-o', 'remount,ro,bind', dir]);
+    return async () => void (await run('umount', [dir]));
+  }
+}
+
 const calls = () => readFileSync(callLog, 'utf8').split('\n').filter(Boolean);
 
 beforeAll(async () => {
@@ -196,19 +208,20 @@ describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-
     expect(readdirSync(policyDir).sort()).toEqual([`.${POLICY_NAME}.reconcile-backup`, POLICY_NAME]);
   });
 
-  test('a failing write (policy folder made immutable) leaves the old policy in place and exits 1 naming host and step', async () => {
+  test('a failing write (policy folder made read-only) leaves the old policy in place and exits 1 naming host and step', async () => {
     const before = readFileSync(policyPath);
     await writeDom0Inventory({ ...first, targets: [...first.targets, { vm: 'vault', ports: [9100, 9101] }] });
-    // Root ignores mode bits, so "read-only" here is the immutable attribute.
-    await run('chattr', ['+i', policyDir]);
+    // Root ignores mode bits: "read-only" is the immutable attribute, or where the file
+    // system has none (older tmpfs), a read-only bind mount of the folder.
+    const undo = await makeReadOnly(policyDir);
     let r: CliResult;
     try {
       r = await reconcile([playbook, '-i', inventory], lab.env);
     } finally {
-      await run('chattr', ['-i', policyDir]);
+      await undo();
     }
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`dom0\\s+failed\\s+write policy file ${policyPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    expect(r.stdout).toMatch(new RegExp(`dom0\\s+failed\\s+(write|back up) policy file ${policyPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
     expect(readFileSync(policyPath).equals(before)).toBe(true);
   });
