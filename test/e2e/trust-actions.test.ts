@@ -1,19 +1,21 @@
 /**
- * Every action and rule of the incus_trust planner, run through the real CLI against real incusd
- * daemons, each result read back from the host with `incus config trust list` (not the tool).
+ * Every action and rule of the incus_trust planner, run through the real CLI over SSH against
+ * real lab hosts (sshd + incusd), each result read back from the host with `incus config trust list` (not the tool).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { startLab } from '../lab/lab.js';
+import type { Lab } from '../lab/types.js';
 import {
   client,
+  fromLabHost,
   makeCert,
   makeTempDir,
   reconcile,
   REPO,
-  startHosts,
-  stopHosts,
   storeView,
   writeInventory,
   type GeneratedCert,
@@ -24,13 +26,15 @@ const schema = JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 
 const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(schema);
 
 let root: string;
+let lab: Lab;
 let h1: TestIncus;
 let h2: TestIncus;
 let certs: Record<string, GeneratedCert>;
 
 beforeAll(async () => {
   root = await makeTempDir('trust-actions');
-  [h1, h2] = await startHosts(root, ['h1', 'h2']);
+  lab = await startLab({ hosts: [{ name: 'h1' }, { name: 'h2' }], name: 'trust-actions' });
+  [h1, h2] = [fromLabHost(lab.host('h1')), fromLabHost(lab.host('h2'))];
   await h1!.incus(['project', 'create', 'p1']);
   await h2!.incus(['project', 'create', 'p1']);
   certs = {};
@@ -38,7 +42,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stopHosts([h1, h2].filter(Boolean), root);
+  await lab?.stop();
+  await rm(root, { recursive: true, force: true });
 });
 
 /** Empties the trust store out of band (server certificates included) before each scenario. */
@@ -54,6 +59,15 @@ async function addByHand(h: TestIncus, name: string, cert: GeneratedCert, type =
   await h.incus(['query', '-X', 'POST', '/1.0/certificates', '--data', JSON.stringify({ name, type, certificate: der })]);
 }
 
+/** The CLI as a user on the lab's client side runs it (its HOME: ssh key, known_hosts). */
+const cli = (args: string[]) => reconcile(args, { env: lab.env });
+
+/** Asserts an exit code, showing the run's whole output when it differs. */
+async function expectExit(run: Promise<{ exitCode: number; stdout: string; stderr: string }>, code: number): Promise<void> {
+  const r = await run;
+  expect(r.exitCode, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toBe(code);
+}
+
 const fp = (c: GeneratedCert) => c.fingerprint.slice(0, 12);
 
 describe('incus_trust on real incusd', () => {
@@ -64,7 +78,7 @@ describe('incus_trust on real incusd', () => {
         client('bob', certs.bob!, { restricted: true, projects: ['p1', 'default'] }),
       ],
     });
-    const check = await reconcile(['-i', inv, '--check']);
+    const check = await cli(['-i', inv, '--check']);
     expect(check).toMatchObject({ exitCode: 2 });
     expect(check.stdout).toBe(
       `h1:
@@ -79,16 +93,16 @@ Recap:
     );
     expect(await h1.trust()).toEqual([]);
 
-    const apply = await reconcile(['-i', inv]);
-    expect(apply.exitCode).toBe(0);
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain('Recap:\n  h1    changed      2 applied\n');
     expect(storeView(await h1.trust())).toEqual({
       [`alice@${fp(certs.alice!)}`]: 'client restricted=false projects=[] description="Alice laptop"',
       [`bob@${fp(certs.bob!)}`]: 'client restricted=true projects=[default,p1] description=""',
     });
 
-    const again = await reconcile(['-i', inv, '--check']);
-    expect(again.exitCode).toBe(0);
+    const again = await cli(['-i', inv, '--check']);
+    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toBe(`h1: no changes\n\nPlan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged\n\nRecap:\n  h1    ok\n`);
   });
 
@@ -97,8 +111,8 @@ Recap:
     const inv = await writeInventory(root, [h1], {
       incus_trusted_clients: [client('alice', certs.alice!, { description: 'new', restricted: true, projects: ['default', 'p1'] })],
     });
-    const check = await reconcile(['-i', inv, '--check', '--diff']);
-    expect(check.exitCode).toBe(2);
+    const check = await cli(['-i', inv, '--check', '--diff']);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
     expect(check.stdout).toContain(
       `  ~ incus certificate "alice" [${fp(certs.alice!)}]: update in place (fields differ: name, description, restricted, projects)
         ~ name: "old-name" → "alice"
@@ -107,38 +121,38 @@ Recap:
         ~ projects: [] → ["default", "p1"]
 `,
     );
-    expect((await reconcile(['-i', inv])).exitCode).toBe(0);
+    await expectExit(cli(['-i', inv]), 0);
     expect(storeView(await h1.trust())).toEqual({ [`alice@${fp(certs.alice!)}`]: 'client restricted=true projects=[default,p1] description="new"' });
     // Incus returns projects in its own order: still in sync.
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+    await expectExit(cli(['-i', inv, '--check']), 0);
   });
 
   it('rotates a certificate: the new one is trusted and the old one gone', async () => {
     await addByHand(h1, 'bob', certs.bob!);
     const inv = await writeInventory(root, [h1], { incus_trusted_clients: [client('bob', certs.bob2!)] });
-    const apply = await reconcile(['-i', inv, '--diff']);
-    expect(apply.exitCode).toBe(0);
+    const apply = await cli(['-i', inv, '--diff']);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain(
       `-/+ incus certificate "bob" [${fp(certs.bob2!)}]: rotate (add new, then remove old) (new certificate)
         ~ fingerprint: "${certs.bob!.fingerprint}" → "${certs.bob2!.fingerprint}"
 `,
     );
     expect(Object.keys(storeView(await h1.trust()))).toEqual([`bob@${fp(certs.bob2!)}`]);
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+    await expectExit(cli(['-i', inv, '--check']), 0);
   });
 
   it('changes a type as remove + add', async () => {
     await addByHand(h1, 'carol', certs.carol!, 'metrics');
     const inv = await writeInventory(root, [h1], { incus_trusted_clients: [client('carol', certs.carol!)] });
-    const apply = await reconcile(['-i', inv]);
-    expect(apply.exitCode).toBe(0);
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain(
       `  - incus certificate "carol" [${fp(certs.carol!)}]: remove (type changed (metrics → client))
   + incus certificate "carol" [${fp(certs.carol!)}]: add (type changed (metrics → client))
 `,
     );
     expect(storeView(await h1.trust())).toEqual({ [`carol@${fp(certs.carol!)}`]: 'client restricted=false projects=[] description=""' });
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+    await expectExit(cli(['-i', inv, '--check']), 0);
   });
 
   it('removes state: absent; reports unmanaged and keeps them; prunes with incus_trust_prune or --prune', async () => {
@@ -146,24 +160,24 @@ Recap:
     await addByHand(h1, 'stranger', certs.dave!);
     const vars = { incus_trusted_clients: [client('alice', certs.alice!, { state: 'absent' })] };
     const inv = await writeInventory(root, [h1], vars);
-    const apply = await reconcile(['-i', inv]);
-    expect(apply.exitCode).toBe(0);
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain(`  - incus certificate "alice" [${fp(certs.alice!)}]: remove (absent in inventory)\n`);
     expect(apply.stdout).toContain(`  ? incus certificate "stranger" [${fp(certs.dave!)}]: unmanaged, kept (not in inventory)\n`);
     expect(Object.keys(storeView(await h1.trust()))).toEqual([`stranger@${fp(certs.dave!)}`]);
     // An unmanaged certificate is drift for --check (cron must learn of it), yet kept without pruning.
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(2);
+    await expectExit(cli(['-i', inv, '--check']), 2);
 
-    const pruned = await reconcile(['-i', inv, '--prune']);
-    expect(pruned.exitCode).toBe(0);
+    const pruned = await cli(['-i', inv, '--prune']);
+    expect(pruned.exitCode, pruned.stdout + pruned.stderr).toBe(0);
     expect(pruned.stdout).toContain(`  - incus certificate "stranger" [${fp(certs.dave!)}]: remove (not in inventory (pruning))\n`);
     expect(await h1.trust()).toEqual([]);
 
     await addByHand(h1, 'stranger', certs.dave!);
     const invPrune = await writeInventory(root, [h1], { ...vars, incus_trust_prune: true });
-    expect((await reconcile(['-i', invPrune])).exitCode).toBe(0);
+    await expectExit(cli(['-i', invPrune]), 0);
     expect(await h1.trust()).toEqual([]);
-    expect((await reconcile(['-i', invPrune, '--check'])).exitCode).toBe(0);
+    await expectExit(cli(['-i', invPrune, '--check']), 0);
   });
 
   it('never removes server certificates nor incus_trust_protected ones (by name or fingerprint)', async () => {
@@ -176,15 +190,15 @@ Recap:
       incus_trust_prune: true,
       incus_trust_protected: ['break-glass', fp(certs.carol!)],
     });
-    const apply = await reconcile(['-i', inv]);
-    expect(apply.exitCode).toBe(0);
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain('warning: certificate "member9" has state: absent but is a server (cluster member) certificate; it is kept');
     expect(Object.keys(storeView(await h1.trust()))).toEqual([
       `break-glass@${fp(certs.eve!)}`,
       `by-fingerprint@${fp(certs.carol!)}`,
       `member9@${fp(certs.srv!)}`,
     ]);
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+    await expectExit(cli(['-i', inv, '--check']), 0);
   });
 
   it('a project missing on a host fails that host before anything is applied; the other host converges', async () => {
@@ -196,8 +210,8 @@ Recap:
     );
     await h2.incus(['project', 'delete', 'p1']);
     try {
-      const apply = await reconcile(['-i', inv, '--json']);
-      expect(apply.exitCode).toBe(1);
+      const apply = await cli(['-i', inv, '--json']);
+      expect(apply.exitCode, apply.stdout + apply.stderr).toBe(1);
       const report = JSON.parse(apply.stdout);
       expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
       expect(report.hosts.map((h: { host: string; status: string; error?: unknown }) => [h.host, h.status, h.error])).toEqual([
@@ -214,8 +228,8 @@ Recap:
 
   it('--limit selects hosts; --json reports are valid against schema/report.schema.json', async () => {
     const inv = await writeInventory(root, [h1, h2], { incus_trusted_clients: [client('alice', certs.alice!)] });
-    const check = await reconcile(['-i', inv, '--check', '--json']);
-    expect(check.exitCode).toBe(2);
+    const check = await cli(['-i', inv, '--check', '--json']);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
     const checkReport = JSON.parse(check.stdout);
     expect(validateReport(checkReport), JSON.stringify(validateReport.errors)).toBe(true);
     expect(checkReport).toMatchObject({ mode: 'check', exitCode: 2, summary: { hosts: { drift: 2 }, actions: { add: 2 } } });
@@ -232,8 +246,8 @@ Recap:
       },
     ]);
 
-    const limited = await reconcile(['-i', inv, '--limit', 'h2', '--json']);
-    expect(limited.exitCode).toBe(0);
+    const limited = await cli(['-i', inv, '--limit', 'h2', '--json']);
+    expect(limited.exitCode, limited.stdout + limited.stderr).toBe(0);
     const report = JSON.parse(limited.stdout);
     expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
     expect(report.hosts.map((h: { host: string; status: string }) => `${h.host} ${h.status}`)).toEqual(['h2 changed']);
@@ -247,8 +261,8 @@ Recap:
     const inv = await writeInventory(root, [h1], {
       incus_metrics_certificates: [{ name: 'prometheus', certificate_file: 'certs/not-yet.crt', key_file: 'certs/not-yet.key' }],
     });
-    const check = await reconcile(['-i', inv, '--check']);
-    expect(check.exitCode).toBe(2);
+    const check = await cli(['-i', inv, '--check']);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
     expect(check.stdout).toContain('  + incus certificate "prometheus" [(known after apply)]: add (missing (key pair to be generated))\n');
   });
 });

@@ -32,7 +32,7 @@ describe('an Incus cluster', () => {
       incus_trusted_clients: [client('alice', certs.alice!), client('bob', certs.bob!, { restricted: true, projects: ['default'] })],
     });
     const check = await reconcile(['-i', inv, '--check']);
-    expect(check.exitCode).toBe(2);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
     expect(check.stdout).toContain('c3: no changes (incus_trust covered by c1)\n');
     expect(check.stdout).toContain('c2: no changes (incus_trust covered by c1)\n');
     expect(check.stdout).toContain('Plan: 4 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged\n');
@@ -44,7 +44,7 @@ describe('an Incus cluster', () => {
 `);
 
     const apply = await reconcile(['-i', inv, '--json']);
-    expect(apply.exitCode).toBe(0);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     const report = JSON.parse(apply.stdout);
     expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([
       ['c3', 'covered', 'c1'],
@@ -74,7 +74,7 @@ describe('an Incus cluster', () => {
     await byName('c1').stop();
     try {
       const apply = await reconcile(['-i', inv, '--json']);
-      expect(apply.exitCode).toBe(1);
+      expect(apply.exitCode, apply.stdout + apply.stderr).toBe(1);
       const report = JSON.parse(apply.stdout);
       expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([
         ['c1', 'failed', undefined],

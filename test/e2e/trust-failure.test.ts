@@ -4,24 +4,30 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { client, makeCert, makeTempDir, reconcile, REPO, startHosts, stopHosts, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
+import { startLab } from '../lab/lab.js';
+import type { Lab } from '../lab/types.js';
+import { client, fromLabHost, makeCert, makeTempDir, reconcile, REPO, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
 
 const CERTS = 40;
 let root: string;
+let lab: Lab;
 let hosts: TestIncus[];
 let certs: GeneratedCert[];
 
 beforeAll(async () => {
   root = await makeTempDir('trust-failure');
-  hosts = await startHosts(root, ['h1', 'h2', 'h3']);
+  lab = await startLab({ hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }], name: 'trust-failure' });
+  hosts = lab.hosts.map(fromLabHost);
   certs = [];
   for (let i = 0; i < CERTS; i++) certs.push(await makeCert(root, `c${i}`));
 }, 180_000);
 
 afterAll(async () => {
-  await stopHosts(hosts ?? [], root);
+  await lab?.stop();
+  await rm(root, { recursive: true, force: true });
 }, 120_000);
 
 it('a host killed during apply: the others converge, the report is exact, exit 1', async () => {
@@ -29,14 +35,15 @@ it('a host killed during apply: the others converge, the report is exact, exit 1
   const inv = await writeInventory(root, hosts, { incus_trusted_clients: certs.map((c, i) => client(`c${i}`, c)) });
   let killed: Promise<void> | undefined;
   const result = await reconcile(['-i', inv, '--json', '--forks', '3'], {
+    env: lab.env,
     onStderrLine: (line) => {
       // The first action applied on h2 is the cue: its incusd dies with most of its actions to go.
-      if (!killed && /(^| )h2: incus_trust: applied/.test(line)) killed = h2.stop('SIGKILL');
+      if (!killed && /(^| )h2: incus_trust: applied/.test(line)) killed = h2.stop();
     },
   });
   await killed;
   expect(killed, `h2 was never seen applying: ${result.stderr}`).toBeDefined();
-  expect(result.exitCode).toBe(1);
+  expect(result.exitCode, result.stdout + result.stderr).toBe(1);
   const report = JSON.parse(result.stdout);
   const schema = JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 'utf8'));
   const validate = new Ajv2020({ allErrors: true, validateFormats: false }).compile(schema);
@@ -67,6 +74,6 @@ it('a host killed during apply: the others converge, the report is exact, exit 1
   expect(byHost.h2.error.step).toBe(`add certificate ${actions[failedAt]!.name}`);
 
   // The next run finishes the job everywhere.
-  expect((await reconcile(['-i', inv])).exitCode).toBe(0);
-  expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+  expect((await reconcile(['-i', inv], { env: lab.env })).exitCode).toBe(0);
+  expect((await reconcile(['-i', inv, '--check'], { env: lab.env })).exitCode).toBe(0);
 });

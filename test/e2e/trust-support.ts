@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { generateSelfSigned } from '../../src/pki/generate.js';
+import type { LabHost } from '../lab/types.js';
 
 const run = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -200,4 +201,26 @@ export async function formCluster(members: TestIncus[], addresses: string[]): Pr
       cluster: { enabled: true, server_name: m.name, server_address: address, cluster_token: token },
     }));
   }
+}
+
+/**
+ * A lab host (real sshd + incusd, reached over SSH) seen through the TestIncus interface: the
+ * tool connects with ssh, the test reads the store with the local `incus` on the host's INCUS_DIR.
+ */
+export function fromLabHost(h: LabHost): TestIncus {
+  const self: TestIncus = {
+    name: h.name,
+    dir: h.incusDir ?? '',
+    socket: h.incusSocket ?? '',
+    pid: () => undefined,
+    incus: (args) => h.incus(args),
+    trust: async () => {
+      const rows = JSON.parse(await h.incus(['config', 'trust', 'list', '--format', 'json'])) as TrustRow[];
+      return rows.sort((a, b) => a.name.localeCompare(b.name) || a.fingerprint.localeCompare(b.fingerprint));
+    },
+    start: () => h.startIncus(),
+    stop: () => h.stopIncus(),
+    inventoryVars: () => h.inventoryVars(),
+  };
+  return self;
 }
