@@ -76,3 +76,23 @@ describe('vault-encrypted vars files', () => {
     ]);
   });
 });
+
+describe('certificate names', () => {
+  it('are unique across client and metrics certificates of a host', async () => {
+    const hosts = 'all:\n  hosts:\n    a:\n';
+    const vars = [
+      'incus_metrics_certificates:',
+      '  - name: prometheus',
+      '    certificate_file: certs/a.crt',
+      '    key_file: certs/a.key',
+      'incus_trusted_clients:',
+      '  - name: prometheus',
+      '    certificate_file: certs/a.crt',
+      '',
+    ].join('\n');
+    const shown = await validate('names', { 'hosts.yaml': hosts, 'group_vars/all.yaml': vars });
+    expect(shown.filter((p) => p.includes('duplicate'))).toEqual([
+      'group_vars/all.yaml:6:11: error: incus_trusted_clients[0].name: duplicate certificate name "prometheus" (also at group_vars/all.yaml:2:11); names must be unique on a host\n      - name: prometheus\n              ^',
+    ]);
+  });
+});

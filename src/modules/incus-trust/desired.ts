@@ -6,7 +6,8 @@
  *   desiredTrustClients(host: InventoryHost, ctx: DesiredContext):
  *       { certificates: DesiredCertificate[]; prune: boolean; protected: string[]; problems: Problem[] }
  *     Expects values that passed schema/inventory.schema.json (validateInventory checks that
- *     first); tolerates others by skipping what it cannot read. Rules: names unique per host;
+ *     first); tolerates others by skipping what it cannot read. Rules: names unique per host
+ *     (metrics certificates included: one trust store);
  *     certificate_file exists relative to the inventory folder and holds one X.509
  *     certificate, never a private key; valid at `now`; `projects` without `restricted: true`
  *     is warned about (Incus ignores it). An entry with `state: absent` may name a file
@@ -40,6 +41,15 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
   const def = host.vars.incus_trusted_clients;
   const entries = def && Array.isArray(def.value) ? (def.value as RawEntry[]) : [];
   const firstByName = new Map<string, string>();
+  // Names are shared with incus_metrics_certificates: one trust store, one namespace.
+  const metrics = host.vars.incus_metrics_certificates;
+  if (metrics && Array.isArray(metrics.value)) {
+    metrics.value.forEach((m: unknown, j: number) => {
+      const name = (m as { name?: unknown } | null)?.name;
+      const loc = metrics.nested.get(`[${j}].name`) ?? metrics.location;
+      if (typeof name === 'string' && !firstByName.has(name)) firstByName.set(name, `${loc.file}:${loc.line}:${loc.column}`);
+    });
+  }
   entries.forEach((raw, i) => {
     if (raw === null || typeof raw !== 'object' || typeof raw.name !== 'string') return;
     const at = (sub: string): SourceLocation => def!.nested.get(`[${i}]${sub}`) ?? def!.nested.get(`[${i}]`) ?? def!.location;
