@@ -13,7 +13,7 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, randomBytes, randomInt } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, writeFile, appendFile, readlink, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -31,6 +31,7 @@ export const SUDO_USER = 'reconcile-sudo';
 /** Address reservations shared by every lab on this machine (one file per address). */
 const RESERVATIONS = path.join(os.tmpdir(), 'reconcile-lab-addresses');
 const START_TIMEOUT_MS = 30_000;
+const LOGS_KEPT_MS = 24 * 3600_000;
 
 /** Every process group any lab in this process started, for the exit handler. */
 const livePids = new Set<number>();
@@ -82,7 +83,9 @@ function sweepAbandonedLabs(): void {
     try {
       owner = Number(readFileSync(path.join(dir, 'owner.pid'), 'utf8').trim());
     } catch {
-      continue; // stopped already (only logs left) or not a lab
+      // Stopped already: only its logs are left, kept a day for whoever looks into a failure.
+      if (Date.now() - statSync(dir).mtimeMs > LOGS_KEPT_MS) rmSync(dir, { recursive: true, force: true });
+      continue;
     }
     if (owner && !alive(owner)) removeLabDirSync(dir);
   }
