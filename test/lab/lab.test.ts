@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLab } from './lab.js';
+import { Daemon, startLab } from './lab.js';
 import type { Lab } from './types.js';
 
 const run = promisify(execFile);
@@ -135,5 +135,26 @@ describe('test lab', () => {
     await lab.stop();
     expect(processesMentioning(lab.dir)).toEqual([]);
     expect(existsSync(incusDir)).toBe(false);
+  });
+});
+
+describe('starting a daemon', () => {
+  it('"exited" and "timed out" are told apart, each with the log tail', async () => {
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(`${tmpdir()}/reconcile-daemon-`);
+    const crashing = new Daemon('crasher', 'sh', ['-c', 'echo "bind: address in use" >&2; exit 3'], `${dir}/crasher.log`);
+    await crashing.start();
+    await expect(crashing.waitReady('ready', async () => false, 5000)).rejects.toThrow(/^crasher exited before ready \(code 3, signal null\); \S+crasher\.log:\nbind: address in use/);
+    const silent = new Daemon('sleeper', 'sh', ['-c', 'echo starting; exec sleep 30'], `${dir}/sleeper.log`);
+    await silent.start();
+    try {
+      await expect(silent.waitReady('ready', async () => false, 300)).rejects.toThrow(/^sleeper still not ready after 300 ms; \S+sleeper\.log:\nstarting/);
+    } finally {
+      await silent.stop();
+    }
+    expect(silent.running).toBe(false);
+    const { rm } = await import('node:fs/promises');
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -114,8 +114,8 @@ function alive(pid: number): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A daemon the lab started: its own process group, stdout+stderr appended to a log file. */
-class Daemon {
+/** A daemon the lab started: its own process group, stdout+stderr appended to a log file. Exported for its own tests. */
+export class Daemon {
   private child?: ChildProcess;
   private exited?: Promise<void>;
   exitCode: number | null = null;
@@ -332,6 +332,16 @@ export const startLab: StartLab = async (options) => {
   await mkdir('/run/sshd', { recursive: true }); // sshd's privilege separation folder
   const specs: LabHostOptions[] =
     typeof options.hosts === 'number' ? Array.from({ length: options.hosts }, () => ({})) : options.hosts;
+  const names = specs.map((s, i) => s.name ?? `host${i + 1}`);
+  if (new Set(names).size !== names.length) throw new Error(`lab: duplicate host names in ${names.join(', ')}`);
+  for (const s of specs) {
+    if (s.jumpVia && !names.includes(s.jumpVia)) throw new Error(`lab: jumpVia ${s.jumpVia} is not a host of this lab`);
+  }
+  if (specs.some((s) => s.user === 'sudoer')) await ensureSudoUser();
+  if (specs.some((s) => s.dom0)) {
+    // test/lab/dom0.ts belongs to the Qubes work; loaded only when a dom0 host is asked for.
+    await import('./dom0.js');
+  }
   const dir = await mkdtemp(path.join(os.tmpdir(), `reconcile-lab-${options.name ?? 'x'}-`));
   // The sudoer's sshd reads authorized_keys as that user: the folders must be traversable.
   await chmod(dir, 0o755);
@@ -346,16 +356,6 @@ export const startLab: StartLab = async (options) => {
   const authorizedKeys = path.join(dir, 'authorized_keys');
   await writeFile(authorizedKeys, clientPublic + '\n', { mode: 0o644 });
 
-  const names = specs.map((s, i) => s.name ?? `host${i + 1}`);
-  if (new Set(names).size !== names.length) throw new Error(`lab: duplicate host names in ${names.join(', ')}`);
-  for (const s of specs) {
-    if (s.jumpVia && !names.includes(s.jumpVia)) throw new Error(`lab: jumpVia ${s.jumpVia} is not a host of this lab`);
-  }
-  if (specs.some((s) => s.user === 'sudoer')) await ensureSudoUser();
-  if (specs.some((s) => s.dom0)) {
-    // test/lab/dom0.ts belongs to the Qubes work; loaded only when a dom0 host is asked for.
-    await import('./dom0.js');
-  }
 
   const states: HostState[] = [];
   const byName = new Map<string, HostState>();
@@ -434,8 +434,11 @@ export const startLab: StartLab = async (options) => {
       }
       if (!s.options.down) await startSshd(s, byName, logs);
     };
-    await Promise.all(states.map(setUp));
-    // Jump hosts are served only once the hosts behind them are up (any order in `specs`).
+    // allSettled: when one host fails to start, the others must have finished starting before
+    // stopAll runs, or their daemons would be started after it and leak.
+    const started = await Promise.allSettled(states.map(setUp));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
 
     await writeClientFiles(home, states);
   } catch (e) {
