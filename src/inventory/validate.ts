@@ -167,6 +167,9 @@ function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e:
     case 'enum':
       message = `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, not ${describe(value)}`;
       break;
+    case 'minItems':
+      message = 'must not be an empty list';
+      break;
     case 'minLength':
       message = params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters long`;
       break;
