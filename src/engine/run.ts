@@ -152,7 +152,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   const playbook = await deps.loadPlaybook(request.playbookPath);
   throwOnErrors([...inventoryProblems, ...playbook.problems], hooks);
 
-  const works = selectWork(inventory, playbook.plays, request, hooks, deps);
+  let works = selectWork(inventory, playbook.plays, request, hooks, deps);
   // One session per host for the whole run, whether prepare() or observe opens it first.
   const sessions = new Map<string, Promise<HostSession>>();
   const sessionOf = (host: InventoryHost): Promise<HostSession> => {
@@ -168,6 +168,8 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   try {
     const facts = await prepareModules(inventory, works, request, startedAt, sessionOf, hooks);
     collectDesired(inventory, works, startedAt, hooks, deps, facts);
+    // A host with nothing to reconcile in any of its plays is not part of the run (nor of the report).
+    works = works.filter((w) => w.modules.length > 0);
     hooks.hostsSelected?.(works.map((w) => w.host.name), mode);
     await Promise.all(works.map((w) => limit(() => connectAndObserve(w, inventory, request, hooks, deps, sessionOf))));
     const runPlan = planAll(works, request, startedAt);
