@@ -142,6 +142,21 @@ describe('metrics certificates end to end', () => {
     expect(json.targets.map((t) => t.address)).toEqual(ADDRESSES);
   });
 
+  it('a configuration Prometheus refused at its last reload is written and reloaded again, though its text is unchanged', async () => {
+    const good = await readFile(prom!.configFile, 'utf8');
+    await writeFile(prom!.configFile, 'global: {scrape_interval: not-a-duration}\n');
+    expect((await fetch(`${prom!.url}/-/reload`, { method: 'POST' })).ok).toBe(false);
+    await writeFile(prom!.configFile, good); // back to the managed text, but not loaded
+    const check = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+    expect(check.stdout).toContain(`~ prometheus config "${prom!.configFile}": update in place (Prometheus refused it at its last reload)`);
+    const apply = await reconcile(['-i', inventory], { env: lab!.env });
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    const info = (await (await fetch(`${prom!.url}/api/v1/status/runtimeinfo`)).json()) as { data: { reloadConfigSuccess: boolean } };
+    expect(info.data.reloadConfigSuccess).toBe(true);
+    expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
+  });
+
   it('rotation of a certificate expiring within rotate_before_days: Prometheus stays up, then only the new certificate is trusted', async () => {
     const oldFp = await fingerprintOf('pki/metrics.crt');
     const oldPair = { cert: await pem('pki/metrics.crt'), key: await pem('pki/metrics.key') };

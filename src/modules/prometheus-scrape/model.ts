@@ -63,6 +63,11 @@ export interface ObservedScrape {
   pairFiles: string[];
   /** promtool found on the host. */
   promtool: boolean;
+  /**
+   * Prometheus's own word on its last reload (GET /api/v1/status/runtimeinfo from the host):
+   * false when it refused the configuration on disk; undefined when it could not be asked.
+   */
+  reloadConfigSuccess?: boolean;
 }
 
 /** What prometheus_scrape's prepare step hands to desired(). */

@@ -10,7 +10,7 @@ import type { DesiredScrape, ObservedScrape } from './model.js';
 export async function observeScrape(session: HostSession, desired: DesiredScrape): Promise<ObservedScrape> {
   const configText = (await session.readFile(desired.configFile, `read ${desired.configFile}`, true))?.toString('utf8');
   const promtool = (await session.exec(['sh', '-c', 'command -v "$1"', 'sh', desired.promtool], 'look for promtool')).exitCode === 0;
-  const observed: ObservedScrape = { configText, pairFiles: [], promtool };
+  const observed: ObservedScrape = { configText, pairFiles: [], promtool, reloadConfigSuccess: await lastReloadSucceeded(session, desired.reloadUrl) };
   const pair = desired.pair;
   if (!pair) return observed;
 
@@ -38,4 +38,20 @@ export async function observeScrape(session: HostSession, desired: DesiredScrape
     observed.key = { mode: mode ?? '', owner: owner ?? '', group: group ?? '' };
   }
   return observed;
+}
+
+const GET_SCRIPT = 'if command -v curl >/dev/null 2>&1; then curl -fsS "$1"; else wget -q -O- "$1"; fi';
+
+/** Asks Prometheus (from its host) whether its last reload succeeded; undefined when it cannot be asked. */
+async function lastReloadSucceeded(session: HostSession, reloadUrl: string): Promise<boolean | undefined> {
+  if (!reloadUrl.endsWith('/-/reload')) return undefined;
+  const url = reloadUrl.replace(/\/-\/reload$/, '/api/v1/status/runtimeinfo');
+  const r = await session.exec(['sh', '-c', GET_SCRIPT, 'sh', url], 'read Prometheus runtime info');
+  if (r.exitCode !== 0) return undefined;
+  try {
+    const v = (JSON.parse(r.stdout.toString('utf8')) as { data?: { reloadConfigSuccess?: unknown } }).data?.reloadConfigSuccess;
+    return typeof v === 'boolean' ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }

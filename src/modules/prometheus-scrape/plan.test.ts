@@ -56,6 +56,10 @@ describe('prometheus_scrape plan', () => {
       promtool: true,
     };
     expect(summary(planScrape(d, inSync, planCtx))).toEqual([]);
+    expect(summary(planScrape(d, { ...inSync, reloadConfigSuccess: true }, planCtx))).toEqual([]);
+    expect(summary(planScrape(d, { ...inSync, reloadConfigSuccess: false }, planCtx))).toEqual([
+      'update prometheus config /etc/prometheus/prometheus.yml (Prometheus refused it at its last reload)',
+    ]);
     expect(summary(planScrape(d, { ...inSync, key: { mode: '644', owner: 'root', group: 'root' } }, planCtx))).toEqual([
       `update prometheus metrics key ${d.pair!.keyPath} (mode or owner differ)`,
     ]);

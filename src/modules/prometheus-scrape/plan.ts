@@ -62,15 +62,17 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       });
     }
   }
-  if (observed.configText !== desired.configText) {
+  // Same text but refused at the last reload: Prometheus runs an older configuration; write and reload again.
+  const refused = observed.configText === desired.configText && observed.reloadConfigSuccess === false;
+  if (observed.configText !== desired.configText || refused) {
     actions.push({
       action: observed.configText === undefined ? 'add' : 'update',
       kind: CONFIG_KIND,
       name: desired.configFile,
-      reason: observed.configText === undefined ? 'missing' : 'content differs',
+      reason: observed.configText === undefined ? 'missing' : refused ? 'Prometheus refused it at its last reload' : 'content differs',
       before: observed.configText === undefined ? undefined : { bytes: Buffer.byteLength(observed.configText) },
       after: { targets: desired.targets, bytes: Buffer.byteLength(desired.configText) },
-      diff: observed.configText === undefined ? undefined : lineDiff(observed.configText, desired.configText),
+      diff: observed.configText === undefined || refused ? undefined : lineDiff(observed.configText, desired.configText),
       applies: true,
       data: {
         op: 'config',
