@@ -10,6 +10,7 @@ import { TransportError } from '../errors.js';
 import { readHostFile, writeHostFile } from './host-files.js';
 import { HttpPool } from './http1.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
+import { commandName } from './shell-quote.js';
 import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
 
 export async function connectLocal(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
@@ -49,7 +50,7 @@ export async function connectLocal(spec: ConnectionSpec, options: TransportOptio
       });
       child.once('close', (code, signal) => {
         clearTimeout(timer);
-        if (timedOut) return reject(new TransportError(spec.host, step, `${argv[0]} did not finish within ${timeoutMs} ms`));
+        if (timedOut) return reject(new TransportError(spec.host, step, `${commandName(argv)} did not finish within ${timeoutMs} ms`));
         const stderr = Buffer.concat(errs).toString('utf8');
         resolve({ exitCode: code ?? 128, stdout: Buffer.concat(out), stderr: signal ? `${stderr}killed by ${signal}` : stderr });
       });

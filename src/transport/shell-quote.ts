@@ -9,6 +9,15 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The command a user would recognise in an argv, for messages: `env INCUS_SOCKET=… incus query`
+ * is `incus`, not `env` (a timeout said "env did not finish", found by test/faults).
+ */
+export function commandName(argv: readonly string[]): string {
+  if (argv[0] !== 'env') return argv[0] ?? '';
+  return argv.slice(1).find((w) => !w.includes('=') && !w.startsWith('-')) ?? 'env';
+}
+
 /** A command line for `sh` whose words are exactly `argv`. */
 export function shellCommand(argv: readonly string[]): string {
   if (argv.length === 0) throw new Error('shellCommand: empty argv');

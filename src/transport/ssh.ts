@@ -27,7 +27,7 @@ import {
   sha256Fingerprint,
   type KnownHostEntry,
 } from './known-hosts.js';
-import { shellCommand } from './shell-quote.js';
+import { commandName, shellCommand } from './shell-quote.js';
 import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, IncusApi, IncusResponse, TransportOptions } from './types.js';
 
 // ssh2 is CommonJS: under Node's ESM loader only its default export is reliable.
@@ -327,7 +327,7 @@ class SshSession implements HostSession {
               timedOut = true;
               stream.signal('KILL');
               stream.close();
-              reject(new TransportError(this.spec.host, step, `${argv[0]} did not finish within ${timeoutMs} ms`));
+              reject(new TransportError(this.spec.host, step, `${commandName(argv)} did not finish within ${timeoutMs} ms`));
             }, timeoutMs);
             stream.on('data', (d: Buffer) => out.push(d));
             stream.stderr.on('data', (d: Buffer) => errs.push(d));

@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
-import { clearTrustStore, incusJson, localVars, makeCert, reportOf, runCli, STACK_LINE, startSocketServer, tempDir, trustStore, writeInventory, type SocketServer } from './support.js';
+import { clearTrustStore, describeHost, note, incusJson, localVars, makeCert, reportOf, runCli, STACK_LINE, startSocketServer, tempDir, trustStore, writeInventory, type SocketServer } from './support.js';
 
 const SERVER_INFO = { api_version: '1.0', auth: 'trusted', environment: { server_name: 'fake', server_version: '6.0.4', server_clustered: false }, config: {} };
 const GOOD_CERT = { name: 'x', type: 'client', restricted: false, projects: [], description: '', fingerprint: 'ab'.repeat(32), certificate: 'not-a-certificate' };
@@ -96,10 +96,9 @@ describe('trust store answers that are not what Incus sends', () => {
     const failures: Record<string, string> = {};
     for (const name of Object.keys(BAD_ANSWERS)) {
       const h = byHost[name]!;
+      note(`Incus answer: ${BAD_ANSWERS[name]!.what}`, describeHost(report, name));
       failures[name] = `${h.status} | ${h.error?.step} | ${h.error?.message}`;
     }
-    // Printed for docs/faults.md (the observed result of each bad answer).
-    console.log(Object.entries(failures).map(([k, v]) => `${k} (${BAD_ANSWERS[k]!.what}): ${v}`).join('\n'));
     for (const name of Object.keys(BAD_ANSWERS)) {
       const h = byHost[name]!;
       expect(h.status, `${name}: ${failures[name]}`).toMatch(/^(failed|unreachable)$/);

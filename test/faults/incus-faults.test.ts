@@ -21,6 +21,8 @@ import {
   reportOf,
   runCli,
   STACK_LINE,
+  note,
+  describeHost,
   startCli,
   startSocketServer,
   tempDir,
@@ -78,6 +80,7 @@ describe('faults of the Incus daemon', () => {
     expect(first.exitCode).toBe(1);
     expect(first.stderr).not.toMatch(STACK_LINE);
     const report = reportOf(first);
+    note('incusd of host b stopped before the run (a, b each get 2 adds)', `b: ${describeHost(report, 'b')}; a: ${report.hosts[0]!.status}`);
     expect(report.hosts.find((h) => h.host === 'a')!.status).toBe('changed');
     const hb = report.hosts.find((h) => h.host === 'b')!;
     expect(['unreachable', 'failed']).toContain(hb.status);
@@ -117,6 +120,7 @@ describe('faults of the Incus daemon', () => {
     expect(result.stderr).not.toMatch(STACK_LINE);
     const report = reportOf(result);
     const ha = report.hosts.find((h) => h.host === 'a')!;
+    note('incusd of host a stopped once the first of its 40 adds is visible', describeHost(report, 'a'));
     expect(ha.status).toBe('failed');
     expect(ha.error!.step).toMatch(/^add certificate mid-\d\d$/);
     expect(report.hosts.find((h) => h.host === 'b')!.status).toBe('changed');
@@ -156,6 +160,7 @@ describe('faults of the Incus daemon', () => {
 
     expect(result.exitCode).toBe(1);
     const ha = reportOf(result).hosts[0]!;
+    note('description edited by someone else between plan and apply (socket path)', describeHost(reportOf(result), 'a'));
     expect(ha.status).toBe('failed');
     expect(ha.error!.step).toBe(`update certificate ${victim!.name}`);
     expect(ha.error!.message).toMatch(/412|precondition|changed/i);
@@ -182,6 +187,7 @@ describe('faults of the Incus daemon', () => {
       expect(result.stderr).not.toMatch(STACK_LINE);
       const report = reportOf(result);
       const ha = report.hosts[0]!;
+      note(`${signal} once the first of 30 adds is visible`, `${describeHost(report, 'a')} | process exit ${result.exitCode}`);
       expect(ha.status).toBe('failed');
       expect(ha.error!.message).toMatch(new RegExp(`^interrupted by ${signal} before add ${prefix}-\\d\\d; what is marked applied was applied`));
       // Exactly what the report marks applied is in the store: the action in flight finished.
@@ -210,6 +216,7 @@ describe('faults of the Incus daemon', () => {
     const result = await cli.done;
     expect(result.exitCode).toBe(143);
     const ha = reportOf(result).hosts[0]!;
+    note('SIGTERM between plan and apply', `${describeHost(reportOf(result), 'a')} | process exit ${result.exitCode}`);
     expect(ha.status).toBe('failed');
     expect(ha.error!.message).toBe('interrupted by SIGTERM before its first action; what is marked applied was applied, nothing after it');
     expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([['add', false], ['add', false], ['add', false]]);
@@ -242,6 +249,7 @@ describe('faults of the Incus daemon', () => {
       const interrupted = await runCli(['-i', interruptedInv, '--json'], env);
       expect(interrupted.exitCode).toBe(1);
       const ha = reportOf(interrupted).hosts[0]!;
+      note('rotation cut after its add (the DELETE of the old certificate never answered)', describeHost(reportOf(interrupted), 'a'));
       expect(ha.status).toBe('failed');
       expect(ha.error!.step).toMatch(/rotate certificate rot: remove the old one/);
       expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([['rotate', false]]);
@@ -255,6 +263,7 @@ describe('faults of the Incus daemon', () => {
     const resumedInv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: [{ name: 'rot', certificate_file: newCert.file }] }, 'rot.yaml');
     const resumed = await runCli(['-i', resumedInv, '--json'], env);
     expect(resumed.exitCode).toBe(0);
+    note('rerun after the cut rotation', `${describeHost(reportOf(resumed), 'a')} | ${reportOf(resumed).hosts[0]!.actions.map((x) => `${x.action} (${x.reason})`).join(', ')}`);
     expect(reportOf(resumed).hosts[0]!.actions.map((x) => [x.action, x.fingerprint, x.applied])).toEqual([['remove', oldCert.fingerprint, true]]);
     expect((await trustStore(a)).map((c) => [c.name, c.fingerprint])).toEqual([['rot', newCert.fingerprint]]);
     expect((await runCli(['-i', resumedInv, '--check'], env)).exitCode).toBe(0);

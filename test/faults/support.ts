@@ -5,6 +5,7 @@
  * socket (the daemon still does the work; only the one fault is injected).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -214,4 +215,21 @@ export async function startSocketServer(socket: string, inject: Injector, upstre
 /** An Incus-style JSON answer. */
 export function incusJson(res: ServerResponse, metadata: unknown, status = 200): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'sync', status: 'Success', status_code: 200, metadata }));
+}
+
+/**
+ * Records an observed result for docs/faults.md: with RECONCILE_FAULTS_NOTES=FILE the suite
+ * appends one line per fault (what was tried → status, step, message, exit code) to FILE.
+ */
+export function note(fault: string, observed: string): void {
+  const file = process.env.RECONCILE_FAULTS_NOTES;
+  if (file) appendFileSync(file, `${fault}\t${observed.replace(/\s+/g, ' ')}\n`);
+}
+
+/** `status | step | message` of a host in a report, for note(). */
+export function describeHost(report: RunReport, host: string): string {
+  const h = report.hosts.find((x) => x.host === host);
+  if (!h) return `no host ${host} in the report`;
+  const applied = h.actions.filter((a) => a.applied).length;
+  return `${h.status} | step: ${h.error?.step ?? '-'} | ${h.error?.message ?? '-'} | ${applied}/${h.actions.length} actions applied | exit ${report.exitCode}`;
 }

@@ -3,10 +3,10 @@
  * It never re-reads the inventory nor re-diffs: the plan is the whole truth. The first failing
  * request throws (TransportError naming host and step) and leaves the later actions undone.
  */
-import { InternalError } from '../../errors.js';
+import { InternalError, TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 import type { Action, ApplyHooks, ModulePlan } from '../types.js';
-import type { NewTrustEntry, TrustActionData } from './plan.js';
+import type { NewTrustEntry, TrustActionData, TrustEntryView } from './plan.js';
 
 export async function applyTrust(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void> {
   for (const action of plan.actions) {
@@ -33,12 +33,37 @@ async function applyTrustAction(session: HostSession, action: Action): Promise<v
       const path = `/1.0/certificates/${data.fingerprint}`;
       // PATCH merges only the fields we manage; the ETag read at observe time guards against a
       // concurrent change (Incus answers 412), in which case this host fails and the next run re-plans.
+      if (!data.etag) await refuseIfChanged(session, path, step, action.before as TrustEntryView | undefined);
       await session.incus.request('PATCH', path, step, data.fields, data.etag ? { ifMatch: data.etag } : undefined);
       return;
     }
     case 'remove':
       await session.incus.request('DELETE', `/1.0/certificates/${data.fingerprint}`, `remove certificate ${action.name}`);
       return;
+  }
+}
+
+/**
+ * Without an ETag (the `incus query` path used with sudo hides it) the entry is read again right
+ * before the PATCH and compared with what the plan saw: a change made by someone else since is
+ * refused, not overwritten (found by test/faults: the sudo path forced it). The window between
+ * this read and the PATCH remains; with an ETag there is none.
+ */
+async function refuseIfChanged(session: HostSession, path: string, step: string, seen: TrustEntryView | undefined): Promise<void> {
+  if (!seen) return;
+  const now = (await session.incus.request<Record<string, unknown>>('GET', path, step)).metadata ?? {};
+  const projects = Array.isArray(now.projects) ? [...new Set(now.projects.map(String))].sort() : [];
+  const changed: string[] = [];
+  if (now.name !== seen.name) changed.push('name');
+  if ((now.description ?? '') !== seen.description) changed.push('description');
+  if (now.restricted !== seen.restricted) changed.push('restricted');
+  if (JSON.stringify(projects) !== JSON.stringify([...seen.projects].sort())) changed.push('projects');
+  if (changed.length > 0) {
+    throw new TransportError(
+      session.spec.host,
+      step,
+      `the entry was changed by someone else since it was read (${changed.join(', ')}); not overwritten — the next run plans again`,
+    );
   }
 }
 
