@@ -469,9 +469,9 @@ export const startLab: StartLab = async (options) => {
         if (jump) vars.ansible_ssh_common_args = `-J ${jump.user}@${jump.address}`;
         return vars;
       },
-      async incus(args) {
+      async incus(args, stdin) {
         if (!incusDir) throw new Error(`lab: ${s.name} has no incusd`);
-        return incusCli(incusDir, args);
+        return incusCli(incusDir, args, stdin);
       },
       async stopIncus() {
         await s.incusd?.stop();
@@ -623,7 +623,7 @@ async function serveInetd(s: HostState, logFile: string): Promise<void> {
 }
 
 /** Runs the local incus client against one daemon; stdin closed (some commands read YAML from it). */
-function incusCli(incusDir: string, args: string[]): Promise<string> {
+function incusCli(incusDir: string, args: string[], stdin?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('incus', args, { env: { ...process.env, INCUS_DIR: incusDir }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -635,7 +635,7 @@ function incusCli(incusDir: string, args: string[]): Promise<string> {
       if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
       reject(new Error(`incus ${args.join(' ')} (INCUS_DIR=${incusDir}): ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`));
     });
-    child.stdin.end();
+    child.stdin.end(stdin ?? '');
   });
 }
 

@@ -50,8 +50,8 @@ export interface LabHost {
   qvmCallLog?: string;
   /** Inventory variables that reach this host (ansible_host, ansible_port, ansible_user, incus_socket, …). */
   inventoryVars(): Record<string, unknown>;
-  /** Runs the local `incus` client against this host's daemon (INCUS_DIR set); returns stdout. */
-  incus(args: string[]): Promise<string>;
+  /** Runs the local `incus` client against this host's daemon (INCUS_DIR set); returns stdout. `stdin` (e.g. a preseed) is written to it, else it is closed. */
+  incus(args: string[], stdin?: string): Promise<string>;
   stopIncus(): Promise<void>;
   startIncus(): Promise<void>;
   stopSshd(): Promise<void>;
