@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,7 +39,7 @@ function connectionVars(h: LabHost): Record<string, unknown> {
   return h.inventoryVars();
 }
 
-async function writeInventory(hosts: LabHost[], extraHosts: LabHost[] = []): Promise<string> {
+async function writeInventory(hosts: LabHost[], extraHosts: LabHost[] = [], overrides: Record<string, Record<string, unknown>> = {}, name?: string): Promise<string> {
   const doc = {
     all: {
       vars: {
@@ -49,13 +49,13 @@ async function writeInventory(hosts: LabHost[], extraHosts: LabHost[] = []): Pro
         ],
       },
       hosts: {
-        ...Object.fromEntries(hosts.map((h) => [h.name, connectionVars(h)])),
+        ...Object.fromEntries(hosts.map((h) => [h.name, { ...connectionVars(h), ...(overrides[h.name] ?? {}) }])),
         // A host that is down: nothing listens on its address.
         ...Object.fromEntries(extraHosts.map((h) => [h.name, h.inventoryVars()])),
       },
     },
   };
-  const file = join(dir, extraHosts.length ? 'with-down-host.yaml' : 'hosts.yaml');
+  const file = join(dir, name ?? (extraHosts.length ? 'with-down-host.yaml' : 'hosts.yaml'));
   await writeFile(file, stringify(doc));
   return file;
 }
@@ -259,21 +259,24 @@ describe('drift detection (cron use)', () => {
   it('two runs started together never both apply; the second says it waited for the first (PID, start time)', async () => {
     const web1 = lab.host('web1');
     const web2 = lab.host('web2');
-    const inv = await writeInventory([web1, web2]);
+    const road = await slowRoad(web1, 2000);
+    const inv = await writeInventory([web1, web2], [], { web1: road.vars }, 'together.yaml');
+    // The relay's address is new to known_hosts: recorded once here, before the two runs.
+    expect((await cli(['-i', inv, '--prune', '--accept-new-host-keys'])).exitCode).toBe(0);
     await web1.incus(['config', 'trust', 'remove', certs.bob.fingerprint]);
     await web2.incus(['config', 'trust', 'remove', certs.bob.fingerprint]);
 
     const [a, b] = await startedTogether([
       ['-i', inv, '--json'],
       ['-i', inv, '--json'],
-    ]);
-    expect([a!.exitCode, b!.exitCode]).toEqual([0, 0]);
+    ]).finally(road.close);
+    expect([a!.exitCode, b!.exitCode], a!.stderr + b!.stderr).toEqual([0, 0]);
     const applied = [a!, b!].flatMap((r) => (JSON.parse(r.stdout) as RunReport).hosts.flatMap((h) => h.actions.filter((x) => x.applied).map((x) => `${h.host} ${x.action} ${x.name}`)));
     // Exactly one run added bob on each host; the other found nothing left to do.
     expect(applied.sort()).toEqual(['web1 add bob', 'web2 add bob']);
     const waiter = [a!, b!].find((r) => r.stderr.includes('waiting up to'))!;
     const holder = waiter === a ? b! : a!;
-    expect(waiter, 'one run waited for the other').toBeDefined();
+    expect(waiter, `one run waited for the other:\n${a!.stderr}\n${b!.stderr}`).toBeDefined();
     expect(expectLogLines(waiter.stderr)[0]).toMatch(
       new RegExp(`^waiting up to 30 s for the run lock: another run holds it, PID ${holder.pid} on \\S+, started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(`),
     );
@@ -285,14 +288,16 @@ describe('drift detection (cron use)', () => {
   it('with --lock-timeout 0 the second run stops at once, exit 1, naming the holder, and changes nothing', async () => {
     const web1 = lab.host('web1');
     const web2 = lab.host('web2');
-    const inv = await writeInventory([web1, web2]);
+    const road = await slowRoad(web1, 2000);
+    const inv = await writeInventory([web1, web2], [], { web1: road.vars }, 'together.yaml');
+    expect((await cli(['-i', inv, '--prune', '--accept-new-host-keys'])).exitCode).toBe(0);
     await web1.incus(['config', 'trust', 'remove', certs.bob.fingerprint]);
     await web2.incus(['config', 'trust', 'remove', certs.bob.fingerprint]);
 
     const results = await startedTogether([
       ['-i', inv, '--lock-timeout', '0'],
       ['-i', inv, '--lock-timeout', '0'],
-    ]);
+    ]).finally(road.close);
     const stopped = results.find((r) => r.exitCode === 1)!;
     const winner = results.find((r) => r !== stopped)!;
     expect(results.map((r) => r.exitCode).sort()).toEqual([0, 1]);
@@ -302,6 +307,9 @@ describe('drift detection (cron use)', () => {
     );
     expect(stopped.stderr.trim().split('\n')).toHaveLength(1);
     expect(winner.stdout).toContain('Recap:');
+    const bob = `bob ${fp(certs.bob)} restricted=false projects=[]`;
+    expect(await trustOf(web1)).toContain(bob);
+    expect(await trustOf(web2)).toContain(bob);
   });
 
   it('a run stuck on a host holds the lock: the next one names it after --lock-timeout; SIGTERM releases it', async () => {
@@ -334,6 +342,26 @@ describe('drift detection (cron use)', () => {
     }
   });
 
+  it('on a terminal NO_COLOR turns colours off; a host down is a recap line there too, not a crash', async () => {
+    const inv = await writeInventory([], [lab.host('web3')]);
+    // `script` gives the CLI a real pseudo-terminal, so listr2 draws the progress.
+    const onTerminal = async (extraEnv: NodeJS.ProcessEnv) => {
+      const command = `stty cols 120; node bin/reconcile.js -i '${inv}' --check; echo "exit=$?"`;
+      const { stdout } = await run('script', ['-qec', command, '/dev/null'], { cwd: REPO, env: { ...env, TERM: 'xterm-256color', ...extraEnv } });
+      return stdout;
+    };
+    const SGR = /\u001b\[[0-9;]*m/;
+    const plain = await onTerminal({ NO_COLOR: '1' });
+    expect(plain).toMatch(/Recap:\r?\n {2}web3 +unreachable +connect: /);
+    expect(plain).toContain('exit=1');
+    expect(plain).not.toMatch(/^\s+at /m);
+    expect(plain).not.toMatch(SGR);
+    // Without NO_COLOR the same run is coloured: the check above is not vacuous.
+    const coloured = await onTerminal({ NO_COLOR: undefined, FORCE_COLOR: undefined });
+    expect(coloured).toContain('exit=1');
+    expect(coloured).toMatch(SGR);
+  });
+
   it('exit codes and the lock are documented in --help; a bad --lock-timeout is a one-line usage error', async () => {
     const top = await cli(['--help']);
     expect(top.exitCode).toBe(0);
@@ -350,6 +378,36 @@ describe('drift detection (cron use)', () => {
     expect(bad.stderr).toBe("reconcile: --lock-timeout takes a whole number of seconds (0 or more), not 'soon'\n");
   });
 });
+
+/**
+ * A slow road to a lab host's sshd: a TCP relay that waits `delayMs` before connecting through.
+ * Every run connecting this way holds the run lock at least that long, so two runs started
+ * together overlap whatever the machine's load does to their start-up times.
+ */
+async function slowRoad(h: LabHost, delayMs: number): Promise<{ vars: Record<string, unknown>; close(): void }> {
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    sockets.add(client);
+    client.pause();
+    setTimeout(() => {
+      const upstream = connect(22, h.address, () => {
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    }, delayMs);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  return {
+    vars: { ansible_host: '127.0.0.1', ansible_port: (relay.address() as AddressInfo).port },
+    close: () => {
+      for (const so of sockets) so.destroy();
+      relay.close();
+    },
+  };
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
