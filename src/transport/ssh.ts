@@ -269,11 +269,12 @@ class SshSession implements HostSession {
       () =>
         new Promise<Duplex>((resolve, reject) => {
           if (this.lost) return reject(this.lost);
-          this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) =>
-            err
-              ? reject(new StreamOpenError(`cannot open ${spec.incusSocket} on the host: ${err.message}`))
-              : resolve(stream),
-          );
+          const timer = setTimeout(() => reject(new Error(`sshd did not open ${spec.incusSocket} within ${options.commandTimeoutMs} ms`)), options.commandTimeoutMs);
+          this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) => {
+            clearTimeout(timer);
+            if (err) reject(new StreamOpenError(`cannot open ${spec.incusSocket} on the host: ${err.message}`));
+            else resolve(stream);
+          });
         }),
       MAX_HTTP_STREAMS,
     );
@@ -318,17 +319,24 @@ class SshSession implements HostSession {
           if (this.lost || this.closed) {
             return reject(new TransportError(this.spec.host, step, `connection lost: ${this.lost?.message ?? 'closed'}`, true));
           }
+          // The timer runs from the channel request on: a channel that never opens times out too.
+          let timedOut = false;
+          let channel: ClientChannel | undefined;
+          const timer = setTimeout(() => {
+            timedOut = true;
+            channel?.signal('KILL');
+            channel?.close();
+            reject(new TransportError(this.spec.host, step, `${commandName(argv)} did not finish within ${timeoutMs} ms`));
+          }, timeoutMs);
           this.client.exec(command, (err, stream: ClientChannel) => {
-            if (err) return reject(new TransportError(this.spec.host, step, `cannot run ${argv[0]}: ${err.message}`, false, { cause: err }));
+            if (timedOut) return stream?.close();
+            if (err) {
+              clearTimeout(timer);
+              return reject(new TransportError(this.spec.host, step, `cannot run ${argv[0]}: ${err.message}`, false, { cause: err }));
+            }
+            channel = stream;
             const out: Buffer[] = [];
             const errs: Buffer[] = [];
-            let timedOut = false;
-            const timer = setTimeout(() => {
-              timedOut = true;
-              stream.signal('KILL');
-              stream.close();
-              reject(new TransportError(this.spec.host, step, `${commandName(argv)} did not finish within ${timeoutMs} ms`));
-            }, timeoutMs);
             stream.on('data', (d: Buffer) => out.push(d));
             stream.stderr.on('data', (d: Buffer) => errs.push(d));
             stream.on('close', (code: number | null | undefined, signal?: string) => {
