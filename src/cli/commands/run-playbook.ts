@@ -106,7 +106,7 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     check: values.check ?? false,
     diff: values.diff ?? false,
     limit: values.limit,
-    forks: positiveInt('reconcile', '--forks', values.forks, 10),
+    forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, 10)),
     prune: values.prune ?? false,
     json: values.json ?? false,
     metricsFile: values['metrics-file'] !== undefined ? resolve(io.cwd, values['metrics-file']) : undefined,
@@ -276,8 +276,12 @@ function packageVersion(): string {
 
 /** main.ts prefixes every usage error with `reconcile: `; the default command has no name of its own to add. */
 function parseDefaultCommandArgs(argv: string[]) {
+  return withoutCommandPrefix(() => parseCommandArgs('reconcile', argv, OPTIONS));
+}
+
+function withoutCommandPrefix<T>(parse: () => T): T {
   try {
-    return parseCommandArgs('reconcile', argv, OPTIONS);
+    return parse();
   } catch (e) {
     if (e instanceof UsageError) throw new UsageError(e.message.replace(/^reconcile: /, ''));
     throw e;

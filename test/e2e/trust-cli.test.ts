@@ -1,0 +1,42 @@
+/** The default command's own interface: help, usage errors and an unusable inventory, as a user sees them. */
+import { describe, expect, it } from 'vitest';
+import { writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, reconcile } from './trust-support.js';
+
+describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
+  it('--help lists the options and the exit codes', async () => {
+    const r = await reconcile(['-i', 'x', '--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('Usage: reconcile [PLAYBOOK] -i INVENTORY [options]');
+    for (const flag of ['--check', '--diff', '--limit PATTERN', '--forks N', '--prune', '--json', '--metrics-file FILE', '--accept-new-host-keys', '-v, --verbose']) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toContain('2  --check found drift and nothing failed');
+  });
+
+  it('usage errors are one line, exit 1', async () => {
+    expect(await reconcile([])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: -i INVENTORY is required (see 'reconcile --help')\n" });
+    expect(await reconcile(['-i', 'x', '--forks', '0'])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: --forks takes a whole number of at least 1, not '0'\n" });
+    expect(await reconcile(['a.yaml', 'b.yaml', '-i', 'x'])).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: "reconcile: one playbook at most, got 2: a.yaml b.yaml (see 'reconcile --help')\n",
+    });
+  });
+
+  it('an invalid inventory stops the run before any connection, naming file:line:column', async () => {
+    const dir = await makeTempDir('trust-cli');
+    try {
+      const inv = join(dir, 'hosts.yaml');
+      await writeFile(inv, 'all:\n  hosts:\n    web1:\n      incus_trusted_clients:\n        - name: a\n          certificate_file: certs/missing.crt\n');
+      const r = await reconcile(['-i', inv, '--check', '--lock-timeout', '0']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(new RegExp(`^${inv.replace(/[.]/g, '\\.')}:6:\\d+: error: .*certificate_file.*missing\\.crt`, 'm'));
+      expect(r.stderr).toContain('nothing was changed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
