@@ -175,8 +175,9 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
   // Offer the key types known_hosts has for this host first, as OpenSSH does.
   const known = knownHosts.keyTypes(hostName);
   const defaults = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  // Only types ssh2 speaks (it refuses unknown names; e.g. sk-* keys in known_hosts are skipped).
   const serverHostKey = [...known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])), ...defaults].filter(
-    (t, i, all) => all.indexOf(t) === i,
+    (t, i, all) => all.indexOf(t) === i && defaults.includes(t),
   );
 
   const config: ConnectConfig = {
