@@ -52,7 +52,11 @@ describe('the inventory layout of the Incus client-certificate guide', () => {
 describe('Ansible meaning of a nested inventory', () => {
   it('puts groups without a parent under all and hosts without a group in ungrouped', async () => {
     const inventory = await loadInventory(join(NESTED, 'hosts.yaml'));
-    expect(inventory.groups.get('all')!.children).toEqual(['ungrouped', 'infra', 'prod', 'web']);
+    expect(inventory.groups.get('all')!.children).toEqual(['ungrouped', 'infra', 'prod', 'empty_group', 'web']);
+    expect(inventory.groups.get('monitoring')!.parents).toEqual(['infra', 'prod']);
+    expect(inventory.hosts.get('prom.example')!.groups).toEqual(['all', 'infra', 'prod', 'monitoring', 'prometheus']);
+    // A group var of the deeper group wins over its parents' in the inventory file.
+    expect(plainVars(inventory.hosts.get('prom.example')!).owner).toBe('monitoring-team');
     expect(inventory.groups.get('ungrouped')!.hosts).toEqual(['lonely.example']);
     expect(inventory.groups.get('incus_prod')!.depth).toBe(3);
     expect(inventory.hosts.get('incus-b.example')!.groups).toEqual(['all', 'infra', 'prod', 'incus', 'incus_prod']);
