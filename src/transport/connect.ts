@@ -52,11 +52,20 @@ export function loadSshConfig(file: string | undefined): SshConfig | undefined {
 /** How to reach an inventory host; a variable we cannot honour fails that host, naming file:line:column. */
 export function connectionSpecOf(host: InventoryHost, options: TransportOptions): ConnectionSpec {
   const { spec, problems } = buildConnectionSpec(host, loadSshConfig(options.sshConfigFile), {
-    user: os.userInfo().username,
+    user: localUser(),
     home: os.homedir(),
   });
   if (!spec) {
     throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '));
   }
   return spec;
+}
+
+/** OpenSSH's default remote user: the local one (userInfo throws where the uid has no passwd entry). */
+function localUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.LOGNAME ?? 'root';
+  }
 }
