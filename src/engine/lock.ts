@@ -166,6 +166,11 @@ export async function acquireRunLock(options: RunLockOptions): Promise<RunLock> 
       else await sleep(pollMs);
       continue;
     }
+    // Created (O_EXCL) but not written yet: its holder is a moment away from naming itself.
+    if (current === 'unreadable' && Date.now() - began < options.timeoutMs + 1_000) {
+      await sleep(10);
+      continue;
+    }
     const holderNow = current === 'unreadable' ? undefined : current;
     const waited = Date.now() - began;
     if (waited >= options.timeoutMs) throw new RunLockHeldError(holderNow, path, waited, options.timeoutMs);
