@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, reconcile } from './trust-support.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { client, makeCert, makeTempDir, reconcile, REPO, startHosts, stopHosts, writeInventory } from './trust-support.js';
 
 describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
   it('--help lists the options and the exit codes', async () => {
@@ -37,6 +39,26 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
       expect(r.stderr).toContain('nothing was changed');
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on a terminal, listr2 draws each host\'s progress; the plan and recap are printed between and after', async () => {
+    const dir = await makeTempDir('trust-tty');
+    const hosts = await startHosts(dir, ['t1', 't2']);
+    try {
+      const cert = await makeCert(dir, 'alice');
+      const inv = await writeInventory(dir, hosts, { incus_trusted_clients: [client('alice', cert)] });
+      // `script` gives the CLI a real pseudo-terminal (stdout.isTTY), as an operator's shell would.
+      const cmd = `stty cols 120 rows 40; ${process.execPath} ${join(REPO, 'bin/reconcile.js')} -i ${inv} --lock-timeout 0`;
+      const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' } });
+      const text = stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+      expect(text).toMatch(/✔ t1: read live state/);
+      expect(text).toMatch(/✔ t2: apply/);
+      expect(text).toContain('Plan: 2 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged');
+      expect(text).toContain('Recap:\n  t1    changed      1 applied\n  t2    changed      1 applied\n');
+      for (const h of hosts) expect((await h.trust()).map((r) => r.name)).toEqual(['alice']);
+    } finally {
+      await stopHosts(hosts, dir);
     }
   });
 });
