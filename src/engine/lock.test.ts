@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -240,6 +240,22 @@ describe('run lock, in process', () => {
     expect(JSON.parse(await readFile(join(root, `case-${seq}`, '.reconcile.lock'), 'utf8'))).toMatchObject({ pid: process.pid, inventory });
     lock.release();
     expect(existsSync(lock.path)).toBe(false);
+  });
+
+  it('a lock file left half-written (unreadable) is stale once it is older than a few seconds', async () => {
+    const { inventory, folder } = await fixture();
+    await mkdir(folder, { recursive: true });
+    const lockFile = runLockPath(folder, inventory).path;
+    await writeFile(lockFile, '');
+    const fresh = await acquireRunLock({ inventoryPath: inventory, folder, timeoutMs: 0 }).catch((e: unknown) => e);
+    expect(fresh).toBeInstanceOf(RunLockHeldError);
+    expect((fresh as Error).message).toContain('holder unknown (lock file being written)');
+    const tenSecondsAgo = new Date(Date.now() - 10_000);
+    await utimes(lockFile, tenSecondsAgo, tenSecondsAgo);
+    const taken: unknown[] = [];
+    const lock = await acquireRunLock({ inventoryPath: inventory, folder, timeoutMs: 0, onStaleTakeover: (h) => taken.push(h) });
+    expect(taken).toEqual([undefined]);
+    lock.release();
   });
 
   it('does not remove a lock that another run took over meanwhile', async () => {
