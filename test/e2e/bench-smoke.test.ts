@@ -37,7 +37,7 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
   expect(exitCode, stderr).toBe(0);
 
   expect(stdout).toMatch(/^reconcile bench: 2 hosts × 2 certificates, 1 run\(s\)/);
-  expect(stdout).toMatch(/^scenario +median +min +max +× floor +peak RSS +client CPU$/m);
+  expect(stdout).toMatch(/^scenario +median +min +max +× floor +peak RSS +client CPU +hosts CPU$/m);
   for (const label of ['floor: ssh HOST incus query', 'reconcile --check, in sync', 'reconcile --check, drift', 'reconcile, apply drift']) {
     expect(stdout).toMatch(new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')} +\\d+ ms +\\d+ ms +\\d+ ms +\\d+\\.\\d\\d×`, 'm'));
   }

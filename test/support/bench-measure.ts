@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface OutputLine {
@@ -23,6 +23,8 @@ export interface TimedRun {
   maxRssKb?: number;
   /** CPU time (user + system) of the process and the children it waited for, from GNU time. */
   cpuMs?: number;
+  /** CPU time the lab's sshd and incusd spent meanwhile (set by the caller, see labDaemonsCpuMs). */
+  hostCpuMs?: number;
   stdout: string;
   stderr: string;
   lines: OutputLine[];
@@ -112,6 +114,31 @@ export function floorScript(): string {
 export async function runFloor(hosts: string[], sshConfig: string, outDir: string, env: NodeJS.ProcessEnv, scratch: string): Promise<TimedRun> {
   // Measured through GNU time too: its CPU time is that of the N ssh clients (bash waits for them).
   return timedRun('bash', ['-c', floorScript(), 'floor', sshConfig, outDir, ...hosts], { env, cwd: scratch, memory: true, scratch });
+}
+
+/**
+ * CPU time used so far by the lab's daemons, in ms: every sshd and incusd that this process
+ * started (its direct children), with what their exited children used (an sshd listener reaps
+ * its per-connection processes, and through them the shells and `incus` clients they ran).
+ * The difference around a run is the host side's work for it, which the wall clock on a shared
+ * 2-core machine mixes with everyone else's.
+ */
+export async function labDaemonsCpuMs(): Promise<number> {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (close < 0) continue;
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    if (comm !== 'sshd' && comm !== 'incusd') continue;
+    // Fields after "(comm)": state ppid … utime(14) stime(15) cutime(16) cstime(17), counted from 1 with pid.
+    const fields = stat.slice(close + 2).split(' ');
+    if (Number(fields[1]) !== process.pid) continue;
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  }
+  return (ticks * 1000) / ticksPerSecond;
 }
 
 export function median(values: number[]): number {

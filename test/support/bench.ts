@@ -33,10 +33,19 @@ import {
   writeBenchInventory,
   type BenchCertificates,
 } from './bench-fixture.js';
-import { median, medianPhases, phasesOf, runFloor, summarizeCpuProfile, timedRun, type Phases, type TimedRun } from './bench-measure.js';
+import {
+  labDaemonsCpuMs,
+  median,
+  medianPhases,
+  phasesOf,
+  runFloor,
+  summarizeCpuProfile,
+  timedRun,
+  type Phases,
+  type TimedRun,
+} from './bench-measure.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
-const CLI = join(REPO, 'bin', 'reconcile.js');
 
 /** Goals of issue 8 (ratios to the floor measured in the same run). */
 const GOALS = { checkInSyncRatio: 1.3, applyDriftRatio: 2, peakRssMbAt100Hosts: 150 };
@@ -51,6 +60,8 @@ interface BenchOptions {
   profileDir?: string;
   /** ssh (the real thing) or local (the tool against each incusd socket, without its transport). */
   connection: 'ssh' | 'local';
+  /** The CLI entry measured (default: this repository's bin/reconcile.js); another build for an A/B comparison. */
+  cli: string;
 }
 
 type ScenarioName = 'floor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
@@ -77,6 +88,8 @@ interface ScenarioResult {
    * floor the N ssh clients. sshd and incusd on the hosts are not in it.
    */
   clientCpuMs?: number;
+  /** Median CPU time of the lab's sshd and incusd (and what they ran) during the run: the host side's work. */
+  hostCpuMs?: number;
   phases?: Phases;
 }
 
@@ -123,13 +136,14 @@ function parseOptions(argv: string[]): BenchOptions {
       sweep: { type: 'boolean' },
       profile: { type: 'string' },
       connection: { type: 'string' },
+      cli: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local]\n',
+      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH]\n',
     );
     process.exit(0);
   }
@@ -144,6 +158,7 @@ function parseOptions(argv: string[]): BenchOptions {
   if (connection !== 'ssh' && connection !== 'local') throw new Error(`--connection takes ssh or local, got "${connection}"`);
   return {
     connection,
+    cli: resolve(values.cli ?? join(REPO, 'bin', 'reconcile.js')),
     hosts,
     certs: int('certs', values.certs, 20, 2),
     runs: int('runs', values.runs, 5, 1),
@@ -165,6 +180,7 @@ interface BenchContext {
   certs: BenchCertificates;
   forks: number;
   connection: 'ssh' | 'local';
+  cli: string;
 }
 
 interface HostSet {
@@ -197,13 +213,7 @@ function expectExit(what: string, run: TimedRun, expected: number): void {
 async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promise<TimedRun> {
   const out = join(ctx.scratch, 'floor');
   await mkdir(out, { recursive: true });
-  const run = await runFloor(
-    set.hosts.map((h) => h.name),
-    ctx.sshConfig,
-    out,
-    ctx.lab.env,
-    ctx.scratch,
-  );
+  const run = await withHostCpu(() => runFloor(set.hosts.map((h) => h.name), ctx.sshConfig, out, ctx.lab.env, ctx.scratch));
   if (run.exitCode !== 0 || validate) {
     for (const h of set.hosts) {
       const text = await readFile(join(out, `${h.name}.json`), 'utf8').catch(() => '');
@@ -224,9 +234,18 @@ async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promis
 }
 
 async function reconcile(ctx: BenchContext, inventory: string, check: boolean, extraNodeArgs: string[] = []): Promise<TimedRun> {
-  const args = [...extraNodeArgs, CLI, '-i', inventory, '--forks', String(ctx.forks)];
+  const args = [...extraNodeArgs, ctx.cli, '-i', inventory, '--forks', String(ctx.forks)];
   if (check) args.push('--check');
-  return timedRun(process.execPath, args, { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch });
+  return withHostCpu(() => timedRun(process.execPath, args, { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch }));
+}
+
+/** Runs and records the CPU time the lab's daemons spent meanwhile (after a moment for sshd to reap its children). */
+async function withHostCpu(measure: () => Promise<TimedRun>): Promise<TimedRun> {
+  const before = await labDaemonsCpuMs();
+  const run = await measure();
+  await new Promise((r) => setTimeout(r, 50));
+  run.hostCpuMs = (await labDaemonsCpuMs()) - before;
+  return run;
 }
 
 async function checkInSync(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
@@ -271,6 +290,8 @@ function result(label: string, runs: TimedRun[], floorMedian: number): ScenarioR
   };
   const cpu = runs.map((r) => r.cpuMs).filter((c): c is number => c !== undefined);
   if (cpu.length > 0) r.clientCpuMs = round1(median(cpu));
+  const hostCpu = runs.map((r) => r.hostCpuMs).filter((c): c is number => c !== undefined);
+  if (hostCpu.length > 0) r.hostCpuMs = round1(median(hostCpu));
   if (rss.length > 0 && label !== SCENARIO_LABEL.floor) r.peakRssMb = round1(Math.max(...rss) / 1024);
   if (label !== SCENARIO_LABEL.floor) r.phases = roundPhases(medianPhases(runs.map(phasesOf)));
   return r;
@@ -308,7 +329,7 @@ async function measureStartup(ctx: BenchContext, runs: number): Promise<{ nodeMs
   for (let i = 0; i < runs; i++) {
     const opts = { env: ctx.lab.env, cwd: ctx.dir, memory: false, scratch: ctx.scratch };
     node.push((await timedRun(process.execPath, ['-e', '0'], opts)).wallMs);
-    const v = await timedRun(process.execPath, [CLI, '--version'], opts);
+    const v = await timedRun(process.execPath, [ctx.cli, '--version'], opts);
     expectExit('reconcile --version', v, 0);
     version.push(v.wallMs);
   }
@@ -400,10 +421,10 @@ function renderTable(report: BenchReport): string {
   lines.push(`load average (1 min) ${report.loadAverage.start} at start, ${report.loadAverage.end} at end of the main rounds`);
   lines.push(`lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`);
   lines.push('');
-  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS', 'client CPU'];
+  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS', 'client CPU', 'hosts CPU'];
   const rows = (Object.keys(report.scenarios) as ScenarioName[]).map((k) => {
     const s = report.scenarios[k];
-    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-', opt(s.clientCpuMs)];
+    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-', opt(s.clientCpuMs), opt(s.hostCpuMs)];
   });
   lines.push(...table([header, ...rows]));
   lines.push('');
@@ -517,7 +538,7 @@ async function main(): Promise<number> {
     const registerMs = performance.now() - t;
     log(`${options.certs} certificates on each host in ${ms(registerMs)}`);
 
-    const ctx: BenchContext = { lab, dir, scratch, sshConfig: await floorSshConfig(lab, scratch), certs, forks: options.forks, connection: options.connection };
+    const ctx: BenchContext = { lab, dir, scratch, sshConfig: await floorSshConfig(lab, scratch), certs, forks: options.forks, connection: options.connection, cli: options.cli };
     const set = await hostSet(ctx, lab.hosts, options.certs);
     const loadAtStart = loadavg()[0]!;
     const startup = await measureStartup(ctx, options.runs);

@@ -59,6 +59,29 @@ describe('applyTrust', () => {
     expect(applied).toEqual(['rotate bob', 'update carol', 'add alice', 'remove dave']);
   });
 
+  it('without an ETag from observe, an update reads the entry, checks it is as planned, and PATCHes with its ETag', async () => {
+    const calls: string[] = [];
+    const carol = { name: 'carol', type: 'client', restricted: false, projects: [], description: 'old' };
+    const session = {
+      spec: { host: 'web1' },
+      incus: {
+        request: async (method: string, path: string, _step: string, body?: unknown, options?: IncusRequestOptions) => {
+          calls.push(`${method} ${path}${body ? ' ' + JSON.stringify(body) : ''}${options?.ifMatch ? ` If-Match: ${options.ifMatch}` : ''}`);
+          return method === 'GET' ? { status: 200, etag: '"etag-now"', metadata: carol } : { status: 200, metadata: {} };
+        },
+      },
+    } as unknown as HostSession;
+    const onlyCarol: DesiredTrust = { ...desired, certificates: [want('carol', 'c', { description: 'new' })] };
+    await applyTrust(session, planTrust(onlyCarol, { ...observed, etags: {} }, { now: new Date(), prune: false, warnDays: 30 }), {
+      actionStarted: () => undefined,
+      actionApplied: () => undefined,
+    });
+    expect(calls.filter((c) => !c.includes('b'.repeat(64)) && !c.includes('d'.repeat(64)))).toEqual([
+      `GET /1.0/certificates/${'c'.repeat(64)}`,
+      `PATCH /1.0/certificates/${'c'.repeat(64)} {"name":"carol","description":"new","restricted":false,"projects":[]} If-Match: "etag-now"`,
+    ]);
+  });
+
   it('stops at the first failure: a rotation whose add failed never removes the old certificate', async () => {
     const { session, calls } = recordingSession(/^rotate certificate bob: add/);
     const applied: string[] = [];

@@ -31,10 +31,12 @@ async function applyTrustAction(session: HostSession, action: Action): Promise<v
     case 'update': {
       const step = `update certificate ${action.name}`;
       const path = `/1.0/certificates/${data.fingerprint}`;
-      // PATCH merges only the fields we manage; the ETag read at observe time guards against a
-      // concurrent change (Incus answers 412), in which case this host fails and the next run re-plans.
-      if (!data.etag) await refuseIfChanged(session, path, step, action.before as TrustEntryView | undefined);
-      await session.incus.request('PATCH', path, step, data.fields, data.etag ? { ifMatch: data.etag } : undefined);
+      // PATCH merges only the fields we manage. Observe reads no per-entry ETags (one request per
+      // certificate, for the rare update): the entry is read here, compared with what the plan saw,
+      // and its ETag makes the PATCH conditional (Incus answers 412 to a change in between), in
+      // which case this host fails and the next run re-plans.
+      const etag = data.etag ?? (await refuseIfChanged(session, path, step, action.before as TrustEntryView | undefined));
+      await session.incus.request('PATCH', path, step, data.fields, etag ? { ifMatch: etag } : undefined);
       return;
     }
     case 'remove':
@@ -44,14 +46,15 @@ async function applyTrustAction(session: HostSession, action: Action): Promise<v
 }
 
 /**
- * Without an ETag (the `incus query` path used with sudo hides it) the entry is read again right
- * before the PATCH and compared with what the plan saw: a change made by someone else since is
- * refused, not overwritten (found by test/faults: the sudo path forced it). The window between
- * this read and the PATCH remains; with an ETag there is none.
+ * Without an ETag from observe the entry is read again right before the PATCH and compared with
+ * what the plan saw: a change made by someone else since is refused, not overwritten (found by
+ * test/faults: the sudo path forced it). Returns the ETag of what was read (socket path), which
+ * closes the window between this read and the PATCH; the `incus query` path (sudo) has none.
  */
-async function refuseIfChanged(session: HostSession, path: string, step: string, seen: TrustEntryView | undefined): Promise<void> {
-  if (!seen) return;
-  const now = (await session.incus.request<Record<string, unknown>>('GET', path, step)).metadata ?? {};
+async function refuseIfChanged(session: HostSession, path: string, step: string, seen: TrustEntryView | undefined): Promise<string | undefined> {
+  if (!seen) return undefined;
+  const read = await session.incus.request<Record<string, unknown>>('GET', path, step);
+  const now = read.metadata ?? {};
   const projects = Array.isArray(now.projects) ? [...new Set(now.projects.map(String))].sort() : [];
   const changed: string[] = [];
   if (now.name !== seen.name) changed.push('name');
@@ -65,6 +68,7 @@ async function refuseIfChanged(session: HostSession, path: string, step: string,
       `the entry was changed by someone else since it was read (${changed.join(', ')}); not overwritten — the next run plans again`,
     );
   }
+  return read.etag;
 }
 
 async function addCertificate(session: HostSession, entry: NewTrustEntry, step: string): Promise<void> {

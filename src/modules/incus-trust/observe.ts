@@ -136,18 +136,10 @@ export async function observeTrust(session: HostSession): Promise<ObservedTrust>
   const members = server.value.clustered
     ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value
     : [];
-  // ETags exist only per entity, and only on the socket path: read them when the first one shows up.
+  // No per-certificate GET for its ETag: that was one more request per certificate and host
+  // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
+  // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).
   const etags: Record<string, string> = {};
   const list = certificates.value;
-  if (list.length > 0) {
-    const first = await session.incus.request('GET', `/1.0/certificates/${list[0]!.fingerprint}`, 'read trust store');
-    if (first.etag) {
-      etags[list[0]!.fingerprint] = first.etag;
-      const rest = await Promise.all(list.slice(1).map((c) => session.incus.request('GET', `/1.0/certificates/${c.fingerprint}`, 'read trust store')));
-      rest.forEach((r, i) => {
-        if (r.etag) etags[list[i + 1]!.fingerprint] = r.etag;
-      });
-    }
-  }
   return { server: { ...server.value, members }, projects: projects.value, certificates: list, etags };
 }
