@@ -12,7 +12,9 @@
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseCertificatePem } from '../../src/pki/certificate.js';
@@ -42,7 +44,6 @@ async function writeInventoryFile(entry: Record<string, unknown>, promVars: Reco
               ...lab!.host('prom1').inventoryVars(),
               prometheus_config_file: prom!.configFile,
               prometheus_metrics_cert_dir: join(prom!.dir, 'certs'),
-              prometheus_key_owner: 'root',
               prometheus_reload_url: `${prom!.url}/-/reload`,
               prometheus_global: { scrape_interval: '1s', scrape_timeout: '1s' },
               prometheus_trust_wait_seconds: 30,
@@ -108,7 +109,10 @@ describe('metrics certificates end to end', () => {
     const certDir = join(prom!.dir, 'certs');
     const stem = `${NAME}-${fp.slice(0, 12)}`;
     expect((await readdir(certDir)).sort()).toEqual([`${stem}.crt`, `${stem}.key`]);
-    expect((await stat(join(certDir, `${stem}.key`))).mode & 0o777).toBe(0o600);
+    const keyStat = await stat(join(certDir, `${stem}.key`));
+    expect(keyStat.mode & 0o777).toBe(0o600);
+    // Owned by the default prometheus_key_owner / _group: Debian's prometheus user.
+    expect([keyStat.uid, keyStat.gid]).toEqual(await idsOf('prometheus'));
     const config = await readFile(prom!.configFile, 'utf8');
     expect(config).toContain(`cert_file: ${join(certDir, `${stem}.crt`)}`);
     expect(config).toContain('insecure_skip_verify: true');
@@ -154,6 +158,19 @@ describe('metrics certificates end to end', () => {
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     const info = (await (await fetch(`${prom!.url}/api/v1/status/runtimeinfo`)).json()) as { data: { reloadConfigSuccess: boolean } };
     expect(info.data.reloadConfigSuccess).toBe(true);
+    expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
+  });
+
+  it('a configuration promtool refuses is not installed: the host fails, the old file and Prometheus stay as they were', async () => {
+    const before = await readFile(prom!.configFile, 'utf8');
+    await writeInventoryFile({ validity_days: 40, rotate_before_days: 5 }, { prometheus_extra_scrape_configs: [{ job_name: 'node', scrape_interval: 'often' }] });
+    const r = await reconcile(['-i', inventory], { env: lab!.env });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/prom1 +failed +write .*prometheus\.yml: [\s\S]*promtool check config[\s\S]*not a valid duration string: .often./);
+    expect(await readFile(prom!.configFile, 'utf8')).toBe(before);
+    expect((await readdir(prom!.dir)).filter((f) => f.startsWith('.'))).toEqual([]);
+    expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
+    await writeInventoryFile({ validity_days: 40, rotate_before_days: 5 });
     expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
   });
 
@@ -229,6 +246,11 @@ describe('metrics certificates end to end', () => {
     }
   });
 });
+
+async function idsOf(user: string): Promise<[number, number]> {
+  const run = promisify(execFile);
+  return [Number((await run('id', ['-u', user])).stdout.trim()), Number((await run('id', ['-g', user])).stdout.trim())];
+}
 
 /** Watches Prometheus's targets until stop(): every observation of a target not up, with its error. */
 function watchTargets(): { stop(): Promise<string[]> } {
