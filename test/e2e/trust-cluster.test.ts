@@ -1,28 +1,34 @@
 /**
- * A real Incus cluster of three incusd on loopback addresses shares one trust store: reconcile
+ * A real Incus cluster of three lab hosts (sshd + incusd each, on loopback addresses) shares one trust store: reconcile
  * plans and applies it once, through the first reachable member in name order, and reports the
  * other members as covered. A standalone host beside it is reconciled on its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, formCluster, makeCert, makeTempDir, reconcile, startHosts, stopHosts, storeView, type GeneratedCert, type TestIncus } from './trust-support.js';
-import { writeInventory } from './trust-support.js';
+import { rm } from 'node:fs/promises';
+import { startLab } from '../lab/lab.js';
+import type { Lab } from '../lab/types.js';
+import { client, formCluster, fromLabHost, makeCert, makeTempDir, reconcile, storeView, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
 
 let root: string;
+let lab: Lab;
 let hosts: TestIncus[];
 let certs: Record<string, GeneratedCert>;
+/** The CLI with the lab's client HOME (ssh key, known_hosts). */
+const cli = (args: string[]) => reconcile(args, { env: lab.env });
 const byName = (n: string) => hosts.find((h) => h.name === n)!;
 
 beforeAll(async () => {
   root = await makeTempDir('trust-cluster');
-  hosts = await startHosts(root, ['c1', 'c2', 'c3', 's1']);
-  // 127.79.N.x: a /24 of its own per test process, away from the lab's 127.77/16.
-  const net = `127.79.${(process.pid % 250) + 1}`;
-  await formCluster([byName('c1'), byName('c2'), byName('c3')], [`${net}.1`, `${net}.2`, `${net}.3`]);
+  // Lab hosts: reached over SSH by the tool; the members' incusd listen for HTTPS on their own address.
+  lab = await startLab({ hosts: [{ name: 'c1', https: true }, { name: 'c2', https: true }, { name: 'c3', https: true }, { name: 's1' }], name: 'trust-cluster' });
+  hosts = lab.hosts.map(fromLabHost);
+  await formCluster([byName('c1'), byName('c2'), byName('c3')], ['c1', 'c2', 'c3'].map((n) => lab.host(n).address));
   certs = { alice: await makeCert(root, 'alice'), bob: await makeCert(root, 'bob') };
 }, 180_000);
 
 afterAll(async () => {
-  await stopHosts(hosts ?? [], root);
+  await lab?.stop();
+  await rm(root, { recursive: true, force: true });
 }, 120_000);
 
 describe('an Incus cluster', () => {
@@ -31,7 +37,7 @@ describe('an Incus cluster', () => {
     const inv = await writeInventory(root, [byName('c3'), byName('s1'), byName('c2'), byName('c1')], {
       incus_trusted_clients: [client('alice', certs.alice!), client('bob', certs.bob!, { restricted: true, projects: ['default'] })],
     });
-    const check = await reconcile(['-i', inv, '--check']);
+    const check = await cli(['-i', inv, '--check']);
     expect(check.exitCode, check.stdout + check.stderr).toBe(2);
     expect(check.stdout).toContain('c3: no changes (incus_trust covered by c1)\n');
     expect(check.stdout).toContain('c2: no changes (incus_trust covered by c1)\n');
@@ -43,7 +49,7 @@ describe('an Incus cluster', () => {
   c1    drift        2 to apply
 `);
 
-    const apply = await reconcile(['-i', inv, '--json']);
+    const apply = await cli(['-i', inv, '--json']);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     const report = JSON.parse(apply.stdout);
     expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([
@@ -63,7 +69,7 @@ describe('an Incus cluster', () => {
       expect(storeView(rows.filter((r) => r.type !== 'server'))).toEqual(expected);
     }
     expect(storeView(await byName('s1').trust())).toEqual(expected);
-    expect((await reconcile(['-i', inv, '--check'])).exitCode).toBe(0);
+    expect((await cli(['-i', inv, '--check'])).exitCode).toBe(0);
   });
 
   it('goes through the next member by name when the first cannot be read, pruning never touches server certificates', async () => {
@@ -73,7 +79,7 @@ describe('an Incus cluster', () => {
     });
     await byName('c1').stop();
     try {
-      const apply = await reconcile(['-i', inv, '--json']);
+      const apply = await cli(['-i', inv, '--json']);
       expect(apply.exitCode, apply.stdout + apply.stderr).toBe(1);
       const report = JSON.parse(apply.stdout);
       expect(report.hosts.map((h: { host: string; status: string; coveredBy?: string }) => [h.host, h.status, h.coveredBy])).toEqual([

@@ -45,6 +45,22 @@ export async function makeTempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `reconcile-${prefix}-`));
 }
 
+/**
+ * Runs the local `incus` client on INCUS_DIR. stdin is always closed (or fed): `incus project
+ * create` and friends read YAML from a stdin that is not a terminal and would wait forever.
+ */
+export function incusClient(incusDir: string, args: string[], stdin?: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const p = spawn('incus', args, { env: { ...process.env, INCUS_DIR: incusDir } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`incus ${args.join(' ')}: ${err}`))));
+    p.stdin.end(stdin ?? '');
+  });
+}
+
 export function startTestIncus(root: string, name: string): TestIncus {
   const dir = join(root, `incus-${name}`);
   const socket = join(dir, 'unix.socket');
@@ -56,18 +72,7 @@ export function startTestIncus(root: string, name: string): TestIncus {
     dir,
     socket,
     pid: () => child?.pid,
-    // stdin is always closed: `incus project create` and friends read YAML from a non-terminal stdin.
-    incus: async (args, stdin) => {
-      return new Promise((res, rej) => {
-        const p = spawn('incus', args, { env });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d) => (out += d));
-        p.stderr.on('data', (d) => (err += d));
-        p.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`incus ${args.join(' ')}: ${err}`))));
-        p.stdin.end(stdin ?? '');
-      });
-    },
+    incus: (args, stdin) => incusClient(dir, args, stdin),
     trust: async () => {
       const rows = JSON.parse(await self.incus(['config', 'trust', 'list', '--format', 'json'])) as TrustRow[];
       return rows.sort((a, b) => a.name.localeCompare(b.name) || a.fingerprint.localeCompare(b.fingerprint));
@@ -213,7 +218,8 @@ export function fromLabHost(h: LabHost): TestIncus {
     dir: h.incusDir ?? '',
     socket: h.incusSocket ?? '',
     pid: () => undefined,
-    incus: (args) => h.incus(args),
+    // With stdin (a preseed), run the local client on the host's INCUS_DIR directly.
+    incus: (args, stdin) => (stdin === undefined ? h.incus(args) : incusClient(h.incusDir!, args, stdin)),
     trust: async () => {
       const rows = JSON.parse(await h.incus(['config', 'trust', 'list', '--format', 'json'])) as TrustRow[];
       return rows.sort((a, b) => a.name.localeCompare(b.name) || a.fingerprint.localeCompare(b.fingerprint));
