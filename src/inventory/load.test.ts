@@ -79,6 +79,8 @@ describe('Ansible meaning of a nested inventory', () => {
     expect(vars('incus-a.example').nested).toEqual({ a: 2 });
     expect(vars('web02.example').tier).toBe('back');
     expect(vars('web03.example').tier).toBe('front');
+    // Defined twice in one file: the later definition (web_canary, read after web's hosts) wins.
+    expect(vars('web01.example').tier).toBe('canary');
     expect(vars('incus-b.example').ansible_port).toBe(2222);
     const level = inventory.hosts.get('prom.example')!.vars.level!;
     expect(level.location).toEqual({ file: join(NESTED, 'group_vars/prod.yml'), line: 2, column: 8 });

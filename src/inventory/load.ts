@@ -267,6 +267,7 @@ function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | 
     state.problem('error', pf, node, path, `group "${name}" must be a mapping with hosts, vars and children, not ${describeNode(node)}`);
     return;
   }
+  // File order, as Ansible's yaml plugin: a host defined twice takes the later definition's vars.
   for (const pair of node.items) {
     const key = keyText(pair.key);
     const value = pair.value as Node | null;

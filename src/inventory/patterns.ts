@@ -3,7 +3,8 @@
  *
  * Exports:
  *   selectHosts(inventory: Inventory, pattern: string): { hosts: string[]; warnings: string[] }
- *     Hosts in inventory order; a warning per term that matches nothing (Ansible's "Could not
+ *     Hosts in inventory order (first appearance in the files — Ansible's own order walks
+ *     groups through Python sets, so it is not a stable order to copy); a warning per term that matches nothing (Ansible's "Could not
  *     match supplied host pattern, ignoring"). Throws UsageError for a malformed pattern.
  *   hostPatternError(pattern: string): string | undefined
  *     Why a pattern is malformed, or undefined: for validating playbooks before a run.

@@ -13,7 +13,7 @@
  *     well-typed values only). A definition shared by many hosts is reported once.
  *   READ_VARIABLES: the variable names reconcile reads (the schema's properties).
  */
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { Problem, SourceLocation } from '../errors.js';
 import type { ModuleName, ReconcileModule } from '../modules/types.js';
 import { MODULES } from '../modules/registry.js';
@@ -22,8 +22,29 @@ import inventorySchema from '../../schema/inventory.schema.json' with { type: 'j
 
 export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.properties);
 
-const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
-const validateHostVars = ajv.compile(inventorySchema);
+/** How the schema is compiled, here and by scripts/precompile-schema.mjs. */
+export const AJV_OPTIONS = { allErrors: true, strict: true, verbose: true } as const;
+
+/** Written by `npm run build` (scripts/precompile-schema.mjs) beside this module in dist/. */
+const PRECOMPILED = './inventory-schema.validator.js';
+
+/**
+ * The schema's validator: the one precompiled at build time when it was made from this very
+ * schema, else compiled now. Compiling costs 100-300 ms and importing ajv ~40 ms, on every run
+ * (BENCHMARKS.md); the precompiled module loads in a few ms. Tests that run the sources compile.
+ */
+async function hostVarsValidator(): Promise<ValidateFunction> {
+  try {
+    const built = (await import(PRECOMPILED)) as { default: ValidateFunction; schemaText: string };
+    if (built.schemaText === JSON.stringify(inventorySchema)) return built.default;
+  } catch {
+    // Not built (sources run directly): compile below.
+  }
+  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  return new Ajv2020(AJV_OPTIONS).compile(inventorySchema);
+}
+
+const validateHostVars = await hostVarsValidator();
 
 export function validateInventory(
   inventory: Inventory,
