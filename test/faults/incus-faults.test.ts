@@ -207,6 +207,26 @@ describe('faults of the Incus daemon', () => {
     });
   }
 
+  it('SIGKILL during apply: nothing half-written, the next run takes the stale lock over and converges', async () => {
+    const list = await certs('sigkill', 30);
+    const inv = await writeInventory(dir, [{ name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(list) } }], {}, 'sigkill.yaml');
+    const cli = startCli(['-i', inv, '--json'], env);
+    await until('the first add on a', async () => ((await trustStore(a)).length > 0 ? true : undefined), 30_000, 10);
+    cli.child.kill('SIGKILL');
+    const result = await cli.done;
+    expect(result.signal).toBe('SIGKILL');
+    const stored = await trustStore(a);
+    expect(stored.length).toBeLessThan(30);
+    const byName = new Map(list.map((c) => [c.name, c.cert.fingerprint]));
+    for (const c of stored) expect(c.fingerprint).toBe(byName.get(c.name));
+
+    const rerun = await runCli(['-i', inv, '--json'], env);
+    note('SIGKILL once the first of 30 adds is visible, then rerun', `${stored.length} entries in the store after the kill; rerun exit ${rerun.exitCode}; ${rerun.stderr.match(/taking over a stale run lock[^\n]*/)?.[0] ?? 'no stale lock message'}`);
+    expect(rerun.exitCode).toBe(0);
+    expect(rerun.stderr).toMatch(/taking over a stale run lock left by PID \d+, no longer running/);
+    expect(names(await trustStore(a))).toEqual(list.map((c) => c.name));
+  });
+
   it('SIGTERM between plan and apply: nothing is applied, the report says so, exit 143', async () => {
     const list = await certs('sigplan', 3);
     const inv = await writeInventory(dir, [{ name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(list) } }], {}, 'sigplan.yaml');
