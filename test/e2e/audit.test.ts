@@ -23,7 +23,7 @@ interface CliResult {
   stderr: string;
 }
 async function reconcile(lab: Lab, args: string[]): Promise<CliResult> {
-  return run('node', [path.join(REPO, 'bin/reconcile.js'), ...args], { env: { ...lab.env, RECONCILE_CONNECT_TIMEOUT_MS: '5000' }, cwd: lab.dir }).then(
+  return run('node', [path.join(REPO, 'bin/reconcile.js'), ...args], { env: { ...lab.env, RECONCILE_CONNECT_TIMEOUT_MS: '20000' }, cwd: lab.dir }).then(
     (r) => ({ exitCode: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ exitCode: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
@@ -149,7 +149,7 @@ describe('reconcile audit', () => {
 
   it('text: one block per host whose rows are the rows of `incus config trust list`, failures with their reason', async () => {
     const r = await reconcile(lab, ['audit', '-i', inventory]);
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(1);
     const blocks = r.stdout.trimEnd().split('\n\n');
     for (const name of READABLE) {
       const block = blocks.find((b) => b.startsWith(`${name} (`))!;
@@ -191,7 +191,8 @@ describe('reconcile audit', () => {
     } finally {
       await lab.host('web1').startIncus();
     }
-    expect((await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web1'])).exitCode).toBe(0);
+    const again = await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web1']);
+    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
   });
 
   it('a usage error is one line', async () => {

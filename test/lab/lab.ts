@@ -19,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pLimit from 'p-limit';
 import { stringify } from 'yaml';
 import type { Lab, LabHost, LabHostOptions, StartLab } from './types.js';
 
@@ -32,6 +33,7 @@ export const SUDO_USER = 'reconcile-sudo';
 const RESERVATIONS = path.join(os.tmpdir(), 'reconcile-lab-addresses');
 const START_TIMEOUT_MS = 30_000;
 const LOGS_KEPT_MS = 24 * 3600_000;
+const START_CONCURRENCY = 8;
 
 /** Every process group any lab in this process started, for the exit handler. */
 const livePids = new Set<number>();
@@ -436,7 +438,10 @@ export const startLab: StartLab = async (options) => {
     };
     // allSettled: when one host fails to start, the others must have finished starting before
     // stopAll runs, or their daemons would be started after it and leak.
-    const started = await Promise.allSettled(states.map(setUp));
+    // At most a few hosts start at once: a burst of 30 incusd starving the 2-core machine slows
+    // every other test running beside this lab.
+    const startSlot = pLimit(START_CONCURRENCY);
+    const started = await Promise.allSettled(states.map((s) => startSlot(() => setUp(s))));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
 
