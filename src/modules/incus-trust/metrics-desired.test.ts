@@ -116,10 +116,10 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     const newFp = fresh.info.fingerprint;
     // Check mode before the rotation: the expiring one stays, a new one is to be generated.
     expect(plan({ 'pki/metrics.crt': old.certificatePem }, [{ name: 'prometheus-metrics', fingerprint: oldFp }])).toEqual([
-      'add prometheus-metrics (known after apply) (missing (key pair to be generated))',
+      'add prometheus-metrics (known after apply) (missing (key pair to be generated); rotation: pki/metrics.crt expires 2030-01-21, within rotate_before_days (30); the current one stays trusted until every Prometheus host runs the new pair)',
     ]);
     const rotating = { 'pki/metrics.crt': fresh.certificatePem, 'pki/metrics.crt.previous': old.certificatePem };
-    expect(plan(rotating, [{ name: 'prometheus-metrics', fingerprint: oldFp }])).toEqual([`add prometheus-metrics ${newFp} (missing)`]);
+    expect(plan(rotating, [{ name: 'prometheus-metrics', fingerprint: oldFp }])).toEqual([`add prometheus-metrics ${newFp} (missing; rotation: the previous certificate stays trusted until prom1 runs the new pair)`]);
     // New one trusted, Prometheus not yet on it: nothing to do, the old one stays.
     const both = [
       { name: 'prometheus-metrics', fingerprint: oldFp },

@@ -268,10 +268,16 @@ export function desiredMetricsCertificates(
         break;
       case 'due':
         // The expiring certificate stays trusted; the new pair is added next to it.
-        certificates.push(entry(undefined), entry(phase.certificate, 'present'));
+        certificates.push(
+          { ...entry(undefined), planNote: `rotation: ${spec.certificateFile} expires ${phase.certificate.notAfter.toISOString().slice(0, 10)}, within rotate_before_days (${spec.rotateBeforeDays}); the current one stays trusted until every Prometheus host runs the new pair` },
+          entry(phase.certificate, 'present'),
+        );
         break;
       case 'rotating':
-        certificates.push(entry(phase.certificate), entry(phase.previous, 'present', spec.certificateFile + PREVIOUS_SUFFIX));
+        certificates.push(
+          { ...entry(phase.certificate), planNote: `rotation: the previous certificate stays trusted until ${phase.waitingFor.join(', ')} run${phase.waitingFor.length === 1 ? 's' : ''} the new pair` },
+          entry(phase.previous, 'present', spec.certificateFile + PREVIOUS_SUFFIX),
+        );
         break;
       case 'retired':
         certificates.push(entry(phase.certificate), entry(phase.previous, 'absent', spec.certificateFile + PREVIOUS_SUFFIX));

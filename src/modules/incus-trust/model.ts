@@ -30,6 +30,8 @@ export interface DesiredCertificate {
   /** Where the entry is defined, for messages. */
   location: SourceLocation;
   valuePath: string;
+  /** Optional: why the entry is there beyond the inventory (a metrics rotation), appended to an add's reason. */
+  planNote?: string;
 }
 
 export interface DesiredTrust {

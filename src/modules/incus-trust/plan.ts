@@ -152,7 +152,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
           data: { op: 'rotate', entry: newEntry(d), oldFingerprint: old.fingerprint } satisfies TrustActionData,
         });
       } else {
-        changes.push(addAction(d, wanted, d.certificate ? 'missing' : 'missing (key pair to be generated)'));
+        changes.push(addAction(d, wanted, (d.certificate ? 'missing' : 'missing (key pair to be generated)') + (d.planNote ? `; ${d.planNote}` : '')));
       }
       acts = true;
     }
