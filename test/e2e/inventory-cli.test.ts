@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../../src/pki/generate.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { selectHosts } from '../../src/inventory/patterns.js';
 
 const exec = promisify(execFile);
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -149,6 +151,19 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
       stdout: '',
       stderr: 'reconcile: inventory: no host named "ghost" in nested\n',
     });
+  });
+});
+
+describe('host patterns, compared with ansible --list-hosts', () => {
+  it('select the same hosts as Ansible for names, groups, globs, regexes, subscripts, unions, & and !', async () => {
+    const inventory = await loadInventory(join(work, 'nested'));
+    const patterns = ['incus', 'infra:!prod', 'infra:&prod', 'web0[13].example', '~(web|prom)', 'web[1:]', 'web[-1]', '!web', '*.example:!web*', 'monitoring,web_canary', 'nothere:incus'];
+    for (const pattern of patterns) {
+      const theirs = await run('ansible', ['-i', 'nested', pattern, '--list-hosts']);
+      expect(theirs.code).toBe(0);
+      const listed = theirs.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).sort();
+      expect({ pattern, hosts: selectHosts(inventory, pattern).hosts.sort() }).toEqual({ pattern, hosts: listed });
+    }
   });
 });
 
