@@ -145,7 +145,9 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
       recorded: fp !== undefined && record.get(host.name) === fp,
     };
   } else {
-    warnings.push('no incus_metrics_certificates entry reaches this host or its Incus hosts: the Incus jobs are left out');
+    // Without a metrics certificate there is nothing to scrape Incus with: a host that merely
+    // sits in a group named "prometheus" keeps its own prometheus.yml untouched.
+    return { problems };
   }
 
   const { targets, warnings: targetWarnings } = metricsTargets(endpoints);

@@ -77,8 +77,11 @@ describe('prometheus_scrape plan', () => {
     expect(JSON.stringify(plan)).not.toContain('PRIVATE KEY');
   });
 
-  it('hosts outside the Prometheus group have nothing to reconcile (a play may select all)', () => {
+  it('hosts outside the Prometheus group, or without a metrics certificate, have nothing to reconcile (a play may select all)', () => {
     expect(desiredScrape(incus1, ctx({}))).toEqual({ problems: [] });
+    const lonely = host('prom2', ['prometheus'], {});
+    const alone: Inventory = { ...inventory, hosts: new Map([['prom2', lonely]]) };
+    expect(desiredScrape(lonely, { ...ctx({}), inventory: alone })).toEqual({ problems: [] });
   });
 
   it('an Incus host that cannot be read fails this host\'s plan instead of dropping its target', () => {
