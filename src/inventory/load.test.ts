@@ -144,3 +144,25 @@ describe('host ranges', () => {
     expect(() => expandHostPattern('x[3:1]')).toThrow('host range [3:1] of "x[3:1]" goes backwards');
   });
 });
+
+describe('folders', () => {
+  it('follow symbolic links to inventory files and vars folders', async () => {
+    const { symlinkSync } = await import('node:fs');
+    const shared = tempInventory({ 'common/all/main.yaml': 'site: linked\n', 'common/inv.yaml': 'all:\n  hosts:\n    a:\n' });
+    const dir = tempInventory({});
+    mkdirSync(join(dir, 'group_vars'));
+    symlinkSync(join(shared, 'common/all'), join(dir, 'group_vars/all'));
+    symlinkSync(join(shared, 'common/inv.yaml'), join(dir, 'hosts.yaml'));
+    const inventory = await loadInventory(dir);
+    expect(plainVars(inventory.hosts.get('a')!)).toEqual({ site: 'linked' });
+  });
+
+  it('says why a folder of INI files is not read', async () => {
+    const dir = tempInventory({ hosts: '[incus]\nweb1\n' });
+    const error = (await loadInventory(dir).catch((e: unknown) => e)) as InventoryError;
+    expect(error.problems.map((p) => formatProblem(p).split(dir).join('INV'))).toEqual([
+      'warning: INV/hosts is not read: reconcile reads YAML inventories (.yaml, .yml, .json), not INI',
+      'error: inventory folder INV holds no .yaml, .yml or .json inventory file',
+    ]);
+  });
+});

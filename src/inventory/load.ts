@@ -147,7 +147,7 @@ export async function loadInventory(source: string): Promise<Inventory> {
   }
   const baseDir = info.isDirectory() ? source : dirname(source);
   if (info.isDirectory()) {
-    const entries = await readdir(source, { withFileTypes: true });
+    const entries = await listFolder(source);
     const names = entries
       .filter((e) => e.isFile() && !e.name.startsWith('.') && INVENTORY_EXTENSIONS.includes(extname(e.name)))
       .map((e) => e.name)
@@ -159,7 +159,10 @@ export async function loadInventory(source: string): Promise<Inventory> {
       }
     }
     if (names.length === 0) {
-      throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no .yaml, .yml or .json inventory file` }]);
+      throw new InventoryError([
+        ...state.warnings,
+        { severity: 'error', message: `inventory folder ${source} holds no .yaml, .yml or .json inventory file` },
+      ]);
     }
     for (const name of names) await readInventoryFileInto(state, join(source, name));
   } else {
@@ -461,7 +464,7 @@ async function readVarsFolders(state: LoadState, baseDir: string): Promise<void>
 async function varsFolder(folder: string): Promise<{ filesOf(name: string): Promise<string[]> }> {
   const entries = new Map<string, boolean>();
   try {
-    for (const e of await readdir(folder, { withFileTypes: true })) entries.set(e.name, e.isDirectory());
+    for (const e of await listFolder(folder)) entries.set(e.name, e.isDirectory());
   } catch {
     // No such folder: no variables from it.
   }
@@ -478,9 +481,33 @@ async function varsFolder(folder: string): Promise<{ filesOf(name: string): Prom
   };
 }
 
+interface FolderEntry {
+  name: string;
+  isFile(): boolean;
+  isDirectory(): boolean;
+}
+
+/** A folder's entries with symbolic links resolved (a linked group_vars/all is common). */
+async function listFolder(folder: string): Promise<FolderEntry[]> {
+  const out: FolderEntry[] = [];
+  for (const e of await readdir(folder, { withFileTypes: true })) {
+    if (!e.isSymbolicLink()) {
+      out.push(e);
+      continue;
+    }
+    try {
+      const target = await stat(join(folder, e.name));
+      out.push({ name: e.name, isFile: () => target.isFile(), isDirectory: () => target.isDirectory() });
+    } catch {
+      // A dangling link is skipped, as Ansible skips what it cannot read.
+    }
+  }
+  return out;
+}
+
 async function filesBelow(folder: string): Promise<string[]> {
   const out: string[] = [];
-  const entries = (await readdir(folder, { withFileTypes: true })).filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const entries = (await listFolder(folder)).filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const e of entries) {
     const path = join(folder, e.name);
     if (e.isDirectory()) out.push(...(await filesBelow(path)));
