@@ -7,7 +7,16 @@ import { TransportError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory/model.js';
 import type { Action, ModulePlan, ReconcileModule } from '../modules/types.js';
 import type { HostSession } from '../transport/types.js';
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { runPlaybook, type EngineDeps, type RunRequest } from './run.js';
+
+const reportSchema = JSON.parse(readFileSync(new URL('../../schema/report.schema.json', import.meta.url), 'utf8'));
+const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(reportSchema);
+/** Every report these tests produce is also checked against schema/report.schema.json. */
+function schemaErrors(report: unknown): string {
+  return validateReport(report) ? '' : JSON.stringify(validateReport.errors);
+}
 
 /** A module whose desired state is a list of item names (host var `items`) in a scope (`scope`). */
 function itemsModule(log: string[], failOn?: string): ReconcileModule<{ items: string[] }, { scope?: string }> {
@@ -81,6 +90,7 @@ describe('runPlaybook', () => {
     const report = await runPlaybook(request(false), {}, deps(hosts, itemsModule(log), { m1: 'S', m2: 'S', m3: 'S' }));
     expect(statuses(report)).toEqual(['m2 covered by m1', 'm1 changed', 'm3 covered by m1', 'solo changed']);
     expect(log.sort()).toEqual(['m1 x', 'solo z']);
+    expect(schemaErrors(report)).toBe('');
     expect(report.hosts[2]!.warnings).toEqual(["incus_trust: shares its state with m1 (S) but its inventory variables differ; m1's were applied"]);
     expect(report.exitCode).toBe(0);
   });
@@ -96,6 +106,7 @@ describe('runPlaybook', () => {
     expect(log.sort()).toEqual(['a 1', 'a 2', 'a 3', 'b 1']);
     expect(report.summary.hosts).toEqual({ ok: 0, changed: 1, drift: 0, failed: 1, unreachable: 1, covered: 0 });
     expect(report.exitCode).toBe(1);
+    expect(schemaErrors(report)).toBe('');
   });
 
   it('check mode applies nothing and exits 2 on drift; --limit narrows the hosts', async () => {
@@ -105,6 +116,7 @@ describe('runPlaybook', () => {
     expect(statuses(report)).toEqual(['a drift', 'b ok']);
     expect(log).toEqual([]);
     expect(report.exitCode).toBe(2);
+    expect(schemaErrors(report)).toBe('');
     const limited = await runPlaybook(request(true, 'b'), {}, deps(hosts, itemsModule(log), {}));
     expect(statuses(limited)).toEqual(['b ok']);
     expect(limited.exitCode).toBe(0);
