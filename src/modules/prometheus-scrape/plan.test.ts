@@ -4,7 +4,7 @@ import { generateSelfSigned } from '../../pki/generate.js';
 import type { DesiredContext } from '../types.js';
 import { desiredScrape } from './desired.js';
 import type { ObservedScrape, ScrapeFacts } from './model.js';
-import { planScrape } from './plan.js';
+import { lineDiff, planScrape } from './plan.js';
 
 const FILE = '/inv/hosts.yaml';
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -87,5 +87,11 @@ describe('prometheus_scrape plan', () => {
   it('an Incus host that cannot be read fails this host\'s plan instead of dropping its target', () => {
     const d = desiredScrape(prom1, { ...ctx({}), prepared: { endpoints: [], failures: [{ host: 'incus1', message: 'incus1: connect: refused' }] } }).desired!;
     expect(planScrape(d, { pairFiles: [], promtool: true }, planCtx).errors).toEqual(['cannot read the metrics endpoint of incus1: connect: refused']);
+  });
+});
+
+describe('lineDiff', () => {
+  it('marks removed and added lines, keeps common ones out', () => {
+    expect(lineDiff('a\nb\nc\n', 'a\nB\nc\nd\n')).toBe('-b\n+B\n+d');
   });
 });
