@@ -200,6 +200,9 @@ describe('reconcile cert', () => {
       const info = await reconcile('cert', 'info', path);
       expect(info.code).toBe(0);
       expect(info.stdout).toContain(`\nFingerprint:  ${expected}\n`);
+      // The same certificate as DER gives the same fingerprint.
+      expect((await run('openssl', ['x509', '-in', path, '-outform', 'DER', '-out', `${f}.der`])).code).toBe(0);
+      expect((await reconcile('cert', 'info', `${f}.der`)).stdout).toContain(`\nFingerprint:  ${expected}\n`);
     }
   });
 

@@ -16,7 +16,7 @@ import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
-import { CertificateParseError, containsPrivateKey, daysLeft, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
+import { CertificateParseError, containsPrivateKey, daysLeft, parseCertificateDer, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
 import { writeFileAtomic } from '../../render/write-atomic.js';
 
 export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]
@@ -31,8 +31,8 @@ generate   makes an ECDSA P-384 key pair and a self-signed certificate for Incus
   --out-dir DIR           where to write (default the current folder; created if missing)
   --force                 replace existing NAME.crt / NAME.key
 
-info       shows a certificate: subject, issuer, SHA-256 fingerprint as Incus shows it
-           (lowercase hex, no colons), validity and days left.
+info       shows a certificate (PEM or DER): subject, issuer, SHA-256 fingerprint as Incus
+           shows it (lowercase hex, no colons), validity and days left.
 
   -h, --help              this help
 `;
@@ -103,19 +103,21 @@ async function info(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError("cert info: give exactly one FILE (see 'reconcile cert --help')");
   const file = positionals[0]!;
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(`cert info: cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`);
   }
+  const text = bytes.toString('utf8');
   if (containsPrivateKey(text)) {
     throw new UsageError(`cert info: ${file} holds a private key; it is not shown (give the certificate file)`);
   }
   let cert: CertificateInfo;
   try {
-    cert = parseCertificatePem(text);
+    // PEM, or DER as some tools export it (a DER certificate starts with a SEQUENCE, 0x30).
+    cert = !text.includes('-----BEGIN') && bytes[0] === 0x30 ? parseCertificateDer(bytes) : parseCertificatePem(text);
   } catch (e) {
     if (e instanceof CertificateParseError) throw new UsageError(`cert info: ${file}: ${e.message}`);
     throw e;
