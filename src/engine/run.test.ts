@@ -95,6 +95,14 @@ describe('runPlaybook', () => {
     expect(report.exitCode).toBe(0);
   });
 
+  it('a covered member warns when the member reconciling the shared state failed', async () => {
+    const hosts = [host('m1', { items: ['bad'] }), host('m2', { items: ['bad'] })];
+    const report = await runPlaybook(request(false), {}, deps(hosts, itemsModule([], 'bad'), { m1: 'S', m2: 'S' }));
+    expect(statuses(report)).toEqual(['m1 failed', 'm2 covered by m1']);
+    expect(report.hosts[1]!.warnings).toEqual(['incus_trust: m1, through which this shared state is reconciled, failed; see its error']);
+    expect(report.exitCode).toBe(1);
+  });
+
   it('a failing host stops its own remaining actions only; the report says what was applied', async () => {
     const log: string[] = [];
     const hosts = [host('a', { items: ['1', '2', '3'] }), host('b', { items: ['1', 'bad', '3'] }), host('c', { items: ['1'] })];

@@ -183,6 +183,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
     await Promise.all([...sessions.values()].map((s) => s.then((x) => x.close()).catch(() => undefined)));
   }
 
+  warnWhereOwnerFailed(works);
   const hosts = works.map((w) => hostReport(w, request, startedAt));
   for (const h of hosts) hooks.hostFinished?.(h);
   const report = runReport(hosts, request, mode, startedAt);
@@ -354,6 +355,20 @@ function planAll(works: HostWork[], request: RunRequest, now: Date): RunPlan {
       warnings: [...w.warnings, ...w.modules.flatMap((m) => (m.plan && !m.coveredBy ? m.plan.warnings : []))],
     })),
   };
+}
+
+/** A covered member says so when the member reconciling its shared state did not get through. */
+function warnWhereOwnerFailed(works: HostWork[]): void {
+  const byName = new Map(works.map((w) => [w.host.name, w]));
+  for (const w of works) {
+    for (const m of w.modules) {
+      if (!m.coveredBy) continue;
+      const owner = byName.get(m.coveredBy);
+      if (owner && (owner.failure || planErrors(owner).length > 0)) {
+        w.warnings.push(`${m.module.name}: ${m.coveredBy}, through which this shared state is reconciled, failed; see its error`);
+      }
+    }
+  }
 }
 
 function ownPlans(w: HostWork): ModuleWork[] {

@@ -107,6 +107,7 @@ describe('renderRecap', () => {
       hosts: [
         { host: 'web1', status: 'changed', actions: [{ action: 'add', applied: true }, { action: 'unmanaged', applied: false }] },
         { host: 'web2', status: 'covered', coveredBy: 'web1', actions: [] },
+        { host: 'web2b', status: 'covered', coveredBy: 'web4', actions: [] },
         { host: 'web3', status: 'ok', actions: [] },
         { host: 'web4', status: 'failed', error: { step: 'add certificate b', message: 'Incus answered 500: boom' }, actions: [{ action: 'add', applied: true }, { action: 'add', applied: false }] },
         { host: 'web5', status: 'unreachable', error: { step: 'connect', message: 'connection refused' }, actions: [] },
@@ -114,11 +115,12 @@ describe('renderRecap', () => {
     } as unknown as RunReport;
     expect(renderRecap(report)).toBe(
       `Recap:
-  web1  changed      1 applied, 1 unmanaged
-  web2  covered      by web1
-  web3  ok
-  web4  failed       add certificate b: Incus answered 500: boom, 1 of 2 applied
-  web5  unreachable  connect: connection refused
+  web1   changed      1 applied, 1 unmanaged
+  web2   covered      by web1
+  web2b  covered      by web4, which failed
+  web3   ok
+  web4   failed       add certificate b: Incus answered 500: boom, 1 of 2 applied
+  web5   unreachable  connect: connection refused
 `,
     );
   });

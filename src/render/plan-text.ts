@@ -110,18 +110,19 @@ export function renderSummaryLine(plan: RunPlan): string {
 export function renderRecap(report: RunReport): string {
   const width = Math.max(4, ...report.hosts.map((h) => h.host.length));
   const lines = ['Recap:'];
-  for (const h of report.hosts) lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${recapDetail(h, report.mode)}`.trimEnd());
+  const failed = new Set(report.hosts.filter((h) => h.status === 'failed').map((h) => h.host));
+  for (const h of report.hosts) lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${recapDetail(h, report.mode, failed)}`.trimEnd());
   return lines.join('\n') + '\n';
 }
 
-function recapDetail(h: HostReport, mode: 'check' | 'apply'): string {
+function recapDetail(h: HostReport, mode: 'check' | 'apply', failedHosts: Set<string>): string {
   const applying = h.actions.filter((a) => a.action !== 'unmanaged');
   const applied = applying.filter((a) => a.applied).length;
   const unmanaged = h.actions.length - applying.length;
   const parts: string[] = [];
   switch (h.status) {
     case 'covered':
-      parts.push(`by ${h.coveredBy ?? '?'}`);
+      parts.push(`by ${h.coveredBy ?? '?'}${h.coveredBy && failedHosts.has(h.coveredBy) ? ', which failed' : ''}`);
       break;
     case 'unreachable':
     case 'failed':
