@@ -66,7 +66,7 @@ beforeAll(async () => {
                 prometheus_metrics_cert_dir: join(prom.dir, 'certs'),
                 prometheus_key_owner: 'root',
                 prometheus_reload_url: `${prom.url}/-/reload`,
-                prometheus_global: { scrape_interval: '1s', scrape_timeout: '1s' },
+                prometheus_global: { scrape_interval: '2s', scrape_timeout: '2s' },
               },
             },
           },

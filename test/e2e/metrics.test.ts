@@ -45,7 +45,7 @@ async function writeInventoryFile(entry: Record<string, unknown>, promVars: Reco
               prometheus_config_file: prom!.configFile,
               prometheus_metrics_cert_dir: join(prom!.dir, 'certs'),
               prometheus_reload_url: `${prom!.url}/-/reload`,
-              prometheus_global: { scrape_interval: '1s', scrape_timeout: '1s' },
+              prometheus_global: { scrape_interval: '2s', scrape_timeout: '2s' },
               prometheus_trust_wait_seconds: 30,
               ...promVars,
             },
@@ -198,7 +198,7 @@ describe('metrics certificates end to end', () => {
       expect(second.exitCode, second.stdout + second.stderr).toBe(0);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
       // A few more scrapes with the new pair only.
-      await new Promise((r) => setTimeout(r, 3000));
+      await new Promise((r) => setTimeout(r, 4500));
       expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
       for (const a of ADDRESSES) {
@@ -239,7 +239,7 @@ describe('metrics certificates end to end', () => {
       const finished = await reconcile(['-i', inventory], { env: lab!.env });
       expect(finished.exitCode, finished.stdout + finished.stderr).toBe(0);
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
-      await new Promise((r) => setTimeout(r, 2500));
+      await new Promise((r) => setTimeout(r, 4500));
       expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
     } finally {
       expect(await watch.stop()).toEqual([]);
@@ -252,20 +252,40 @@ async function idsOf(user: string): Promise<[number, number]> {
   return [Number((await run('id', ['-u', user])).stdout.trim()), Number((await run('id', ['-g', user])).stdout.trim())];
 }
 
-/** Watches Prometheus's targets until stop(): every observation of a target not up, with its error. */
+/**
+ * Watches Prometheus while a rotation runs. stop() returns every failure seen: a target
+ * reported `down` (a scrape that failed; `unknown` is a target recreated by a reload and not
+ * scraped yet), and — from Prometheus's own stored samples over the whole window — any `up`
+ * sample that was 0, or a member with fewer scrapes than the window allows (a gap).
+ */
 function watchTargets(): { stop(): Promise<string[]> } {
   const seen: string[] = [];
+  const startedAt = Date.now();
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      for (const t of await prom!.targets()) if (t.health !== 'up') seen.push(`${t.scrapeUrl} ${t.health} ${t.lastError}`);
+      for (const t of await prom!.targets()) if (t.health === 'down') seen.push(`${t.scrapeUrl} down: ${t.lastError}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
+  const query = async (q: string) => {
+    const body = (await (await fetch(`${prom!.url}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as {
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
+    return Object.fromEntries(body.data.result.map((r) => [r.metric.instance!, Number(r.value[1])]));
+  };
   return {
     stop: async () => {
       watching = false;
       await watcher;
+      const window = Math.ceil((Date.now() - startedAt) / 1000);
+      const lowest = await query(`min_over_time(up{job="incus"}[${window}s])`);
+      const scrapes = await query(`count_over_time(up{job="incus"}[${window}s])`);
+      for (const a of ADDRESSES) {
+        if (lowest[a] !== 1) seen.push(`${a}: lowest up over ${window}s = ${lowest[a]}`);
+        // Scraped every 2 s: allow the first and last interval and one reload's restart.
+        if ((scrapes[a] ?? 0) < Math.floor(window / 2) - 3) seen.push(`${a}: only ${scrapes[a]} scrapes in ${window}s`);
+      }
       return seen;
     },
   };

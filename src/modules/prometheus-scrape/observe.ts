@@ -5,6 +5,7 @@
 import { TransportError } from '../../errors.js';
 import { CertificateParseError, parseCertificatePem } from '../../pki/certificate.js';
 import type { HostSession } from '../../transport/types.js';
+import { FINGERPRINT_IN_NAME } from './desired.js';
 import type { DesiredScrape, ObservedScrape } from './model.js';
 
 export async function observeScrape(session: HostSession, desired: DesiredScrape): Promise<ObservedScrape> {
@@ -15,7 +16,13 @@ export async function observeScrape(session: HostSession, desired: DesiredScrape
   if (!pair) return observed;
 
   const listStep = `list ${desired.certDir}`;
-  const list = await session.exec(['find', desired.certDir, '-maxdepth', '1', '-type', 'f', '(', '-name', `${pair.filePrefix}-*.crt`, '-o', '-name', `${pair.filePrefix}-*.key`, ')'], listStep, { privileged: true });
+  // Exactly NAME-FP12: another entry named NAME-something must not match.
+  const versioned = `${pair.filePrefix}-${'[0-9a-f]'.repeat(FINGERPRINT_IN_NAME)}`;
+  const list = await session.exec(
+    ['find', desired.certDir, '-maxdepth', '1', '-type', 'f', '(', '-name', `${versioned}.crt`, '-o', '-name', `${versioned}.key`, ')'],
+    listStep,
+    { privileged: true },
+  );
   if (list.exitCode === 0) {
     observed.pairFiles = list.stdout.toString('utf8').split('\n').filter(Boolean).sort();
   } else if (!/No such file/.test(list.stderr)) {
