@@ -2,14 +2,18 @@
  * Helpers of the metrics end-to-end tests: a real Prometheus (Debian's package) per test file
  * on a free loopback port with its own storage folder and --web.enable-lifecycle, stopped by
  * its PID; its targets read from /api/v1/targets; and /1.0/metrics fetched with a given pair,
- * independently of reconcile (as curl --cert --key -k would).
+ * independently of reconcile with curl --cert --key -k.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import net from 'node:net';
 import { join } from 'node:path';
+
+const run = promisify(execFile);
 
 export interface TestPrometheus {
   url: string;
@@ -98,15 +102,21 @@ export async function eventually<T>(what: string, read: () => Promise<T>, check:
   }
 }
 
-/** HTTP status of GET https://ADDRESS/1.0/metrics with this client pair (server certificate not verified, like curl -k). */
-export function metricsStatus(address: string, cert: string, key: string): Promise<number> {
-  const [host, port] = address.split(':');
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host, port: Number(port), path: '/1.0/metrics', cert, key, rejectUnauthorized: false, agent: false, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/**
+ * HTTP status of GET https://ADDRESS/1.0/metrics as `curl -k --cert CERT --key KEY` gets it (the
+ * server certificate is not verified, only ours is presented). The pair is written to `dir` (key 0600).
+ */
+export async function metricsStatus(address: string, cert: string, key: string, dir: string): Promise<number> {
+  const id = randomBytes(4).toString('hex');
+  const certFile = join(dir, `curl-${id}.crt`);
+  const keyFile = join(dir, `curl-${id}.key`);
+  await writeFile(certFile, cert);
+  await writeFile(keyFile, key, { mode: 0o600 });
+  try {
+    const { stdout } = await run('curl', ['-sk', '--cert', certFile, '--key', keyFile, '-o', '/dev/null', '-w', '%{http_code}', `https://${address}/1.0/metrics`]);
+    return Number(stdout.trim());
+  } finally {
+    await rm(certFile, { force: true });
+    await rm(keyFile, { force: true });
+  }
 }

@@ -128,8 +128,8 @@ describe('metrics certificates end to end', () => {
   it('a certificate that is not registered is refused by Incus (403); the registered one is served', async () => {
     const stranger = await generateSelfSigned({ commonName: 'metrics.local', validityDays: 30, now: new Date(), type: 'metrics' });
     for (const a of ADDRESSES) {
-      expect(await metricsStatus(a, stranger.certificatePem, stranger.privateKeyPem)).toBe(403);
-      expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'))).toBe(200);
+      expect(await metricsStatus(a, stranger.certificatePem, stranger.privateKeyPem, root)).toBe(403);
+      expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'), root)).toBe(200);
     }
   });
 
@@ -144,6 +144,10 @@ describe('metrics certificates end to end', () => {
     const json = JSON.parse((await reconcile(['scrape-config', '-i', inventory, '--json'], { env: lab!.env })).stdout) as { certificate: { fingerprint: string }; targets: { address: string }[] };
     expect(json.certificate.fingerprint).toBe(fp);
     expect(json.targets.map((t) => t.address)).toEqual(ADDRESSES);
+    expect(JSON.stringify(json)).not.toContain('PRIVATE KEY');
+    const limited = await reconcile(['scrape-config', '-i', inventory, '--limit', 'incus2'], { env: lab!.env });
+    expect(limited.exitCode, limited.stderr).toBe(0);
+    expect(limited.stdout).toContain(`# targets: ${ADDRESSES[1]}\n`);
   });
 
   it('a configuration Prometheus refused at its last reload is written and reloaded again, though its text is unchanged', async () => {
@@ -202,8 +206,8 @@ describe('metrics certificates end to end', () => {
       expect(health(await prom!.targets())).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
       for (const a of ADDRESSES) {
-        expect(await metricsStatus(a, oldPair.cert, oldPair.key)).toBe(403);
-        expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'))).toBe(200);
+        expect(await metricsStatus(a, oldPair.cert, oldPair.key, root)).toBe(403);
+        expect(await metricsStatus(a, await pem('pki/metrics.crt'), await pem('pki/metrics.key'), root)).toBe(200);
       }
       const third = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
       expect(third.exitCode, third.stdout + third.stderr).toBe(0);
