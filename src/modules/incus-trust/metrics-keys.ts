@@ -13,10 +13,9 @@
  * interrupted anywhere leaves a state the next run finishes (resumeInstall) or restarts.
  * Private keys are never printed, logged nor put in a plan.
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, openSync, fsyncSync, closeSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Problem } from '../../errors.js';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import { daysLeft, parseCertificatePem } from '../../pki/certificate.js';
