@@ -13,6 +13,7 @@
  */
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,12 +33,16 @@ let ADDRESSES: string[] = [];
 let prom: TestPrometheus | undefined;
 let inventory: string;
 
-async function writeInventoryFile(entry: Record<string, unknown>, promVars: Record<string, unknown> = {}): Promise<void> {
+async function writeInventoryFile(
+  entry: Record<string, unknown>,
+  promVars: Record<string, unknown> = {},
+  incusVars: Record<string, Record<string, unknown>> = {},
+): Promise<void> {
   const inv = {
     all: {
       vars: { incus_metrics_certificates: [{ name: NAME, certificate_file: 'pki/metrics.crt', key_file: 'pki/metrics.key', ...entry }] },
       children: {
-        incus: { hosts: Object.fromEntries(hosts.map((h) => [h.name, h.inventoryVars()])) },
+        incus: { hosts: Object.fromEntries(hosts.map((h) => [h.name, { ...h.inventoryVars(), ...(incusVars[h.name] ?? {}) }])) },
         prometheus: {
           hosts: {
             prom1: {
@@ -255,6 +260,37 @@ async function idsOf(user: string): Promise<[number, number]> {
   const run = promisify(execFile);
   return [Number((await run('id', ['-u', user])).stdout.trim()), Number((await run('id', ['-g', user])).stdout.trim())];
 }
+
+describe('server verification', () => {
+  it('with incus_server_name and incus_server_ca_file Prometheus verifies each server: up without the MITM warning; a wrong name is refused', async () => {
+    const entry = { validity_days: 300, rotate_before_days: 150 };
+    // incusd's self-generated server certificate names the machine; it is used as its own CA.
+    const serverName = hostname();
+    const verified = Object.fromEntries(hosts.map((h) => [h.name, { incus_server_name: serverName, incus_server_ca_file: join(h.incusDir!, 'server.crt') }]));
+    await writeInventoryFile(entry, {}, verified);
+    const r = await reconcile(['-i', inventory], { env: lab!.env });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain('insecure_skip_verify');
+    const config = await readFile(prom!.configFile, 'utf8');
+    expect(config).not.toContain('insecure_skip_verify');
+    for (const h of hosts) expect(config).toContain(`ca_file: ${join(h.incusDir!, 'server.crt')}`);
+    // One job per server (each has its own CA file): incus and incus-2, both verified and up.
+    await eventually(
+      'both verified targets up',
+      () => prom!.targets(),
+      (ts) => JSON.stringify(ts.map((t) => t.labels.job).sort()) === '["incus","incus-2"]' && ts.every((t) => t.health === 'up'),
+    );
+
+    await writeInventoryFile(entry, {}, { ...verified, incus1: { ...verified.incus1, incus_server_name: 'not-the-server' } });
+    expect((await reconcile(['-i', inventory], { env: lab!.env })).exitCode).toBe(0);
+    const refused = await eventually(
+      'the target with a wrong server name down',
+      () => prom!.targets(),
+      (ts) => ts.some((t) => t.scrapeUrl === `https://${ADDRESSES[0]}/1.0/metrics` && t.health === 'down'),
+    );
+    expect(refused.find((t) => t.scrapeUrl === `https://${ADDRESSES[0]}/1.0/metrics`)!.lastError).toContain('not-the-server');
+  });
+});
 
 /**
  * Watches Prometheus while a rotation runs. stop() returns every failure seen: a target
