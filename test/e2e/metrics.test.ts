@@ -188,6 +188,11 @@ describe('metrics certificates end to end', () => {
     const oldPair = { cert: await pem('pki/metrics.crt'), key: await pem('pki/metrics.key') };
     // The 40-day certificate is now within rotate_before_days (50) of its expiry.
     await writeInventoryFile({ validity_days: 100, rotate_before_days: 50 });
+    const preview = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
+    expect(preview.exitCode, preview.stdout + preview.stderr).toBe(2);
+    expect(preview.stdout).toContain('+ incus certificate "prometheus-metrics" [(known after apply)]: add (missing (key pair to be generated); rotation: pki/metrics.crt expires');
+    expect(preview.stdout).toMatch(/-\/\+ prometheus metrics pair ".*\(known after apply\)\.crt" \[\(known after apply\)\]: rotate/);
+    expect(await fingerprintOf('pki/metrics.crt')).toBe(oldFp);
 
     const watch = watchTargets();
     try {

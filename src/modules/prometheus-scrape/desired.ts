@@ -24,7 +24,7 @@
 import { isAbsolute, posix } from 'node:path';
 import type { Problem } from '../../errors.js';
 import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
-import { CertificateParseError, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
+import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import { incusScrapeConfigs, metricsTargets, renderPrometheusConfig, type ScrapeConfig } from '../../render/scrape-config.js';
 import {
   DEFAULT_PROMETHEUS_GROUP,
@@ -128,7 +128,10 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
   const warnings: string[] = [];
   let pair: DesiredMetricsPair | undefined;
   if (spec) {
-    const certificate = readCertificate(spec, ctx, problems);
+    const current = readCertificate(spec, ctx, problems);
+    // Check mode before a due rotation: the pair this host will get is still to be generated.
+    const due = current !== undefined && daysLeft(current, ctx.now) < spec.rotateBeforeDays;
+    const certificate = due ? undefined : current;
     const fp = certificate?.fingerprint;
     const stem = `${safeFileName(spec.name)}-${fp ? fp.slice(0, FINGERPRINT_IN_NAME) : UNKNOWN_FINGERPRINT}`;
     const localCertificateFile = resolveIn(ctx.inventory.baseDir, spec.certificateFile);

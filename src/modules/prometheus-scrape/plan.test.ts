@@ -64,6 +64,14 @@ describe('prometheus_scrape plan', () => {
       `update prometheus metrics key ${d.pair!.keyPath} (mode or owner differ)`,
     ]);
 
+    // Check mode once it is due (100 days, rotated 150 days before): a new pair is to be generated.
+    const dueEntry = [{ ...metrics[0], rotate_before_days: 150, validity_days: 300 }];
+    const promDue = host('prom1', ['prometheus'], { incus_metrics_certificates: dueEntry });
+    const dDue = desiredScrape(promDue, ctx({ 'pki/m.crt': a.certificatePem, 'pki/m.crt.deployed': `prom1 ${fa}\n` })).desired!;
+    expect(summary(planScrape(dDue, inSync, planCtx))[0]).toBe(
+      'rotate prometheus metrics pair /etc/prometheus/incus-metrics/prom-metrics-(known after apply).crt (key pair to be generated)',
+    );
+
     const b = await generateSelfSigned({ commonName: 'metrics.local', validityDays: 100, now: NOW, type: 'metrics' });
     const d2 = desiredScrape(prom1, ctx({ 'pki/m.crt': b.certificatePem, 'pki/m.crt.previous': a.certificatePem, 'pki/m.crt.deployed': `prom1 ${fa}\n` })).desired!;
     const plan = planScrape(d2, { ...inSync, certificateFingerprint: undefined, key: undefined }, planCtx);
