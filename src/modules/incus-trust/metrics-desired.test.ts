@@ -4,7 +4,7 @@ import { generateSelfSigned } from '../../pki/generate.js';
 import type { DesiredContext } from '../types.js';
 import { planTrust } from './plan.js';
 import type { ObservedTrust } from './model.js';
-import { desiredMetricsCertificates, formatDeployedRecord, metricsPairPhase, readMetricsCertificateSpecs } from './metrics-desired.js';
+import { desiredMetricsCertificates, formatDeployedRecord, metricsPairPhase, prometheusHosts, readMetricsCertificateSpecs } from './metrics-desired.js';
 
 const FILE = '/inv/hosts.yaml';
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -139,5 +139,18 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     const phase = metricsPairPhase({ rotateBeforeDays: 30 }, { certificate: b.info, previous: a.info, deployed: new Map([['prom1', a.info.fingerprint]]) }, ['prom1', 'prom2'], NOW);
     expect(phase.phase).toBe('rotating');
     expect(phase.phase === 'rotating' && phase.waitingFor).toEqual(['prom1', 'prom2']);
+  });
+});
+
+describe('prometheusHosts', () => {
+  it('only the Prometheus hosts that deploy an entry hold up its rotation', () => {
+    const two = [ENTRY, { ...ENTRY, name: 'other', certificate_file: 'o.crt', key_file: 'o.key' }];
+    const incus = host('h1', { incus_metrics_certificates: two });
+    const promA = host('promA', {}, ['all', 'prometheus']);
+    const promB = host('promB', { prometheus_metrics_certificate: 'other' }, ['all', 'prometheus']);
+    const groups = new Map([['incus', { name: 'incus', parents: ['all'], children: [], hosts: ['h1'], vars: {}, fileVars: {}, depth: 1 }]]);
+    const inv: Inventory = { ...inventoryOf([incus, promA, promB]), groups };
+    expect(prometheusHosts(inv, 'prometheus-metrics')).toEqual(['promA']);
+    expect(prometheusHosts(inv, 'other')).toEqual(['promB']);
   });
 });

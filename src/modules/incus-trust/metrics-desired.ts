@@ -170,10 +170,46 @@ export function readMetricsCertificateSpecs(host: InventoryHost): { specs: Metri
   return { specs: problems.some((p) => p.severity === 'error') ? [] : specs, problems };
 }
 
-/** Hosts of the Prometheus group (directly or through a child group), inventory order. */
-export function prometheusHosts(inventory: Inventory, host: InventoryHost): string[] {
-  const group = stringVar(host.vars[PROMETHEUS_GROUP_VARIABLE]) ?? DEFAULT_PROMETHEUS_GROUP;
-  return [...inventory.hosts.values()].filter((h) => h.groups.includes(group)).map((h) => h.name);
+/** True for the hosts of the Prometheus group (prometheus_scrape_group, default "prometheus"). */
+export function inPrometheusGroup(host: InventoryHost): boolean {
+  return host.groups.includes(stringVar(host.vars[PROMETHEUS_GROUP_VARIABLE]) ?? DEFAULT_PROMETHEUS_GROUP);
+}
+
+/** The Incus group's name as a host sees it (incus_metrics_group, default "incus"). */
+export function incusGroupOf(host: InventoryHost | undefined): string {
+  return stringVar(host?.vars[INCUS_METRICS_GROUP_VARIABLE]) ?? DEFAULT_INCUS_METRICS_GROUP;
+}
+
+/**
+ * The Incus hosts whose members are scrape targets, inventory order: the Incus group's hosts;
+ * without that group, the hosts that register a metrics certificate (as incus_trust does) and
+ * are not in the Prometheus group.
+ */
+export function incusHostsToScrape(inventory: Inventory, incusGroup: string): InventoryHost[] {
+  const hosts = [...inventory.hosts.values()];
+  if (inventory.groups.has(incusGroup)) return hosts.filter((h) => h.groups.includes(incusGroup));
+  return hosts.filter((h) => h.vars[METRICS_VARIABLE] !== undefined && !inPrometheusGroup(h));
+}
+
+/**
+ * The entry a Prometheus host deploys: prometheus_metrics_certificate (a name), else the first
+ * entry it sees — its own variable first, then its Incus hosts'.
+ */
+export function metricsSpecForPrometheusHost(inventory: Inventory, promHost: InventoryHost): MetricsCertificateSpec | undefined {
+  const wanted = stringVar(promHost.vars.prometheus_metrics_certificate);
+  for (const h of [promHost, ...incusHostsToScrape(inventory, incusGroupOf(promHost))]) {
+    const { specs } = readMetricsCertificateSpecs(h);
+    const found = wanted === undefined ? specs[0] : specs.find((s) => s.name === wanted);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Prometheus hosts that deploy the entry `specName`, inventory order: all must run a new pair before the previous one goes. */
+export function prometheusHosts(inventory: Inventory, specName: string): string[] {
+  return [...inventory.hosts.values()]
+    .filter((h) => inPrometheusGroup(h) && metricsSpecForPrometheusHost(inventory, h)?.name === specName)
+    .map((h) => h.name);
 }
 
 /** `HOST FINGERPRINT` lines of CERT.deployed → host → fingerprint. Unparsable lines are ignored. */
@@ -230,8 +266,8 @@ export function desiredMetricsCertificates(
   const { specs, problems } = readMetricsCertificateSpecs(host);
   const certificates: DesiredCertificate[] = [];
   if (!registersMetricsCertificates(host, ctx.inventory)) return { certificates, problems, registers: false };
-  const prometheus = prometheusHosts(ctx.inventory, host);
   for (const spec of specs) {
+    const prometheus = prometheusHosts(ctx.inventory, spec.name);
     const parse = (file: string, field: string): CertificateInfo | undefined => {
       const bytes = ctx.readInventoryFile(file);
       if (!bytes) return undefined;

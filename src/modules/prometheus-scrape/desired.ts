@@ -27,16 +27,16 @@ import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import { incusScrapeConfigs, metricsTargets, renderPrometheusConfig, type ScrapeConfig } from '../../render/scrape-config.js';
 import {
-  DEFAULT_PROMETHEUS_GROUP,
   DEPLOYED_SUFFIX,
-  PROMETHEUS_GROUP_VARIABLE,
+  inPrometheusGroup,
+  incusGroupOf,
+  incusHostsToScrape,
+  metricsSpecForPrometheusHost,
   parseDeployedRecord,
-  readMetricsCertificateSpecs,
   type MetricsCertificateSpec,
 } from '../incus-trust/metrics-desired.js';
 import type { DesiredContext, DesiredResult } from '../types.js';
 import type { DesiredMetricsPair, DesiredScrape, ScrapeFacts } from './model.js';
-import { incusGroupOf, incusHostsToScrape } from './targets.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/prometheus/prometheus.yml';
 export const DEFAULT_CERT_DIR = '/etc/prometheus/incus-metrics';
@@ -47,11 +47,8 @@ export const FINGERPRINT_IN_NAME = 12;
 /** Shown in file names of a pair still to be generated. */
 export const UNKNOWN_FINGERPRINT = '(known after apply)';
 
-/** True for the hosts of the Prometheus group (prometheus_scrape_group, default "prometheus"): the only ones this module touches. */
-export function isPrometheusHost(host: InventoryHost): boolean {
-  const g = host.vars[PROMETHEUS_GROUP_VARIABLE]?.value;
-  return host.groups.includes(typeof g === 'string' && g !== '' ? g : DEFAULT_PROMETHEUS_GROUP);
-}
+/** The hosts of the Prometheus group (prometheus_scrape_group, default "prometheus"): the only ones this module touches. */
+export const isPrometheusHost = inPrometheusGroup;
 
 export function desiredScrape(host: InventoryHost, ctx: DesiredContext): DesiredResult<DesiredScrape> {
   // A play may select `all`: hosts outside the Prometheus group have nothing to reconcile here.
@@ -121,7 +118,9 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
 
   // The metrics pair: this host's entries, else those of the Incus hosts it scrapes.
   const incusHosts = incusHostsToScrape(ctx.inventory, incusGroupOf(host));
-  const spec = pickSpec([host, ...incusHosts], v.prometheus_metrics_certificate, problems);
+  const spec = metricsSpecForPrometheusHost(ctx.inventory, host);
+  const choice = v.prometheus_metrics_certificate;
+  if (!spec && choice && typeof choice.value === 'string') problems.push(problemAt(choice, `no incus_metrics_certificates entry is named "${choice.value}"`));
   const scraped = new Set(incusHosts.map((h) => h.name));
   const endpoints = facts.endpoints.filter((e) => scraped.has(e.host));
   const errors = facts.failures.filter((f) => scraped.has(f.host)).map((f) => `cannot read the metrics endpoint of ${f.message}`);
@@ -190,17 +189,6 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
     },
     problems,
   };
-}
-
-function pickSpec(hosts: InventoryHost[], choice: VarDefinition | undefined, problems: Problem[]): MetricsCertificateSpec | undefined {
-  const wanted = typeof choice?.value === 'string' ? choice.value : undefined;
-  for (const h of hosts) {
-    const { specs } = readMetricsCertificateSpecs(h);
-    const found = wanted === undefined ? specs[0] : specs.find((s) => s.name === wanted);
-    if (found) return found;
-  }
-  if (wanted !== undefined && choice) problems.push(problemAt(choice, `no incus_metrics_certificates entry is named "${wanted}"`));
-  return undefined;
 }
 
 function readCertificate(spec: MetricsCertificateSpec, ctx: DesiredContext, problems: Problem[]): CertificateInfo | undefined {

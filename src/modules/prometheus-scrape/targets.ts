@@ -6,10 +6,9 @@
 import { TransportError } from '../../errors.js';
 import {
   DEFAULT_INCUS_METRICS_GROUP,
-  DEFAULT_PROMETHEUS_GROUP,
   INCUS_METRICS_GROUP_VARIABLE,
-  METRICS_VARIABLE,
-  PROMETHEUS_GROUP_VARIABLE,
+  incusGroupOf,
+  incusHostsToScrape,
 } from '../incus-trust/metrics-desired.js';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
@@ -32,26 +31,7 @@ interface MemberMetadata {
   url: string;
 }
 
-/**
- * The Incus hosts whose members are scrape targets, inventory order: the Incus group's hosts;
- * without that group, the hosts that register a metrics certificate (as incus_trust does) and
- * are not in the Prometheus group.
- */
-export function incusHostsToScrape(inventory: Inventory, incusGroup: string): InventoryHost[] {
-  const hosts = [...inventory.hosts.values()];
-  if (inventory.groups.has(incusGroup)) return hosts.filter((h) => h.groups.includes(incusGroup));
-  return hosts.filter((h) => h.vars[METRICS_VARIABLE] !== undefined && !prometheusGroupHas(h));
-}
-
-function prometheusGroupHas(h: InventoryHost): boolean {
-  const g = h.vars[PROMETHEUS_GROUP_VARIABLE]?.value;
-  return h.groups.includes(typeof g === 'string' && g !== '' ? g : DEFAULT_PROMETHEUS_GROUP);
-}
-
-export function incusGroupOf(host: InventoryHost | undefined): string {
-  const v = host?.vars[INCUS_GROUP_VARIABLE]?.value;
-  return typeof v === 'string' && v !== '' ? v : DEFAULT_INCUS_GROUP;
-}
+export { incusGroupOf, incusHostsToScrape };
 
 export async function observeMetricsEndpoint(session: HostSession, host: InventoryHost): Promise<MetricsEndpointObservation> {
   const server = (await session.incus.request<ServerMetadata>('GET', '/1.0', 'read metrics address')).metadata;
