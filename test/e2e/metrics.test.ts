@@ -121,6 +121,8 @@ describe('metrics certificates end to end', () => {
     const config = await readFile(prom!.configFile, 'utf8');
     expect(config).toContain(`cert_file: ${join(certDir, `${stem}.crt`)}`);
     expect(config).toContain('insecure_skip_verify: true');
+    // The file it replaced is kept as a backup.
+    expect(await readFile(`${prom!.configFile}.bak`, 'utf8')).toBe('scrape_configs: []\n');
 
     const targets = await eventually('both Incus targets up', () => prom!.targets(), (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'));
     expect(health(targets)).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
