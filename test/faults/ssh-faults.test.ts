@@ -226,6 +226,37 @@ describe('concurrent change on the sudo incus query path (no ETags there)', () =
   });
 });
 
+describe('hostile connection variables never run as shell code', () => {
+  it('incus_socket, ansible_user and ansible_ssh_common_args with shell in them', async () => {
+    const marker = (n: number) => `/tmp/pwned-reconcile-conn-${process.pid}-${n}`;
+    for (let i = 1; i <= 4; i += 1) await rm(marker(i), { force: true });
+    const cert = await makeCert(dir, 'conn');
+    const inv = await writeInventory(dir, [
+      { name: 'sock', vars: { ...root1.inventoryVars(), incus_socket: `/run/x$(touch ${marker(1)})y.sock` } },
+      { name: 'sudosock', vars: { ...sudo1.inventoryVars(), incus_socket: `/run/x;touch ${marker(2)};.sock` } },
+      { name: 'user', vars: { ...root1.inventoryVars(), ansible_user: `root$(touch ${marker(3)})` } },
+      { name: 'proxy', vars: { ...root1.inventoryVars(), ansible_ssh_common_args: `-o ProxyCommand="touch ${marker(4)}"` } },
+    ], { incus_trusted_clients: [{ name: 'conn', certificate_file: cert.file }] }, 'conn.yaml');
+    const result = await runCli(['-i', inv, '--json'], env);
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    let report;
+    try {
+      report = reportOf(result);
+    } catch {
+      report = undefined;
+    }
+    for (const h of ['sock', 'sudosock', 'user', 'proxy']) {
+      note(`hostile connection variable: ${h}`, report ? describeHost(report, h) : `exit ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+    }
+    for (let i = 1; i <= 4; i += 1) expect(existsSync(marker(i)), marker(i)).toBe(false);
+    expect(result.exitCode).toBe(1);
+    if (report) {
+      const byHost = Object.fromEntries(report.hosts.map((h) => [h.host, h]));
+      for (const h of ['sock', 'sudosock', 'user']) expect(byHost[h]!.status, h).toMatch(/^(failed|unreachable)$/);
+    }
+  });
+});
+
 describe('hostile values reach Incus unchanged and never as shell code', () => {
   const marker = `/tmp/pwned-reconcile-${process.pid}`;
   const project = 'p$x;`id`';
