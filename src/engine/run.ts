@@ -303,6 +303,7 @@ async function connectAndObserve(
   try {
     hooks.hostStep?.(w.host.name, 'connect');
     w.session = await session(w.host);
+    w.warnings.push(...(w.session.spec.warnings ?? []));
     hooks.hostStep?.(w.host.name, 'observe');
     for (const m of w.modules) {
       step = `observe ${m.module.name}`;

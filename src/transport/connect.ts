@@ -2,7 +2,7 @@
  * The transport's entry points: `connectionSpecOf` (inventory host → how to reach it, reading
  * ~/.ssh/config once per run) and `connectHost` (spec → HostSession, SSH or local).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatProblem, TransportError } from '../errors.js';
@@ -58,7 +58,29 @@ export function connectionSpecOf(host: InventoryHost, options: TransportOptions)
   if (!spec) {
     throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '));
   }
-  return spec;
+  const warnings = [...(spec.warnings ?? []), ...keyFileWarnings(spec)];
+  return warnings.length > 0 ? { ...spec, warnings } : spec;
+}
+
+/**
+ * OpenSSH refuses a private key that group or others may read; reconcile uses it but says so
+ * (found by test/secrets: it was used silently).
+ */
+function keyFileWarnings(spec: ConnectionSpec): string[] {
+  const files = [spec.privateKeyFile, ...spec.jumps.map((j) => j.privateKeyFile)].filter((f): f is string => f !== undefined);
+  const warnings: string[] = [];
+  for (const file of new Set(files)) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue; // reading it fails the host with its own message
+    }
+    if ((mode & 0o077) !== 0) {
+      warnings.push(`private key ${file} can be read by others than its owner (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 600 ${file}`);
+    }
+  }
+  return warnings;
 }
 
 /** OpenSSH's default remote user: the local one (userInfo throws where the uid has no passwd entry). */

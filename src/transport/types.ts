@@ -27,6 +27,8 @@ export interface ConnectionSpec {
    * UserKnownHostsFile in ~/.ssh/config); absent: TransportOptions.knownHostsFiles.
    */
   knownHostsFiles?: string[];
+  /** Worth telling the user, not worth failing the host (e.g. a private key file others may read). */
+  warnings?: string[];
 }
 
 export interface JumpSpec {

@@ -197,4 +197,21 @@ describe('private keys never leak', () => {
     const quiet = await cli(['-i', join(inv, 'hosts.yaml'), '--check']);
     expect(quiet.stderr).not.toMatch(/can be read by others/);
   });
+
+  it('an SSH key file (ansible_ssh_private_key_file) that others may read gets a warning in the host report', async () => {
+    const inv = join(dir, 'inv');
+    const sshKey = join(inv, 'keys', 'ssh_key');
+    await chmod(sshKey, 0o640);
+    try {
+      const text = await cli(['-i', join(inv, 'hosts.yaml'), '--check']);
+      expect(text.exitCode, text.stderr).toBe(0);
+      expect(text.stdout).toContain(`warning: private key ${sshKey} can be read by others than its owner (mode 0640); run: chmod 600 ${sshKey}`);
+      const json = await cli(['-i', join(inv, 'hosts.yaml'), '--check', '--json']);
+      expect(JSON.parse(json.stdout).hosts[0].warnings).toContain(`private key ${sshKey} can be read by others than its owner (mode 0640); run: chmod 600 ${sshKey}`);
+    } finally {
+      await chmod(sshKey, 0o600);
+    }
+    const quiet = await cli(['-i', join(inv, 'hosts.yaml'), '--check', '--json']);
+    expect(JSON.stringify(JSON.parse(quiet.stdout).hosts[0].warnings)).not.toMatch(/can be read by others/);
+  });
 });
