@@ -640,6 +640,8 @@ function incusCli(incusDir: string, args: string[], stdin?: string): Promise<str
       if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
       reject(new Error(`incus ${args.join(' ')} (INCUS_DIR=${incusDir}): ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`));
     });
+    // incus may exit without reading its input (most commands do): that EPIPE is not an error.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin ?? '');
   });
 }
