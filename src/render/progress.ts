@@ -3,7 +3,8 @@
  * then apply); without one (cron, CI, pipes) every event is one plain line, fit for a log.
  * Both are EngineHooks; the engine never prints.
  */
-import { Listr } from 'listr2';
+import { createRequire } from 'node:module';
+import type { Listr as ListrClass } from 'listr2';
 import type { EngineHooks, HostFailure } from '../engine/run.js';
 import { ACTION_SYMBOL, type Action } from '../modules/types.js';
 
@@ -65,6 +66,9 @@ function deferred(): Deferred {
  * never drawn over: reading (connect + observe) until `planned`, then applying.
  */
 export function listrHooks(): EngineHooks {
+  // listr2 is loaded only when a terminal shows progress: cron and CI runs skip its import
+  // (10-20 ms of every run's start-up, BENCHMARKS.md). Its CommonJS build loads synchronously.
+  const { Listr } = createRequire(import.meta.url)('listr2') as { Listr: typeof ListrClass };
   const reading = new Map<string, Deferred>();
   const applying = new Map<string, Deferred>();
   let readingRun: Promise<unknown> | undefined;

@@ -56,8 +56,15 @@ export function knownHostName(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`;
 }
 
+/** Compiled patterns: every host of a run is matched against every line. */
+const globs = new Map<string, RegExp>();
+
 function globMatch(pattern: string, text: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  let re = globs.get(pattern);
+  if (!re) {
+    re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+    globs.set(pattern, re);
+  }
   return re.test(text);
 }
 

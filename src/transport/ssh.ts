@@ -5,7 +5,7 @@
  * when the host needs become. Host keys are checked against known_hosts before anything is
  * sent; an unknown or changed key fails the host with the key's SHA256 fingerprint.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,13 +97,39 @@ function describeConnectError(e: Error & { code?: string; level?: string }, hop:
   return { step: 'connect', message: `${where}: ${e.message}` };
 }
 
+const knownHostsCache = new Map<string, Promise<KnownHosts>>();
+
+function fileVersion(file: string): [number, number] {
+  try {
+    const st = statSync(file);
+    return [st.size, st.mtimeMs];
+  } catch {
+    return [-1, -1];
+  }
+}
+
 class KnownHosts {
   constructor(
     readonly files: string[],
     private entries: KnownHostEntry[],
   ) {}
 
+  /**
+   * Read and parsed once per run, not once per host: with N hosts known_hosts has N lines and
+   * parsing it per host was N² work. Keyed by each file's size and mtime, so a file changed
+   * meanwhile (by another program, or by add() below) is read again.
+   */
   static async load(files: string[]): Promise<KnownHosts> {
+    const key = JSON.stringify(files.map((f) => [f, ...fileVersion(f)]));
+    let loading = knownHostsCache.get(key);
+    if (!loading) {
+      loading = KnownHosts.read(files);
+      knownHostsCache.set(key, loading);
+    }
+    return loading;
+  }
+
+  private static async read(files: string[]): Promise<KnownHosts> {
     const entries: KnownHostEntry[] = [];
     for (const f of files) {
       const text = await readFile(f, 'utf8').catch(() => '');
