@@ -515,9 +515,13 @@ async function main(): Promise<number> {
   const scratch = join(dir, 'scratch');
   await mkdir(scratch);
   let lab: Lab | undefined;
+  let failed = false;
   const stop = async () => {
     closeIncusAgents();
     await lab?.stop();
+    // The lab keeps its daemons' logs; they only matter when something failed.
+    if (lab && !failed) await rm(lab.dir, { recursive: true, force: true });
+    else if (lab) log(`lab logs kept in ${join(lab.dir, 'logs')}`);
   };
   const onSignal = () => void stop().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
@@ -574,6 +578,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } catch (e) {
+    failed = true;
     log(e instanceof BenchFailure ? e.message : `failed: ${(e as Error).stack ?? String(e)}`);
     return 1;
   } finally {
