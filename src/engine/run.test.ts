@@ -3,7 +3,7 @@
  * host stops only its own actions, statuses and exit codes. The real daemons are in test/e2e.
  */
 import { describe, expect, it } from 'vitest';
-import { TransportError } from '../errors.js';
+import { TransportError, UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory/model.js';
 import type { Action, ModulePlan, ReconcileModule } from '../modules/types.js';
 import type { HostSession } from '../transport/types.js';
@@ -128,5 +128,12 @@ describe('runPlaybook', () => {
     const limited = await runPlaybook(request(true, 'b'), {}, deps(hosts, itemsModule(log), {}));
     expect(statuses(limited)).toEqual(['b ok']);
     expect(limited.exitCode).toBe(0);
+  });
+
+  it('a --limit that leaves no host is a usage error, not an empty success', async () => {
+    const hosts = [host('a', { items: ['1'] })];
+    await expect(runPlaybook(request(true, 'typo'), {}, deps(hosts, itemsModule([]), {}))).rejects.toThrow(
+      new UsageError('--limit "typo" leaves no host of the playbook\'s plays to reconcile'),
+    );
   });
 });

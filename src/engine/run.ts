@@ -11,7 +11,7 @@
  * - A failure stays in its host's result: it stops that host's remaining actions only.
  */
 import pLimit from 'p-limit';
-import { formatProblem, InventoryError, TransportError, type Problem } from '../errors.js';
+import { formatProblem, InventoryError, TransportError, UsageError, type Problem } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory/model.js';
 import type { Action, ActionType, ModuleName, ModulePlan, ReconcileModule } from '../modules/types.js';
 import type { ConnectionSpec, HostSession, TransportOptions } from '../transport/types.js';
@@ -228,6 +228,11 @@ function selectWork(inventory: Inventory, plays: Play[], request: RunRequest, ho
       for (const m of play.reconcile) if (!list.includes(m)) list.push(m);
       modulesOf.set(name, list);
     }
+  }
+  // As ansible-playbook does: a --limit that leaves no host is a mistake (a typo would
+  // otherwise read as "in sync" to cron), not an empty success.
+  if (limited && modulesOf.size === 0) {
+    throw new UsageError(`--limit "${request.limit}" leaves no host of the playbook's plays to reconcile`);
   }
   const works: HostWork[] = [];
   for (const host of inventory.hosts.values()) {
