@@ -25,7 +25,7 @@ import { isAbsolute, posix } from 'node:path';
 import type { Problem } from '../../errors.js';
 import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
-import { incusScrapeConfigs, metricsTargets, renderPrometheusConfig, type ScrapeConfig } from '../../render/scrape-config.js';
+import { metricsTargets, renderPrometheusConfig, type ScrapeConfig } from '../../render/scrape-config.js';
 import {
   DEPLOYED_SUFFIX,
   inPrometheusGroup,
@@ -36,6 +36,7 @@ import {
   type MetricsCertificateSpec,
 } from '../incus-trust/metrics-desired.js';
 import type { DesiredContext, DesiredResult } from '../types.js';
+import { generatedScrapeJobs } from './jobs.js';
 import type { DesiredMetricsPair, DesiredScrape, ScrapeFacts } from './model.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/prometheus/prometheus.yml';
@@ -154,12 +155,10 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
 
   const { targets, warnings: targetWarnings } = metricsTargets(endpoints);
   warnings.push(...targetWarnings);
-  let configs: ScrapeConfig[] = [];
-  if (pair && targets.length > 0) {
-    const r = incusScrapeConfigs(targets, { jobName, certFile: pair.certPath, keyFile: pair.keyPath, scrapeInterval });
-    configs = r.configs;
-    warnings.push(...r.warnings);
-  }
+  // The Incus jobs, then the Qubes VMs of every dom0 through prometheus-qubes-proxy: what scrape-config prints.
+  const jobs = generatedScrapeJobs(ctx.inventory, { targets, options: { jobName, certFile: pair.certPath, keyFile: pair.keyPath, scrapeInterval } });
+  const configs = jobs.configs;
+  warnings.push(...jobs.warnings);
   const header = [
     'Managed by reconcile (prometheus_scrape): local changes are overwritten on the next run.',
     ...(pair ? [`Incus metrics certificate "${pair.name}": fingerprint ${pair.fingerprint ?? UNKNOWN_FINGERPRINT}`, `  cert_file ${pair.certPath}`, `  key_file  ${pair.keyPath}`] : []),
