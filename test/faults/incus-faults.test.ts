@@ -172,6 +172,33 @@ describe('faults of the Incus daemon', () => {
     expect((await trustStore(a))[0]!.description).toBe('wanted');
   });
 
+  it('the trust store changed by someone else between plan and apply: a remove is refused, not forced', async () => {
+    const [victim] = await certs('guard', 1);
+    await a.incus(['config', 'trust', 'add-certificate', join(dir, victim!.cert.file), '--name', victim!.name, '--description', 'before']);
+    const inv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: clients([victim!], { state: 'absent' }) }, 'guard.yaml');
+
+    const cli = startCli(['-i', inv, '--json'], { ...env, RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS: '4000' });
+    await cli.waitForStderr(/pausing \d+ ms before apply/);
+    // Someone else re-scopes the entry while reconcile holds a plan that revokes it.
+    await a.incus(['query', '-X', 'PATCH', `/1.0/certificates/${victim!.cert.fingerprint}`, '--data', JSON.stringify({ description: 'someone else', restricted: true })]);
+    const result = await cli.done;
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    const ha = reportOf(result).hosts[0]!;
+    note('entry edited by someone else between a plan that removes it and apply', describeHost(reportOf(result), 'a'));
+    expect(ha.status).toBe('failed');
+    expect(ha.error!.step).toBe(`remove certificate ${victim!.name}`);
+    expect(ha.error!.message).toMatch(/changed by someone else since it was read \(description, restricted\)/);
+    expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([['remove', false]]);
+    expect((await trustStore(a)).map((c) => [c.name, c.description])).toEqual([[victim!.name, 'someone else']]);
+
+    // The next run plans again from what is there now, and revokes it as the inventory says.
+    const rerun = await runCli(['-i', inv, '--json'], env);
+    expect(rerun.exitCode).toBe(0);
+    expect(await trustStore(a)).toEqual([]);
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`${signal} during apply: the action in flight finishes, the rest is reported not applied, the lock released, exit ${signal === 'SIGINT' ? 130 : 143}`, async () => {
       const prefix = `sig${signal.slice(3, 6).toLowerCase()}`;

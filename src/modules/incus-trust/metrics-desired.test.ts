@@ -88,7 +88,6 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     server: { serverName: 'h1', version: '6.0', clustered: false, members: [] },
     projects: ['default'],
     certificates: certs.map((c) => ({ ...c, type: 'metrics', restricted: false, projects: [], description: 'Metrics certificate for Prometheus scraping', certificate: '' })),
-    etags: {},
   });
   const plan = (files: Record<string, string>, live: { name: string; fingerprint: string }[]) => {
     const { certificates, problems } = desiredMetricsCertificates(h, ctxWith(inventory, files));

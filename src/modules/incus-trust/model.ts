@@ -79,6 +79,4 @@ export interface ObservedTrust {
   /** Project names that exist on the host. */
   projects: string[];
   certificates: LiveCertificate[];
-  /** ETag of each certificate by fingerprint, when the transport exposes it (socket path). */
-  etags: Record<string, string>;
 }

@@ -116,10 +116,10 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
 }
 
 /** Reads one answer and checks its shape; a bad shape fails the host at this step. */
-async function read<T>(session: HostSession, path: string, step: string, parse: (metadata: unknown) => T): Promise<{ value: T; etag?: string }> {
+async function read<T>(session: HostSession, path: string, step: string, parse: (metadata: unknown) => T): Promise<{ value: T }> {
   const res = await session.incus.request('GET', path, step);
   try {
-    return { value: parse(res.metadata), etag: res.etag };
+    return { value: parse(res.metadata) };
   } catch (e) {
     if (!(e instanceof ShapeError)) throw e;
     throw new TransportError(session.spec.host, step, `unexpected answer from Incus to GET ${path}: ${e.message}`);
@@ -139,7 +139,5 @@ export async function observeTrust(session: HostSession): Promise<ObservedTrust>
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
   // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).
-  const etags: Record<string, string> = {};
-  const list = certificates.value;
-  return { server: { ...server.value, members }, projects: projects.value, certificates: list, etags };
+  return { server: { ...server.value, members }, projects: projects.value, certificates: certificates.value };
 }

@@ -54,7 +54,6 @@ function observed(certificates: LiveCertificate[], projects = ['default'], clust
     server: { serverName: 'web1', version: '6.0.4', clustered: clusterId !== undefined, clusterId, members: [] },
     projects,
     certificates,
-    etags: Object.fromEntries(certificates.map((c) => [c.fingerprint, `etag-${c.name}`])),
   };
 }
 
@@ -93,7 +92,7 @@ describe('planTrust', () => {
       { field: 'restricted', before: false, after: true },
       { field: 'projects', before: [], after: ['default'] },
     ]);
-    expect(plan.actions[0]!.data).toMatchObject({ op: 'update', fingerprint: fp(1), etag: 'etag-old-name' });
+    expect(plan.actions[0]!.data).toMatchObject({ op: 'update', fingerprint: fp(1) });
   });
 
   it('rotates when the name matches but the certificate is new: add new, then remove old', () => {

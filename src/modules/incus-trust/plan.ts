@@ -37,7 +37,7 @@ export interface TrustEntryView {
 /** What apply needs for each action; never holds key material (a certificate is public). */
 export type TrustActionData =
   | { op: 'add'; entry: NewTrustEntry }
-  | { op: 'update'; fingerprint: string; etag?: string; fields: Pick<TrustEntryView, 'name' | 'description' | 'restricted' | 'projects'> }
+  | { op: 'update'; fingerprint: string; fields: Pick<TrustEntryView, 'name' | 'description' | 'restricted' | 'projects'> }
   | { op: 'rotate'; entry: NewTrustEntry; oldFingerprint: string }
   | { op: 'remove'; fingerprint: string };
 
@@ -127,7 +127,6 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
             data: {
               op: 'update',
               fingerprint: live.fingerprint,
-              etag: observed.etags[live.fingerprint],
               fields: { name: wanted.name, description: wanted.description, restricted: wanted.restricted, projects: wanted.projects },
             } satisfies TrustActionData,
           });
