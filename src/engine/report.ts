@@ -46,6 +46,24 @@ export interface HostReport {
   expiring: ReportedCertificate[];
 }
 
+/**
+ * A key pair this run made on the controller (a metrics pair generated or rotated by a
+ * module's prepare step): where it is and its certificate's fingerprint, never key material.
+ */
+export interface GeneratedKeyPair {
+  module: ModuleName;
+  /** The inventory entry's name (incus_metrics_certificates[].name). */
+  name: string;
+  /** generated: there was none; rotation started: a new pair replaces a due one; install resumed: an interrupted run's pair finished. */
+  event: 'generated' | 'rotation started' | 'install resumed';
+  /** Absolute paths on the controller. */
+  certificateFile: string;
+  keyFile: string;
+  /** The key file's mode (always written 0600). */
+  keyMode: '0600';
+  fingerprint: string;
+}
+
 export interface RunReport {
   tool: { name: 'reconcile'; version: string };
   inventory: string;
@@ -54,6 +72,8 @@ export interface RunReport {
   startedAt: string;
   durationMs: number;
   hosts: HostReport[];
+  /** Key pairs generated on the controller by this run (empty in check mode). */
+  generated?: GeneratedKeyPair[];
   summary: {
     hosts: Record<HostStatus, number>;
     actions: Record<ActionType, number>;

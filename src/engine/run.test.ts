@@ -136,4 +136,15 @@ describe('runPlaybook', () => {
       new UsageError('--limit "typo" leaves no host of the playbook\'s plays to reconcile'),
     );
   });
+
+  it('key pairs a prepare step generated reach the hook once each, and the report\'s generated list (schema-valid)', async () => {
+    const pair = { name: 'prom', event: 'generated' as const, certificateFile: '/inv/m.crt', keyFile: '/inv/m.key', keyMode: '0600' as const, fingerprint: 'a'.repeat(64) };
+    const module = { ...itemsModule([]), prepare: async () => ({ problems: [], generated: [pair, pair] }) };
+    const seen: string[] = [];
+    const report = await runPlaybook(request(false), { keyPairGenerated: (p) => seen.push(`${p.module} ${p.name} ${p.fingerprint.slice(0, 4)}`) }, deps([host('a', { items: ['1'] })], module, {}));
+    expect(seen).toEqual(['incus_trust prom aaaa']);
+    expect(report.generated).toEqual([{ module: 'incus_trust', ...pair }]);
+    expect(schemaErrors(report)).toBe('');
+    expect(schemaErrors({ ...report, generated: [{ ...pair, module: 'incus_trust', privateKeyPem: 'x' }] })).not.toBe('');
+  });
 });

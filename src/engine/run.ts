@@ -15,7 +15,7 @@ import { formatProblem, InventoryError, TransportError, UsageError, type Problem
 import type { Inventory, InventoryHost } from '../inventory/model.js';
 import type { Action, ActionType, ModuleName, ModulePlan, ReconcileModule } from '../modules/types.js';
 import type { ConnectionSpec, HostSession, TransportOptions } from '../transport/types.js';
-import type { HostReport, HostStatus, ReportedAction, ReportedCertificate, RunReport } from './report.js';
+import type { GeneratedKeyPair, HostReport, HostStatus, ReportedAction, ReportedCertificate, RunReport } from './report.js';
 
 /** One play of a playbook: which modules to reconcile on which host pattern. */
 export interface Play {
@@ -88,6 +88,8 @@ export interface EngineHooks {
   /** A host's apply ended, cleanly (no failure) or not. */
   hostApplyFinished?(host: string, failure?: HostFailure): void;
   hostFinished?(report: HostReport): void;
+  /** A key pair a prepare step generated on the controller (before any plan), once per pair. */
+  keyPairGenerated?(pair: GeneratedKeyPair): void;
   /** The engine waits for it (progress output may still be drawing). */
   finished?(report: RunReport): void | Promise<void>;
 }
@@ -105,6 +107,7 @@ export function combineHooks(...all: EngineHooks[]): EngineHooks {
     actionApplied: (host, module, a) => all.forEach((h) => h.actionApplied?.(host, module, a)),
     hostApplyFinished: (host, f) => all.forEach((h) => h.hostApplyFinished?.(host, f)),
     hostFinished: (r) => all.forEach((h) => h.hostFinished?.(r)),
+    keyPairGenerated: (p) => all.forEach((h) => h.keyPairGenerated?.(p)),
     finished: async (r) => {
       for (const h of all) await h.finished?.(r);
     },
@@ -165,8 +168,9 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   };
 
   const limit = pLimit(request.forks);
+  const generated: GeneratedKeyPair[] = [];
   try {
-    const facts = await prepareModules(inventory, works, request, startedAt, sessionOf, hooks);
+    const facts = await prepareModules(inventory, works, request, startedAt, sessionOf, hooks, generated);
     collectDesired(inventory, works, startedAt, hooks, deps, facts);
     // A host with nothing to reconcile in any of its plays is not part of the run (nor of the report).
     works = works.filter((w) => w.modules.length > 0);
@@ -186,7 +190,7 @@ export async function runPlaybook(request: RunRequest, hooks: EngineHooks, deps:
   warnWhereOwnerFailed(works);
   const hosts = works.map((w) => hostReport(w, request, startedAt));
   for (const h of hosts) hooks.hostFinished?.(h);
-  const report = runReport(hosts, request, mode, startedAt);
+  const report = runReport(hosts, request, mode, startedAt, generated);
   await hooks.finished?.(report);
   return report;
 }
@@ -256,6 +260,7 @@ async function prepareModules(
   now: Date,
   session: (host: InventoryHost) => Promise<HostSession>,
   hooks: EngineHooks,
+  generated: GeneratedKeyPair[],
 ): Promise<Map<ModuleName, unknown>> {
   const facts = new Map<ModuleName, unknown>();
   const problems: Problem[] = [];
@@ -266,6 +271,13 @@ async function prepareModules(
     const result = await module.prepare({ inventory, hosts, check: request.check, now, session });
     problems.push(...result.problems);
     facts.set(module.name, result.facts);
+    for (const pair of result.generated ?? []) {
+      // A pair is made once per run, whichever module's prepare step made it.
+      if (generated.some((g) => g.certificateFile === pair.certificateFile && g.fingerprint === pair.fingerprint)) continue;
+      const entry: GeneratedKeyPair = { module: module.name, ...pair };
+      generated.push(entry);
+      hooks.keyPairGenerated?.(entry);
+    }
   }
   throwOnErrors(problems, hooks);
   return facts;
@@ -492,7 +504,7 @@ function hostReport(w: HostWork, request: RunRequest, now: Date): HostReport {
 const HOST_STATUSES: HostStatus[] = ['ok', 'changed', 'drift', 'failed', 'unreachable', 'covered'];
 const ACTION_TYPES: ActionType[] = ['add', 'update', 'rotate', 'remove', 'unmanaged'];
 
-function runReport(hosts: HostReport[], request: RunRequest, mode: 'check' | 'apply', startedAt: Date): RunReport {
+function runReport(hosts: HostReport[], request: RunRequest, mode: 'check' | 'apply', startedAt: Date, generated: GeneratedKeyPair[]): RunReport {
   const hostCounts = Object.fromEntries(HOST_STATUSES.map((s) => [s, 0])) as Record<HostStatus, number>;
   const actionCounts = Object.fromEntries(ACTION_TYPES.map((a) => [a, 0])) as Record<ActionType, number>;
   for (const h of hosts) {
@@ -509,6 +521,7 @@ function runReport(hosts: HostReport[], request: RunRequest, mode: 'check' | 'ap
     startedAt: startedAt.toISOString(),
     durationMs: Math.max(0, request.now().getTime() - startedAt.getTime()),
     hosts,
+    generated,
     summary: { hosts: hostCounts, actions: actionCounts },
     exitCode,
   };

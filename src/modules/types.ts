@@ -7,6 +7,7 @@
 import type { Problem } from '../errors.js';
 import type { InventoryHost, Inventory } from '../inventory/model.js';
 import type { HostSession } from '../transport/types.js';
+import type { GeneratedKeyPair } from '../engine/report.js';
 
 /** Names a playbook may list under `reconcile:`. */
 export type ModuleName = 'incus_trust' | 'qubes_prometheus_proxy' | 'prometheus_scrape';
@@ -97,6 +98,8 @@ export interface PrepareResult {
   problems: Problem[];
   /** Handed to this module's desired() as ctx.prepared. */
   facts?: unknown;
+  /** Key pairs this step made on the controller, shown to the user and in the report. */
+  generated?: Omit<GeneratedKeyPair, 'module'>[];
 }
 
 export interface PlanContext {

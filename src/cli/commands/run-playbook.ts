@@ -21,6 +21,7 @@ import { listrHooks, logLineHooks } from '../../render/progress.js';
 import { logLineWriter, quietLogHooks } from '../../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file.js';
 import { writeFileAtomic } from '../../render/write-atomic.js';
+import { generatedKeyPairLine } from '../../render/key-pairs.js';
 import { acquireRunLock, parseLockTimeout, RunLockHeldError } from '../../engine/lock.js';
 import type { TransportOptions } from '../../transport/types.js';
 
@@ -212,6 +213,15 @@ export function outputHooks(options: RunPlaybookOptions, io: CliIO): EngineHooks
   const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
   const listr = io.isTTY && !options.json && !options.quiet;
   const warnings: EngineHooks = options.quiet ? {} : { warning: (m) => (listr ? io.stderr(`${m}\n`) : logLine(m)) };
+  // A key pair made on the controller is a change even -q reports: a log line (stderr) unless
+  // the terminal shows progress, and a line of the text output (stdout); --json has `generated`.
+  const keyPairs: EngineHooks = {
+    keyPairGenerated: (pair) => {
+      const line = generatedKeyPairLine(pair);
+      if (!listr) logLine(line);
+      if (!options.json && !options.quiet) io.stdout(`${line}\n`);
+    },
+  };
   const progress = options.quiet ? quietLogHooks(logLine) : listr ? listrHooks() : logLineHooks({ writeLine: logLine, verbose: options.verbose });
   const results: EngineHooks = options.json
     ? { finished: (r: RunReport) => io.stdout(renderJsonReport(r)) }
@@ -222,7 +232,7 @@ export function outputHooks(options: RunPlaybookOptions, io: CliIO): EngineHooks
         finished: (r: RunReport) => io.stdout(`\n${renderRecap(r)}`),
       };
   // Progress first: its `planned` waits for the reading list to finish drawing before the plan prints.
-  return combineHooks(warnings, progress, results);
+  return combineHooks(warnings, keyPairs, progress, results);
 }
 
 function transportOptions(options: RunPlaybookOptions, io: CliIO): TransportOptions {

@@ -8,7 +8,7 @@ import type { DesiredTrust, ObservedTrust } from './model.js';
 import { planTrust } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
-import { keyFileModeWarnings, prepareMetricsKeys } from './metrics-keys.js';
+import { generatedKeyPairs, keyFileModeWarnings, prepareMetricsKeys } from './metrics-keys.js';
 import { observeTrust } from './observe.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
@@ -23,7 +23,7 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
     const modeWarnings = keyFileModeWarnings(ctx.inventory, ctx.hosts);
     if (ctx.check) return { problems: modeWarnings };
     const { events, problems } = await prepareMetricsKeys(ctx.inventory, ctx.hosts, ctx.now);
-    return { problems: [...modeWarnings, ...problems], facts: events };
+    return { problems: [...modeWarnings, ...problems], facts: events, generated: generatedKeyPairs(events) };
   },
   desired: (host, ctx) => {
     const metrics = desiredMetricsCertificates(host, ctx);

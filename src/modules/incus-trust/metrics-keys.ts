@@ -28,6 +28,7 @@ import {
   readMetricsCertificateSpecs,
   type MetricsCertificateSpec,
 } from './metrics-desired.js';
+import type { PrepareResult } from '../types.js';
 
 export const NEXT_SUFFIX = '.next';
 
@@ -37,6 +38,14 @@ export interface KeyPairEvent {
   certificateFile: string;
   event: 'generated' | 'rotation started' | 'install resumed';
   fingerprint: string;
+  /** Absolute paths on the controller. */
+  certificatePath: string;
+  keyPath: string;
+}
+
+/** What the user is told about the pairs prepare made (PrepareResult.generated). */
+export function generatedKeyPairs(events: KeyPairEvent[]): NonNullable<PrepareResult['generated']> {
+  return events.map((e) => ({ name: e.name, event: e.event, certificateFile: e.certificatePath, keyFile: e.keyPath, keyMode: '0600', fingerprint: e.fingerprint }));
 }
 
 /** Resolves a path of the inventory (relative to its folder). */
@@ -113,7 +122,7 @@ async function ensurePair(spec: MetricsCertificateSpec, certPath: string, keyPat
   const resumed = resumeInstall(certPath, keyPath);
   const certText = readText(certPath);
   const keyText = readText(keyPath);
-  const base = { name: spec.name, certificateFile: spec.certificateFile };
+  const base = { name: spec.name, certificateFile: spec.certificateFile, certificatePath: certPath, keyPath };
   if (certText === undefined) {
     const pair = await generateSelfSigned({ commonName: spec.commonName, validityDays: spec.validityDays, now, type: 'metrics' });
     installPair(certPath, keyPath, pair.certificatePem, pair.privateKeyPem);

@@ -5,7 +5,7 @@
  * Incus host of the inventory serves its metrics, which desired() turns into targets.
  */
 import type { InventoryHost } from '../../inventory/model.js';
-import { prepareMetricsKeys } from '../incus-trust/metrics-keys.js';
+import { generatedKeyPairs, prepareMetricsKeys } from '../incus-trust/metrics-keys.js';
 import type { ReconcileModule } from '../types.js';
 import { applyScrape } from './apply.js';
 import { desiredScrape, isPrometheusHost } from './desired.js';
@@ -25,8 +25,8 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape> = 
     if (promHosts.length === 0) return { problems: [] };
     const incusHosts = new Map<string, InventoryHost>();
     for (const h of promHosts) for (const i of incusHostsToScrape(ctx.inventory, incusGroupOf(h))) incusHosts.set(i.name, i);
-    const problems = ctx.check ? [] : (await prepareMetricsKeys(ctx.inventory, [...promHosts, ...incusHosts.values()], ctx.now)).problems;
+    const keys = ctx.check ? { events: [], problems: [] } : await prepareMetricsKeys(ctx.inventory, [...promHosts, ...incusHosts.values()], ctx.now);
     const facts: ScrapeFacts = await observeMetricsEndpoints([...incusHosts.values()], ctx.session);
-    return { problems, facts };
+    return { problems: keys.problems, facts, generated: generatedKeyPairs(keys.events) };
   },
 };
