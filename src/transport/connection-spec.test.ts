@@ -73,6 +73,20 @@ describe('buildConnectionSpec', () => {
     ]);
   });
 
+  it('what ~/.ssh/config says but reconcile cannot honour becomes warnings of the host (its jump hosts named)', () => {
+    const cfg = parseSshConfig(
+      ['Match exec "test -f /x"', '  Port 9', 'Host web1', '  ProxyJump gw', 'Host gw', '  ProxyCommand nc %h %p', 'Host plain', '  User u'].join('\n'),
+      '/home/me/.ssh/config',
+    );
+    expect(buildConnectionSpec(host('web1', {}), cfg, local).spec?.warnings).toEqual([
+      '/home/me/.ssh/config:1: Match exec test -f /x: criterion "exec" is not supported; block ignored',
+      'jump host gw: /home/me/.ssh/config:6: ProxyCommand is not supported and is ignored (use ProxyJump)',
+    ]);
+    expect(buildConnectionSpec(host('web1', { ansible_connection: 'local' }), cfg, local).spec).not.toHaveProperty('warnings');
+    // Nothing to say: no warnings field at all.
+    expect(buildConnectionSpec(host('plain', {}), config, local).spec).not.toHaveProperty('warnings');
+  });
+
   it('reads jump targets in all their forms', () => {
     expect(parseJumpTarget('ssh://u@h:2')).toEqual({ user: 'u', host: 'h', port: 2 });
     expect(parseJumpTarget('[::1]:22')).toEqual({ user: undefined, host: '::1', port: 22 });

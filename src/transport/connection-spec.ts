@@ -128,6 +128,8 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
   }
   proxyJump ??= config.proxyJump;
 
+  // What ~/.ssh/config says but reconcile cannot honour, for this host and its jump hosts.
+  const warnings = new Set(config.warnings);
   const jumps: JumpSpec[] = [];
   if (proxyJump !== undefined && proxyJump.toLowerCase() !== 'none') {
     for (const part of proxyJump.split(',')) {
@@ -138,6 +140,8 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
       }
       // A jump host's own settings come from ~/.ssh/config too, as OpenSSH does.
       const jc = sshSettingsFor(sshConfig, target.host);
+      // A line that concerns the host itself is said once, unprefixed.
+      for (const w of jc.warnings) if (!warnings.has(w)) warnings.add(`jump host ${target.host}: ${w}`);
       const jumpUser = target.user ?? jc.user ?? local.user;
       const jumpAddress = jc.hostName ?? target.host;
       const jumpPort = target.port ?? jc.port ?? 22;
@@ -185,5 +189,7 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
     incusSocket,
   };
   if (knownHostsFiles) spec.knownHostsFiles = knownHostsFiles;
+  // A local host is not reached through ssh: what its config says does not concern it.
+  if (warnings.size > 0 && spec.connection === 'ssh') spec.warnings = [...warnings];
   return { spec, problems };
 }

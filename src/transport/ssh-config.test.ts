@@ -58,6 +58,21 @@ describe('ssh config', () => {
     expect(sshSettingsFor(c, 'y').port).toBeUndefined();
   });
 
+  it("what a host's blocks say but reconcile cannot honour comes back as that host's warnings, naming file:line", () => {
+    const c = parseSshConfig(
+      ['Include extra', 'Host web1', '  ProxyCommand nc %h %p', 'Match user ops host web*', '  Port 9', 'Host db1', '  ProxyCommand none', 'Host *', '  ProxyCommand ssh -W %h:%p gw'].join('\n'),
+      '/home/u/.ssh/config',
+      undefined,
+    );
+    expect(sshSettingsFor(c, 'web1').warnings).toEqual([
+      '/home/u/.ssh/config:1: Include not followed',
+      '/home/u/.ssh/config:3: ProxyCommand is not supported and is ignored (use ProxyJump)',
+      '/home/u/.ssh/config:4: Match user ops host web*: criterion "user" is not supported; block ignored',
+    ]);
+    // ProxyCommand none (first value wins) needs nothing; a host no block concerns gets only the config's own warning.
+    expect(sshSettingsFor(c, 'db1').warnings).toEqual(['/home/u/.ssh/config:1: Include not followed', expect.stringMatching(/:4: Match user ops/)]);
+  });
+
   it('expands ~ and tokens in paths', () => {
     expect(expandTokens('~/.ssh/%r@%h:%p', { h: 'w', p: 22, r: 'root', u: 'me', d: '/home/me' })).toBe('/home/me/.ssh/root@w:22');
   });

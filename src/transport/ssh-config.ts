@@ -3,12 +3,16 @@
  * UserKnownHostsFile, with OpenSSH's rules (ssh_config(5)): the first value obtained wins
  * (IdentityFile and UserKnownHostsFile accumulate), `Host` patterns with `*`, `?` and
  * `!negation`, `Match all` and `Match host`/`originalhost` (other Match criteria never
- * match here), `Include` through a reader the caller passes. Pure.
+ * match here), `Include` through a reader the caller passes. Pure. What it reads but cannot
+ * honour for a host (an unsupported Match criterion, ProxyCommand, an Include not followed) comes
+ * back as that host's warnings, naming file:line, so that the user sees it (ConnectionSpec.warnings).
  */
 
 export interface SshConfigBlock {
   /** undefined: the lines before the first Host/Match, which apply to every host. */
   condition?: { kind: 'host'; patterns: string[] } | { kind: 'match'; criteria: string[] };
+  /** `file:line` of the Host/Match line, for messages. */
+  at?: string;
   options: { key: string; args: string[]; line: number; file: string }[];
 }
 
@@ -57,10 +61,10 @@ export function parseSshConfig(
     const key = m[1]!.toLowerCase();
     const args = splitArgs(m[2]!);
     if (key === 'host') {
-      current = { condition: { kind: 'host', patterns: args }, options: [] };
+      current = { condition: { kind: 'host', patterns: args }, at: `${file}:${i + 1}`, options: [] };
       config.blocks.push(current);
     } else if (key === 'match') {
-      current = { condition: { kind: 'match', criteria: args }, options: [] };
+      current = { condition: { kind: 'match', criteria: args }, at: `${file}:${i + 1}`, options: [] };
       config.blocks.push(current);
     } else if (key === 'include') {
       if (!readInclude || depth > 8) {
@@ -75,7 +79,7 @@ export function parseSshConfig(
           current.options.push(...sub.blocks[0]!.options);
           for (const b of sub.blocks.slice(1)) config.blocks.push(b);
           if (sub.blocks.length > 1) {
-            current = { condition: current.condition, options: [] };
+            current = { condition: current.condition, at: current.at, options: [] };
             config.blocks.push(current);
           }
         }
@@ -118,7 +122,7 @@ function blockApplies(block: SshConfigBlock, host: string, warnings: string[]): 
     if (what === 'host' || what === 'originalhost') {
       if (!hostPatternsMatch([value], host)) return false;
     } else {
-      warnings.push(`Match ${criteria.join(' ')}: criterion "${what}" is not supported; block ignored`);
+      warnings.push(`${block.at ? `${block.at}: ` : ''}Match ${criteria.join(' ')}: criterion "${what}" is not supported; block ignored`);
       return false;
     }
   }
@@ -133,10 +137,16 @@ export function expandTokens(value: string, tokens: { h: string; p: number; r: s
   );
 }
 
-/** The settings for `host` (the name as given to ssh: ansible_host or the inventory name). */
+/**
+ * The settings for `host` (the name as given to ssh: ansible_host or the inventory name), with
+ * the warnings that concern it: the config's own (Include not followed) and those of the blocks
+ * that apply to it.
+ */
 export function sshSettingsFor(config: SshConfig | undefined, host: string): SshHostSettings & { warnings: string[] } {
   const out: SshHostSettings & { warnings: string[] } = { identityFiles: [], userKnownHostsFiles: [], warnings: [] };
   if (!config) return out;
+  out.warnings.push(...config.warnings);
+  let proxyCommandSeen = false;
   for (const block of config.blocks) {
     if (!blockApplies(block, host, out.warnings)) continue;
     for (const o of block.options) {
@@ -157,6 +167,13 @@ export function sshSettingsFor(config: SshConfig | undefined, host: string): Ssh
           break;
         case 'proxyjump':
           out.proxyJump ??= first;
+          break;
+        case 'proxycommand':
+          // OpenSSH would run it to reach the host; reconcile connects without it (ProxyJump is supported).
+          if (!proxyCommandSeen && first.toLowerCase() !== 'none' && out.proxyJump === undefined) {
+            out.warnings.push(`${o.file}:${o.line}: ProxyCommand is not supported and is ignored (use ProxyJump)`);
+          }
+          proxyCommandSeen = true;
           break;
         case 'userknownhostsfile':
           if (out.userKnownHostsFiles.length === 0) out.userKnownHostsFiles.push(...o.args);

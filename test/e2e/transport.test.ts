@@ -210,6 +210,14 @@ describe('ssh transport, other paths', () => {
     const viaConfig = await connectHost(connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: path.join(lab.env.HOME!, '.ssh', 'config') }), options);
     sessions.push(viaConfig);
     expect((await viaConfig.exec(['true'], 'run')).exitCode).toBe(0);
+    expect(viaConfig.spec.warnings).toBeUndefined();
+    // A Match criterion reconcile cannot evaluate: the block is skipped, and the host says so.
+    const withMatch = path.join(lab.dir, 'ssh_config.match-exec');
+    await writeFile(withMatch, `Match exec "false"\n  Port 9\n\n${await readFile(path.join(lab.env.HOME!, '.ssh', 'config'), 'utf8')}`);
+    const warned = await connectHost(connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: withMatch }), options);
+    sessions.push(warned);
+    expect((await warned.exec(['true'], 'run')).exitCode).toBe(0);
+    expect(warned.spec.warnings).toEqual([`${withMatch}:1: Match exec false: criterion "exec" is not supported; block ignored`]);
   });
 
   it('wrong host key: fails the host naming the key it offered, even with --accept-new-host-keys', async () => {
