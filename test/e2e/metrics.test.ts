@@ -11,6 +11,7 @@
  * Every check reads the real state independently of reconcile: Prometheus's /api/v1/targets,
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { hostname } from 'node:os';
@@ -18,6 +19,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { REPO } from './trust-support.js';
 import { parseCertificatePem } from '../../src/pki/certificate.js';
 import { generateSelfSigned } from '../../src/pki/generate.js';
 import { eventually, metricsStatus, startPrometheus, type PromTarget, type TestPrometheus } from './metrics-support.js';
@@ -26,6 +29,7 @@ import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 
 const NAME = 'prometheus-metrics';
+const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 'utf8')));
 let lab: Lab | undefined;
 let root: string;
 let hosts: LabHost[] = [];
@@ -37,6 +41,7 @@ async function writeInventoryFile(
   entry: Record<string, unknown>,
   promVars: Record<string, unknown> = {},
   incusVars: Record<string, Record<string, unknown>> = {},
+  otherGroups: Record<string, unknown> = {},
 ): Promise<void> {
   const inv = {
     all: {
@@ -56,6 +61,7 @@ async function writeInventoryFile(
             },
           },
         },
+        ...otherGroups,
       },
     },
   };
@@ -109,6 +115,10 @@ describe('metrics certificates end to end', () => {
     const fp = await fingerprintOf('pki/metrics.crt');
     expect((await stat(join(root, 'pki/metrics.key'))).mode & 0o777).toBe(0o600);
     for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${fp}`]);
+    // The user is told, once, which pair was made and where (a text line and a timestamped log line).
+    const told = `generated metrics key pair ${NAME}: certificate ${join(root, 'pki/metrics.crt')}, key ${join(root, 'pki/metrics.key')} (0600), fingerprint ${fp}`;
+    expect(r.stdout.split('\n').filter((l) => l.includes('metrics key pair'))).toEqual([told]);
+    expect(r.stderr).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${told.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
 
     // On the Prometheus host: the pair under its versioned name, the key 0600, a whole prometheus.yml.
     const certDir = join(prom!.dir, 'certs');
@@ -198,10 +208,18 @@ describe('metrics certificates end to end', () => {
 
     const watch = watchTargets();
     try {
-      const first = await reconcile(['-i', inventory], { env: lab!.env });
+      const first = await reconcile(['-i', inventory, '--json'], { env: lab!.env });
       expect(first.exitCode, first.stdout + first.stderr).toBe(0);
       const newFp = await fingerprintOf('pki/metrics.crt');
       expect(newFp).not.toBe(oldFp);
+      // --json: the new pair is in the report's `generated` list (schema-valid), key bytes nowhere.
+      const report = JSON.parse(first.stdout) as { generated: unknown[] };
+      expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
+      expect(report.generated).toEqual([
+        { module: 'incus_trust', name: NAME, event: 'rotation started', certificateFile: join(root, 'pki/metrics.crt'), keyFile: join(root, 'pki/metrics.key'), keyMode: '0600', fingerprint: newFp },
+      ]);
+      expect(first.stderr).toContain(`generated (rotation) metrics key pair ${NAME}: certificate ${join(root, 'pki/metrics.crt')}`);
+      expect(first.stdout + first.stderr).not.toContain('PRIVATE KEY');
       expect(await fingerprintOf('pki/metrics.crt.previous')).toBe(oldFp);
       // Both trusted while Prometheus moves to the new pair.
       for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
@@ -296,6 +314,38 @@ describe('server verification', () => {
       (ts) => ts.some((t) => t.scrapeUrl === `https://${ADDRESSES[0]}/1.0/metrics` && t.health === 'down'),
     );
     expect(refused.find((t) => t.scrapeUrl === `https://${ADDRESSES[0]}/1.0/metrics`)!.lastError).toContain('not-the-server');
+  });
+});
+
+describe('Qubes VMs in the deployed prometheus.yml', () => {
+  it('the Prometheus host also scrapes the Qubes VMs of the inventory\'s dom0 through prometheus-qubes-proxy; promtool accepts the file', async () => {
+    // A dom0 declared in the inventory but not reconciled in this run (--limit): its scrape jobs come from its variables alone.
+    const dom0 = { ansible_connection: 'local', qubes_prometheus_proxy: { proxy: 'sys-net', targets: [{ vm: 'vault', ports: [9100] }] } };
+    await writeInventoryFile({ validity_days: 300, rotate_before_days: 150 }, {}, {}, { qubes: { hosts: { dom0 } } });
+    const r = await reconcile(['-i', inventory, '--limit', 'incus:prometheus'], { env: lab!.env });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).not.toContain('dom0');
+    const config = await readFile(prom!.configFile, 'utf8');
+    expect(config).toContain(
+      [
+        '  - job_name: qubes-proxy-dom0',
+        '    metrics_path: /forward',
+        '    static_configs:',
+        '      - targets:',
+        '          - sys-net:8199',
+        '        labels:',
+        '          __param_target: vault',
+        '          __param_port: "9100"',
+        '          instance: vault:9100',
+      ].join('\n'),
+    );
+    const promtool = await promisify(execFile)('promtool', ['check', 'config', prom!.configFile]);
+    expect(promtool.stdout).toContain('SUCCESS');
+    // Prometheus loaded it: the proxy target is one of its targets (down here: no proxy VM runs).
+    await eventually('the Qubes job loaded', () => prom!.targets(), (ts) => ts.some((t) => t.labels.job === 'qubes-proxy-dom0' && t.labels.vm === 'vault'));
+    // scrape-config prints the same job.
+    const printed = await reconcile(['scrape-config', '-i', inventory], { env: lab!.env });
+    expect(printed.stdout).toContain('  - job_name: qubes-proxy-dom0\n');
   });
 });
 
