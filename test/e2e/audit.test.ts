@@ -195,6 +195,18 @@ describe('reconcile audit', () => {
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
   });
 
+  it('a --limit that selects no host is a one-line usage error, exit 1, nothing read', async () => {
+    const typo = await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web9', '--json']);
+    expect(typo).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: 'reconcile: audit: --limit "web9" leaves no host to audit (could not match host pattern "web9": it names no host or group in the inventory)\n',
+    });
+    // Patterns that each match, but whose combination leaves nothing.
+    const empty = await reconcile(lab, ['audit', '-i', inventory, '--limit', 'web1:&sudo1']);
+    expect(empty).toEqual({ exitCode: 1, stdout: '', stderr: 'reconcile: audit: --limit "web1:&sudo1" leaves no host to audit\n' });
+  });
+
   it('a usage error is one line', async () => {
     const r = await reconcile(lab, ['audit', '-i', inventory, '--warn-days', 'soon']);
     expect(r).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: audit: --warn-days takes a whole number of at least 1, not 'soon'\n" });

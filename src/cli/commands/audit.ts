@@ -65,8 +65,14 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   for (const p of problems) io.stderr(formatProblem(p) + '\n');
 
   const selection = selectHosts(inventory, values.limit ?? 'all');
+  if (selection.hosts.length === 0) {
+    // As the default command: a --limit that selects nothing is a mistake (a typo must not read
+    // as a clean audit to cron), said on one line with what did not match.
+    const why = selection.warnings.map((w) => w.replace(/; ignoring it$/, '')).join('; ');
+    const what = values.limit === undefined ? 'the inventory has no host to audit' : `--limit "${values.limit}" leaves no host to audit`;
+    throw new UsageError(`audit: ${what}${why ? ` (${why})` : ''}`);
+  }
   for (const w of selection.warnings) io.stderr(`audit: ${w}\n`);
-  if (selection.hosts.length === 0) throw new UsageError(`audit: no host matches '${values.limit ?? 'all'}'`);
 
   const transport = transportOptions(io, values['accept-new-host-keys'] ?? false);
   // ssh2 loads only once there is something to read: --help and usage errors stay fast.
