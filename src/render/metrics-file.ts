@@ -1,6 +1,6 @@
 /**
  * The Prometheus view of a run: text exposition format (version 0.0.4) for node_exporter's
- * textfile collector. Pure: a RunReport in, the file's text out (written by write-atomic.ts).
+ * textfile collector. Pure: a RunReport in, the file's text out (written by src/cli/write-atomic.ts).
  *
  * Every series carries `inventory` (the inventory's path), so files of several inventories
  * can sit in one textfile folder without clashing. Host status is a state set: one series per

@@ -17,7 +17,7 @@ import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
 import { CertificateParseError, containsPrivateKey, daysLeft, parseCertificateDer, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
-import { writeFileAtomic } from '../../render/write-atomic.js';
+import { writeFileAtomic } from '../write-atomic.js';
 
 export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]
        reconcile cert info FILE

@@ -20,7 +20,7 @@ import { renderJsonReport } from '../../render/json-report.js';
 import { listrHooks, logLineHooks } from '../../render/progress.js';
 import { logLineWriter, quietLogHooks } from '../../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file.js';
-import { writeFileAtomic } from '../../render/write-atomic.js';
+import { writeFileAtomic } from '../write-atomic.js';
 import { generatedKeyPairLine } from '../../render/key-pairs.js';
 import { acquireRunLock, parseLockTimeout, RunLockHeldError } from '../../engine/lock.js';
 import type { TransportOptions } from '../../transport/types.js';
