@@ -10,10 +10,10 @@ import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
 import { generatedKeyPairs, keyFileModeWarnings, prepareMetricsKeys } from './metrics-keys.js';
 import { observeTrust } from './observe.js';
+import { desiredTrustClients } from './desired.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
 const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
-import { desiredTrustClients } from './desired.js';
 
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
   name: 'incus_trust',
