@@ -27,7 +27,7 @@ const CERT_BLOCK = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE---
 
 /** True when the text holds private key material (of any PEM flavour). */
 export function containsPrivateKey(text: string): boolean {
-  return PRIVATE_KEY_MARKER.test(text) || /-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text);
+  return PRIVATE_KEY_MARKER.test(text); // every flavour: PRIVATE, EC/RSA PRIVATE, ENCRYPTED PRIVATE
 }
 
 export class CertificateParseError extends Error {

@@ -2,7 +2,7 @@
  * Key pair and self-signed certificate generation (ECDSA P-384, as Incus recommends and
  * the Terraform metrics module users know does). The clock is a parameter.
  */
-import { webcrypto, randomBytes } from 'node:crypto';
+import { KeyObject, webcrypto, randomBytes } from 'node:crypto';
 import { parseCertificatePem, type CertificateInfo } from './certificate.js';
 
 /** @peculiar/x509 takes ~120 ms to import: loaded only when a key pair is really generated. */
@@ -46,9 +46,7 @@ export async function generateSelfSigned(options: GenerateOptions): Promise<Gene
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
     ],
   });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyLines = pkcs8.toString('base64').match(/.{1,64}/g) ?? [];
-  const privateKeyPem = `-----BEGIN PRIVATE KEY-----\n${keyLines.join('\n')}\n-----END PRIVATE KEY-----\n`;
+  const privateKeyPem = KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string;
   const certificatePem = cert.toString('pem') + '\n';
   return { certificatePem, privateKeyPem, info: parseCertificatePem(certificatePem) };
 }

@@ -5,6 +5,7 @@
  * Needs `npm run build` first (npm test does it).
  */
 import { execFile } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,7 +174,8 @@ describe('reconcile cert', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     const key = readFileSync(join(work, 'pki/prometheus-metrics.key'), 'utf8');
-    expect(key).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const parsedKey = createPrivateKey(key);
+    expect([parsedKey.asymmetricKeyType, parsedKey.asymmetricKeyDetails?.namedCurve]).toEqual(['ec', 'secp384r1']);
     expect(statSync(join(work, 'pki/prometheus-metrics.key')).mode & 0o777).toBe(0o600);
     for (const line of key.split('\n').filter((l) => l.length > 20)) expect(result.stdout).not.toContain(line);
     expect(result.stdout).not.toContain('PRIVATE KEY-----');
