@@ -4,11 +4,11 @@
  * certificate managed / unmanaged / expired / expiring / unrestricted against the inventory.
  * Read-only. Exit 0 when every host was read, 1 when any could not be.
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
+import { transportOptions } from '../transport-options.js';
 import { formatProblem, InventoryError, TransportError, UsageError } from '../../errors.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import type { InventoryHost } from '../../inventory/model.js';
@@ -17,7 +17,7 @@ import { validateInventory } from '../../inventory/validate.js';
 import { MODULES } from '../../modules/registry.js';
 import type { DesiredTrust, ObservedTrust } from '../../modules/incus-trust/model.js';
 import { auditCertificate, renderAuditJson, renderAuditText, summarize, type AuditedHost } from '../../render/audit.js';
-import type { HostSession, TransportOptions } from '../../transport/types.js';
+import type { HostSession } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile audit -i INVENTORY [--limit PATTERN] [--json] [--warn-days N]
 
@@ -136,23 +136,4 @@ async function auditHost(
   } finally {
     await session?.close();
   }
-}
-
-function transportOptions(io: CliIO, acceptNewHostKeys: boolean): TransportOptions {
-  const home = io.env.HOME ?? '';
-  const sshConfig = join(home, '.ssh', 'config');
-  return {
-    connectTimeoutMs: msFromEnv(io.env, 'RECONCILE_CONNECT_TIMEOUT_MS', 10_000),
-    commandTimeoutMs: msFromEnv(io.env, 'RECONCILE_COMMAND_TIMEOUT_MS', 60_000),
-    knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
-    acceptNewHostKeys,
-    sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
-  };
-}
-
-function msFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`audit: ${name} takes a whole number of milliseconds, not '${text}'`);
-  return Number(text);
 }

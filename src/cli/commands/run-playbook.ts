@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
+import { transportOptions } from '../transport-options.js';
 import { UsageError } from '../../errors.js';
 import { combineHooks, runPlaybook, type EngineHooks, type RunRequest } from '../../engine/run.js';
 import { defaultEngineDeps } from '../../engine/inputs.js';
@@ -23,7 +24,6 @@ import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file
 import { writeFileAtomic } from '../write-atomic.js';
 import { generatedKeyPairLine } from '../../render/key-pairs.js';
 import { acquireRunLock, parseLockTimeout, RunLockHeldError } from '../../engine/lock.js';
-import type { TransportOptions } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [options]
 
@@ -201,7 +201,7 @@ export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
     forks: options.forks,
     prune: options.prune,
     warnDays: 30,
-    transport: transportOptions(options, io),
+    transport: transportOptions(io, options.acceptNewHostKeys),
     now: () => new Date(),
     toolVersion: packageVersion(),
   };
@@ -235,26 +235,7 @@ export function outputHooks(options: RunPlaybookOptions, io: CliIO): EngineHooks
   return combineHooks(warnings, keyPairs, progress, results);
 }
 
-function transportOptions(options: RunPlaybookOptions, io: CliIO): TransportOptions {
-  const home = io.env.HOME ?? '';
-  const sshConfig = join(home, '.ssh', 'config');
-  return {
-    // Overridable so that fault tests (test/faults) and slow links need not wait the defaults.
-    connectTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_CONNECT_TIMEOUT_MS', 10_000),
-    commandTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_COMMAND_TIMEOUT_MS', 60_000),
-    knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
-    acceptNewHostKeys: options.acceptNewHostKeys,
-    sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
-  };
-}
-
 /** A timeout in milliseconds from the environment; anything but a whole positive number is a usage error. */
-function timeoutFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name} takes a whole number of milliseconds, not '${text}'`);
-  return Number(text);
-}
 
 /** The package root: the nearest folder above this file holding reconcile's package.json (src/ or dist/src/). */
 function packageRoot(): string {

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
+import { transportOptions } from '../transport-options.js';
 import { formatProblem, InventoryError, UsageError } from '../../errors.js';
 import { defaultEngineDeps } from '../../engine/inputs.js';
 import type { InventoryHost } from '../../inventory/model.js';
@@ -21,7 +22,7 @@ import { readMetricsCertificateSpecs, type MetricsCertificateSpec } from '../../
 import { inventoryPath } from '../../modules/incus-trust/metrics-keys.js';
 import { DEFAULT_CERT_DIR, FINGERPRINT_IN_NAME } from '../../modules/prometheus-scrape/desired.js';
 import { incusGroupOf, incusHostsToScrape, observeMetricsEndpoints } from '../../modules/prometheus-scrape/targets.js';
-import type { HostSession, TransportOptions } from '../../transport/types.js';
+import type { HostSession } from '../../transport/types.js';
 import { generatedScrapeJobs } from '../../modules/prometheus-scrape/jobs.js';
 
 export const HELP = `Usage: reconcile scrape-config -i INVENTORY [--limit PATTERN] [--certificate NAME]
@@ -103,7 +104,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const certFile = values['cert-file'] ?? `${DEFAULT_CERT_DIR}/${stem}.crt`;
   const keyFile = values['key-file'] ?? `${DEFAULT_CERT_DIR}/${stem}.key`;
 
-  const transport = transportOptions(io);
+  const transport = transportOptions(io, false);
   const sessions: Promise<HostSession>[] = [];
   const sessionOf = (h: InventoryHost) => {
     const s = Promise.resolve(deps.connectionSpec(h, inventory, transport)).then((spec) => deps.connect(spec, transport));
@@ -188,16 +189,4 @@ function readCertificate(path: string): CertificateInfo | undefined {
   } catch (e) {
     throw new UsageError(`scrape-config: ${path}: ${(e as Error).message}`);
   }
-}
-
-function transportOptions(io: CliIO): TransportOptions {
-  const home = io.env.HOME ?? '';
-  const sshConfig = join(home, '.ssh', 'config');
-  return {
-    connectTimeoutMs: 10_000,
-    commandTimeoutMs: 60_000,
-    knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
-    acceptNewHostKeys: false,
-    sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
-  };
 }
