@@ -15,6 +15,7 @@ import { loadInventory, readInventoryFile } from './load.js';
 import { validateInventory } from './validate.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { EXPECTED } from './bad-inventories.expected.js';
+import { MODULES } from '../modules/registry.js';
 
 const FIXTURES = new URL('../../test/fixtures/bad-inventories/', import.meta.url).pathname;
 let root: string;
@@ -45,7 +46,7 @@ async function problemsOf(kind: string): Promise<string[]> {
   let problems: Problem[];
   try {
     const inventory = await loadInventory(join(dir, 'hosts.yaml'));
-    problems = validateInventory(inventory, new Date(), (p) => readInventoryFile(inventory, p));
+    problems = validateInventory(inventory, new Date(), (p) => readInventoryFile(inventory, p), MODULES);
     if (kind === 'bad-host-pattern') problems.push(...(await loadPlaybook(join(dir, 'site.yaml'))).problems);
   } catch (e) {
     if (!(e instanceof InventoryError)) throw e;

@@ -8,6 +8,7 @@ import { desiredTrustClients } from '../modules/incus-trust/desired.js';
 import { loadInventory, readInventoryFile, expandHostPattern } from './load.js';
 import { plainVars } from './model.js';
 import { validateInventory } from './validate.js';
+import { MODULES } from '../modules/registry.js';
 
 const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const SEED = join(FIXTURES, 'seed-incus-cluster');
@@ -32,7 +33,7 @@ describe('the inventory layout of the Incus client-certificate guide', () => {
     expect(inventory.baseDir).toBe(SEED);
     const now = new Date();
     // incus_storage_pool holds Jinja, but reconcile does not read it: no problem.
-    expect(validateInventory(inventory, now, (p) => readInventoryFile(inventory, p))).toEqual([]);
+    expect(validateInventory(inventory, now, (p) => readInventoryFile(inventory, p), MODULES)).toEqual([]);
 
     const host = inventory.hosts.get('incus.aoostar.mszlocal')!;
     const trust = desiredTrustClients(host, { inventory, now, readInventoryFile: (p) => readInventoryFile(inventory, p) });

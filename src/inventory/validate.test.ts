@@ -6,6 +6,7 @@ import { formatProblem } from '../errors.js';
 import { generateSelfSigned } from '../pki/generate.js';
 import { loadInventory, readInventoryFile } from './load.js';
 import { validateInventory } from './validate.js';
+import { MODULES } from '../modules/registry.js';
 
 let dir: string;
 let certificatePem: string;
@@ -23,7 +24,7 @@ async function validate(name: string, files: Record<string, string>): Promise<st
     writeFileSync(join(root, file), text);
   }
   const inventory = await loadInventory(join(root, 'hosts.yaml'));
-  return validateInventory(inventory, new Date('2030-06-01T00:00:00Z'), (p) => readInventoryFile(inventory, p)).map((p) =>
+  return validateInventory(inventory, new Date('2030-06-01T00:00:00Z'), (p) => readInventoryFile(inventory, p), MODULES).map((p) =>
     formatProblem(p).split(root + '/').join(''),
   );
 }
@@ -60,7 +61,7 @@ describe('validateInventory', () => {
     writeFileSync(join(root, 'hosts.yaml'), hosts);
     writeFileSync(join(root, 'certs/a.crt'), certificatePem);
     const inventory = await loadInventory(join(root, 'hosts.yaml'));
-    const at = (iso: string) => validateInventory(inventory, new Date(iso), (p) => readInventoryFile(inventory, p)).map((p) => p.message);
+    const at = (iso: string) => validateInventory(inventory, new Date(iso), (p) => readInventoryFile(inventory, p), MODULES).map((p) => p.message);
     expect(at('2030-06-01T00:00:00Z')).toEqual([]);
     expect(at('2032-01-01T00:00:00Z')).toEqual([
       'certificate in "certs/a.crt" expired on 2031-01-01T00:00:00.000Z; Incus refuses expired certificates: issue a new one',

@@ -5,7 +5,7 @@
  * Exports:
  *   validateInventory(inventory: Inventory, now: Date,
  *                     readInventoryFile: (relativePath: string) => Buffer | undefined,
- *                     modules?: Record<ModuleName, ReconcileModule>): Problem[]
+ *                     modules: Record<ModuleName, ReconcileModule>): Problem[]
  *     Every problem at once, errors and warnings, each with file:line:column, value path and
  *     source line: the loader's warnings; `{{ }}` and `!vault` in variables reconcile reads;
  *     schema/inventory.schema.json against each host's merged variables; then each module's
@@ -16,7 +16,6 @@
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { Problem, SourceLocation } from '../errors.js';
 import type { ModuleName, ReconcileModule } from '../modules/types.js';
-import { MODULES } from '../modules/registry.js';
 import { VAULT_KEY, type Inventory, type InventoryHost, type VarDefinition } from './model.js';
 import inventorySchema from '../../schema/inventory.schema.json' with { type: 'json' };
 
@@ -50,7 +49,8 @@ export function validateInventory(
   inventory: Inventory,
   now: Date,
   readInventoryFile: (relativePath: string) => Buffer | undefined,
-  modules: Record<ModuleName, ReconcileModule<any, any>> = MODULES,
+  /** Passed in (src/modules/registry.ts MODULES at the edges) so that validation imports no module's I/O. */
+  modules: Record<ModuleName, ReconcileModule<any, any>>,
 ): Problem[] {
   const problems = new ProblemList(inventory);
   // Many hosts share the same certificate files: read each once (the same Buffer lets

@@ -24,6 +24,7 @@ import { parseKnownHosts } from '../../src/transport/known-hosts.js';
 import { parseSshConfig } from '../../src/transport/ssh-config.js';
 import { shellCommand } from '../../src/transport/shell-quote.js';
 import type { HostSession } from '../../src/transport/types.js';
+import { MODULES } from '../../src/modules/registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'reconcile-property-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,7 +111,7 @@ describe('inventory loader and validation on hostile input', () => {
       fc.asyncProperty(inventoryDoc, async (doc) => {
         const r = await loadText(stringify(doc));
         if (r instanceof InventoryError) return expectClearInventoryError(r);
-        const problems = validateInventory(r, NOW, (rel) => readInventoryFile(r, rel));
+        const problems = validateInventory(r, NOW, (rel) => readInventoryFile(r, rel), MODULES);
         for (const p of problems) expect(formatProblem(p)).toMatch(/\S/);
       }),
       RUNS,

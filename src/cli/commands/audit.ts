@@ -60,7 +60,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const inventoryPath = resolve(io.cwd, values.inventory);
   const inventory = await loadInventory(inventoryPath);
-  const problems = validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel));
+  const problems = validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(formatProblem(p) + '\n');
 

@@ -12,6 +12,7 @@ import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import { validateInventory } from '../../inventory/validate.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { loadPlaybook } from '../../playbook/load.js';
+import { MODULES } from '../../modules/registry.js';
 
 export const HELP = `Usage: reconcile validate -i INVENTORY [PLAYBOOK]
 
@@ -44,7 +45,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`validate: one PLAYBOOK at most, got ${positionals.length} (see 'reconcile validate --help')`);
 
   const inventory = await loadInventory(values.inventory);
-  const problems: Problem[] = validateInventory(inventory, new Date(), (path) => readInventoryFile(inventory, path));
+  const problems: Problem[] = validateInventory(inventory, new Date(), (path) => readInventoryFile(inventory, path), MODULES);
   let plays = 0;
   if (positionals[0] !== undefined) {
     const playbook = await loadPlaybook(positionals[0]);
