@@ -27,6 +27,30 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
     });
   });
 
+  it('--warn-days sets the window in which trusted certificates are reported as expiring', async () => {
+    const dir = await makeTempDir('trust-warn');
+    const hosts = await startHosts(dir, ['w1']);
+    try {
+      const cert = await makeCert(dir, 'soon', 45);
+      const inv = await writeInventory(dir, hosts, { incus_trusted_clients: [client('soon', cert)] });
+      expect((await reconcile(['-i', inv, '--lock-timeout', '0'])).exitCode).toBe(0);
+      const expiring = async (...flags: string[]) => {
+        const r = await reconcile(['-i', inv, '--check', '--json', '--lock-timeout', '0', ...flags]);
+        expect(r.exitCode, r.stderr).toBe(0);
+        return (JSON.parse(r.stdout) as { hosts: { expiring: { name: string }[] }[] }).hosts[0]!.expiring.map((c) => c.name);
+      };
+      expect(await expiring()).toEqual([]);
+      expect(await expiring('--warn-days', '60')).toEqual(['soon']);
+      expect(await reconcile(['-i', inv, '--warn-days', 'soon'])).toEqual({
+        exitCode: 1,
+        stdout: '',
+        stderr: "reconcile: --warn-days takes a whole number of at least 1, not 'soon'\n",
+      });
+    } finally {
+      await stopHosts(hosts, dir);
+    }
+  });
+
   it('an invalid inventory stops the run before any connection, naming file:line:column', async () => {
     const dir = await makeTempDir('trust-cli');
     try {

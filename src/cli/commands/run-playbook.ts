@@ -37,6 +37,8 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
   --limit PATTERN          only hosts matching an Ansible host pattern (a:b, a:&b, a:!b, globs)
   --forks N                hosts worked on in parallel (default 10)
   --prune                  remove trusted certificates the inventory does not name
+  --warn-days N            report trusted certificates expiring within N days (default 30;
+                           in the --json report and the metrics file)
   --json                   print one JSON report (schema/report.schema.json) instead of text
   --metrics-file FILE      write Prometheus metrics for node_exporter's textfile collector
                            (atomically: temporary file in the same folder, then rename)
@@ -64,6 +66,7 @@ const OPTIONS = {
   diff: { type: 'boolean' },
   limit: { type: 'string', short: 'l' },
   forks: { type: 'string', short: 'f' },
+  'warn-days': { type: 'string' },
   prune: { type: 'boolean' },
   json: { type: 'boolean' },
   'metrics-file': { type: 'string' },
@@ -82,6 +85,8 @@ export interface RunPlaybookOptions {
   diff: boolean;
   limit?: string;
   forks: number;
+  /** --warn-days: certificates expiring within this many days are reported as expiring. */
+  warnDays: number;
   prune: boolean;
   json: boolean;
   metricsFile?: string;
@@ -108,6 +113,7 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     diff: values.diff ?? false,
     limit: values.limit,
     forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, 10)),
+    warnDays: withoutCommandPrefix(() => positiveInt('reconcile', '--warn-days', values['warn-days'], 30)),
     prune: values.prune ?? false,
     json: values.json ?? false,
     metricsFile: values['metrics-file'] !== undefined ? resolve(io.cwd, values['metrics-file']) : undefined,
@@ -200,7 +206,7 @@ export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
     limit: options.limit,
     forks: options.forks,
     prune: options.prune,
-    warnDays: 30,
+    warnDays: options.warnDays,
     transport: transportOptions(io, options.acceptNewHostKeys),
     now: () => new Date(),
     toolVersion: packageVersion(),
