@@ -142,6 +142,8 @@ describe('host ranges', () => {
     expect(expandHostPattern('db-[a:c]').names).toEqual(['db-a', 'db-b', 'db-c']);
     expect(expandHostPattern('n[1:10:4]').names).toEqual(['n1', 'n5', 'n9']);
     expect(expandHostPattern('jump.example:2222')).toEqual({ names: ['jump.example'], port: 2222 });
+    expect(expandHostPattern('web[01:02].example:2222')).toEqual({ names: ['web01.example', 'web02.example'], port: 2222 });
+    expect(expandHostPattern('fe80::1:22')).toEqual({ names: ['fe80::1:22'], port: undefined });
     expect(() => expandHostPattern('x[3:1]')).toThrow('host range [3:1] of "x[3:1]" goes backwards');
   });
 });
@@ -158,12 +160,22 @@ describe('folders', () => {
     expect(plainVars(inventory.hosts.get('a')!)).toEqual({ site: 'linked' });
   });
 
-  it('says why a folder of INI files is not read', async () => {
-    const dir = tempInventory({ hosts: '[incus]\nweb1\n' });
-    const error = (await loadInventory(dir).catch((e: unknown) => e)) as InventoryError;
-    expect(error.problems.map((p) => formatProblem(p).split(dir).join('INV'))).toEqual([
-      'warning: INV/hosts is not read: reconcile reads YAML inventories (.yaml, .yml, .json), not INI',
-      'error: inventory folder INV holds no .yaml, .yml or .json inventory file',
-    ]);
+  it('read an INI `hosts` file as Ansible does, skip *.ini and *.txt, and say when nothing is left', async () => {
+    const dir = tempInventory({ hosts: '[incus]\nweb1\n', 'old.ini': '[broken\n', 'notes.txt': 'text\n' });
+    const inventory = await loadInventory(dir);
+    expect([...inventory.hosts.keys()]).toEqual(['web1']);
+    expect(inventory.files).toEqual([join(dir, 'hosts')]);
+    const empty = tempInventory({ 'old.ini': '[web]\n', 'README.md': '# inventory\n' });
+    const error = (await loadInventory(empty).catch((e: unknown) => e)) as InventoryError;
+    expect(error.problems.map((p) => formatProblem(p).split(empty).join('INV'))).toEqual(['error: inventory folder INV holds no inventory file']);
+  });
+
+  it('tell YAML from INI in a file without extension as Ansible does: a YAML mapping is YAML, anything else INI', async () => {
+    const dir = tempInventory({ yaml: 'all:\n  hosts:\n    a:\n      x: yes\n', ini: 'a x=yes\nb:22\n' });
+    expect(plainVars((await loadInventory(join(dir, 'yaml'))).hosts.get('a')!)).toEqual({ x: true });
+    const ini = await loadInventory(join(dir, 'ini'));
+    expect(plainVars(ini.hosts.get('a')!)).toEqual({ x: 'yes' });
+    expect(plainVars(ini.hosts.get('b')!)).toEqual({ ansible_port: 22 });
+    expect(ini.groups.get('ungrouped')!.hosts).toEqual(['a', 'b']);
   });
 });

@@ -1,18 +1,20 @@
 /**
- * Loads an Ansible YAML inventory with Ansible's meaning (plugins/inventory/yaml.py,
+ * Loads an Ansible YAML or INI inventory (INI: ini.ts) with Ansible's meaning (plugins/inventory/yaml.py,
  * inventory/data.py, vars_plugins/host_group_vars.py) and every value's source position.
  *
  * Exports:
  *   loadInventory(source: string): Promise<Inventory>
- *     -i as given: a YAML file, or a folder of *.yaml/*.yml inventory files (read in name
+ *     -i as given: a YAML or INI file, or a folder of such files (read in name
  *     order; sub-folders other than group_vars/host_vars are not read). Throws
  *     InventoryError with every problem found; warnings stay in `inventory.warnings`.
  *   readInventoryFile(inventory: Inventory, relativePath: string): Buffer | undefined
  *     Reads a file relative to the inventory's folder (certificate_file …); undefined if absent.
  *
  * YAML is read as PyYAML reads it (YAML 1.1: yes/no/on/off booleans, 0755 octal, merge keys).
- * Deliberate differences from Ansible: INI inventories are not read (a folder's files without
- * a YAML extension are skipped with a warning); duplicate mapping keys are an error (Ansible
+ * A folder's files are read as Ansible reads them (all but INVENTORY_IGNORE_EXTS, `.ini` included).
+ * Deliberate differences from Ansible: sub-folders of a folder are not read; a file no plugin
+ * can read is an error (Ansible warns and goes on); a .yaml/.yml/.json file is YAML only (no INI fallback);
+ * duplicate mapping keys are an error (Ansible
  * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
@@ -31,11 +33,14 @@ import {
   type ScalarTag,
 } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
+import { parseIniInventory } from './ini.js';
 import { VAULT_KEY, type Inventory, type InventoryGroup, type InventoryHost, type VarDefinition } from './model.js';
 
 /** Files of a group_vars/host_vars folder and the inventory folder that are read. */
 const VARS_EXTENSIONS = ['', '.yml', '.yaml', '.json'];
 const INVENTORY_EXTENSIONS = ['.yml', '.yaml', '.json'];
+/** Ansible's INVENTORY_IGNORE_EXTS default: such files of an inventory folder are not read (`.ini` included). */
+const INVENTORY_IGNORE_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
 
 const VAULT_TAG: ScalarTag = {
   tag: '!vault',
@@ -83,7 +88,7 @@ class LoadState {
   readonly hostInventoryVars = new Map<string, Record<string, VarDefinition>>();
   readonly hostFileVars = new Map<string, Record<string, VarDefinition>>();
   /** Where `child` was first listed under `parent`, for messages about the link. */
-  readonly linkSites = new Map<string, { pf: ParsedFile; node: Node; path: string }>();
+  readonly linkSites = new Map<string, { location: SourceLocation; path: string }>();
 
   group(name: string): InventoryGroup {
     let g = this.groups.get(name);
@@ -123,11 +128,14 @@ class LoadState {
   }
 
   problem(severity: Problem['severity'], pf: ParsedFile | undefined, node: Node | null | undefined, valuePath: string | undefined, message: string): void {
+    this.problemAt(severity, pf ? locate(pf, node) : undefined, valuePath, message);
+  }
+
+  problemAt(severity: Problem['severity'], location: SourceLocation | undefined, valuePath: string | undefined, message: string): void {
     const p: Problem = { severity, message };
-    if (pf) {
-      const location = locate(pf, node);
+    if (location) {
       p.location = location;
-      const line = lineOf(this.sources.get(pf.file), location.line);
+      const line = lineOf(this.sources.get(location.file), location.line);
       if (line?.trim()) p.sourceLine = line;
     }
     if (valuePath) p.valuePath = valuePath;
@@ -148,25 +156,17 @@ export async function loadInventory(source: string): Promise<Inventory> {
   const baseDir = info.isDirectory() ? source : dirname(source);
   if (info.isDirectory()) {
     const entries = await listFolder(source);
+    // Every file of the folder but hidden ones and Ansible's INVENTORY_IGNORE_EXTS, in name order.
     const names = entries
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && INVENTORY_EXTENSIONS.includes(extname(e.name)))
+      .filter((e) => e.isFile() && !e.name.startsWith('.') && !INVENTORY_IGNORE_EXTS.some((ext) => e.name.endsWith(ext)))
       .map((e) => e.name)
       .sort();
-    // A file without extension in an inventory folder is usually an INI inventory (`hosts`).
-    for (const e of entries) {
-      if (e.isFile() && !e.name.startsWith('.') && extname(e.name) === '') {
-        state.warnings.push({ severity: 'warning', message: `${join(source, e.name)} is not read: reconcile reads YAML inventories (.yaml, .yml, .json), not INI` });
-      }
-    }
     if (names.length === 0) {
-      throw new InventoryError([
-        ...state.warnings,
-        { severity: 'error', message: `inventory folder ${source} holds no .yaml, .yml or .json inventory file` },
-      ]);
+      throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no inventory file` }]);
     }
-    for (const name of names) await readInventoryFileInto(state, join(source, name));
+    for (const name of names) await readAnyInventoryFile(state, join(source, name));
   } else {
-    await readInventoryFileInto(state, source);
+    await readAnyInventoryFile(state, source);
   }
   if (state.problems.length === 0) {
     linkGroups(state);
@@ -239,6 +239,55 @@ async function parseFile(state: LoadState, file: string): Promise<ParsedFile | u
   return doc.errors.length > 0 ? undefined : pf;
 }
 
+/**
+ * As Ansible picks the plugin: .yaml/.yml/.json are YAML; a file without extension is YAML when it
+ * parses as a YAML mapping, else INI (Ansible's yaml plugin fails on it and the ini plugin reads
+ * it); any other extension is INI.
+ */
+async function readAnyInventoryFile(state: LoadState, file: string): Promise<void> {
+  const ext = extname(file);
+  if (INVENTORY_EXTENSIONS.includes(ext)) return readInventoryFileInto(state, file);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    state.problems.push({ severity: 'error', message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    return;
+  }
+  if (ext === '') {
+    const doc = parseDocument(text, { version: '1.1', prettyErrors: false, uniqueKeys: false });
+    if (doc.errors.length === 0 && isMap(doc.contents)) return readInventoryFileInto(state, file);
+  }
+  state.files.push(file);
+  state.sources.set(file, text);
+  const { operations, problems } = parseIniInventory(file, text, state.groups.keys());
+  state.problems.push(...problems);
+  for (const op of operations) {
+    if (op.kind === 'group') {
+      state.group(op.name);
+    } else if (op.kind === 'child') {
+      if (op.child === 'all') {
+        state.problems.push({ severity: 'error', location: op.location, valuePath: op.valuePath, message: 'group "all" cannot be the child of another group', sourceLine: lineOf(text, op.location.line) });
+        continue;
+      }
+      const site = `${op.parent}>${op.child}`;
+      if (!state.linkSites.has(site)) state.linkSites.set(site, { location: op.location, path: op.valuePath });
+      link(state, op.parent, op.child);
+    } else if (op.kind === 'groupVar') {
+      state.group(op.group).vars[op.name] = op.definition;
+    } else {
+      const group = state.group(op.group);
+      for (const name of op.names) {
+        state.addHost(name);
+        state.addToGroup(group, name);
+        const hv = state.hostInventoryVars.get(name)!;
+        if (op.port !== undefined) hv.ansible_port = { value: op.port, location: op.location, valuePath: op.valuePath, nested: new Map() };
+        Object.assign(hv, op.vars);
+      }
+    }
+  }
+}
+
 async function readInventoryFileInto(state: LoadState, file: string): Promise<void> {
   const pf = await parseFile(state, file);
   if (!pf) return;
@@ -306,7 +355,7 @@ function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | 
           continue;
         }
         const site = `${name}>${child}`;
-        if (!state.linkSites.has(site)) state.linkSites.set(site, { pf, node: childPair.key as Node, path: `${sectionPath}.${child}` });
+        if (!state.linkSites.has(site)) state.linkSites.set(site, { location: locate(pf, childPair.key as Node), path: `${sectionPath}.${child}` });
         readGroup(state, pf, child, childPair.value as Node | null, `${sectionPath}.${child}`, name);
       }
     } else {
@@ -356,8 +405,9 @@ function readHostEntry(state: LoadState, pf: ParsedFile, group: InventoryGroup, 
 export function expandHostPattern(pattern: string): { names: string[]; port?: number } {
   let text = pattern;
   let port: number | undefined;
-  const portMatch = /^([^:[\]]+|.*\])(?::(\d+))$/.exec(text);
-  if (portMatch && !text.includes('::')) {
+  // `name:port`, also after a range (`web[01:03]:2222`); a bare IPv6 address has no port.
+  const portMatch = /^(.+):(\d+)$/.exec(text);
+  if (portMatch && !portMatch[1]!.replace(/\[[^\]]*\]/g, '').includes(':') && !text.includes('::')) {
     text = portMatch[1]!;
     port = Number(portMatch[2]);
   }
@@ -431,7 +481,7 @@ function linkGroups(state: LoadState): void {
       // trail runs child → parent: the last link walked made the loop.
       const loop = [...trail.slice(trail.indexOf(name)), name];
       const site = state.linkSites.get(`${name}>${trail[trail.length - 1]}`);
-      state.problem('error', site?.pf, site?.node, site?.path, `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`);
+      state.problemAt('error', site?.location, site?.path, `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`);
       return 0;
     }
     const g = state.groups.get(name)!;

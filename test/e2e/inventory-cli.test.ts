@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,6 +42,7 @@ beforeAll(() => {
   cpSync(join(FIXTURES, 'nested-inventory'), join(work, 'nested'), { recursive: true });
   cpSync(join(FIXTURES, 'seed-incus-cluster'), join(work, 'seed'), { recursive: true });
   cpSync(join(FIXTURES, 'yaml-edge-inventory'), join(work, 'edge'), { recursive: true });
+  cpSync(join(FIXTURES, 'ini-inventory'), join(work, 'ini'), { recursive: true });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -135,6 +136,67 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
         expect({ source, mode, out: ours.stdout, code: ours.code }).toEqual({ source, mode, out: theirs.stdout, code: 0 });
       }
     }
+  });
+
+  it('reads an INI inventory (ungrouped hosts, :vars, :children, ranges, ports, inline values) with group_vars/host_vars as ansible-inventory does', async () => {
+    const list = await run('ansible-inventory', ['-i', 'ini/hosts', '--list']);
+    expect(list.code).toBe(0);
+    const hosts = Object.keys(JSON.parse(list.stdout)._meta.hostvars as Record<string, unknown>);
+    expect(hosts.length).toBe(10);
+    for (const host of hosts) {
+      const ours = await reconcile('inventory', '-i', 'ini/hosts', '--host', host);
+      const theirs = await run('ansible-inventory', ['-i', 'ini/hosts', '--host', host]);
+      expect(theirs.code).toBe(0);
+      expect({ host, out: ours.stdout, code: ours.code, stderr: ours.stderr }).toEqual({ host, out: theirs.stdout, code: 0, stderr: '' });
+    }
+    // The same file named inventory.ini; a folder mixing it with a YAML inventory, where Ansible
+    // reads `hosts` and skips *.ini (INVENTORY_IGNORE_EXTS).
+    cpSync(join(work, 'ini'), join(work, 'mixed'), { recursive: true });
+    copyFileSync(join(work, 'mixed/hosts'), join(work, 'mixed/inventory.ini'));
+    writeFileSync(join(work, 'mixed/notes.txt'), 'not an inventory\n');
+    writeFileSync(join(work, 'mixed/more.yaml'), 'all:\n  children:\n    web:\n      hosts:\n        web04.example:\n          role: new\n');
+    for (const source of ['ini/hosts', 'ini', 'mixed/inventory.ini', 'mixed']) {
+      for (const mode of ['--list', '--graph']) {
+        const ours = await reconcile('inventory', '-i', source, mode);
+        const theirs = await run('ansible-inventory', ['-i', source, mode]);
+        expect(theirs.code).toBe(0);
+        expect({ source, mode, out: ours.stdout, code: ours.code }).toEqual({ source, mode, out: theirs.stdout, code: 0 });
+      }
+    }
+  });
+
+  it('points INI syntax errors and invalid INI values at file:line:column', async () => {
+    writeFileSync(join(work, 'broken.ini'), '[web]\nweb1 ansible_port=ssh\nweb2 oops\n[web:nonsense]\n[db:children]\nmissing\n');
+    const result = await reconcile('validate', '-i', 'broken.ini');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      [
+        'broken.ini:3:6: error: web.hosts.web2: expected key=value after the host name, not "oops"',
+        '    web2 oops',
+        '         ^',
+        'broken.ini:4:6: error: section [web:nonsense] has an unknown type "nonsense" (use :vars or :children)',
+        '    [web:nonsense]',
+        '         ^',
+        'broken.ini:6:1: error: group "missing" in [db:children] is never declared: add a [missing] or [missing:children] section',
+        '    missing',
+        '    ^',
+        'reconcile: 3 error(s); nothing was changed',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(work, 'badport.ini'), '[web]\nweb1   ansible_port=ssh\n');
+    const invalid = await reconcile('validate', '-i', 'badport.ini');
+    expect(invalid.stderr).toBe(
+      [
+        'badport.ini:2:21: error: web.hosts.web1.ansible_port: must be a port number (1-65535), not the string "ssh"',
+        '    web1   ansible_port=ssh',
+        '                        ^',
+        'reconcile: 1 error(s); nothing was changed',
+        '',
+      ].join('\n'),
+    );
+    expect(invalid.code).toBe(1);
   });
 
   it('keeps stdout for the output and prints warnings on stderr', async () => {
