@@ -6,12 +6,13 @@
  *   parseIniInventory(file, text, knownGroups): { operations, problems }
  *     knownGroups: groups that exist before this file (`all`, `ungrouped`, earlier files'), which
  *     `[g:vars]` and `[g:children]` may name without declaring them here.
+ *   splitShell(line): Python's shlex.split(line, comments=True) with each character's offset.
  *   parsePythonLiteral(text): the value Ansible's _parse_value gives (ast.literal_eval, else the text).
  *
  * Deliberate differences from Ansible: every problem is reported (Ansible stops at the first);
- * Python literals with no JSON meaning (sets, complex numbers, tuple keys) and triple-quoted
- * strings are refused with an error instead of being read; floats are JavaScript numbers, so
- * `1.0` prints as `1`.
+ * Python literals with no JSON meaning (sets, complex numbers, tuple keys) and `\N{…}` escapes are
+ * refused with an error instead of being read; floats are JavaScript numbers, so `1.0` prints as
+ * `1`; a value's position is where it starts (no positions inside list or dict values).
  */
 import type { Problem, SourceLocation } from '../errors.js';
 import type { VarDefinition } from './model.js';
@@ -175,7 +176,7 @@ interface Token {
 }
 
 /** Python's shlex.split(line, comments=True) (POSIX mode), keeping where each character came from. */
-function splitShell(line: string): Token[] | { error: string; offset: number } {
+export function splitShell(line: string): Token[] | { error: string; offset: number } {
   const tokens: Token[] = [];
   let token: Token | undefined;
   let i = 0;
@@ -225,7 +226,6 @@ function splitShell(line: string): Token[] | { error: string; offset: number } {
 type LiteralResult = { value: unknown } | { unsupported: string };
 
 class NotLiteral extends Error {}
-class Unsupported extends Error {}
 
 /**
  * What Ansible's _parse_value makes of an INI value: ast.literal_eval of the text (numbers, True,
@@ -235,6 +235,12 @@ export function parsePythonLiteral(text: string): LiteralResult {
   // literal_eval strips leading spaces and tabs; a `#` outside a string starts a Python comment.
   const src = text.replace(/^[ \t]+/, '');
   let pos = 0;
+  // A literal Python reads but JSON cannot hold: refused only if the whole text is a literal.
+  let unsupported: string | undefined;
+  const refuse = (message: string): null => {
+    unsupported ??= message;
+    return null;
+  };
   const skip = () => {
     for (;;) {
       while (pos < src.length && /\s/.test(src[pos]!)) pos++;
@@ -245,9 +251,44 @@ export function parsePythonLiteral(text: string): LiteralResult {
       return;
     }
   };
+  /** What the last value read was, for Python's rules on signs and complex numbers. */
+  let lastKind: 'number' | 'signed' | 'complex' | 'other' = 'other';
   const value = (): unknown => {
     skip();
+    const sign = src[pos];
+    let v: unknown;
+    if (sign === '+' || sign === '-') {
+      pos++;
+      const operand = atom();
+      if (lastKind !== 'number' && lastKind !== 'complex') throw new NotLiteral();
+      v = sign === '-' ? -Number(operand) : Number(operand);
+      if (lastKind === 'complex') return v;
+      lastKind = 'signed';
+    } else {
+      v = atom();
+      if (lastKind !== 'number') return v;
+    }
+    // `1+2j` is a complex number, which Python reads and JSON cannot hold.
+    skip();
+    const op = src[pos];
+    if (op === '+' || op === '-') {
+      const save = pos;
+      pos++;
+      skip();
+      const imaginary = /^(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9_]+)?[jJ]/.exec(src.slice(pos));
+      if (imaginary && scalar(imaginary[0]) === COMPLEX) {
+        pos += imaginary[0].length;
+        lastKind = 'other';
+        return refuse('a complex number is not supported as a variable value');
+      }
+      pos = save;
+    }
+    return v;
+  };
+  const atom = (): unknown => {
+    skip();
     const c = src[pos];
+    lastKind = 'other';
     if (c === undefined) throw new NotLiteral();
     if (c === '[' || c === '(') {
       const close = c === '[' ? ']' : ')';
@@ -266,8 +307,9 @@ export function parsePythonLiteral(text: string): LiteralResult {
         comma = src[pos] === ',';
         if (comma) pos++;
       }
-      // `(1)` is just 1; `(1,)` and `()` are tuples, which print as lists.
+      // `(1)` is just 1 (and keeps its kind); `(1,)` and `()` are tuples, which print as lists.
       if (c === '(' && items.length === 1 && !comma) return items[0];
+      lastKind = 'other';
       return items;
     }
     if (c === '{') {
@@ -291,11 +333,24 @@ export function parsePythonLiteral(text: string): LiteralResult {
         }
         first = false;
         const key = value();
+        lastKind = 'other';
         skip();
-        if (src[pos] !== ':') throw new Unsupported('a Python set is not supported as a variable value');
+        if (src[pos] !== ':') {
+          // A set: read the rest to know whether Python would read it at all.
+          while (src[pos] === ',') {
+            pos++;
+            skip();
+            if (src[pos] === '}') break;
+            value();
+            skip();
+          }
+          if (src[pos] !== '}') throw new NotLiteral();
+          pos++;
+          return refuse('a Python set is not supported as a variable value');
+        }
         pos++;
         const v = value();
-        if (typeof key === 'object' && key !== null) throw new Unsupported('a dict key must be a string, number, boolean or None');
+        if (typeof key === 'object' && key !== null) refuse('a dict key must be a string, number, boolean or None');
         out[key === null ? 'null' : String(key)] = v;
       }
     }
@@ -305,28 +360,39 @@ export function parsePythonLiteral(text: string): LiteralResult {
       do {
         out += stringLiteral();
         skip();
+        lastKind = 'other';
       } while (src[pos] === '"' || src[pos] === "'" || /^[rRuUbB]{1,2}['"]/.test(src.slice(pos, pos + 3)));
       return out;
     }
-    const word = /^[-+]?(?:0[xXoObB][0-9a-fA-F_]+|[0-9_.]+(?:[eE][-+]?[0-9_]+)?[jJ]?|[A-Za-z_][A-Za-z0-9_]*)/.exec(src.slice(pos));
+    const word = /^(?:0[xXoObB][0-9a-fA-F_]+|[0-9_.]+(?:[eE][-+]?[0-9_]+)?[jJ]?|[A-Za-z_][A-Za-z0-9_]*)/.exec(src.slice(pos));
     if (!word) throw new NotLiteral();
     pos += word[0].length;
-    return scalar(word[0]);
+    const leaf = scalar(word[0]);
+    if (leaf === COMPLEX) {
+      lastKind = 'complex';
+      return refuse('a complex number is not supported as a variable value');
+    }
+    lastKind = typeof leaf === 'number' ? 'number' : 'other';
+    return leaf;
   };
   const stringLiteral = (): string => {
     const prefix = /^[rRuUbB]*/.exec(src.slice(pos))![0];
     if (/[fF]/.test(prefix) || prefix.length > 2) throw new NotLiteral();
     pos += prefix.length;
     const quote = src[pos]!;
-    if (src.startsWith(quote.repeat(3), pos)) throw new Unsupported('a triple-quoted string is not supported as a variable value; quote it once');
+    const triple = src.startsWith(quote.repeat(3), pos);
     const raw = /[rR]/.test(prefix);
-    pos++;
+    pos += triple ? 3 : 1;
     let out = '';
     for (;;) {
+      if (triple && src.startsWith(quote.repeat(3), pos)) {
+        pos += 3;
+        return out;
+      }
       const ch = src[pos];
-      if (ch === undefined || ch === '\n') throw new NotLiteral();
+      if (ch === undefined || (ch === '\n' && !triple)) throw new NotLiteral();
       pos++;
-      if (ch === quote) return out;
+      if (ch === quote && !triple) return out;
       if (ch !== '\\') {
         out += ch;
         continue;
@@ -352,7 +418,7 @@ export function parsePythonLiteral(text: string): LiteralResult {
         while (oct.length < 3 && /[0-7]/.test(src[pos] ?? '')) oct += src[pos++];
         out += String.fromCharCode(parseInt(oct, 8));
       } else if (e === 'N') {
-        throw new Unsupported('a \\N{…} escape is not supported; write the character itself');
+        refuse('a \\N{…} escape is not supported; write the character itself');
       } else {
         out += '\\' + e;
       }
@@ -373,32 +439,33 @@ export function parsePythonLiteral(text: string): LiteralResult {
       skip();
     }
     if (pos < src.length) return { value: text };
+    if (unsupported) return { unsupported: `${unsupported} (the value is ${text})` };
     return { value: tuple ? items : first };
   } catch (e) {
-    if (e instanceof Unsupported) return { unsupported: `${e.message} (the value is ${text})` };
-    if (e instanceof NotLiteral) return { value: text };
-    throw e;
+    if (!(e instanceof NotLiteral)) throw e;
+    return { value: text };
   }
 }
+
+const COMPLEX = Symbol('complex');
 
 /** A Python number or constant; anything else is not a literal (the text is kept). */
 function scalar(word: string): unknown {
   if (word === 'True') return true;
   if (word === 'False') return false;
   if (word === 'None') return null;
-  if (/^[-+]?[A-Za-z_]/.test(word)) throw new NotLiteral();
-  const sign = word[0] === '-' ? -1 : 1;
-  const body = word.replace(/^[-+]/, '');
+  if (/^[A-Za-z_]/.test(word)) throw new NotLiteral();
   const digits = (s: string) => s.replace(/_/g, '');
-  if (/[jJ]$/.test(body) && /^(?:[0-9](?:_?[0-9])*)?\.?[0-9_]*(?:[eE][-+]?[0-9_]+)?[jJ]$/.test(body) && /[0-9]/.test(body)) {
-    throw new Unsupported('a complex number is not supported as a variable value');
-  }
-  if (/^0[xX](?:_?[0-9a-fA-F])+$/.test(body)) return sign * parseInt(digits(body.slice(2)), 16);
-  if (/^0[oO](?:_?[0-7])+$/.test(body)) return sign * parseInt(digits(body.slice(2)), 8);
-  if (/^0[bB](?:_?[01])+$/.test(body)) return sign * parseInt(digits(body.slice(2)), 2);
-  if (/^(?:[1-9](?:_?[0-9])*|0(?:_?0)*)$/.test(body)) return sign * Number(digits(body));
   const digitPart = '[0-9](?:_?[0-9])*';
   const float = new RegExp(`^(?:(?:${digitPart})?\\.${digitPart}|${digitPart}\\.?)(?:[eE][-+]?${digitPart})?$`);
-  if (float.test(body) && (/[.eE]/.test(body))) return sign * Number(digits(body));
+  if (/[jJ]$/.test(word)) {
+    if (float.test(word.slice(0, -1))) return COMPLEX;
+    throw new NotLiteral();
+  }
+  if (/^0[xX](?:_?[0-9a-fA-F])+$/.test(word)) return parseInt(digits(word.slice(2)), 16);
+  if (/^0[oO](?:_?[0-7])+$/.test(word)) return parseInt(digits(word.slice(2)), 8);
+  if (/^0[bB](?:_?[01])+$/.test(word)) return parseInt(digits(word.slice(2)), 2);
+  if (/^(?:[1-9](?:_?[0-9])*|0(?:_?0)*)$/.test(word)) return Number(digits(word));
+  if (float.test(word) && /[.eE]/.test(word)) return Number(digits(word));
   throw new NotLiteral();
 }
