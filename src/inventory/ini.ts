@@ -16,7 +16,7 @@
  */
 import type { Problem, SourceLocation } from '../errors.js';
 import type { VarDefinition } from './model.js';
-import { expandHostPattern } from './load.js';
+import { expandHostPattern } from './host-ranges.js';
 
 export type IniOperation =
   | { kind: 'group'; name: string; location: SourceLocation }
