@@ -114,6 +114,11 @@ class LoadState {
     group.hosts.push(host);
   }
 
+  removeFromGroup(group: InventoryGroup, host: string): void {
+    this.groupMembers.get(group.name)?.delete(host);
+    group.hosts = group.hosts.filter((h) => h !== host);
+  }
+
   /** Groups that list the host directly (`all` included when it does). */
   directGroups(host: string): string[] {
     const out: string[] = [];
@@ -418,8 +423,12 @@ function linkGroups(state: LoadState): void {
     if (g.name !== 'all' && g.parents.length === 0) link(state, 'all', g.name);
   }
   for (const h of state.hostOrder) {
-    const inGroup = state.directGroups(h).some((g) => g !== 'all');
+    const direct = state.directGroups(h);
+    const inGroup = direct.some((g) => g !== 'all' && g !== 'ungrouped');
     if (!inGroup) state.addToGroup(state.group('ungrouped'), h);
+    // As Ansible's reconcile_inventory: a host listed before any INI section (or under
+    // `ungrouped:`) and also in a real group leaves `ungrouped`.
+    else if (direct.includes('ungrouped')) state.removeFromGroup(state.group('ungrouped'), h);
   }
   const depthOf = (name: string, trail: string[]): number => {
     if (name === 'all') return 0;
