@@ -160,14 +160,21 @@ describe('folders', () => {
     expect(plainVars(inventory.hosts.get('a')!)).toEqual({ site: 'linked' });
   });
 
-  it('read an INI `hosts` file as Ansible does, skip *.ini and *.txt, and say when nothing is left', async () => {
-    const dir = tempInventory({ hosts: '[incus]\nweb1\n', 'old.ini': '[broken\n', 'notes.txt': 'text\n' });
+  it('read an INI `hosts` file, skip other extensions (as *.ini, which Ansible skips too), and say when nothing is left', async () => {
+    const dir = tempInventory({ hosts: '[incus]\nweb1\n', 'old.ini': '[broken\n', 'client.crt': '-----BEGIN CERTIFICATE-----\n' });
     const inventory = await loadInventory(dir);
     expect([...inventory.hosts.keys()]).toEqual(['web1']);
     expect(inventory.files).toEqual([join(dir, 'hosts')]);
     const empty = tempInventory({ 'old.ini': '[web]\n', 'README.md': '# inventory\n' });
     const error = (await loadInventory(empty).catch((e: unknown) => e)) as InventoryError;
     expect(error.problems.map((p) => formatProblem(p).split(empty).join('INV'))).toEqual(['error: inventory folder INV holds no inventory file']);
+  });
+
+  it('refuse a private key without extension in the folder without quoting a line of it', async () => {
+    const dir = tempInventory({ 'hosts.yaml': 'all:\n  hosts:\n    a:\n', id_ed25519: '-----BEGIN OPENSSH PRIVATE KEY-----\nsecretline\n-----END OPENSSH PRIVATE KEY-----\n' });
+    const error = (await loadInventory(dir).catch((e: unknown) => e)) as InventoryError;
+    const text = error.problems.map(formatProblem).join('\n').split(dir).join('INV');
+    expect(text).toBe('error: INV/id_ed25519 holds a private key, not an inventory: keep keys out of the inventory folder');
   });
 
   it('tell YAML from INI in a file without extension as Ansible does: a YAML mapping is YAML, anything else INI', async () => {

@@ -11,9 +11,10 @@
  *     Reads a file relative to the inventory's folder (certificate_file …); undefined if absent.
  *
  * YAML is read as PyYAML reads it (YAML 1.1: yes/no/on/off booleans, 0755 octal, merge keys).
- * A folder's files are read as Ansible reads them (all but INVENTORY_IGNORE_EXTS, `.ini` included).
- * Deliberate differences from Ansible: sub-folders of a folder are not read; a file no plugin
- * can read is an error (Ansible warns and goes on); a .yaml/.yml/.json file is YAML only (no INI fallback);
+ * In a folder, .yaml/.yml/.json files and files without extension are read (Ansible also skips
+ * *.ini there). Deliberate differences from Ansible: a folder's files with other extensions
+ * (`hosts.prod`, `client.crt`) and sub-folders are not read; a file that cannot be read is an
+ * error (Ansible warns and goes on); a .yaml/.yml/.json file is YAML only (no INI fallback);
  * duplicate mapping keys are an error (Ansible
  * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
@@ -40,8 +41,6 @@ import { VAULT_KEY, type Inventory, type InventoryGroup, type InventoryHost, typ
 /** Files of a group_vars/host_vars folder and the inventory folder that are read. */
 const VARS_EXTENSIONS = ['', '.yml', '.yaml', '.json'];
 const INVENTORY_EXTENSIONS = ['.yml', '.yaml', '.json'];
-/** Ansible's INVENTORY_IGNORE_EXTS default: such files of an inventory folder are not read (`.ini` included). */
-const INVENTORY_IGNORE_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
 
 const VAULT_TAG: ScalarTag = {
   tag: '!vault',
@@ -165,9 +164,9 @@ export async function loadInventory(source: string): Promise<Inventory> {
   const baseDir = info.isDirectory() ? source : dirname(source);
   if (info.isDirectory()) {
     const entries = await listFolder(source);
-    // Every file of the folder but hidden ones and Ansible's INVENTORY_IGNORE_EXTS, in name order.
+    // YAML files and files without extension (`hosts`, read as YAML or INI), in name order.
     const names = entries
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && !INVENTORY_IGNORE_EXTS.some((ext) => e.name.endsWith(ext)))
+      .filter((e) => e.isFile() && !e.name.startsWith('.') && [...INVENTORY_EXTENSIONS, ''].includes(extname(e.name)))
       .map((e) => e.name)
       .sort();
     if (names.length === 0) {
@@ -261,6 +260,11 @@ async function readAnyInventoryFile(state: LoadState, file: string): Promise<voi
     text = await readFile(file, 'utf8');
   } catch (e) {
     state.problems.push({ severity: 'error', message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    return;
+  }
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    // Never parsed, so that no line of it can be quoted in a message.
+    state.problems.push({ severity: 'error', message: `${file} holds a private key, not an inventory: keep keys out of the inventory folder` });
     return;
   }
   if (ext === '') {

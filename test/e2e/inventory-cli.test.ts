@@ -149,8 +149,8 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
       expect(theirs.code).toBe(0);
       expect({ host, out: ours.stdout, code: ours.code, stderr: ours.stderr }).toEqual({ host, out: theirs.stdout, code: 0, stderr: '' });
     }
-    // The same file named inventory.ini; a folder mixing it with a YAML inventory, where Ansible
-    // reads `hosts` and skips *.ini (INVENTORY_IGNORE_EXTS).
+    // The same file named inventory.ini; a folder mixing it with a YAML inventory, where both
+    // read `hosts` and skip *.ini and *.txt.
     cpSync(join(work, 'ini'), join(work, 'mixed'), { recursive: true });
     copyFileSync(join(work, 'mixed/hosts'), join(work, 'mixed/inventory.ini'));
     writeFileSync(join(work, 'mixed/notes.txt'), 'not an inventory\n');
