@@ -1,4 +1,5 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -171,10 +172,13 @@ describe('folders', () => {
   });
 
   it('refuse a private key without extension in the folder without quoting a line of it', async () => {
-    const dir = tempInventory({ 'hosts.yaml': 'all:\n  hosts:\n    a:\n', id_ed25519: '-----BEGIN OPENSSH PRIVATE KEY-----\nsecretline\n-----END OPENSSH PRIVATE KEY-----\n' });
+    // A key generated here (never a committed one).
+    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const dir = tempInventory({ 'hosts.yaml': 'all:\n  hosts:\n    a:\n', id_ed25519: key });
     const error = (await loadInventory(dir).catch((e: unknown) => e)) as InventoryError;
     const text = error.problems.map(formatProblem).join('\n').split(dir).join('INV');
     expect(text).toBe('error: INV/id_ed25519 holds a private key, not an inventory: keep keys out of the inventory folder');
+    for (const line of key.split('\n').filter((l) => l.length > 0)) expect(text).not.toContain(line);
   });
 
   it('tell YAML from INI in a file without extension as Ansible does: a YAML mapping is YAML, anything else INI', async () => {
