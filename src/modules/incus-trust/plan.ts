@@ -249,16 +249,9 @@ export function viewOfDesired(d: DesiredCertificate): TrustEntryView {
   };
 }
 
+/** What POST /1.0/certificates needs: the entry as shown, plus the certificate's DER. */
 function newEntry(d: DesiredCertificate): NewTrustEntry {
-  return {
-    name: d.name,
-    type: d.type,
-    description: d.description,
-    restricted: d.restricted,
-    projects: sortedUnique(d.projects),
-    certificateDerBase64: d.certificate?.derBase64,
-    fingerprint: d.certificate?.fingerprint ?? KNOWN_AFTER_APPLY,
-  };
+  return { ...viewOfDesired(d), type: d.type, certificateDerBase64: d.certificate?.derBase64 };
 }
 
 function addAction(d: DesiredCertificate, wanted: TrustEntryView, reason: string): Action {
