@@ -8,11 +8,18 @@ export interface CliIO {
   noColor: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /**
+   * Asks a question on the terminal and returns the answer line; absent when stdin or stdout is
+   * not a terminal (cron, CI, pipes): then nothing is ever asked.
+   */
+  ask?(question: string): Promise<string>;
 }
 
 export function processIO(): CliIO {
   const isTTY = Boolean(process.stdout.isTTY);
+  const interactive = isTTY && Boolean(process.stdin.isTTY);
   return {
+    ...(interactive ? { ask } : {}),
     stdout: (t) => void process.stdout.write(t),
     stderr: (t) => void process.stderr.write(t),
     isTTY,
@@ -20,4 +27,19 @@ export function processIO(): CliIO {
     env: process.env,
     cwd: process.cwd(),
   };
+}
+
+async function ask(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // Ctrl-C at the question is a "no", not a hang.
+  const cancel = new AbortController();
+  rl.on('SIGINT', () => cancel.abort());
+  try {
+    return await rl.question(question, { signal: cancel.signal });
+  } catch {
+    return '';
+  } finally {
+    rl.close();
+  }
 }

@@ -11,6 +11,8 @@ import { processIO } from './io.js';
 export type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
+  apply: () => import('./commands/apply.js'),
+  show: () => import('./commands/show.js'),
   validate: () => import('./commands/validate.js'),
   inventory: () => import('./commands/inventory.js'),
   audit: () => import('./commands/audit.js'),
@@ -24,7 +26,9 @@ Keeps the mTLS trust of Incus servers, Prometheus and Qubes OS machines in the s
 Ansible inventory declares.
 
 Commands:
-  (none)          reconcile the hosts: plan, then apply (--check: plan only)
+  (none)          reconcile the hosts: plan, then apply (--check: plan only; --out PLAN saves it)
+  apply PLAN      apply exactly a saved plan (what moved since is refused, not forced)
+  show PLAN       print a saved plan as text, Markdown (for a pull request) or JSON
   validate        check an inventory (and a playbook) without connecting to any host
   inventory       show the inventory as understood: --list, --host NAME, --graph
   audit           report what every host trusts today, and what expires soon

@@ -7,18 +7,32 @@ import { selectHosts } from '../inventory/patterns.js';
 import { validateInventory } from '../inventory/validate.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { MODULES } from '../modules/registry.js';
-import type { EngineDeps } from './run.js';
+import type { ReasonWords } from '../render/view.js';
+import type { ConnectionSpec, HostSession, TransportOptions } from '../transport/types.js';
+import { sessionPool, type PlanDeps, type SessionPool } from './plan-run.js';
 
-export function defaultEngineDeps(): EngineDeps {
+export function defaultPlanDeps(): PlanDeps {
   return {
     loadInventory,
-    validateInventory: (inventory, now) => validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES),
+    validateInventory: (inventory, now, readFile) => validateInventory(inventory, now, readFile, MODULES),
     loadPlaybook,
     selectHosts,
     // The transport (and ssh2 with it) loads only when a run connects: --help and usage errors stay fast.
     connectionSpec: async (host, _inventory, transport) => (await import('../transport/connect.js')).connectionSpecOf(host, transport),
-    connect: async (spec, transport) => (await import('../transport/connect.js')).connectHost(spec, transport),
     readInventoryFile,
     modules: MODULES,
+  };
+}
+
+/** The run's connections: one per host, shared by the read phase and apply, closed by the CLI. */
+export function defaultSessionPool(transport: TransportOptions): SessionPool {
+  return sessionPool(async (spec: ConnectionSpec): Promise<HostSession> => (await import('../transport/connect.js')).connectHost(spec, transport));
+}
+
+/** Each module's words for its reason codes; an unknown code is shown as it is. */
+export function reasonWords(modules: Record<string, { reasons: Record<string, (detail?: string) => string> }> = MODULES): ReasonWords {
+  return (module, reason, detail) => {
+    const words = modules[module]?.reasons[reason];
+    return words ? words(detail) : detail ? `${reason}: ${detail}` : reason;
   };
 }

@@ -8,98 +8,52 @@ import type { Problem } from '../errors.js';
 import type { InventoryHost, Inventory } from '../inventory/model.js';
 import type { HostSession } from '../transport/types.js';
 import type { GeneratedKeyPair } from '../engine/report.js';
+import type { Action, ModulePlan } from '../plan/types.js';
 
-/** Names a playbook may list under `reconcile:`. */
+export { ACTION_SYMBOL } from '../plan/types.js';
+export type { Action, ActionType, FieldChange, ModulePlan, Precondition } from '../plan/types.js';
+
+/** Names a playbook may list under `reconcile:` (the keys of src/modules/registry.ts). */
 export type ModuleName = 'incus_trust' | 'qubes_prometheus_proxy' | 'prometheus_scrape';
 
-/** The five things a plan may do; a closed set, rendered with Terraform's symbols. */
-export type ActionType = 'add' | 'update' | 'rotate' | 'remove' | 'unmanaged';
-
-export const ACTION_SYMBOL: Record<ActionType, string> = {
-  add: '+',
-  update: '~',
-  rotate: '-/+',
-  remove: '-',
-  unmanaged: '?',
-};
-
-/** One field that differs, for --diff and the JSON report. */
-export interface FieldChange {
-  field: string;
-  before: unknown;
-  after: unknown;
-}
-
-/**
- * One planned change. `kind` says what it acts on (a trust entry, a policy file, a Qubes
- * service, a key pair …); `reason` says why it was chosen. `data` is the module's own
- * payload for apply (e.g. the PEM to add, the ETag read at observe time) and is never
- * rendered — it must not hold private key material.
- */
-export interface Action {
-  action: ActionType;
-  kind: string;
-  /** What is acted on, as the user named it (certificate name, file path, VM name). */
-  name: string;
-  reason: string;
-  fingerprint?: string;
-  /** Whole before/after values, for the report (absent where there is none). */
-  before?: unknown;
-  after?: unknown;
-  /** Field-level differences for `update`, shown by --diff. */
-  changes?: FieldChange[];
-  /** Text diff for files (unified diff), shown by --diff. */
-  diff?: string;
-  /** `unmanaged` entries are reported only; false means apply has nothing to do. */
-  applies: boolean;
-  data?: unknown;
-}
-
-/** What a module plans for one host. */
-export interface ModulePlan {
-  module: ModuleName;
-  actions: Action[];
-  /** Errors found while planning (e.g. a project missing on the host): the host is not applied. */
-  errors: string[];
-  warnings: string[];
-  /**
-   * Hosts that share this module's state (an Incus cluster's trust store) are planned once;
-   * the scope key names that shared state. Absent: per host.
-   */
-  scope?: string;
-}
+/** Words for each reason code of a module: the module's report vocabulary (`detail` is Action.detail). */
+export type ReasonVocabulary<R extends string> = Record<R, (detail?: string) => string>;
 
 export interface DesiredContext {
   inventory: Inventory;
-  /** Reads a file relative to the inventory folder (injected so that desired() stays pure). */
+  /** Reads a file relative to the inventory folder (injected so that desired() stays pure; read once per run). */
   readInventoryFile(relativePath: string): Buffer | undefined;
   now: Date;
-  /** What this module's prepare() returned as `facts` in this run (undefined without prepare). */
-  prepared?: unknown;
+  /** What this module's observeRun() read in this run (undefined without it). */
+  observedRun?: unknown;
 }
 
 /**
- * Input of a module's optional prepare step, run once per run before any desired(): for work
- * that must happen before the desired state can be read (generating a key pair in apply mode)
- * or that needs other hosts than the one planned (the scrape targets a Prometheus host needs).
+ * Input of a module's optional observeRun step: reading that needs other hosts than the one
+ * planned (the scrape targets a Prometheus host needs). Part of the read phase: it changes nothing.
  */
-export interface PrepareContext {
+export interface RunObserveContext {
   inventory: Inventory;
   /** The hosts this module runs on in this run (plays ∩ --limit), inventory order. */
   hosts: InventoryHost[];
-  check: boolean;
   now: Date;
-  /** The run's session to any inventory host (opened on first use, reused by observe, closed by the engine). */
+  /** The run's session to any inventory host (opened on first use, reused by observe, closed by the CLI). */
   session(host: InventoryHost): Promise<HostSession>;
 }
 
-export interface PrepareResult {
-  /** Errors stop the run before anything connects for planning, like inventory errors. */
+export interface RunObserveResult {
+  /** Errors stop the run before anything is planned, like inventory errors. */
   problems: Problem[];
-  /** Handed to this module's desired() as ctx.prepared. */
+  /** Handed to this module's desired() as ctx.observedRun. */
   facts?: unknown;
-  /** Key pairs this step made on the controller, shown to the user and in the report. */
-  generated?: Omit<GeneratedKeyPair, 'module'>[];
+}
+
+/** Input of a module's optional controller plan: work on the machine reconcile runs on. */
+export interface ControllerPlanContext {
+  inventory: Inventory;
+  hosts: InventoryHost[];
+  now: Date;
+  readInventoryFile(relativePath: string): Buffer | undefined;
 }
 
 export interface PlanContext {
@@ -111,10 +65,33 @@ export interface PlanContext {
 }
 
 export interface ApplyHooks {
-  /** Called before each action, for progress output. */
+  /** Called before each action, for progress output; throws to refuse starting it (interrupted). */
   actionStarted(action: Action): void;
   /** Called after each action that succeeded, so the report says exactly what was applied. */
   actionApplied(action: Action): void;
+}
+
+/** A certificate made during this apply by a controller action (public parts only). */
+export interface ResolvedCertificate {
+  /** Absolute path of the certificate file on the controller. */
+  certificatePath: string;
+  pem: string;
+  derBase64: string;
+  fingerprint: string;
+}
+
+/**
+ * What apply knows beyond the plan: values "known after apply" that earlier actions of the
+ * same apply produced (a key pair the controller generated), looked up by certificate path.
+ */
+export interface ApplyContext {
+  /** The clock (a new certificate's validity starts now). */
+  now(): Date;
+  certificate(certificatePath: string): ResolvedCertificate | undefined;
+  /** Controller actions call it for each certificate they made. */
+  resolveCertificate(cert: ResolvedCertificate): void;
+  /** Key pairs made on the controller, for the report (never key material). */
+  keyPairGenerated(pair: Omit<GeneratedKeyPair, 'module'>): void;
 }
 
 /** Result of reading a module's variables for one host. */
@@ -124,26 +101,41 @@ export interface DesiredResult<D> {
   problems: Problem[];
 }
 
-export interface ReconcileModule<D = unknown, O = unknown> {
+/**
+ * A module: D is its desired state, O what it observes, P its actions' payload and R its closed
+ * set of reason codes.
+ */
+export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extends string = string> {
   readonly name: ModuleName;
+  /** The words for every reason code (rendered at the edge; JSON consumers switch on the code). */
+  readonly reasons: ReasonVocabulary<R>;
   /** Pure: this module's desired state for one host, or every problem with its location. */
   desired(host: InventoryHost, ctx: DesiredContext): DesiredResult<D>;
   /** Reads the live state; throws TransportError naming host and step. */
   observe(session: HostSession, desired: D): Promise<O>;
   /** Pure: the difference between desired and observed. */
-  plan(desired: D, observed: O, ctx: PlanContext): ModulePlan;
+  plan(desired: D, observed: O, ctx: PlanContext): ModulePlan<P, R>;
   /**
-   * Applies the actions of a plan in order, calling hooks around each; stops at the first
-   * failure by throwing (TransportError), leaving later actions unapplied.
+   * Applies the actions of a plan in order, calling hooks around each and checking each action's
+   * precondition first; stops at the first failure by throwing (TransportError), leaving later
+   * actions unapplied.
    */
-  apply(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void>;
+  apply(session: HostSession, plan: ModulePlan<P, R>, hooks: ApplyHooks, ctx: ApplyContext): Promise<void>;
   /**
    * Optional: the trusted certificates this module observed on the host, for the report's
    * `certificates` / `expiring` (audit, expiry metrics). Pure.
    */
   trustedCertificates?(observed: O): ObservedCertificate[];
-  /** Optional: runs once per run before desired() (see PrepareContext). */
-  prepare?(ctx: PrepareContext): Promise<PrepareResult>;
+  /** Optional: reads across hosts once per run, before desired() (see RunObserveContext). */
+  observeRun?(ctx: RunObserveContext): Promise<RunObserveResult>;
+  /**
+   * Optional, pure over what was read: work on the controller (a key pair to generate). The
+   * plan's `module` names the module whose applyController carries it out (work two modules
+   * need is planned by both and kept once).
+   */
+  planController?(ctx: ControllerPlanContext): ModulePlan;
+  /** Applies controller actions planned under this module's name, before any host. */
+  applyController?(plan: ModulePlan, hooks: ApplyHooks, ctx: ApplyContext): Promise<void>;
 }
 
 /** A certificate a host trusts, as a module observed it (see RunReport's ReportedCertificate). */

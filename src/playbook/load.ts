@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { parsePlaybook } from './parse.js';
 import type { Problem } from '../errors.js';
-import type { Play } from '../engine/run.js';
+import type { Play } from '../engine/plan-run.js';
 
 export { parsePlaybook };
 

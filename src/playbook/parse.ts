@@ -6,7 +6,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { Problem } from '../errors.js';
-import type { Play } from '../engine/run.js';
+import type { Play } from '../engine/plan-run.js';
 import { MODULE_NAMES } from '../modules/registry.js';
 import type { ModuleName } from '../modules/types.js';
 import { hostPatternError } from '../inventory/patterns.js';

@@ -1,3 +1,4 @@
+import { reasonWords } from '../engine/inputs.js';
 import { describe, expect, it } from 'vitest';
 import type { HostReport } from '../engine/report.js';
 import { logLineHooks } from './progress.js';
@@ -24,8 +25,8 @@ describe('log lines', () => {
 
   it('through the progress hooks: one timestamped line per engine event', () => {
     let out = '';
-    const hooks = logLineHooks({ writeLine: logLineWriter({ write: (t) => (out += t), clock }), verbose: false });
-    hooks.hostsSelected!(['web1', 'web2'], 'check');
+    const hooks = logLineHooks({ writeLine: logLineWriter({ write: (t) => (out += t), clock }), verbose: false, mode: 'check' });
+    hooks.hostsSelected!(['web1', 'web2']);
     hooks.hostStep!('web1', 'connect');
     hooks.hostFinished!(host({ host: 'web1', status: 'ok' }));
     expect(out).toBe(
@@ -39,27 +40,27 @@ describe('log lines', () => {
 });
 
 describe('-q lines', () => {
+  const words = reasonWords();
   const add = { module: 'incus_trust' as const, action: 'add' as const, kind: 'incus certificate', name: 'alice', reason: 'missing', fingerprint: FP, applied: false };
-  const stranger = { ...add, action: 'unmanaged' as const, name: 'stranger', reason: 'not in inventory' };
+  const stranger = { ...add, action: 'unmanaged' as const, name: 'stranger', reason: 'not-in-inventory' };
 
   it('says nothing about hosts in sync or covered', () => {
-    expect(quietLines(host({ host: 'web1', status: 'ok' }))).toEqual([]);
-    expect(quietLines(host({ host: 'web2', status: 'covered', coveredBy: 'web1' }))).toEqual([]);
+    expect(quietLines(host({ host: 'web1', status: 'ok' }), words)).toEqual([]);
+    expect(quietLines(host({ host: 'web2', status: 'covered', coveredBy: 'web1' }), words)).toEqual([]);
   });
 
-  it('one line per drifted action, applied change and error', () => {
-    expect(quietLines(host({ host: 'web1', status: 'drift', actions: [add, stranger] }))).toEqual([
+  it('one line per drifted action, applied change and error; unmanaged certificates kept are not drift', () => {
+    expect(quietLines(host({ host: 'web1', status: 'drift', actions: [add, stranger] }), words)).toEqual([
       'web1: drift: + add incus certificate "alice" [aaaaaaaaaaaa] (missing)',
-      'web1: drift: ? unmanaged incus certificate "stranger" [aaaaaaaaaaaa] (not in inventory)',
     ]);
-    expect(quietLines(host({ host: 'web1', status: 'changed', actions: [{ ...add, applied: true }, stranger] }))).toEqual([
+    expect(quietLines(host({ host: 'web1', status: 'changed', actions: [{ ...add, applied: true }, stranger] }), words)).toEqual([
       'web1: changed: applied + add incus certificate "alice" [aaaaaaaaaaaa] (missing)',
     ]);
-    expect(quietLines(host({ host: 'web3', status: 'unreachable', error: { step: 'connect', message: 'connection refused' } }))).toEqual([
+    expect(quietLines(host({ host: 'web3', status: 'unreachable', error: { step: 'connect', message: 'connection refused' } }), words)).toEqual([
       'web3: unreachable: connect: connection refused',
     ]);
     expect(
-      quietLines(host({ host: 'web4', status: 'failed', actions: [{ ...add, applied: true }, { ...add, name: 'bob' }], error: { step: 'apply incus_trust', message: 'boom' } })),
+      quietLines(host({ host: 'web4', status: 'failed', actions: [{ ...add, applied: true }, { ...add, name: 'bob' }], error: { step: 'apply incus_trust', message: 'boom' } }), words),
     ).toEqual(['web4: changed: applied + add incus certificate "alice" [aaaaaaaaaaaa] (missing)', 'web4: failed: apply incus_trust: boom']);
   });
 });

@@ -5,9 +5,9 @@
  * errors; a run that finds everything in sync writes nothing, so cron sends no mail.
  * Pure: the clock and the writer are passed in.
  */
-import type { EngineHooks } from '../engine/run.js';
 import type { HostReport, ReportedAction } from '../engine/report.js';
-import { ACTION_SYMBOL } from '../modules/types.js';
+import { ACTION_SYMBOL } from '../plan/types.js';
+import type { ReasonWords, RunView } from './view.js';
 
 export interface LogLineWriterOptions {
   /** Receives whole lines, newline included. */
@@ -41,31 +41,32 @@ export function oneLine(text: string): string {
 }
 
 /** -q: only drift and errors, one line each, from each host's final report. */
-export function quietLogHooks(writeLine: (event: string) => void): EngineHooks {
+export function quietLogHooks(writeLine: (event: string) => void, words: ReasonWords): RunView {
   return {
     hostFinished: (r) => {
-      for (const line of quietLines(r)) writeLine(line);
+      for (const line of quietLines(r, words)) writeLine(line);
     },
   };
 }
 
 /** What -q says about one host: nothing when it is in sync or covered. */
-export function quietLines(r: HostReport): string[] {
+export function quietLines(r: HostReport, words: ReasonWords): string[] {
   const lines: string[] = [];
-  const actions = r.actions.filter((a) => a.action !== 'unmanaged' || r.status === 'drift');
+  // Unmanaged certificates kept are reported by the other views, not drift: -q stays silent on them.
+  const actions = r.actions.filter((a) => a.action !== 'unmanaged');
   switch (r.status) {
     case 'ok':
     case 'covered':
       break;
     case 'drift':
-      for (const a of actions) lines.push(`${r.host}: drift: ${describeReported(a)}`);
+      for (const a of actions) lines.push(`${r.host}: drift: ${describeReported(a, words)}`);
       break;
     case 'changed':
-      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a)}`);
+      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a, words)}`);
       break;
     case 'failed':
     case 'unreachable':
-      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a)}`);
+      for (const a of actions.filter((x) => x.applied)) lines.push(`${r.host}: changed: applied ${describeReported(a, words)}`);
       lines.push(`${r.host}: ${r.status}: ${r.error ? `${r.error.step}: ${r.error.message}` : 'no detail'}`);
       break;
     default:
@@ -74,9 +75,9 @@ export function quietLines(r: HostReport): string[] {
   return lines;
 }
 
-function describeReported(a: ReportedAction): string {
+function describeReported(a: ReportedAction, words: ReasonWords): string {
   const fp = a.fingerprint && /^[0-9a-f]{12,}$/.test(a.fingerprint) ? ` [${a.fingerprint.slice(0, 12)}]` : '';
-  return `${ACTION_SYMBOL[a.action]} ${a.action} ${a.kind} "${a.name}"${fp} (${a.reason})`;
+  return `${ACTION_SYMBOL[a.action]} ${a.action} ${a.kind} "${a.name}"${fp} (${words(a.module, a.reason, a.detail)})`;
 }
 
 function assertNever(x: never): never {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { RunPlan } from '../engine/run.js';
+import type { RunPlan } from '../plan/types.js';
+import { reasonWords } from '../engine/inputs.js';
 import type { RunReport } from '../engine/report.js';
 import type { Action } from '../modules/types.js';
 import { renderPlan, renderRecap } from './plan-text.js';
@@ -13,7 +14,8 @@ const actions: Action[] = [
     action: 'update',
     kind: 'incus certificate',
     name: 'bob',
-    reason: 'fields differ: description, projects',
+    reason: 'fields-differ',
+    detail: 'description, projects',
     fingerprint: FP2,
     changes: [
       { field: 'description', before: 'old', after: 'new' },
@@ -25,34 +27,35 @@ const actions: Action[] = [
     action: 'rotate',
     kind: 'incus certificate',
     name: 'metrics',
-    reason: 'new certificate (key pair to be generated)',
+    reason: 'new-pair',
     fingerprint: '(known after apply)',
     changes: [{ field: 'fingerprint', before: FP1, after: '(known after apply)' }],
     applies: true,
   },
-  { action: 'remove', kind: 'incus certificate', name: 'old', reason: 'absent in inventory', fingerprint: FP2, before: { name: 'old', type: 'client' }, applies: true },
-  { action: 'unmanaged', kind: 'incus certificate', name: 'stranger', reason: 'not in inventory', fingerprint: FP1, before: { name: 'stranger' }, applies: false },
+  { action: 'remove', kind: 'incus certificate', name: 'old', reason: 'absent', fingerprint: FP2, before: { name: 'old', type: 'client' }, applies: true },
+  { action: 'unmanaged', kind: 'incus certificate', name: 'stranger', reason: 'not-in-inventory', fingerprint: FP1, before: { name: 'stranger' }, applies: false },
 ];
 
-const plan: RunPlan = {
-  mode: 'check',
+const plan: Pick<RunPlan, 'controller' | 'hosts'> = {
+  controller: [],
   hosts: [
-    { host: 'web1', plans: [{ module: 'incus_trust', actions, errors: [], warnings: [] }], covered: [], warnings: [] },
-    { host: 'web2', plans: [], covered: [{ module: 'incus_trust', by: 'web1' }], warnings: [] },
-    { host: 'web3', plans: [{ module: 'incus_trust', actions: [], errors: [], warnings: [] }], covered: [], warnings: [] },
+    { host: 'web1', plans: [{ module: 'incus_trust', actions, errors: [], warnings: [] }], covered: [], warnings: [], certificates: [] },
+    { host: 'web2', plans: [], covered: [{ module: 'incus_trust', by: 'web1' }], warnings: [], certificates: [] },
+    { host: 'web3', plans: [{ module: 'incus_trust', actions: [], errors: [], warnings: [] }], covered: [], warnings: [], certificates: [] },
     {
       host: 'web4',
       plans: [{ module: 'incus_trust', actions: [actions[0]!], errors: ['certificate "alice": project "p9" does not exist on web4'], warnings: [] }],
       covered: [],
       warnings: [],
+      certificates: [],
     },
-    { host: 'web5', plans: [], covered: [], failure: { step: 'connect', message: 'connection refused', unreachable: true }, warnings: [] },
+    { host: 'web5', plans: [], covered: [], failure: { step: 'connect', message: 'connection refused', unreachable: true }, warnings: [], certificates: [] },
   ],
 };
 
 describe('renderPlan', () => {
   it('shows each host, symbol, reason and the summary line', () => {
-    expect(renderPlan(plan, { diff: false })).toBe(
+    expect(renderPlan(plan, { diff: false, words: reasonWords() })).toBe(
       `web1:
   + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
   ~ incus certificate "bob" [bbbbbbbbbbbb]: update in place (fields differ: description, projects)
@@ -76,8 +79,8 @@ Plan: 2 to add, 1 to change, 1 to rotate, 1 to remove; 1 unmanaged
   });
 
   it('with --diff shows before/after of every changed field', () => {
-    const one: RunPlan = { mode: 'apply', hosts: [plan.hosts[0]!] };
-    expect(renderPlan(one, { diff: true })).toBe(
+    const one: Pick<RunPlan, 'controller' | 'hosts'> = { controller: [], hosts: [plan.hosts[0]!] };
+    expect(renderPlan(one, { diff: true, words: reasonWords() })).toBe(
       `web1:
   + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
         + name: "alice"

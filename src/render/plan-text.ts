@@ -3,18 +3,26 @@
  * (+ ~ -/+ - ?) and reason, with --diff the before/after of each changed field, a summary
  * line, and after the run a recap per host. Pure: strings in, strings out.
  */
-import type { HostPlan, RunPlan } from '../engine/run.js';
 import type { HostReport, RunReport } from '../engine/report.js';
-import { ACTION_SYMBOL, type Action, type ActionType } from '../modules/types.js';
+import { ACTION_SYMBOL, CONTROLLER, type Action, type ActionType, type HostPlan, type RunPlan } from '../plan/types.js';
+import type { ReasonWords } from './view.js';
 
 export interface PlanTextOptions {
   /** --diff: before/after of every changed field, and file diffs. */
   diff: boolean;
+  /** The words of each reason code (the modules' vocabularies). */
+  words: ReasonWords;
 }
 
-export function renderPlan(plan: RunPlan, options: PlanTextOptions): string {
-  const blocks = plan.hosts.map((h) => renderHostPlan(h, options));
+export function renderPlan(plan: Pick<RunPlan, 'controller' | 'hosts'>, options: PlanTextOptions): string {
+  const controller = plan.controller.length > 0 ? [renderHostPlan(controllerPlan(plan), options)] : [];
+  const blocks = [...controller, ...plan.hosts.map((h) => renderHostPlan(h, options))];
   return `${blocks.join('\n')}\n${renderSummaryLine(plan)}\n`;
+}
+
+/** The controller's work, shown as a host of its own, first. */
+function controllerPlan(plan: Pick<RunPlan, 'controller'>): HostPlan {
+  return { host: CONTROLLER, plans: plan.controller, covered: [], warnings: plan.controller.flatMap((p) => p.warnings), certificates: [] };
 }
 
 export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
@@ -29,17 +37,17 @@ export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
   const headerNote = actions.length === 0 && errors.length === 0 ? ` no changes${covered.length ? ` (${covered.join(', ')})` : ''}` : covered.length ? ` (${covered.join(', ')})` : '';
   lines.push(`${h.host}:${headerNote}`);
   for (const p of h.plans) {
-    for (const a of p.actions) lines.push(...renderAction(a, options));
+    for (const a of p.actions) lines.push(...renderAction(a, options.words(p.module, a.reason, a.detail), options));
   }
   for (const e of errors) lines.push(`  error: ${e} (nothing will be applied on ${h.host})`);
   for (const w of h.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n') + '\n';
 }
 
-function renderAction(a: Action, options: PlanTextOptions): string[] {
+function renderAction(a: Action, reason: string, options: PlanTextOptions): string[] {
   const symbol = ACTION_SYMBOL[a.action].padStart(3);
   const fingerprint = a.fingerprint ? ` [${shortFingerprint(a.fingerprint)}]` : '';
-  const lines = [`${symbol} ${a.kind} "${a.name}"${fingerprint}: ${describeAction(a.action)} (${a.reason})`];
+  const lines = [`${symbol} ${a.kind} "${a.name}"${fingerprint}: ${describeAction(a.action)} (${reason})`];
   if (!options.diff) return lines;
   const pad = '        ';
   switch (a.action) {
@@ -95,13 +103,14 @@ function show(v: unknown): string {
   return String(v);
 }
 
-export function countActions(plan: RunPlan): Record<ActionType, number> {
+export function countActions(plan: Pick<RunPlan, 'controller' | 'hosts'>): Record<ActionType, number> {
   const counts: Record<ActionType, number> = { add: 0, update: 0, rotate: 0, remove: 0, unmanaged: 0 };
+  for (const p of plan.controller) for (const a of p.actions) counts[a.action] += 1;
   for (const h of plan.hosts) for (const p of h.plans) for (const a of p.actions) counts[a.action] += 1;
   return counts;
 }
 
-export function renderSummaryLine(plan: RunPlan): string {
+export function renderSummaryLine(plan: Pick<RunPlan, 'controller' | 'hosts'>): string {
   const c = countActions(plan);
   return `Plan: ${c.add} to add, ${c.update} to change, ${c.rotate} to rotate, ${c.remove} to remove; ${c.unmanaged} unmanaged`;
 }

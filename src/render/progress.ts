@@ -5,8 +5,9 @@
  */
 import { createRequire } from 'node:module';
 import type { Listr as ListrClass } from 'listr2';
-import type { EngineHooks, HostFailure } from '../engine/run.js';
-import { ACTION_SYMBOL, type Action } from '../modules/types.js';
+import { ACTION_SYMBOL, type Action, type HostFailure } from '../plan/types.js';
+import { hostApplies } from '../engine/apply-plan.js';
+import type { RunView } from './view.js';
 
 export interface LogLineOptions {
   /** Writes one whole line (the caller adds timestamps, or filters, as it needs). */
@@ -16,11 +17,12 @@ export interface LogLineOptions {
 }
 
 /** One line per event: `HOST: EVENT`, no colour, no cursor movement. */
-export function logLineHooks(options: LogLineOptions): EngineHooks {
+export function logLineHooks(options: LogLineOptions & { mode: 'check' | 'apply' }): RunView {
   const line = options.writeLine;
   return {
-    hostsSelected: (hosts, mode) => line(`${mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
-    hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : step === 'observe' ? 'reading live state' : 'applying'}`),
+    hostsSelected: (hosts) => line(`${options.mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
+    hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : 'reading live state'}`),
+    hostApplyStarted: (host) => line(`${host}: applying`),
     actionStarted: (host, module, a) => {
       if (options.verbose) line(`${host}: ${module}: starting ${describe(a)}`);
     },
@@ -63,9 +65,10 @@ function deferred(): Deferred {
 
 /**
  * listr2 per-host progress for a terminal. Two lists, so the plan text printed between them is
- * never drawn over: reading (connect + observe) until `planned`, then applying.
+ * never drawn over: reading (connect + observe) until `planned`, then applying. Each host's line
+ * stops as soon as that host is read (hostPlanned), not when the slowest one is.
  */
-export function listrHooks(): EngineHooks {
+export function listrHooks(): RunView {
   // listr2 is loaded only when a terminal shows progress: cron and CI runs skip its import
   // (10-20 ms of every run's start-up, BENCHMARKS.md). Its CommonJS build loads synchronously.
   const { Listr } = createRequire(import.meta.url)('listr2') as { Listr: typeof ListrClass };
@@ -88,7 +91,8 @@ export function listrHooks(): EngineHooks {
           await d.promise;
         },
       })),
-      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false } } as never,
+      // No signal handlers of listr2's own: Ctrl-C is the CLI's, the same on a terminal and in a pipe.
+      { concurrent: true, exitOnError: false, registerSignalListeners: false, rendererOptions: { collapseErrors: false } } as never,
     );
     return list.run().catch(() => undefined);
   };
@@ -97,22 +101,19 @@ export function listrHooks(): EngineHooks {
     hostsSelected: (hosts) => {
       readingRun = start(hosts, (h) => `${h}: read live state`, reading);
     },
-    hostStep: (host, step) => {
-      if (step === 'apply') {
-        if (!applyingRun) applyingRun = start(applyHosts, (h) => `${h}: apply`, applying);
-        return;
-      }
-      reading.get(host)?.output(step === 'connect' ? 'connecting' : 'reading live state');
+    hostStep: (host, step) => reading.get(host)?.output(step === 'connect' ? 'connecting' : 'reading live state'),
+    hostPlanned: (h) => {
+      const d = reading.get(h.host);
+      if (!d) return;
+      if (h.failure) d.reject(new Error(`${h.failure.step}: ${h.failure.message}`));
+      else d.resolve();
     },
-    planned: async (plan) => {
-      for (const h of plan.hosts) {
-        const d = reading.get(h.host);
-        if (!d) continue;
-        if (h.failure) d.reject(new Error(`${h.failure.step}: ${h.failure.message}`));
-        else d.resolve();
-      }
-      applyHosts = plan.mode === 'apply' ? plan.hosts.filter((h) => !h.failure && h.plans.every((p) => p.errors.length === 0) && h.plans.some((p) => p.actions.some((a) => a.applies))).map((h) => h.host) : [];
+    planned: async () => {
       await readingRun;
+    },
+    applyStarting: (plan) => {
+      applyHosts = [...(plan.controller.some((p) => p.actions.some((a) => a.applies)) ? ['controller'] : []), ...plan.hosts.filter(hostApplies).map((h) => h.host)];
+      applyingRun = start(applyHosts, (h) => `${h}: apply`, applying);
     },
     actionApplied: (host, _module, a) => applying.get(host)?.output(`applied ${describe(a)}`),
     actionStarted: (host, _module, a) => applying.get(host)?.output(describe(a)),

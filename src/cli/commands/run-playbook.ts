@@ -13,17 +13,11 @@ import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
 import { UsageError } from '../../errors.js';
-import { combineHooks, runPlaybook, type EngineHooks, type RunRequest } from '../../engine/run.js';
-import { defaultEngineDeps } from '../../engine/inputs.js';
-import type { RunReport } from '../../engine/report.js';
-import { renderPlan, renderRecap } from '../../render/plan-text.js';
-import { renderJsonReport } from '../../render/json-report.js';
-import { listrHooks, logLineHooks } from '../../render/progress.js';
-import { logLineWriter, quietLogHooks } from '../../render/log-lines.js';
-import { renderFailedRunMetrics, renderMetrics } from '../../render/metrics-file.js';
-import { writeFileAtomic } from '../write-atomic.js';
-import { generatedKeyPairLine } from '../../render/key-pairs.js';
-import { acquireRunLock, parseLockTimeout, RunLockHeldError } from '../../engine/lock.js';
+import { planRun, type PlanRequest } from '../../engine/plan-run.js';
+import { defaultPlanDeps } from '../../engine/inputs.js';
+import { parseLockTimeout } from '../run-lock.js';
+import { runSession } from '../run-session.js';
+import { writePlanFile } from '../plan-file.js';
 
 export const HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [options]
 
@@ -32,8 +26,11 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
 
   PLAYBOOK                 plays of {name, hosts, reconcile: [...]} (default: the shipped playbooks/site.yaml)
   -i, --inventory FILE     Ansible YAML inventory (file or folder)
-  --check                  dry run: show the plan, change nothing
-  --diff                   show before/after of every changed field
+  -C, --check              dry run: show the plan, change nothing
+  --out PLAN               also save the plan to PLAN (JSON, mode 0600; 'reconcile apply PLAN'
+                           applies exactly it, 'reconcile show PLAN' prints it)
+  -y, --yes, --auto-approve  apply without asking (a terminal asks first; cron and CI never do)
+  -D, --diff               show before/after of every changed field
   --limit PATTERN          only hosts matching an Ansible host pattern (a:b, a:&b, a:!b, globs)
   --forks N                hosts worked on in parallel (default 10)
   --prune                  remove trusted certificates the inventory does not name
@@ -49,8 +46,8 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
   -h, --help               this help
 
 Exit codes (stable, for cron and scripts; see docs/operations.md):
-  0  in sync (--check), or every change applied cleanly
-  2  --check found drift and nothing failed
+  0  in sync (--check), or every change applied cleanly (unmanaged certificates kept are reported, not drift)
+  2  --check found something an apply would change, and nothing failed
   1  anything failed: invalid inventory, a host unreachable or failed (even when others drifted),
      another run holding the lock past --lock-timeout, a usage error
 
@@ -62,8 +59,11 @@ read-only, in /run/reconcile for root, else the temp folder).
 
 const OPTIONS = {
   inventory: { type: 'string', short: 'i' },
-  check: { type: 'boolean' },
-  diff: { type: 'boolean' },
+  check: { type: 'boolean', short: 'C' },
+  diff: { type: 'boolean', short: 'D' },
+  out: { type: 'string' },
+  yes: { type: 'boolean', short: 'y' },
+  'auto-approve': { type: 'boolean' },
   limit: { type: 'string', short: 'l' },
   forks: { type: 'string', short: 'f' },
   'warn-days': { type: 'string' },
@@ -83,6 +83,10 @@ export interface RunPlaybookOptions {
   playbook: string;
   check: boolean;
   diff: boolean;
+  /** --out: where to save the plan. */
+  out?: string;
+  /** --yes / --auto-approve: do not ask before applying. */
+  yes: boolean;
   limit?: string;
   forks: number;
   /** --warn-days: certificates expiring within this many days are reported as expiring. */
@@ -111,6 +115,8 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     playbook,
     check: values.check ?? false,
     diff: values.diff ?? false,
+    out: values.out !== undefined ? resolve(io.cwd, values.out) : undefined,
+    yes: (values.yes ?? false) || (values['auto-approve'] ?? false),
     limit: values.limit,
     forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, 10)),
     warnDays: withoutCommandPrefix(() => positiveInt('reconcile', '--warn-days', values['warn-days'], 30)),
@@ -130,79 +136,36 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const metricsFile = options.metricsFile;
-  if (metricsFile !== undefined && !existsSync(dirname(metricsFile))) {
-    throw new UsageError(`--metrics-file ${metricsFile}: folder ${dirname(metricsFile)} does not exist`);
+  if (options.out !== undefined && !existsSync(dirname(options.out))) {
+    throw new UsageError(`--out ${options.out}: folder ${dirname(options.out)} does not exist`);
   }
-  const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
-  const say = options.quiet ? () => undefined : logLine;
-  const startedAt = new Date();
-  // One run per inventory at a time, taken before anything is read (src/engine/lock.ts). When it
-  // is held past the timeout, the metrics file is left to the run holding it.
-  const lock = await acquireRunLock({
-    inventoryPath: options.inventory,
-    env: io.env,
-    timeoutMs: options.lockTimeoutSeconds * 1000,
-    onWait: (h, file, timeoutMs) =>
-      say(`waiting up to ${timeoutMs / 1000} s for the run lock: another run holds it, PID ${h.pid} on ${h.hostname}, started ${h.startedAt} (${file})`),
-    onStaleTakeover: (h, file) => say(`taking over a stale run lock left by PID ${h?.pid ?? 'unknown'}, no longer running (${file})`),
-  });
-  // SIGINT/SIGTERM while applying: start no new action, let the ones in flight finish, report,
-  // and exit 130/143 (the lock is held until then). Before apply nothing was changed, and a second
-  // signal means "now": both die of the signal at once, as without a handler (the lock's own
-  // handler releases it).
-  const interrupt = new AbortController();
-  let applying = false;
-  const stopInterruptHandlers = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
-  function onSignal(signal: NodeJS.Signals): void {
-    if (!applying || interrupt.signal.aborted) {
-      stopInterruptHandlers();
-      process.kill(process.pid, signal);
-      return;
-    }
-    interrupt.abort(signal);
-    logLine(`${signal} received: finishing the actions in flight, starting no new ones (send it again to stop at once)`);
-  }
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const applyStarts: EngineHooks = { planned: (plan) => void (applying = plan.mode === 'apply') };
-  try {
-    if (lock.waitedFor) say(`got the run lock after waiting ${(lock.waitedMs / 1000).toFixed(1)} s for PID ${lock.waitedFor.pid}`);
-    const hooks = combineHooks(outputHooks(options, io), applyStarts);
-    const report = await runPlaybook({ ...runRequest(options, io), interrupt: interrupt.signal }, hooks, defaultEngineDeps());
-    if (metricsFile !== undefined) await writeMetrics(metricsFile, renderMetrics(report));
-    // Interrupted: the report is out; the exit status says which signal (128 + n), as a shell's would.
-    if (interrupt.signal.aborted) return interrupt.signal.reason === 'SIGINT' ? 130 : 143;
-    return report.exitCode;
-  } catch (e) {
-    // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.
-    if (metricsFile !== undefined && !(e instanceof RunLockHeldError)) {
-      const failed = { inventory: options.inventory, startedAt, durationMs: Date.now() - startedAt.getTime(), mode: options.check ? 'check' : 'apply', version: packageVersion() } as const;
-      await writeMetrics(metricsFile, renderFailedRunMetrics(failed)).catch(() => undefined);
-    }
-    throw e;
-  } finally {
-    stopInterruptHandlers();
-    lock.release();
-  }
+  const request = planRequest(options, io);
+  return runSession(
+    {
+      inventory: options.inventory,
+      mode: options.check ? 'check' : 'apply',
+      showPlan: true,
+      confirm: !options.yes,
+      diff: options.diff,
+      json: options.json,
+      quiet: options.quiet,
+      verbose: options.verbose,
+      forks: options.forks,
+      metricsFile: options.metricsFile,
+      lockTimeoutSeconds: options.lockTimeoutSeconds,
+      transport: request.transport,
+      toolVersion: request.toolVersion,
+    },
+    io,
+    (view, pool) => planRun(request, view, defaultPlanDeps(), pool),
+    options.out !== undefined ? (plan) => writePlanFile(options.out!, plan) : undefined,
+  );
 }
 
-async function writeMetrics(file: string, text: string): Promise<void> {
-  try {
-    await writeFileAtomic(file, text);
-  } catch (e) {
-    throw new UsageError(`cannot write --metrics-file ${file}: ${(e as Error).message}`);
-  }
-}
-
-export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
+export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest {
   return {
     inventoryPath: options.inventory,
     playbookPath: options.playbook,
-    check: options.check,
     limit: options.limit,
     forks: options.forks,
     prune: options.prune,
@@ -213,35 +176,6 @@ export function runRequest(options: RunPlaybookOptions, io: CliIO): RunRequest {
   };
 }
 
-/** Text or JSON on stdout, progress on the terminal (listr2) or as log lines on stderr. */
-export function outputHooks(options: RunPlaybookOptions, io: CliIO): EngineHooks {
-  // Without a terminal every event is one timestamped, colourless line (src/render/log-lines.ts).
-  const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
-  const listr = io.isTTY && !options.json && !options.quiet;
-  const warnings: EngineHooks = options.quiet ? {} : { warning: (m) => (listr ? io.stderr(`${m}\n`) : logLine(m)) };
-  // A key pair made on the controller is a change even -q reports: a log line (stderr) unless
-  // the terminal shows progress, and a line of the text output (stdout); --json has `generated`.
-  const keyPairs: EngineHooks = {
-    keyPairGenerated: (pair) => {
-      const line = generatedKeyPairLine(pair);
-      if (!listr) logLine(line);
-      if (!options.json && !options.quiet) io.stdout(`${line}\n`);
-    },
-  };
-  const progress = options.quiet ? quietLogHooks(logLine) : listr ? listrHooks() : logLineHooks({ writeLine: logLine, verbose: options.verbose });
-  const results: EngineHooks = options.json
-    ? { finished: (r: RunReport) => io.stdout(renderJsonReport(r)) }
-    : options.quiet
-      ? {}
-      : {
-        planned: (plan) => io.stdout(renderPlan(plan, { diff: options.diff })),
-        finished: (r: RunReport) => io.stdout(`\n${renderRecap(r)}`),
-      };
-  // Progress first: its `planned` waits for the reading list to finish drawing before the plan prints.
-  return combineHooks(warnings, keyPairs, progress, results);
-}
-
-/** A timeout in milliseconds from the environment; anything but a whole positive number is a usage error. */
 
 /** The package root: the nearest folder above this file holding reconcile's package.json (src/ or dist/src/). */
 function packageRoot(): string {
@@ -259,7 +193,7 @@ export function shippedPlaybook(): string {
 }
 
 let cachedVersion: string | undefined;
-function packageVersion(): string {
+export function packageVersion(): string {
   if (cachedVersion === undefined) {
     try {
       // Read synchronously once: the report carries the tool's version.

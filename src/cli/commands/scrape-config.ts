@@ -14,12 +14,13 @@ import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
 import { formatProblem, InventoryError, UsageError } from '../../errors.js';
-import { defaultEngineDeps } from '../../engine/inputs.js';
+import { defaultPlanDeps, defaultSessionPool } from '../../engine/inputs.js';
+import { readInventoryFile } from '../../inventory/load.js';
 import type { InventoryHost } from '../../inventory/model.js';
 import { parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import { metricsTargets, renderScrapeConfigs, type ScrapeConfig } from '../../render/scrape-config.js';
 import { readMetricsCertificateSpecs, type MetricsCertificateSpec } from '../../modules/incus-trust/metrics-desired.js';
-import { inventoryPath } from '../../modules/incus-trust/metrics-keys.js';
+import { inventoryPath } from '../../modules/incus-trust/metrics-desired.js';
 import { DEFAULT_CERT_DIR, FINGERPRINT_IN_NAME } from '../../modules/prometheus-scrape/desired.js';
 import { incusGroupOf, incusHostsToScrape, observeMetricsEndpoints } from '../../modules/prometheus-scrape/targets.js';
 import type { HostSession } from '../../transport/types.js';
@@ -66,9 +67,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`scrape-config: unexpected argument '${positionals[0]}' (see 'reconcile scrape-config --help')`);
   if (!values.inventory) throw new UsageError(`scrape-config: -i INVENTORY is required (see 'reconcile scrape-config --help')`);
 
-  const deps = defaultEngineDeps();
+  const deps = defaultPlanDeps();
   const inventory = await deps.loadInventory(resolve(io.cwd, values.inventory));
-  const problems = await deps.validateInventory(inventory, new Date());
+  const problems = await deps.validateInventory(inventory, new Date(), (rel) => readInventoryFile(inventory, rel));
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(`${formatProblem(p)}\n`);
 
@@ -105,17 +106,13 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const keyFile = values['key-file'] ?? `${DEFAULT_CERT_DIR}/${stem}.key`;
 
   const transport = transportOptions(io, false);
-  const sessions: Promise<HostSession>[] = [];
-  const sessionOf = (h: InventoryHost) => {
-    const s = Promise.resolve(deps.connectionSpec(h, inventory, transport)).then((spec) => deps.connect(spec, transport));
-    sessions.push(s);
-    return s;
-  };
+  const pool = defaultSessionPool(transport);
+  const sessionOf = async (h: InventoryHost): Promise<HostSession> => pool.session(await deps.connectionSpec(h, inventory, transport));
   let observed;
   try {
     observed = await observeMetricsEndpoints(incusHosts, sessionOf);
   } finally {
-    await Promise.all(sessions.map((s) => s.then((x) => x.close()).catch(() => undefined)));
+    await pool.closeAll();
   }
 
   const warnings: string[] = [];

@@ -61,10 +61,12 @@ async function applyCollecting(session: HostSession, wanted: DesiredTrust, seen:
   const applied: string[] = [];
   let error: TransportError | undefined;
   try {
-    await applyTrust(session, planTrust(wanted, seen, NOW), {
-      actionStarted: () => undefined,
-      actionApplied: (a: Action) => applied.push(`${a.action} ${a.name}`),
-    });
+    await applyTrust(
+      session,
+      planTrust(wanted, seen, NOW),
+      { actionStarted: () => undefined, actionApplied: (a: Action) => applied.push(`${a.action} ${a.name}`) },
+      { now: () => NOW.now, certificate: () => undefined, resolveCertificate: () => undefined, keyPairGenerated: () => undefined },
+    );
   } catch (e) {
     if (!(e instanceof TransportError)) throw e;
     error = e;

@@ -1,30 +1,29 @@
 /**
  * The incus_trust module: desired (incus_trusted_clients + incus_metrics_certificates) ×
  * observed (the host's trust store over its Incus API) → plan (plan.ts) → apply (apply.ts).
- * Its scope is the Incus cluster: members share one trust store, reconciled once.
+ * Its scope is the Incus cluster: members share one trust store, reconciled once. On the
+ * controller it plans the metrics key pairs to generate or rotate (key-pairs.ts), which apply
+ * makes first (metrics-keys.ts).
  */
 import type { ObservedCertificate, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
-import { planTrust } from './plan.js';
+import { planTrust, type TrustPayload } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
-import { generatedKeyPairs, keyFileModeWarnings, prepareMetricsKeys } from './metrics-keys.js';
+import { applyKeyPairs, keyFileModeWarnings } from './metrics-keys.js';
+import { planKeyPairs, type KeyPairPayload } from './key-pairs.js';
 import { observeTrust } from './observe.js';
 import { desiredTrustClients } from './desired.js';
+import { TRUST_REASONS, type TrustReason } from './reasons.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
 const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
 
-export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
+export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPayload, TrustReason> = {
   name: 'incus_trust',
-  // Apply mode: generate missing metrics key pairs and start due rotations before desired() reads them.
-  prepare: async (ctx) => {
-    // Both modes: a metrics key file that others may read gets a warning on every run.
-    const modeWarnings = keyFileModeWarnings(ctx.inventory, ctx.hosts);
-    if (ctx.check) return { problems: modeWarnings };
-    const { events, problems } = await prepareMetricsKeys(ctx.inventory, ctx.hosts, ctx.now);
-    return { problems: [...modeWarnings, ...problems], facts: events, generated: generatedKeyPairs(events) };
-  },
+  reasons: TRUST_REASONS,
+  // A metrics key file that others may read gets a warning on every run.
+  observeRun: async (ctx) => ({ problems: keyFileModeWarnings(ctx.inventory, ctx.hosts) }),
   desired: (host, ctx) => {
     const metrics = desiredMetricsCertificates(host, ctx);
     // incus_metrics_certificates alone does not make a host managed when it does not register them (a Prometheus host).
@@ -40,6 +39,8 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust> = {
   observe: (session) => observeTrust(session),
   plan: planTrust,
   apply: applyTrust,
+  planController: planKeyPairs,
+  applyController: (plan, hooks, ctx) => applyKeyPairs(plan as Parameters<typeof applyKeyPairs>[0], hooks, ctx),
   trustedCertificates: (observed): ObservedCertificate[] =>
     observed.certificates.map((c) => ({ name: c.name, fingerprint: c.fingerprint, type: c.type, notAfter: c.notAfter })),
 };

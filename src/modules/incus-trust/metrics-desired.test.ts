@@ -1,3 +1,4 @@
+import { TRUST_REASONS } from './reasons.js';
 import { describe, expect, it } from 'vitest';
 import type { Inventory, InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { generateSelfSigned } from '../../pki/generate.js';
@@ -93,7 +94,7 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     const { certificates, problems } = desiredMetricsCertificates(h, ctxWith(inventory, files));
     expect(problems).toEqual([]);
     return planTrust({ certificates, prune: false, protected: [] }, observedWith(live), { now: NOW, prune: false, warnDays: 30 }).actions.map(
-      (a) => `${a.action} ${a.name} ${a.fingerprint} (${a.reason})`,
+      (a) => `${a.action} ${a.name} ${a.fingerprint} (${TRUST_REASONS[a.reason](a.detail)})`,
     );
   };
 

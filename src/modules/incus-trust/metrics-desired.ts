@@ -18,6 +18,7 @@
  *   - CERT.previous ≠ CERT, some Prometheus host not on CERT yet: both trusted under NAME;
  *   - every Prometheus host on CERT: CERT trusted, CERT.previous absent (removed).
  */
+import { isAbsolute, resolve } from 'node:path';
 import type { Problem, SourceLocation } from '../../errors.js';
 import type { Inventory, InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
@@ -76,6 +77,11 @@ const KNOWN_FIELDS = new Set([
   'restricted',
   'projects',
 ]);
+
+/** A path of the inventory (relative to its folder) as an absolute path on the controller. */
+export function inventoryPath(inventory: Pick<Inventory, 'baseDir'>, file: string): string {
+  return isAbsolute(file) ? file : resolve(inventory.baseDir, file);
+}
 
 /** Reads and checks the entries of one host; every problem at once. */
 export function readMetricsCertificateSpecs(host: InventoryHost): { specs: MetricsCertificateSpec[]; problems: Problem[] } {
@@ -297,7 +303,7 @@ export function desiredMetricsCertificates(
     const phase = metricsPairPhase(spec, { certificate, previous, deployed }, prometheus, ctx.now);
     switch (phase.phase) {
       case 'missing':
-        certificates.push(entry(undefined));
+        certificates.push({ ...entry(undefined), pendingCertificatePath: inventoryPath(ctx.inventory, spec.certificateFile) });
         break;
       case 'current':
         certificates.push(entry(phase.certificate));
@@ -305,7 +311,7 @@ export function desiredMetricsCertificates(
       case 'due':
         // The expiring certificate stays trusted; the new pair is added next to it.
         certificates.push(
-          { ...entry(undefined), planNote: `rotation: ${spec.certificateFile} expires ${phase.certificate.notAfter.toISOString().slice(0, 10)}, within rotate_before_days (${spec.rotateBeforeDays}); the current one stays trusted until every Prometheus host runs the new pair` },
+          { ...entry(undefined), pendingCertificatePath: inventoryPath(ctx.inventory, spec.certificateFile), planNote: `rotation: ${spec.certificateFile} expires ${phase.certificate.notAfter.toISOString().slice(0, 10)}, within rotate_before_days (${spec.rotateBeforeDays}); the current one stays trusted until every Prometheus host runs the new pair` },
           entry(phase.certificate, 'present'),
         );
         break;

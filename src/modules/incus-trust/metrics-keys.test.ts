@@ -5,7 +5,30 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import { parseCertificatePem } from '../../pki/certificate.js';
 import { generateSelfSigned } from '../../pki/generate.js';
-import { keyMatchesCertificate, prepareMetricsKeys } from './metrics-keys.js';
+import type { GeneratedKeyPair } from '../../engine/report.js';
+import { keyMatchesCertificate, planKeyPairs } from './key-pairs.js';
+import { applyKeyPairs } from './metrics-keys.js';
+
+/** Plans the controller's key pair work (pure), then applies it, as a run does. */
+async function prepareMetricsKeys(inventory: Inventory, hosts: InventoryHost[], now: Date) {
+  const readInventoryFile = (rel: string) => {
+    try {
+      return readFileSync(join(inventory.baseDir, rel));
+    } catch {
+      return undefined;
+    }
+  };
+  const plan = planKeyPairs({ inventory, hosts, now, readInventoryFile });
+  const events: Omit<GeneratedKeyPair, 'module'>[] = [];
+  const made = new Map<string, unknown>();
+  await applyKeyPairs(plan as Parameters<typeof applyKeyPairs>[0], { actionStarted: () => undefined, actionApplied: () => undefined }, {
+    now: () => now,
+    certificate: () => undefined,
+    resolveCertificate: (c) => void made.set(c.certificatePath, c),
+    keyPairGenerated: (p) => void events.push(p),
+  });
+  return { plan, events, problems: [] as unknown[] };
+}
 
 const NOW = new Date('2030-01-01T00:00:00Z');
 let dir: string;
@@ -20,7 +43,18 @@ function setup(entry: Record<string, unknown> = {}): { inventory: Inventory; hos
 const read = (f: string) => readFileSync(join(dir, f), 'utf8');
 const fp = (f: string) => parseCertificatePem(read(f)).fingerprint;
 
-describe('prepareMetricsKeys', () => {
+describe('planKeyPairs, then applyKeyPairs', () => {
+  it('planning writes nothing: the pair to generate is an action with its reason, the precondition says the file is absent', async () => {
+    const { inventory, hosts } = setup();
+    const plan = planKeyPairs({ inventory, hosts, now: NOW, readInventoryFile: () => undefined });
+    expect(plan.actions.map((a) => [a.action, a.kind, a.name, a.reason, a.precondition])).toEqual([
+      ['add', 'metrics key pair', 'm', 'pair-missing', { subject: 'pki/m.crt', digest: null }],
+    ]);
+    expect(existsSync(join(dir, 'pki'))).toBe(false);
+    expect(JSON.stringify(plan)).not.toContain('PRIVATE KEY');
+  });
+
+
   it('generates a missing pair: key 0600, ECDSA P-384, CN and validity from the entry; a second run does nothing', async () => {
     const { inventory, hosts } = setup({ common_name: 'prom.example', validity_days: 90 });
     const r = await prepareMetricsKeys(inventory, hosts, NOW);

@@ -1,7 +1,6 @@
 /**
- * The edge that makes and rotates metrics key pairs on the controller, beside the inventory.
- * It runs before desired() (the module's prepare step), in apply mode only: check mode
- * changes nothing and the plan says "(key pair to be generated)".
+ * The edge that makes and rotates metrics key pairs on the controller, beside the inventory:
+ * the apply of the controller actions planned by key-pairs.ts (check mode never gets here).
  *
  * Files beside certificate_file (CERT) and key_file (KEY) — the whole state, no state file:
  *   KEY.next, CERT.next  a new pair being installed (KEY.next written first, 0600)
@@ -13,79 +12,68 @@
  * interrupted anywhere leaves a state the next run finishes (resumeInstall) or restarts.
  * Private keys are never printed, logged nor put in a plan.
  */
-import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, openSync, fsyncSync, closeSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Problem } from '../../errors.js';
+import { basename, dirname, join } from 'node:path';
+import { TransportError, type Problem } from '../../errors.js';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import { daysLeft, parseCertificatePem } from '../../pki/certificate.js';
 import { generateSelfSigned } from '../../pki/generate.js';
-import {
-  DEPLOYED_SUFFIX,
-  formatDeployedRecord,
-  parseDeployedRecord,
-  PREVIOUS_SUFFIX,
-  readMetricsCertificateSpecs,
-  type MetricsCertificateSpec,
-} from './metrics-desired.js';
-import type { PrepareResult } from '../types.js';
+import { DEPLOYED_SUFFIX, formatDeployedRecord, inventoryPath, parseDeployedRecord, PREVIOUS_SUFFIX, readMetricsCertificateSpecs } from './metrics-desired.js';
+import { CONTROLLER } from '../../plan/types.js';
+import type { ApplyContext, ApplyHooks, ModulePlan } from '../types.js';
+import { keyMatchesCertificate, NEXT_SUFFIX, sha256, type KeyPairPayload } from './key-pairs.js';
+import type { TrustReason } from './reasons.js';
 
-export const NEXT_SUFFIX = '.next';
-
-/** What prepare did to one pair, for messages (never key material). */
-export interface KeyPairEvent {
-  name: string;
-  certificateFile: string;
-  event: 'generated' | 'rotation started' | 'install resumed';
-  fingerprint: string;
-  /** Absolute paths on the controller. */
-  certificatePath: string;
-  keyPath: string;
-}
-
-/** What the user is told about the pairs prepare made (PrepareResult.generated). */
-export function generatedKeyPairs(events: KeyPairEvent[]): NonNullable<PrepareResult['generated']> {
-  return events.map((e) => ({ name: e.name, event: e.event, certificateFile: e.certificatePath, keyFile: e.keyPath, keyMode: '0600', fingerprint: e.fingerprint }));
-}
-
-/** Resolves a path of the inventory (relative to its folder). */
-export function inventoryPath(inventory: Pick<Inventory, 'baseDir'>, file: string): string {
-  return isAbsolute(file) ? file : resolve(inventory.baseDir, file);
-}
+export { inventoryPath, keyMatchesCertificate, NEXT_SUFFIX };
 
 /**
- * Apply mode: for every metrics entry of `hosts` (each pair once), finishes an interrupted
- * install, generates a missing pair, and starts a rotation when the certificate expires within
- * rotate_before_days or the key does not belong to it. Problems name the entry's location.
+ * Applies the controller's key pair actions in order: each checks that the certificate file is
+ * still as planned, then generates (or finishes installing) the pair and hands its certificate
+ * to the host actions that wait for it.
  */
-export async function prepareMetricsKeys(
-  inventory: Inventory,
-  hosts: InventoryHost[],
-  now: Date,
-): Promise<{ events: KeyPairEvent[]; problems: Problem[] }> {
-  const events: KeyPairEvent[] = [];
-  const problems: Problem[] = [];
-  const seen = new Set<string>();
-  for (const host of hosts) {
-    const { specs } = readMetricsCertificateSpecs(host); // problems are desired()'s to report
-    for (const spec of specs) {
-      const certPath = inventoryPath(inventory, spec.certificateFile);
-      if (seen.has(certPath)) continue;
-      seen.add(certPath);
-      try {
-        const event = await ensurePair(spec, certPath, inventoryPath(inventory, spec.keyFile), now);
-        if (event) events.push(event);
-      } catch (e) {
-        problems.push({
-          severity: 'error',
-          location: spec.location,
-          valuePath: `${spec.valuePath}.certificate_file`,
-          message: `cannot prepare the key pair of "${spec.name}": ${(e as Error).message}`,
-        });
+export async function applyKeyPairs(plan: ModulePlan<KeyPairPayload, TrustReason>, hooks: ApplyHooks, ctx: ApplyContext): Promise<void> {
+  for (const action of plan.actions) {
+    if (!action.applies || !action.payload) continue;
+    hooks.actionStarted(action);
+    const p = action.payload;
+    const step = `${action.action === 'add' ? 'generate' : action.action === 'rotate' ? 'rotate' : 'finish installing'} metrics key pair ${p.name}`;
+    try {
+      const now = readText(p.certificatePath);
+      const digest = now === undefined ? null : sha256(now);
+      if (action.precondition && digest !== action.precondition.digest) {
+        throw new TransportError(CONTROLLER, step, `${p.certificateFile} changed since the plan was made; nothing done — plan again`);
       }
+      const made = await installPlannedPair(p, action.reason, ctx.now());
+      const info = parseCertificatePem(made.certificatePem);
+      ctx.resolveCertificate({ certificatePath: p.certificatePath, pem: info.pem, derBase64: info.derBase64, fingerprint: info.fingerprint });
+      if (made.event) ctx.keyPairGenerated({ name: p.name, event: made.event, certificateFile: p.certificatePath, keyFile: p.keyPath, keyMode: '0600', fingerprint: info.fingerprint });
+    } catch (e) {
+      if (e instanceof TransportError) throw e;
+      throw new TransportError(CONTROLLER, step, (e as Error).message);
+    }
+    hooks.actionApplied(action);
+  }
+}
+
+/** Makes the planned pair; `event` is undefined when only an interrupted install's leftovers were cleared. */
+async function installPlannedPair(
+  p: KeyPairPayload,
+  reason: TrustReason,
+  now: Date,
+): Promise<{ certificatePem: string; event?: 'generated' | 'rotation started' | 'install resumed' }> {
+  if (reason === 'pair-install-interrupted') {
+    if (resumeInstall(p.certificatePath, p.keyPath)) return { certificatePem: readFileSync(p.certificatePath, 'utf8'), event: 'install resumed' };
+    // Cut before CERT.next was written: its KEY.next is gone now; a sound pair in place stays.
+    const cert = readText(p.certificatePath);
+    const key = readText(p.keyPath);
+    if (cert !== undefined && key !== undefined && keyMatchesCertificate(key, cert) && daysLeft(parseCertificatePem(cert), now) >= p.rotateBeforeDays) {
+      return { certificatePem: cert };
     }
   }
-  return { events, problems };
+  const pair = await generateSelfSigned({ commonName: p.commonName, validityDays: p.validityDays, now, type: 'metrics' });
+  installPair(p.certificatePath, p.keyPath, pair.certificatePem, pair.privateKeyPem);
+  return { certificatePem: pair.certificatePem, event: reason === 'pair-missing' ? 'generated' : 'rotation started' };
 }
 
 /**
@@ -116,27 +104,6 @@ export function keyFileModeWarnings(inventory: Inventory, hosts: InventoryHost[]
     }
   }
   return problems;
-}
-
-async function ensurePair(spec: MetricsCertificateSpec, certPath: string, keyPath: string, now: Date): Promise<KeyPairEvent | undefined> {
-  const resumed = resumeInstall(certPath, keyPath);
-  const certText = readText(certPath);
-  const keyText = readText(keyPath);
-  const base = { name: spec.name, certificateFile: spec.certificateFile, certificatePath: certPath, keyPath };
-  if (certText === undefined) {
-    const pair = await generateSelfSigned({ commonName: spec.commonName, validityDays: spec.validityDays, now, type: 'metrics' });
-    installPair(certPath, keyPath, pair.certificatePem, pair.privateKeyPem);
-    return { ...base, event: 'generated', fingerprint: pair.info.fingerprint };
-  }
-  const current = parseCertificatePem(certText);
-  const due = daysLeft(current, now) < spec.rotateBeforeDays;
-  const keyFits = keyText !== undefined && keyMatchesCertificate(keyText, certText);
-  if (!due && keyFits) {
-    return resumed ? { ...base, event: 'install resumed', fingerprint: current.fingerprint } : undefined;
-  }
-  const pair = await generateSelfSigned({ commonName: spec.commonName, validityDays: spec.validityDays, now, type: 'metrics' });
-  installPair(certPath, keyPath, pair.certificatePem, pair.privateKeyPem);
-  return { ...base, event: 'rotation started', fingerprint: pair.info.fingerprint };
 }
 
 /** Writes the new pair in the order the header gives, keeping the current certificate as CERT.previous. */
@@ -175,17 +142,6 @@ export function resumeInstall(certPath: string, keyPath: string): boolean {
   }
   renameSync(nextCert, certPath);
   return true;
-}
-
-/** True when the PEM private key is the one of the certificate (compares public keys). */
-export function keyMatchesCertificate(keyPem: string, certificatePem: string): boolean {
-  try {
-    const fromKey = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
-    const fromCert = new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' });
-    return Buffer.compare(fromKey, fromCert) === 0;
-  } catch {
-    return false;
-  }
 }
 
 const recordQueues = new Map<string, Promise<void>>();

@@ -27,6 +27,8 @@ export interface DesiredCertificate {
   certificate?: CertificateInfo;
   /** certificate_file as written in the inventory, for messages. */
   certificateFile: string;
+  /** Absolute path of certificate_file on the controller, while its pair is still to be generated. */
+  pendingCertificatePath?: string;
   /** Where the entry is defined, for messages. */
   location: SourceLocation;
   valuePath: string;

@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import type { CertificateInfo } from '../../pki/certificate.js';
 import type { ModulePlan, PlanContext } from '../types.js';
 import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust } from './model.js';
-import { KNOWN_AFTER_APPLY, planTrust, type TrustActionData } from './plan.js';
+import { KNOWN_AFTER_APPLY, planTrust, type TrustPayload } from './plan.js';
+import { TRUST_REASONS, type TrustReason } from './reasons.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const ctx: PlanContext = { now: NOW, prune: false, warnDays: 30 };
@@ -58,7 +59,7 @@ function observed(certificates: LiveCertificate[], projects = ['default'], clust
 }
 
 /** One line per action: what a reader of the plan sees, without the payload. */
-const summary = (plan: ModulePlan) => plan.actions.map((a) => `${a.action} ${a.name} ${a.fingerprint?.slice(-2) ?? ''} (${a.reason})`);
+const summary = (plan: ModulePlan) => plan.actions.map((a) => `${a.action} ${a.name} ${a.fingerprint?.slice(-2) ?? ''} (${TRUST_REASONS[a.reason as TrustReason](a.detail)})`);
 
 describe('planTrust', () => {
   it('plans nothing when the store matches, projects compared as sets', () => {
@@ -73,10 +74,10 @@ describe('planTrust', () => {
   it('adds a missing certificate with its DER payload', () => {
     const plan = planTrust(desired([want('a', 1, { description: 'laptop' })]), observed([]), ctx);
     expect(summary(plan)).toEqual(['add a 01 (missing)']);
-    expect(plan.actions[0]!.data).toEqual({
+    expect(plan.actions[0]!.payload).toEqual({
       op: 'add',
       entry: { name: 'a', type: 'client', description: 'laptop', restricted: false, projects: [], certificateDerBase64: 'DER1', fingerprint: fp(1) },
-    } satisfies TrustActionData);
+    } satisfies TrustPayload);
   });
 
   it('updates fields in place when matched by fingerprint, with the ETag read at observe time', () => {
@@ -92,13 +93,13 @@ describe('planTrust', () => {
       { field: 'restricted', before: false, after: true },
       { field: 'projects', before: [], after: ['default'] },
     ]);
-    expect(plan.actions[0]!.data).toMatchObject({ op: 'update', fingerprint: fp(1) });
+    expect(plan.actions[0]!.payload).toMatchObject({ op: 'update', fingerprint: fp(1) });
   });
 
   it('rotates when the name matches but the certificate is new: add new, then remove old', () => {
     const plan = planTrust(desired([want('a', 2)]), observed([live('a', 1)]), ctx);
     expect(summary(plan)).toEqual(['rotate a 02 (new certificate)']);
-    expect(plan.actions[0]!.data).toMatchObject({ op: 'rotate', oldFingerprint: fp(1), entry: { fingerprint: fp(2) } });
+    expect(plan.actions[0]!.payload).toMatchObject({ op: 'rotate', oldFingerprint: fp(1), entry: { fingerprint: fp(2) } });
     expect(plan.actions[0]!.changes).toEqual([{ field: 'fingerprint', before: fp(1), after: fp(2) }]);
   });
 
@@ -159,7 +160,7 @@ describe('planTrust', () => {
       `add m ${KNOWN_AFTER_APPLY.slice(-2)} (missing (key pair to be generated))`,
     ]);
     const rotation = planTrust(desired([want('m', undefined, { type: 'metrics' })]), observed([live('m', 1, { type: 'metrics' })]), ctx);
-    expect(rotation.actions[0]).toMatchObject({ action: 'rotate', fingerprint: KNOWN_AFTER_APPLY, reason: 'new certificate (key pair to be generated)' });
+    expect(rotation.actions[0]).toMatchObject({ action: 'rotate', fingerprint: KNOWN_AFTER_APPLY, reason: 'new-pair' });
   });
 
   it('refuses one certificate under two names', () => {
@@ -177,7 +178,7 @@ describe('planTrust', () => {
 /** What Incus would hold after the plan's actions ran, in order (the test's model of apply). */
 function simulateApply(before: ObservedTrust, plan: ModulePlan): ObservedTrust {
   let certs = before.certificates.map((c) => ({ ...c, projects: [...c.projects] }));
-  const add = (e: Extract<TrustActionData, { op: 'add' }>['entry']) => {
+  const add = (e: Extract<TrustPayload, { op: 'add' }>['entry']) => {
     if (certs.some((c) => c.fingerprint === e.fingerprint)) throw new Error(`duplicate fingerprint ${e.fingerprint}`);
     certs.push({ name: e.name, type: e.type, description: e.description, restricted: e.restricted, projects: [...e.projects].reverse(), fingerprint: e.fingerprint, certificate: '' });
   };
@@ -187,7 +188,7 @@ function simulateApply(before: ObservedTrust, plan: ModulePlan): ObservedTrust {
   };
   for (const a of plan.actions) {
     if (!a.applies) continue;
-    const data = a.data as TrustActionData;
+    const data = a.payload as TrustPayload;
     switch (data.op) {
       case 'add':
         add(data.entry);

@@ -13,16 +13,16 @@
  * - `server` certificates (cluster members) and incus_trust_protected ones are never removed;
  * - a project missing on the host is a plan error: the host is not applied at all.
  */
-import type { Action, FieldChange, ModulePlan, PlanContext } from '../types.js';
+import { createHash } from 'node:crypto';
+import type { Action, FieldChange, ModulePlan, PlanContext, Precondition } from '../types.js';
 import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, TrustType } from './model.js';
+import type { TrustReason } from './reasons.js';
 
 /** Shown where the fingerprint of a key pair still to be generated will be, as Terraform does. */
 export const KNOWN_AFTER_APPLY = '(known after apply)';
 
 /** `kind` of every action of this module. */
 export const TRUST_KIND = 'incus certificate';
-
-const SUPERSEDED = 'superseded: the inventory gives this name another certificate';
 
 /** The fields of a trust entry the report shows as before/after. */
 export interface TrustEntryView {
@@ -35,7 +35,7 @@ export interface TrustEntryView {
 }
 
 /** What apply needs for each action; never holds key material (a certificate is public). */
-export type TrustActionData =
+export type TrustPayload =
   | { op: 'add'; entry: NewTrustEntry }
   | { op: 'update'; fingerprint: string; fields: Pick<TrustEntryView, 'name' | 'description' | 'restricted' | 'projects'> }
   | { op: 'rotate'; entry: NewTrustEntry; oldFingerprint: string }
@@ -49,16 +49,24 @@ export interface NewTrustEntry {
   projects: string[];
   /** Base64 DER as POST /1.0/certificates takes it; undefined while the pair is to be generated. */
   certificateDerBase64?: string;
+  /**
+   * Where the certificate of a pair still to be generated will be (absolute path on the
+   * controller): apply takes its DER from the controller action that makes it.
+   */
+  pendingCertificatePath?: string;
   fingerprint: string;
 }
 
-export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: PlanContext): ModulePlan {
+export type TrustAction = Action<TrustPayload, TrustReason>;
+export type TrustPlan = ModulePlan<TrustPayload, TrustReason>;
+
+export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: PlanContext): TrustPlan {
   const protectedSet = desired.protected;
   const prune = desired.prune || ctx.prune;
   const consumed = new Set<LiveCertificate>();
-  const changes: Action[] = [];
-  const removals: Action[] = [];
-  const unmanaged: Action[] = [];
+  const changes: TrustAction[] = [];
+  const removals: TrustAction[] = [];
+  const unmanaged: TrustAction[] = [];
   const errors: string[] = [];
   const warnings: string[] = [];
   const existingProjects = new Set(observed.projects);
@@ -107,9 +115,9 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
           continue;
         }
         // Incus refuses a type change in place: remove, then add right after.
-        const reason = `type changed (${live.type} → ${d.type})`;
-        changes.push(removeAction(live, reason));
-        changes.push(addAction(d, wanted, reason));
+        const detail = `${live.type} → ${d.type}`;
+        changes.push(removeAction(live, 'type-changed', detail));
+        changes.push(addAction(d, wanted, 'type-changed', detail));
         acts = true;
       } else {
         const fieldChanges = diffFields(before, wanted);
@@ -118,17 +126,19 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
             action: 'update',
             kind: TRUST_KIND,
             name: d.name,
-            reason: `fields differ: ${fieldChanges.map((c) => c.field).join(', ')}`,
+            reason: 'fields-differ',
+            detail: fieldChanges.map((c) => c.field).join(', '),
             fingerprint: live.fingerprint,
             before,
             after: wanted,
             changes: fieldChanges,
             applies: true,
-            data: {
+            precondition: entryPrecondition(live),
+            payload: {
               op: 'update',
               fingerprint: live.fingerprint,
               fields: { name: wanted.name, description: wanted.description, restricted: wanted.restricted, projects: wanted.projects },
-            } satisfies TrustActionData,
+            },
           });
           acts = true;
         }
@@ -142,16 +152,17 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
           action: 'rotate',
           kind: TRUST_KIND,
           name: d.name,
-          reason: d.certificate ? 'new certificate' : 'new certificate (key pair to be generated)',
+          reason: d.certificate ? 'new-certificate' : 'new-pair',
           fingerprint: wanted.fingerprint,
           before,
           after: wanted,
           changes: diffFields(before, wanted, true),
           applies: true,
-          data: { op: 'rotate', entry: newEntry(d), oldFingerprint: old.fingerprint } satisfies TrustActionData,
+          precondition: entryPrecondition(old),
+          payload: { op: 'rotate', entry: newEntry(d), oldFingerprint: old.fingerprint },
         });
       } else {
-        changes.push(addAction(d, wanted, (d.certificate ? 'missing' : 'missing (key pair to be generated)') + (d.planNote ? `; ${d.planNote}` : '')));
+        changes.push(addAction(d, wanted, d.certificate ? 'missing' : 'missing-pair', d.planNote));
       }
       acts = true;
     }
@@ -170,7 +181,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     for (const live of observed.certificates) {
       if (consumed.has(live) || live.name !== d.name || !isRemovable(live)) continue;
       consumed.add(live);
-      removals.push(removeAction(live, SUPERSEDED));
+      removals.push(removeAction(live, 'superseded'));
     }
   }
 
@@ -186,20 +197,20 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
         warnings.push(`certificate "${d.name}" has state: absent but is ${describeKeep(live, protectedSet)}; it is kept`);
         continue;
       }
-      removals.push(removeAction(live, 'absent in inventory'));
+      removals.push(removeAction(live, 'absent'));
     }
   }
 
   for (const live of observed.certificates) {
     if (consumed.has(live) || live.type === 'server' || isProtected(live, protectedSet)) continue;
     if (prune) {
-      removals.push(removeAction(live, 'not in inventory (pruning)'));
+      removals.push(removeAction(live, 'pruned'));
     } else {
       unmanaged.push({
         action: 'unmanaged',
         kind: TRUST_KIND,
         name: live.name,
-        reason: 'not in inventory',
+        reason: 'not-in-inventory',
         fingerprint: live.fingerprint,
         before: viewOfLive(live),
         applies: false,
@@ -207,7 +218,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     }
   }
 
-  const plan: ModulePlan = {
+  const plan: TrustPlan = {
     module: 'incus_trust',
     actions: [...changes, ...removals, ...unmanaged],
     errors,
@@ -249,13 +260,15 @@ export function viewOfDesired(d: DesiredCertificate): TrustEntryView {
   };
 }
 
-/** What POST /1.0/certificates needs: the entry as shown, plus the certificate's DER. */
+/** What POST /1.0/certificates needs: the entry as shown, plus the certificate's DER (or where it will be). */
 function newEntry(d: DesiredCertificate): NewTrustEntry {
-  return { ...viewOfDesired(d), type: d.type, certificateDerBase64: d.certificate?.derBase64 };
+  const entry: NewTrustEntry = { ...viewOfDesired(d), type: d.type, certificateDerBase64: d.certificate?.derBase64 };
+  if (!d.certificate && d.pendingCertificatePath) entry.pendingCertificatePath = d.pendingCertificatePath;
+  return entry;
 }
 
-function addAction(d: DesiredCertificate, wanted: TrustEntryView, reason: string): Action {
-  return {
+function addAction(d: DesiredCertificate, wanted: TrustEntryView, reason: TrustReason, detail?: string): TrustAction {
+  const action: TrustAction = {
     action: 'add',
     kind: TRUST_KIND,
     name: d.name,
@@ -263,12 +276,16 @@ function addAction(d: DesiredCertificate, wanted: TrustEntryView, reason: string
     fingerprint: wanted.fingerprint,
     after: wanted,
     applies: true,
-    data: { op: 'add', entry: newEntry(d) } satisfies TrustActionData,
+    // Incus itself refuses a certificate it already trusts: the add needs no read first.
+    precondition: { subject: `certificate ${shortFingerprint(wanted.fingerprint)}`, digest: null },
+    payload: { op: 'add', entry: newEntry(d) },
   };
+  if (detail !== undefined) action.detail = detail;
+  return action;
 }
 
-function removeAction(live: LiveCertificate, reason: string): Action {
-  return {
+function removeAction(live: LiveCertificate, reason: TrustReason, detail?: string): TrustAction {
+  const action: TrustAction = {
     action: 'remove',
     kind: TRUST_KIND,
     name: live.name,
@@ -276,8 +293,26 @@ function removeAction(live: LiveCertificate, reason: string): Action {
     fingerprint: live.fingerprint,
     before: viewOfLive(live),
     applies: true,
-    data: { op: 'remove', fingerprint: live.fingerprint } satisfies TrustActionData,
+    precondition: entryPrecondition(live),
+    payload: { op: 'remove', fingerprint: live.fingerprint },
   };
+  if (detail !== undefined) action.detail = detail;
+  return action;
+}
+
+/** The entry as read: apply reads it again before changing it and refuses when it moved. */
+function entryPrecondition(live: LiveCertificate): Precondition {
+  return { subject: `certificate ${shortFingerprint(live.fingerprint)}`, digest: trustEntryDigest(viewOfLive(live)) };
+}
+
+/** SHA-256 of the fields reconcile manages, in a fixed order (projects as a sorted set). */
+export function trustEntryDigest(view: TrustEntryView): string {
+  const canonical = JSON.stringify([view.fingerprint.toLowerCase(), view.name, view.type, view.description, view.restricted, sortedUnique(view.projects)]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+function shortFingerprint(fp: string): string {
+  return /^[0-9a-f]{13,}$/.test(fp) ? fp.slice(0, 12) : fp;
 }
 
 /** Field-level differences; projects as sets. `withFingerprint` for rotation (the certificate changes). */

@@ -9,21 +9,24 @@
  * The first failure throws (TransportError naming host and step); later actions stay undone,
  * and since the old pair and configuration are untouched until step 2, Prometheus keeps working.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { InternalError, TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 import { keyMatchesCertificate, recordDeployment } from '../incus-trust/metrics-keys.js';
-import type { ApplyHooks, ModulePlan } from '../types.js';
-import type { ReloadSpec, ScrapeActionData } from './model.js';
+import type { ApplyContext, ApplyHooks, Precondition } from '../types.js';
+import { FINGERPRINT_IN_NAME, UNKNOWN_FINGERPRINT } from './desired.js';
+import type { PendingPair, ReloadSpec, ScrapePayload } from './model.js';
+import type { ScrapePlan } from './plan.js';
 
-export async function applyScrape(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void> {
+export async function applyScrape(session: HostSession, plan: ScrapePlan, hooks: ApplyHooks, ctx: ApplyContext): Promise<void> {
   const host = session.spec.host;
   for (const action of plan.actions) {
     if (!action.applies) continue;
-    const data = action.data as ScrapeActionData | undefined;
-    if (!data) throw new InternalError(`prometheus_scrape action ${action.action} ${action.name} carries no data`);
+    if (!action.payload) throw new InternalError(`prometheus_scrape action ${action.action} ${action.name} carries no payload`);
     hooks.actionStarted(action);
+    const data = resolvePending(action.payload, ctx, host);
     switch (data.op) {
       case 'pair':
         await deployPair(session, data);
@@ -35,6 +38,7 @@ export async function applyScrape(session: HostSession, plan: ModulePlan, hooks:
         break;
       }
       case 'config':
+        await refuseIfFileMoved(session, data.configFile, action.precondition);
         await session.writeFile(data.configFile, data.configText, `write ${data.configFile}`, {
           mode: 0o644,
           backup: true,
@@ -58,7 +62,41 @@ export async function applyScrape(session: HostSession, plan: ModulePlan, hooks:
   }
 }
 
-async function deployPair(session: HostSession, data: Extract<ScrapeActionData, { op: 'pair' }>): Promise<void> {
+/**
+ * Values "known after apply": a pair the controller generated in this apply gives its
+ * certificate and fingerprint to the file names and the configuration planned with a placeholder.
+ */
+function resolvePending(data: ScrapePayload, ctx: ApplyContext, host: string): ScrapePayload {
+  if (!('pending' in data) || !data.pending) return data;
+  const made = ctx.certificate(data.pending.certificatePath);
+  if (!made) throw new TransportError(host, 'deploy the metrics pair', `its key pair (${data.pending.certificatePath}) was not generated: see the controller's error`);
+  const fill = (text: string) => fillFingerprint(text, data.pending!, made.fingerprint);
+  switch (data.op) {
+    case 'pair':
+      return { ...data, certPath: fill(data.certPath), keyPath: fill(data.keyPath), certificatePem: made.pem, pending: undefined };
+    case 'config':
+      return { ...data, configText: fill(data.configText), pending: undefined };
+    case 'record':
+      return { ...data, fingerprint: made.fingerprint, pending: undefined };
+  }
+}
+
+/** `PREFIX-(known after apply)` → `PREFIX-FP12` (file names), then any other placeholder → the whole fingerprint. */
+export function fillFingerprint(text: string, pending: PendingPair, fingerprint: string): string {
+  return text.split(`${pending.filePrefix}-${UNKNOWN_FINGERPRINT}`).join(`${pending.filePrefix}-${fingerprint.slice(0, FINGERPRINT_IN_NAME)}`).split(UNKNOWN_FINGERPRINT).join(fingerprint);
+}
+
+/** The file must still be what the plan read (its SHA-256, or absent): a version nobody reviewed is not overwritten. */
+async function refuseIfFileMoved(session: HostSession, path: string, precondition: Precondition | undefined): Promise<void> {
+  if (!precondition) return;
+  const now = await session.readFile(path, `read ${path}`, true);
+  const digest = now === undefined ? null : createHash('sha256').update(now).digest('hex');
+  if (digest !== precondition.digest) {
+    throw new TransportError(session.spec.host, `write ${path}`, `${path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`);
+  }
+}
+
+async function deployPair(session: HostSession, data: Extract<ScrapePayload, { op: 'pair' }>): Promise<void> {
   const host = session.spec.host;
   if (!data.certificatePem) throw new InternalError(`${host}: the metrics pair was not generated before apply`);
   let key: Buffer;

@@ -1,7 +1,7 @@
 /**
  * prometheus_scrape's desired state for one Prometheus host (pure): host variables, the
  * metrics pair from incus_metrics_certificates (read through ctx.readInventoryFile) and the
- * Incus endpoints its prepare step observed (ctx.prepared).
+ * Incus endpoints its observeRun step read (ctx.observedRun).
  *
  * Variables (of the Prometheus host, or its groups / all):
  *   prometheus_config_file           whole prometheus.yml written here (/etc/prometheus/prometheus.yml)
@@ -55,7 +55,7 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
   // A play may select `all`: hosts outside the Prometheus group have nothing to reconcile here.
   if (!isPrometheusHost(host)) return { problems: [] };
   const problems: Problem[] = [];
-  const facts = (ctx.prepared as ScrapeFacts | undefined) ?? { endpoints: [], failures: [] };
+  const facts = (ctx.observedRun as ScrapeFacts | undefined) ?? { endpoints: [], failures: [] };
   const v = host.vars;
   const str = (name: string, fallback: string): string => {
     const d = v[name];

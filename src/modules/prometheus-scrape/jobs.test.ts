@@ -18,7 +18,7 @@ const dom0 = host('dom0', ['qubes'], { qubes_prometheus_proxy: { proxy: 'sys-net
 const groups = new Map(['all', 'incus', 'prometheus', 'qubes'].map((g) => [g, { name: g, parents: [], children: [], hosts: [], vars: {}, fileVars: {}, depth: g === 'all' ? 0 : 1 }]));
 const inventoryOf = (hosts: InventoryHost[]): Inventory => ({ source: FILE, baseDir: '/inv', files: [FILE], hosts: new Map(hosts.map((h) => [h.name, h])), groups });
 const facts: ScrapeFacts = { endpoints: [{ host: 'incus1', reachedAt: '127.0.0.9', serverName: 'incus1', httpsAddress: '127.0.0.9:8443', members: [] }], failures: [] };
-const desiredText = (inventory: Inventory) => desiredScrape(prom1, { inventory, now: NOW, prepared: facts, readInventoryFile: () => undefined }).desired!.configText;
+const desiredText = (inventory: Inventory) => desiredScrape(prom1, { inventory, now: NOW, observedRun: facts, readInventoryFile: () => undefined }).desired!.configText;
 
 const HEADER = `# Managed by reconcile (prometheus_scrape): local changes are overwritten on the next run.
 # Incus metrics certificate "prom-metrics": fingerprint (known after apply)

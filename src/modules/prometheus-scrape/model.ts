@@ -83,16 +83,28 @@ export interface ReloadSpec {
   url: string;
 }
 
+/**
+ * A pair still to be generated when the plan was made: apply takes the certificate from the
+ * controller action that makes it, and writes its fingerprint where the plan says
+ * "(known after apply)" (file names FILEPREFIX-FP12, the configuration's header).
+ */
+export interface PendingPair {
+  /** Absolute path of the certificate on the controller. */
+  certificatePath: string;
+  filePrefix: string;
+}
+
 /** What apply needs per action: the plan is the whole truth for apply (never key material). */
-export type ScrapeActionData =
+export type ScrapePayload =
   | {
       op: 'pair';
       rotating: boolean;
       certDir: string;
       certPath: string;
       keyPath: string;
-      /** Public certificate. */
+      /** Public certificate; undefined while pending. */
       certificatePem?: string;
+      pending?: PendingPair;
       /** Controller path of the key: read at apply time, written to the host, never logged. */
       localKeyFile: string;
       owner: string;
@@ -101,6 +113,6 @@ export type ScrapeActionData =
       targets: string[];
     }
   | { op: 'key-attributes'; keyPath: string; owner: string; group: string }
-  | { op: 'config'; configFile: string; configText: string; promtool?: string; reload: ReloadSpec }
+  | { op: 'config'; configFile: string; configText: string; pending?: PendingPair; promtool?: string; reload: ReloadSpec }
   | { op: 'remove-file'; path: string }
-  | { op: 'record'; localCertificateFile: string; host: string; fingerprint?: string };
+  | { op: 'record'; localCertificateFile: string; host: string; fingerprint?: string; pending?: PendingPair };

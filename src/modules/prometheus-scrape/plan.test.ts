@@ -1,3 +1,4 @@
+import { SCRAPE_REASONS } from './reasons.js';
 import { describe, expect, it } from 'vitest';
 import type { Inventory, InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { generateSelfSigned } from '../../pki/generate.js';
@@ -23,11 +24,11 @@ const facts: ScrapeFacts = { endpoints: [{ host: 'incus1', reachedAt: '127.0.0.9
 const ctx = (files: Record<string, string>): DesiredContext => ({
   inventory,
   now: NOW,
-  prepared: facts,
+  observedRun: facts,
   readInventoryFile: (rel) => (files[rel] === undefined ? undefined : Buffer.from(files[rel]!)),
 });
 const planCtx = { now: NOW, prune: false, warnDays: 30 };
-const summary = (p: ReturnType<typeof planScrape>) => p.actions.map((a) => `${a.action} ${a.kind} ${a.name} (${a.reason})`);
+const summary = (p: ReturnType<typeof planScrape>) => p.actions.map((a) => `${a.action} ${a.kind} ${a.name} (${SCRAPE_REASONS[a.reason](a.detail)})`);
 
 describe('prometheus_scrape plan', () => {
   it('check mode before the pair exists: says what would be generated and deployed', () => {
@@ -93,7 +94,7 @@ describe('prometheus_scrape plan', () => {
   });
 
   it('an Incus host that cannot be read fails this host\'s plan instead of dropping its target', () => {
-    const d = desiredScrape(prom1, { ...ctx({}), prepared: { endpoints: [], failures: [{ host: 'incus1', message: 'incus1: connect: refused' }] } }).desired!;
+    const d = desiredScrape(prom1, { ...ctx({}), observedRun: { endpoints: [], failures: [{ host: 'incus1', message: 'incus1: connect: refused' }] } }).desired!;
     expect(planScrape(d, { pairFiles: [], promtool: true }, planCtx).errors).toEqual(['cannot read the metrics endpoint of incus1: connect: refused']);
   });
 });

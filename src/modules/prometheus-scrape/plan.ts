@@ -6,18 +6,24 @@
  * Prometheus reloaded — the pair files no longer used, and last the deployment record that
  * lets incus_trust retire the previous certificate.
  */
+import { createHash } from 'node:crypto';
 import type { Action, ModulePlan, PlanContext } from '../types.js';
-import type { DesiredScrape, ObservedScrape, ScrapeActionData } from './model.js';
+import type { DesiredScrape, ObservedScrape, PendingPair, ScrapePayload } from './model.js';
 import { UNKNOWN_FINGERPRINT } from './desired.js';
+import type { ScrapeReason } from './reasons.js';
+
+export type ScrapeAction = Action<ScrapePayload, ScrapeReason>;
+export type ScrapePlan = ModulePlan<ScrapePayload, ScrapeReason>;
 
 export const PAIR_KIND = 'prometheus metrics pair';
 export const KEY_KIND = 'prometheus metrics key';
 export const CONFIG_KIND = 'prometheus config';
 export const RECORD_KIND = 'deployment record';
 
-export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ctx: PlanContext): ModulePlan {
-  const actions: Action[] = [];
+export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ctx: PlanContext): ScrapePlan {
+  const actions: ScrapeAction[] = [];
   const pair = desired.pair;
+  const pending: PendingPair | undefined = pair && pair.fingerprint === undefined ? { certificatePath: pair.localCertificateFile, filePrefix: pair.filePrefix } : undefined;
   const otherPairFiles = pair ? observed.pairFiles.filter((f) => f !== pair.certPath && f !== pair.keyPath) : [];
   if (pair) {
     const fingerprint = pair.fingerprint ?? UNKNOWN_FINGERPRINT;
@@ -27,23 +33,24 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
         action: rotating ? 'rotate' : 'add',
         kind: PAIR_KIND,
         name: pair.certPath,
-        reason: pair.fingerprint === undefined ? 'key pair to be generated' : rotating ? 'new certificate; the old pair stays until Prometheus reloaded' : 'missing',
+        reason: pair.fingerprint === undefined ? 'pair-to-generate' : rotating ? 'pair-new' : 'missing',
         fingerprint,
         after: { certificate: pair.certPath, key: pair.keyPath, keyMode: '0600', keyOwner: `${desired.keyOwner}:${desired.keyGroup}` },
         applies: true,
-        data: {
+        payload: {
           op: 'pair',
           rotating,
           certDir: desired.certDir,
           certPath: pair.certPath,
           keyPath: pair.keyPath,
           certificatePem: pair.certificatePem,
+          ...(pending ? { pending } : {}),
           localKeyFile: pair.localKeyFile,
           owner: desired.keyOwner,
           group: desired.keyGroup,
           trustWaitSeconds: desired.trustWaitSeconds,
           targets: desired.targets,
-        } satisfies ScrapeActionData,
+        },
       });
     } else if (!observed.key || observed.key.mode !== '600' || observed.key.owner !== desired.keyOwner || observed.key.group !== desired.keyGroup) {
       const before = observed.key ? { mode: `0${observed.key.mode}`, owner: `${observed.key.owner}:${observed.key.group}` } : { missing: true };
@@ -52,13 +59,13 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
         action: observed.key ? 'update' : 'add',
         kind: KEY_KIND,
         name: pair.keyPath,
-        reason: observed.key ? 'mode or owner differ' : 'missing',
+        reason: observed.key ? 'key-attributes' : 'missing',
         fingerprint,
         before,
         after,
         changes: observed.key ? [{ field: 'key', before, after }] : undefined,
         applies: true,
-        data: { op: 'key-attributes', keyPath: pair.keyPath, owner: desired.keyOwner, group: desired.keyGroup } satisfies ScrapeActionData,
+        payload: { op: 'key-attributes', keyPath: pair.keyPath, owner: desired.keyOwner, group: desired.keyGroup },
       });
     }
   }
@@ -69,18 +76,21 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       action: observed.configText === undefined ? 'add' : 'update',
       kind: CONFIG_KIND,
       name: desired.configFile,
-      reason: observed.configText === undefined ? 'missing' : refused ? 'Prometheus refused it at its last reload' : 'content differs',
+      reason: observed.configText === undefined ? 'missing' : refused ? 'refused-at-reload' : 'content-differs',
       before: observed.configText === undefined ? undefined : { bytes: Buffer.byteLength(observed.configText) },
       after: { targets: desired.targets, bytes: Buffer.byteLength(desired.configText) },
       diff: observed.configText === undefined || refused ? undefined : lineDiff(observed.configText, desired.configText),
       applies: true,
-      data: {
+      // The file as read: apply refuses to overwrite a version it has not seen.
+      precondition: { subject: desired.configFile, digest: observed.configText === undefined ? null : createHash('sha256').update(observed.configText).digest('hex') },
+      payload: {
         op: 'config',
         configFile: desired.configFile,
         configText: desired.configText,
+        ...(pending ? { pending } : {}),
         promtool: observed.promtool ? desired.promtool : undefined,
         reload: { command: desired.reloadCommand, url: desired.reloadUrl },
-      } satisfies ScrapeActionData,
+      },
     });
   }
   for (const path of otherPairFiles) {
@@ -88,20 +98,21 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       action: 'remove',
       kind: PAIR_KIND,
       name: path,
-      reason: 'no longer used (removed after Prometheus reloaded)',
+      reason: 'unused',
       applies: true,
-      data: { op: 'remove-file', path } satisfies ScrapeActionData,
+      payload: { op: 'remove-file', path },
     });
   }
-  if (pair && (!pair.recorded || actions.some((a) => (a.data as ScrapeActionData).op === 'pair'))) {
+  if (pair && (!pair.recorded || actions.some((a) => a.payload?.op === 'pair'))) {
     actions.push({
       action: 'update',
       kind: RECORD_KIND,
       name: `${pair.localCertificateFile}.deployed`,
-      reason: `records that ${desired.host} runs with this certificate, so that the previous one can be removed from Incus`,
+      reason: 'record',
+      detail: desired.host,
       fingerprint: pair.fingerprint ?? UNKNOWN_FINGERPRINT,
       applies: true,
-      data: { op: 'record', localCertificateFile: pair.localCertificateFile, host: desired.host, fingerprint: pair.fingerprint } satisfies ScrapeActionData,
+      payload: { op: 'record', localCertificateFile: pair.localCertificateFile, host: desired.host, fingerprint: pair.fingerprint, ...(pending ? { pending } : {}) },
     });
   }
   return { module: 'prometheus_scrape', actions, errors: desired.errors, warnings: [...desired.warnings, ...(observed.promtool ? [] : [`${desired.promtool} not found on the host: the configuration is deployed unchecked`])] };

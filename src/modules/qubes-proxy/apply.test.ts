@@ -108,10 +108,10 @@ describe('applyQubesProxy through the local HostSession', () => {
   test('a plan whose text fails the syntax check writes nothing and names host and step', async () => {
     const d = desired();
     const before = readFileSync(d.policyPath);
-    const plan: ModulePlan = planQubesProxy({ ...d, targets: [{ target: 'vault', ports: [9100] }] }, await observeQubesProxy(session, d), ctx);
+    const plan = planQubesProxy({ ...d, targets: [{ target: 'vault', ports: [9100] }] }, await observeQubesProxy(session, d), ctx);
     // As if a bug had produced a broken line: apply must still refuse it.
     const action = plan.actions[0]!;
-    (action.data as PolicyFileActionData).content += 'ruddo.PrometheusProxy +9100 sys-net\n';
+    (action.payload as PolicyFileActionData).content += 'ruddo.PrometheusProxy +9100 sys-net\n';
     const applied: Action[] = [];
     const error = await applyQubesProxy(session, plan, hooks(applied)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransportError);

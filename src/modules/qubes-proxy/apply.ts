@@ -15,10 +15,10 @@
 import { createHash } from 'node:crypto';
 import { TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
-import type { ApplyHooks, ModulePlan } from '../types.js';
+import type { ApplyHooks, Precondition } from '../types.js';
 import { POLICY_GROUP, POLICY_MODE, POLICY_OWNER, PROXY_SERVICE } from './model.js';
 import { checkPolicySyntax } from './policy-syntax.js';
-import type { PolicyFileActionData, ProxyServiceActionData } from './plan.js';
+import type { PolicyFileActionData, QubesPlan } from './plan.js';
 
 /** Temporary files start with `.` so qrexec skips them while they exist. */
 export const TEMP_PREFIX = '.reconcile-';
@@ -39,19 +39,27 @@ export function backupPathOf(path: string): string {
   return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.reconcile-backup`;
 }
 
-export async function applyQubesProxy(session: HostSession, plan: ModulePlan, hooks: ApplyHooks): Promise<void> {
+export async function applyQubesProxy(session: HostSession, plan: QubesPlan, hooks: ApplyHooks): Promise<void> {
   for (const action of plan.actions) {
-    if (!action.applies) continue;
+    if (!action.applies || !action.payload) continue;
     hooks.actionStarted(action);
-    const data = action.data as PolicyFileActionData | ProxyServiceActionData;
-    if (data.type === 'policy-file') await writePolicyFile(session, data);
+    const data = action.payload;
+    if (data.type === 'policy-file') await writePolicyFile(session, data, action.precondition);
     else await enableProxyService(session, data.vm);
     hooks.actionApplied(action);
   }
 }
 
-async function writePolicyFile(session: HostSession, data: PolicyFileActionData): Promise<void> {
+async function writePolicyFile(session: HostSession, data: PolicyFileActionData, precondition: Precondition | undefined): Promise<void> {
   const host = session.spec.host;
+  if (precondition) {
+    // The file must still be the one the plan read: a policy nobody reviewed is not replaced.
+    const now = await session.readFile(data.path, `read policy file ${data.path}`, true);
+    const digest = now === undefined ? null : createHash('sha256').update(now).digest('hex');
+    if (digest !== precondition.digest) {
+      throw new TransportError(host, `write policy file ${data.path}`, `${data.path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`);
+    }
+  }
   const syntax = checkPolicySyntax(data.content);
   if (syntax.length > 0) {
     throw new TransportError(host, `check policy file ${data.path}`, syntax.map((e) => `line ${e.line}: ${e.message}`).join('; '));

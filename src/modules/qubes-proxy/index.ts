@@ -10,9 +10,12 @@ import { desiredQubesProxy } from './desired.js';
 import { observeQubesProxy } from './observe.js';
 import { planQubesProxy } from './plan.js';
 import { applyQubesProxy } from './apply.js';
+import { QUBES_REASONS, type QubesReason } from './reasons.js';
+import type { QubesPayload } from './plan.js';
 
-export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQubesProxy> = {
+export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQubesProxy, QubesPayload, QubesReason> = {
   name: 'qubes_prometheus_proxy',
+  reasons: QUBES_REASONS,
   desired: (host, ctx) => desiredQubesProxy(host, ctx),
   observe: observeQubesProxy,
   plan: planQubesProxy,

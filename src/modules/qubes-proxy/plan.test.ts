@@ -1,3 +1,4 @@
+import { QUBES_REASONS } from './reasons.js';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { DesiredQubesProxy, ObservedQubesProxy } from './model.js';
@@ -28,11 +29,11 @@ describe('planQubesProxy', () => {
   test('a fresh dom0: add the file and enable the service', () => {
     const plan = planQubesProxy(desired(), { policy: { path: PATH }, services: [{ vm: 'sys-net' }] }, ctx);
     expect(plan.errors).toEqual([]);
-    expect(plan.actions.map((a) => `${a.action} ${a.kind} ${a.name} (${a.reason})`)).toEqual([
+    expect(plan.actions.map((a) => `${a.action} ${a.kind} ${a.name} (${QUBES_REASONS[a.reason](a.detail)})`)).toEqual([
       `add qubes policy file ${PATH} (not on dom0)`,
       'add qubes service sys-net: prometheus-qubes-proxy (not enabled in the VM)',
     ]);
-    expect((plan.actions[0]!.data as PolicyFileActionData).exists).toBe(false);
+    expect((plan.actions[0]!.payload as PolicyFileActionData).exists).toBe(false);
     expect(plan.actions[0]!.diff).toMatch(/^--- \/dev\/null\n\+\+\+ .* \(planned\)\n@@ -0,0 \+1,9 @@\n/);
   });
 
@@ -51,7 +52,7 @@ describe('planQubesProxy', () => {
     const loose = inSync(desired());
     loose.policy = { ...loose.policy, mode: '666', group: 'root' };
     const fixed = planQubesProxy(desired(), loose, ctx);
-    expect(fixed.actions.map((a) => [a.action, a.reason, a.changes, a.diff])).toEqual([
+    expect(fixed.actions.map((a) => [a.action, QUBES_REASONS[a.reason](a.detail), a.changes, a.diff])).toEqual([
       [
         'update',
         'mode and owner differ',
@@ -103,7 +104,7 @@ describe('planQubesProxy', () => {
         // Applying: the file as planned (0664 root:qubes), every planned service on.
         const file = plan.actions.find((a) => a.kind === 'qubes policy file');
         const after: ObservedQubesProxy = {
-          policy: file ? { path: PATH, content: (file.data as PolicyFileActionData).content, mode: '664', owner: 'root', group: 'qubes' } : before.policy,
+          policy: file ? { path: PATH, content: (file.payload as PolicyFileActionData).content, mode: '664', owner: 'root', group: 'qubes' } : before.policy,
           services: before.services.map((s) => (plan.actions.some((a) => a.name === `${s.vm}: prometheus-qubes-proxy`) ? { vm: s.vm, enabled: true } : s)),
         };
         expect(planQubesProxy(d, after, ctx).actions).toEqual([]);

@@ -5,7 +5,9 @@
  * loses its policy lines, which is what revokes its access.
  */
 import { unifiedDiff } from '../../render/unified-diff.js';
+import { createHash } from 'node:crypto';
 import type { Action, FieldChange, ModulePlan, PlanContext } from '../types.js';
+import type { QubesReason } from './reasons.js';
 import { POLICY_GROUP, POLICY_MODE, POLICY_OWNER, PROXY_SERVICE, type DesiredQubesProxy, type ObservedQubesProxy } from './model.js';
 import { countRules, renderPolicy } from './policy.js';
 import { checkPolicySyntax } from './policy-syntax.js';
@@ -13,7 +15,7 @@ import { checkPolicySyntax } from './policy-syntax.js';
 export const POLICY_KIND = 'qubes policy file';
 export const SERVICE_KIND = 'qubes service';
 
-/** What apply needs for the policy file (Action.data). */
+/** What apply needs for the policy file (Action.payload). */
 export interface PolicyFileActionData {
   type: 'policy-file';
   path: string;
@@ -22,16 +24,20 @@ export interface PolicyFileActionData {
   exists: boolean;
 }
 
-/** What apply needs to enable the proxy service (Action.data). */
+/** What apply needs to enable the proxy service (Action.payload). */
 export interface ProxyServiceActionData {
   type: 'proxy-service';
   vm: string;
 }
 
+export type QubesPayload = PolicyFileActionData | ProxyServiceActionData;
+export type QubesAction = Action<QubesPayload, QubesReason>;
+export type QubesPlan = ModulePlan<QubesPayload, QubesReason>;
+
 const MODE_TEXT = POLICY_MODE.toString(8);
 
-export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQubesProxy, _ctx: PlanContext): ModulePlan {
-  const actions: Action[] = [];
+export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQubesProxy, _ctx: PlanContext): QubesPlan {
+  const actions: QubesAction[] = [];
   const errors: string[] = [];
   const warnings: string[] = [];
 
@@ -42,16 +48,22 @@ export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQub
   const policy = observed.policy;
   const data: PolicyFileActionData = { type: 'policy-file', path: desired.policyPath, content, exists: policy.content !== undefined };
   const after = { rules: countRules(content), mode: `0${MODE_TEXT}`, owner: `${POLICY_OWNER}:${POLICY_GROUP}` };
+  // The file as read (text only: mode and owner are set by the write anyway).
+  const precondition = {
+    subject: desired.policyPath,
+    digest: policy.content === undefined ? null : createHash('sha256').update(policy.content, 'utf8').digest('hex'),
+  };
   if (policy.content === undefined) {
     actions.push({
       action: 'add',
       kind: POLICY_KIND,
       name: desired.policyPath,
-      reason: 'not on dom0',
+      reason: 'not-on-dom0',
       after,
       diff: unifiedDiff(undefined, content, { fromLabel: desired.policyPath, toLabel: `${desired.policyPath} (planned)` }),
       applies: true,
-      data,
+      precondition,
+      payload: data,
     });
   } else {
     const changes: FieldChange[] = [];
@@ -65,13 +77,15 @@ export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQub
         action: 'update',
         kind: POLICY_KIND,
         name: desired.policyPath,
-        reason: textDiffers ? 'content differs from the inventory' : `${changes.map((c) => c.field).join(' and ')} differ`,
+        reason: textDiffers ? 'content-differs' : 'attributes-differ',
+        ...(textDiffers ? {} : { detail: changes.map((c) => c.field).join(' and ') }),
         before: { rules: countRules(policy.content), mode: policy.mode ? `0${policy.mode}` : undefined, owner },
         after,
         changes,
         diff: textDiffers ? unifiedDiff(policy.content, content, { fromLabel: `${desired.policyPath} (dom0)`, toLabel: `${desired.policyPath} (planned)` }) : undefined,
         applies: true,
-        data,
+        precondition,
+        payload: data,
       });
     }
   }
@@ -92,12 +106,13 @@ export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQub
       action: service.enabled === false ? 'update' : 'add',
       kind: SERVICE_KIND,
       name: `${vm}: ${PROXY_SERVICE}`,
-      reason: service.enabled === false ? 'disabled in the VM' : 'not enabled in the VM',
+      reason: service.enabled === false ? 'service-disabled' : 'service-not-enabled',
       before: service.enabled === false ? { enabled: false } : undefined,
       after: { enabled: true },
       changes: service.enabled === false ? [{ field: 'enabled', before: false, after: true }] : undefined,
       applies: true,
-      data: serviceData,
+      // Enabling is the same whatever was read: no precondition.
+      payload: serviceData,
     });
   }
   return { module: 'qubes_prometheus_proxy', actions, errors, warnings };

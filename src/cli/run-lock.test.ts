@@ -9,10 +9,10 @@ import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:f
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { acquireRunLock, RunLockHeldError, runLockLocation, runLockPath } from './lock.js';
+import { acquireRunLock, RunLockHeldError, runLockLocation, runLockPath } from './run-lock.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
-const COMPILED = join(REPO, 'dist/src/engine/lock.js');
+const COMPILED = join(REPO, 'dist/src/cli/run-lock.js');
 
 /** A contender: takes the lock, says so on stdout with timestamps, holds it, releases, exits. */
 const CHILD = `
@@ -57,8 +57,8 @@ let root: string;
 let childScript: string;
 
 beforeAll(async () => {
-  if (!existsSync(COMPILED) || statSync(COMPILED).mtimeMs < statSync(join(REPO, 'src/engine/lock.ts')).mtimeMs) {
-    throw new Error('dist/src/engine/lock.js is missing or older than src/engine/lock.ts: run `npm run build` first');
+  if (!existsSync(COMPILED) || statSync(COMPILED).mtimeMs < statSync(join(REPO, 'src/cli/run-lock.ts')).mtimeMs) {
+    throw new Error('dist/src/cli/run-lock.js is missing or older than src/cli/run-lock.ts: run `npm run build` first');
   }
   root = await mkdtemp(join(tmpdir(), 'reconcile-lock-'));
   childScript = join(root, 'contender.mjs');

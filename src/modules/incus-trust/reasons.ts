@@ -1,0 +1,41 @@
+/**
+ * incus_trust's report vocabulary: every reason an action may have, as a code (what the JSON
+ * report and saved plans carry) and its words (what people read). Pure.
+ */
+import type { ReasonVocabulary } from '../types.js';
+
+export type TrustReason =
+  | 'missing'
+  | 'missing-pair'
+  | 'new-certificate'
+  | 'new-pair'
+  | 'type-changed'
+  | 'fields-differ'
+  | 'superseded'
+  | 'absent'
+  | 'pruned'
+  | 'not-in-inventory'
+  // Controller: the metrics key pair files beside the inventory.
+  | 'pair-missing'
+  | 'pair-due'
+  | 'pair-key-mismatch'
+  | 'pair-install-interrupted';
+
+const withNote = (words: string) => (detail?: string) => (detail ? `${words}; ${detail}` : words);
+
+export const TRUST_REASONS: ReasonVocabulary<TrustReason> = {
+  missing: withNote('missing'),
+  'missing-pair': withNote('missing (key pair to be generated)'),
+  'new-certificate': () => 'new certificate',
+  'new-pair': () => 'new certificate (key pair to be generated)',
+  'type-changed': (d) => `type changed (${d ?? '?'})`,
+  'fields-differ': (d) => `fields differ: ${d ?? '?'}`,
+  superseded: () => 'superseded: the inventory gives this name another certificate',
+  absent: () => 'absent in inventory',
+  pruned: () => 'not in inventory (pruning)',
+  'not-in-inventory': () => 'not in inventory',
+  'pair-missing': () => 'no key pair yet: generated ECDSA P-384, key written 0600',
+  'pair-due': (d) => `the certificate expires ${d ?? 'soon'}: a new pair is generated, the current one stays trusted until every Prometheus host runs the new one`,
+  'pair-key-mismatch': () => 'the key file does not belong to the certificate: a new pair is generated',
+  'pair-install-interrupted': () => 'a previous run was interrupted while installing a new pair: the install is finished',
+};
