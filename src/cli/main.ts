@@ -38,7 +38,7 @@ Commands:
 'reconcile COMMAND --help' describes each; 'reconcile --check --help' the run's options;
 'reconcile --version' prints the version.
 
-Exit codes: 0 in sync or applied cleanly; 2 --check found drift and nothing failed;
+Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and nothing failed;
 1 anything failed (a host down counts, even when others drifted). See docs/operations.md.
 `;
 

@@ -18,7 +18,7 @@ import { renderJsonReport } from '../render/json-report.js';
 import { logLineWriter, quietLogHooks } from '../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../render/metrics-file.js';
 import { renderPlan, renderRecap, renderSummaryLine } from '../render/plan-text.js';
-import { listrHooks, logLineHooks } from '../render/progress.js';
+import { listrHooks, logLineHooks } from './progress.js';
 import { combineViews, type ReasonWords, type RunView } from '../render/view.js';
 import type { CliIO } from './io.js';
 import { acquireRunLock, RunLockHeldError } from './run-lock.js';
@@ -101,7 +101,9 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
         io.stderr('reconcile: apply cancelled; nothing was changed\n');
         return 1;
       }
+      // From here a signal is "stop starting actions": apply still runs and reports each host.
       applying = true;
+      await pauseBeforeApplyForTests(view);
       view.applyStarting?.(plan);
       report = await applyPlan(plan, pool, view, { forks: options.forks, modules: MODULES, now: () => new Date(), interrupt: interrupt.signal });
       report = { ...report, startedAt: startedAt.toISOString(), durationMs: Date.now() - startedAt.getTime() };
@@ -137,6 +139,19 @@ async function confirmed(plan: RunPlan, io: CliIO, _words: ReasonWords): Promise
     `\n${renderSummaryLine(plan)}\nDo you want to apply these changes on ${applying} host(s)? Only 'yes' will be accepted: `,
   );
   return answer.trim() === 'yes';
+}
+
+/**
+ * TEST-ONLY hook, read here and nowhere else: RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS=N waits N ms
+ * between plan and apply so that the fault suite (test/faults) can change a host behind the
+ * plan's back and check that the action is refused (its precondition), not forced. Unset in real
+ * use; the pause is announced as a warning so that a stray setting is visible.
+ */
+async function pauseBeforeApplyForTests(view: RunView): Promise<void> {
+  const ms = Number(process.env.RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS ?? '');
+  if (!Number.isInteger(ms) || ms <= 0) return;
+  view.warning?.(`RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS is set (test only): pausing ${ms} ms before apply`);
+  await new Promise((resolveWait) => setTimeout(resolveWait, ms));
 }
 
 async function writeMetrics(file: string, text: string): Promise<void> {

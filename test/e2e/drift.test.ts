@@ -166,13 +166,11 @@ describe('drift detection (cron use)', () => {
     expect(actionsOf('web1')).toEqual([`unmanaged mallory ${fp(certs.mallory)} applied=false`, `update alice ${fp(certs.alice)} applied=false`]);
     expect(actionsOf('web2')).toEqual([`add bob ${fp(certs.bob)} applied=false`]);
 
-    // -q: nothing on stdout, one timestamped line per drifted thing on stderr.
+    // -q: nothing on stdout, one timestamped line per drifted thing on stderr (unmanaged kept: not drift).
     const quiet = await cli(['-i', inv, '--check', '-q']);
     expect(quiet.exitCode).toBe(2);
     expect(quiet.stdout).toBe('');
-    expect(expectLogLines(quiet.stderr).sort()).toEqual([
-      `web1: drift: ? unmanaged incus certificate "mallory" [${fp(certs.mallory)}] (not in inventory)`,
-      expect.stringMatching(new RegExp(`^web1: drift: ~ update incus certificate "alice" \\[${fp(certs.alice)}\\] \\(.*projects.*\\)$`)),
+    expect(expectLogLines(quiet.stderr).sort()).toEqual([      expect.stringMatching(new RegExp(`^web1: drift: ~ update incus certificate "alice" \\[${fp(certs.alice)}\\] \\(.*projects.*\\)$`)),
       `web2: drift: + add incus certificate "bob" [${fp(certs.bob)}] (missing)`,
     ]);
 
@@ -220,11 +218,42 @@ describe('drift detection (cron use)', () => {
     expect(silent).toEqual({ exitCode: 0, stdout: '', stderr: '' });
   });
 
+  it('a converged inventory stays green: a hand-added certificate without pruning is reported (text, JSON, metrics), never drift', async () => {
+    const web1 = lab.host('web1');
+    const web2 = lab.host('web2');
+    const inv = await writeInventory([web1, web2], [], {}, 'converged.yaml');
+    const metricsFile = join(dir, 'converged.prom');
+    expect((await cli(['-i', inv, '--prune'])).exitCode).toBe(0);
+    await web1.incus(['config', 'trust', 'add-certificate', join(dir, certs.mallory.file), '--name', 'mallory']);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await cli(['-i', inv, '--check', '--json', '--metrics-file', metricsFile]);
+        expect(res.exitCode, res.stderr).toBe(0);
+        const report = JSON.parse(res.stdout) as RunReport;
+        expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
+        expect(report.hosts.map((h) => `${h.host} ${h.status}`)).toEqual(['web1 ok', 'web2 ok']);
+        expect(report.hosts[0]!.actions.map((a) => `${a.action} ${a.name} ${a.reason}`)).toEqual(['unmanaged mallory not-in-inventory']);
+        expect(report.summary.actions.unmanaged).toBe(1);
+        const m = samples(await readFile(metricsFile, 'utf8'));
+        expect(m.get(`reconcile_last_run_exit_code{inventory="${inv}"}`)).toBe(0);
+        expect(m.get(`reconcile_host_unmanaged_certificates{inventory="${inv}",host="web1"}`)).toBe(1);
+        expect(m.get(`reconcile_host_status{inventory="${inv}",host="web1",status="ok"}`)).toBe(1);
+      }
+      const text = await cli(['-i', inv, '--check']);
+      expect(text.exitCode).toBe(0);
+      expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, kept (not in inventory)`);
+      expect(text.stdout).toContain('Plan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged');
+      expect((await cli(['-i', inv, '--check', '-q'])).stderr).toBe('');
+    } finally {
+      await web1.incus(['config', 'trust', 'remove', certs.mallory.fingerprint]);
+    }
+  });
+
   it('a host down is an error even when others drifted: exit 1, and metrics say the run failed', async () => {
     const web1 = lab.host('web1');
     const inv = await writeInventory([web1], [lab.host('web3')]);
     const metricsFile = join(dir, 'down.prom');
-    await web1.incus(['config', 'trust', 'add-certificate', join(dir, certs.mallory.file), '--name', 'mallory']);
+    await web1.incus(['config', 'trust', 'remove', certs.bob.fingerprint]);
     try {
       const res = await cli(['-i', inv, '--check', '--json', '--metrics-file', metricsFile]);
       expect(res.exitCode).toBe(1);
@@ -237,7 +266,7 @@ describe('drift detection (cron use)', () => {
       expect(m.get(`reconcile_host_status{inventory="${inv}",host="web3",status="unreachable"}`)).toBe(1);
       await promtoolCheck(metricsFile);
     } finally {
-      await web1.incus(['config', 'trust', 'remove', certs.mallory.fingerprint]);
+      await web1.incus(['config', 'trust', 'add-certificate', join(dir, certs.bob.file), '--name', 'bob']);
     }
   });
 
@@ -366,11 +395,13 @@ describe('drift detection (cron use)', () => {
     const top = await cli(['--help']);
     expect(top.exitCode).toBe(0);
     expect(top.stdout).toContain(
-      'Exit codes: 0 in sync or applied cleanly; 2 --check found drift and nothing failed;\n1 anything failed (a host down counts, even when others drifted).',
+      'Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and nothing failed;\n1 anything failed (a host down counts, even when others drifted).',
     );
     const help = await cli(['--check', '--help']);
     expect(help.exitCode).toBe(0);
-    expect(help.stdout).toContain('  0  in sync (--check), or every change applied cleanly\n  2  --check found drift and nothing failed\n  1  anything failed');
+    expect(help.stdout).toContain(
+      '  0  in sync (--check), or every change applied cleanly (unmanaged certificates kept are reported, not drift)\n  2  --check found something an apply would change, and nothing failed\n  1  anything failed',
+    );
     expect(help.stdout).toContain('--lock-timeout SECONDS');
     expect(help.stdout).toContain('-q, --quiet');
     const bad = await cli(['-i', 'x.yaml', '--lock-timeout', 'soon']);

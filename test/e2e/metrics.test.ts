@@ -117,7 +117,11 @@ describe('metrics certificates end to end', () => {
     for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${fp}`]);
     // The user is told, once, which pair was made and where (a text line and a timestamped log line).
     const told = `generated metrics key pair ${NAME}: certificate ${join(root, 'pki/metrics.crt')}, key ${join(root, 'pki/metrics.key')} (0600), fingerprint ${fp}`;
-    expect(r.stdout.split('\n').filter((l) => l.includes('metrics key pair'))).toEqual([told]);
+    // The plan showed it as the controller's action; apply says what it made.
+    expect(r.stdout.split('\n').filter((l) => l.includes('metrics key pair'))).toEqual([
+      `  + metrics key pair "${NAME}" [(known after apply)]: add (no key pair yet: an ECDSA P-384 pair is generated, its key written 0600)`,
+      told,
+    ]);
     expect(r.stderr).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${told.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
 
     // On the Prometheus host: the pair under its versioned name, the key 0600, a whole prometheus.yml.
@@ -257,7 +261,7 @@ describe('metrics certificates end to end', () => {
       const newFp = await fingerprintOf('pki/metrics.crt');
       expect(newFp).not.toBe(oldFp);
       expect(alone.stdout).toContain(
-        `prom1  failed       wait until Incus trusts the new metrics certificate: not accepted by ${ADDRESSES.join(', ')} after 2s; ` +
+        `prom1       failed       wait until Incus trusts the new metrics certificate: not accepted by ${ADDRESSES.join(', ')} after 2s; ` +
           'the old pair stays in use (run again once incus_trust added the new certificate), 0 of 5 applied',
       );
       // Nothing switched: Prometheus still runs with the old pair, Incus trusts only the old one.

@@ -14,7 +14,7 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
     for (const flag of ['--check', '--diff', '--limit PATTERN', '--forks N', '--prune', '--json', '--metrics-file FILE', '--accept-new-host-keys', '-v, --verbose']) {
       expect(r.stdout).toContain(flag);
     }
-    expect(r.stdout).toContain('2  --check found drift and nothing failed');
+    expect(r.stdout).toContain('2  --check found something an apply would change, and nothing failed');
   });
 
   it('usage errors are one line, exit 1', async () => {
@@ -73,7 +73,7 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
       const cert = await makeCert(dir, 'alice');
       const inv = await writeInventory(dir, hosts, { incus_trusted_clients: [client('alice', cert)] });
       // `script` gives the CLI a real pseudo-terminal (stdout.isTTY), as an operator's shell would.
-      const cmd = `stty cols 120 rows 40; ${process.execPath} ${join(REPO, 'bin/reconcile.js')} -i ${inv} --lock-timeout 0`;
+      const cmd = `stty cols 120 rows 40; ${process.execPath} ${join(REPO, 'bin/reconcile.js')} -i ${inv} --lock-timeout 0 --yes`;
       const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' } });
       const text = stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
       expect(text).toMatch(/✔ t1: read live state/);

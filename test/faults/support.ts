@@ -40,7 +40,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv): RunningCli {
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => {
     stderr += d;
-    for (const w of [...waiters]) {
+    for (const w of Array.from(waiters)) {
       const line = stderr.split('\n').find((l) => w.pattern.test(l));
       if (line !== undefined) {
         waiters.splice(waiters.indexOf(w), 1);

@@ -168,7 +168,7 @@ const TIMESTAMP = /^\d{4}-\d\d-\d\dT[\d:.]+Z /;
 export function phasesOf(run: TimedRun): Phases {
   const log = run.lines.filter((l) => l.stream === 'stderr').map((l) => ({ atMs: l.atMs, text: l.text.replace(TIMESTAMP, '') }));
   const selected = log.find((l) => /^(checking|reconciling) \d+ host/.test(l.text));
-  const reading = log.filter((l) => /: reading live state$/.test(l.text));
+  const reading = log.filter((l) => l.text.endsWith(': reading live state'));
   const planned = run.lines.find((l) => l.stream === 'stdout' && l.text.trim() !== '');
   const statuses = log.filter((l) => /^\S+: (ok|changed|drift|failed|unreachable|covered)\b/.test(l.text));
   const lastReading = reading.at(-1);

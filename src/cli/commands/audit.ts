@@ -4,7 +4,7 @@
  * certificate managed / unmanaged / expired / expiring / unrestricted against the inventory.
  * Read-only. Exit 0 when every host was read, 1 when any could not be.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';

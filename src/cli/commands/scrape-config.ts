@@ -9,7 +9,7 @@
  * Exit code 0; 1 when an Incus host could not be read (the others are still printed).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';

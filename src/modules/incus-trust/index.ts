@@ -11,7 +11,7 @@ import { planTrust, type TrustPayload } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates } from './metrics-desired.js';
 import { applyKeyPairs, keyFileModeWarnings } from './metrics-keys.js';
-import { planKeyPairs, type KeyPairPayload } from './key-pairs.js';
+import { planKeyPairs } from './key-pairs.js';
 import { observeTrust } from './observe.js';
 import { desiredTrustClients } from './desired.js';
 import { TRUST_REASONS, type TrustReason } from './reasons.js';

@@ -10,7 +10,7 @@ import {
   incusGroupOf,
   incusHostsToScrape,
 } from '../incus-trust/metrics-desired.js';
-import type { Inventory, InventoryHost } from '../../inventory/model.js';
+import type { InventoryHost } from '../../inventory/model.js';
 import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
 import type { HostSession } from '../../transport/types.js';
 

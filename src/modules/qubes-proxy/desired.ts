@@ -142,7 +142,7 @@ export function desiredQubesProxy(host: InventoryHost, ctx?: Pick<DesiredContext
       for (const [vm, address] of Object.entries(raw.proxy_addresses)) {
         const sub = `.proxy_addresses.${vm}`;
         if (!proxies.has(vm)) keyError(sub, `"${vm}" is not one of the proxy VMs (${[...proxies].join(', ') || 'none'})`);
-        else if (typeof address !== 'string' || !/^[A-Za-z0-9_.:\[\]-]+$/.test(address)) error(sub, 'must be a host name or IP address (without port)');
+        else if (typeof address !== 'string' || !/^[A-Za-z0-9_.:[\]-]+$/.test(address)) error(sub, 'must be a host name or IP address (without port)');
         else proxyAddresses[vm] = address;
       }
     }

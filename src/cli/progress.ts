@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type { Listr as ListrClass } from 'listr2';
 import { ACTION_SYMBOL, type Action, type HostFailure } from '../plan/types.js';
 import { hostApplies } from '../engine/apply-plan.js';
-import type { RunView } from './view.js';
+import type { RunView } from '../render/view.js';
 
 export interface LogLineOptions {
   /** Writes one whole line (the caller adds timestamps, or filters, as it needs). */
