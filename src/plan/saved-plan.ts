@@ -77,6 +77,7 @@ export function checkPlanAge(plan: RunPlan, file: string, now: Date, maxAgeMs: n
 }
 
 function formatAge(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
   const minutes = Math.round(ms / 60_000);
   if (minutes < 120) return `${minutes} min`;
   const hours = Math.round(minutes / 60);
