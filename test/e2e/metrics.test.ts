@@ -99,10 +99,13 @@ afterAll(async () => {
 });
 
 describe('metrics certificates end to end', () => {
-  it('check mode says the pair would be generated and changes nothing', async () => {
+  it('check mode says the pair would be generated and changes nothing: every folder byte-identical, the Prometheus host too', async () => {
+    const before = await tree(lab!.dir);
     const r = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
+    expect(await tree(lab!.dir)).toEqual(before);
     expect(r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode).toBe(2);
+    expect(r.stdout).toContain(`controller:\n  + metrics key pair "${NAME}" [(known after apply)]: add (no key pair yet:`);
     expect(r.stdout).toContain('(known after apply)');
     await expect(stat(join(root, 'pki/metrics.crt'))).rejects.toThrow(/ENOENT/);
     expect(await metricsTrust(hosts[0]!)).toEqual([]);
@@ -284,6 +287,31 @@ describe('metrics certificates end to end', () => {
     }
   });
 });
+
+/**
+ * Every file and folder under `dir` with its type, mode, size, mtime and SHA-256 — what a --check
+ * must leave as it was. The lab's daemons write only their own logs and state, left out.
+ */
+async function tree(dir: string): Promise<string[]> {
+  const { createHash } = await import('node:crypto');
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, e.name);
+      if (/\/(incus|logs|data|run)(\/|$)|\.log$|\/unix\.socket|queries\.active|\/known_hosts$/.test(p)) continue;
+      const s = await stat(p).catch(() => undefined);
+      if (!s) continue;
+      if (e.isDirectory()) {
+        out.push(`${p}/ ${s.mode.toString(8)}`);
+        await walk(p);
+      } else if (e.isFile()) {
+        out.push(`${p} ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)}`);
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
 
 async function idsOf(user: string): Promise<[number, number]> {
   const run = promisify(execFile);

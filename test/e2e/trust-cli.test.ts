@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { client, makeCert, makeTempDir, reconcile, REPO, startHosts, stopHosts, writeInventory } from './trust-support.js';
 
@@ -81,6 +81,49 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
       expect(text).toContain('Plan: 2 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged');
       expect(text).toContain('Recap:\n  t1    changed      1 applied\n  t2    changed      1 applied\n');
       for (const h of hosts) expect((await h.trust()).map((r) => r.name)).toEqual(['alice']);
+    } finally {
+      await stopHosts(hosts, dir);
+    }
+  });
+
+  it('on a terminal, apply asks first as terraform apply does: anything but "yes" changes nothing; "yes" applies; cron and pipes are never asked', async () => {
+    const dir = await makeTempDir('trust-ask');
+    const hosts = await startHosts(dir, ['q1']);
+    try {
+      const cert = await makeCert(dir, 'alice');
+      const inv = await writeInventory(dir, hosts, { incus_trusted_clients: [client('alice', cert)] });
+      // `script` gives the CLI a pseudo-terminal for stdin and stdout; what we write is typed at it.
+      const onTerminal = (answer: string) =>
+        new Promise<{ code: number; text: string }>((resolve) => {
+          const cmd = `stty cols 120 rows 40; ${process.execPath} ${join(REPO, 'bin/reconcile.js')} -i ${inv} --lock-timeout 0`;
+          const p = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' } });
+          let text = '';
+          let answered = false;
+          const seen = (d: Buffer) => {
+            text += d.toString();
+            if (!answered && text.includes("Only 'yes' will be accepted: ")) {
+              answered = true;
+              p.stdin.write(`${answer}\n`);
+            }
+          };
+          p.stdout.on('data', seen);
+          p.stderr.on('data', seen);
+          p.on('close', (code) => resolve({ code: code ?? -1, text: text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '') }));
+        });
+
+      const no = await onTerminal('no');
+      expect(no.code, no.text).toBe(1);
+      expect(no.text).toContain('Plan: 1 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged\nDo you want to apply these changes on 1 host(s)?');
+      expect(no.text).toContain('reconcile: apply cancelled; nothing was changed');
+      expect(await hosts[0]!.trust()).toEqual([]);
+
+      const yes = await onTerminal('yes');
+      expect(yes.code, yes.text).toBe(0);
+      expect(yes.text).toContain('Recap:\n  q1    changed      1 applied');
+      expect((await hosts[0]!.trust()).map((r) => r.name)).toEqual(['alice']);
+
+      // Without a terminal nothing is asked (the other tests apply this way every time).
+      expect((await reconcile(['-i', inv, '--lock-timeout', '0'])).exitCode).toBe(0);
     } finally {
       await stopHosts(hosts, dir);
     }
