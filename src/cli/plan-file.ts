@@ -48,7 +48,10 @@ export async function verifyPlanInventory(plan: RunPlan, file: string): Promise<
     for (const f of plan.inventory.files) if (!listed.includes(f.path)) read.set(f.path, readInventoryFile(inventory, f.path));
     now = inventoryDigest(inventory, read);
   } catch (e) {
-    throw new PlanFileError(file, `its inventory ${plan.inventory.path} cannot be read any more (${(e as Error).message}); pass --ignore-inventory-change to apply it anyway`);
+    throw new PlanFileError(
+      file,
+      `its inventory ${plan.inventory.path} cannot be read any more (${(e as Error).message}); pass --ignore-inventory-change to apply it anyway`,
+    );
   }
   if (now.digest === plan.inventory.digest) return;
   const changed = changedInventoryFiles(plan.inventory.files, now.files);

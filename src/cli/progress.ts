@@ -59,7 +59,7 @@ function deferred(): Deferred {
   // A host can fail before listr2 has started its task (and awaited this promise): without a
   // handler attached now, that rejection is "unhandled" and Node ends the process with a stack trace.
   promise.catch(() => undefined);
-    const d: Deferred = { promise, resolve, reject, output: (t) => d.setOutput?.(t) };
+  const d: Deferred = { promise, resolve, reject, output: (t) => d.setOutput?.(t) };
   return d;
 }
 
@@ -112,7 +112,10 @@ export function listrHooks(): RunView {
       await readingRun;
     },
     applyStarting: (plan) => {
-      applyHosts = [...(plan.controller.some((p) => p.actions.some((a) => a.applies)) ? ['controller'] : []), ...plan.hosts.filter(hostApplies).map((h) => h.host)];
+      applyHosts = [
+        ...(plan.controller.some((p) => p.actions.some((a) => a.applies)) ? ['controller'] : []),
+        ...plan.hosts.filter(hostApplies).map((h) => h.host),
+      ];
       applyingRun = start(applyHosts, (h) => `${h}: apply`, applying);
     },
     actionApplied: (host, _module, a) => applying.get(host)?.output(`applied ${describe(a)}`),

@@ -169,7 +169,12 @@ describe('run lock, real processes', () => {
     expect(codes.filter((c) => c === 0)).toHaveLength(1);
     const winner = next[codes.indexOf(0)]!;
     expect(names(winner).filter((n) => n !== 'takeover')).toEqual(['acquired', 'releasing']);
-    expect(next.flatMap((c) => c.events).filter((e) => e.event === 'takeover').map((e) => e.stalePid)).toEqual([dead.pid]);
+    expect(
+      next
+        .flatMap((c) => c.events)
+        .filter((e) => e.event === 'takeover')
+        .map((e) => e.stalePid),
+    ).toEqual([dead.pid]);
     for (const loser of next.filter((c) => c !== winner)) {
       expect(loser.events.at(-1)).toMatchObject({ event: 'refused', holderPid: winner.pid });
     }

@@ -117,7 +117,13 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
   } catch (e) {
     // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.
     if (metricsFile !== undefined && !(e instanceof RunLockHeldError)) {
-      const failed = { inventory: options.inventory, startedAt, durationMs: Date.now() - startedAt.getTime(), mode: options.mode, version: options.toolVersion } as const;
+      const failed = {
+        inventory: options.inventory,
+        startedAt,
+        durationMs: Date.now() - startedAt.getTime(),
+        mode: options.mode,
+        version: options.toolVersion,
+      } as const;
       await writeMetrics(metricsFile, renderFailedRunMetrics(failed)).catch(() => undefined);
     }
     throw e;
@@ -135,9 +141,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
 async function confirmed(plan: RunPlan, io: CliIO, _words: ReasonWords): Promise<boolean> {
   const applying = plan.hosts.filter(hostApplies).length + (plan.controller.some((p) => p.actions.some((a) => a.applies)) ? 1 : 0);
   if (applying === 0 || !io.ask) return true;
-  const answer = await io.ask(
-    `\n${renderSummaryLine(plan)}\nDo you want to apply these changes on ${applying} host(s)? Only 'yes' will be accepted: `,
-  );
+  const answer = await io.ask(`\n${renderSummaryLine(plan)}\nDo you want to apply these changes on ${applying} host(s)? Only 'yes' will be accepted: `);
   return answer.trim() === 'yes';
 }
 
@@ -163,7 +167,11 @@ async function writeMetrics(file: string, text: string): Promise<void> {
 }
 
 /** The views of a run, chosen once: text or JSON on stdout, progress on the terminal (listr2) or as log lines on stderr. */
-export function chooseViews(options: Pick<SessionOptions, 'json' | 'quiet' | 'verbose' | 'diff' | 'mode' | 'showPlan'>, io: CliIO, words: ReasonWords): RunView {
+export function chooseViews(
+  options: Pick<SessionOptions, 'json' | 'quiet' | 'verbose' | 'diff' | 'mode' | 'showPlan'>,
+  io: CliIO,
+  words: ReasonWords,
+): RunView {
   // Without a terminal every event is one timestamped, colourless line (src/render/log-lines.ts).
   const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
   const listr = io.isTTY && !options.json && !options.quiet;

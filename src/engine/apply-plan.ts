@@ -58,7 +58,11 @@ export async function applyPlan(plan: RunPlan, pool: SessionPool, hooks: ApplyHo
   };
   const refuseIfInterrupted = (host: string, before: string) => {
     if (options.interrupt?.aborted) {
-      throw new TransportError(host, 'apply', `interrupted by ${String(options.interrupt.reason)} before ${before}; what is marked applied was applied, nothing after it`);
+      throw new TransportError(
+        host,
+        'apply',
+        `interrupted by ${String(options.interrupt.reason)} before ${before}; what is marked applied was applied, nothing after it`,
+      );
     }
   };
   const moduleHooks = (host: string, module: string) => ({

@@ -28,12 +28,21 @@ function host(name: string, vars: Record<string, unknown>): InventoryHost {
   return {
     name,
     groups: ['all'],
-    vars: Object.fromEntries(Object.entries(vars).map(([k, value]) => [k, { value, location: { file: 'i', line: 1, column: 1 }, valuePath: k, nested: new Map() }])),
+    vars: Object.fromEntries(
+      Object.entries(vars).map(([k, value]) => [k, { value, location: { file: 'i', line: 1, column: 1 }, valuePath: k, nested: new Map() }]),
+    ),
   };
 }
 
 function deps(hosts: InventoryHost[], module: ReconcileModule<any, any, any, any>): PlanDeps {
-  const inventory: Inventory = { source: 'inv', baseDir: '/inv', files: ['/inv/hosts.yaml'], sources: new Map([['/inv/hosts.yaml', 'all: {}\n']]), hosts: new Map(hosts.map((h) => [h.name, h])), groups: new Map() };
+  const inventory: Inventory = {
+    source: 'inv',
+    baseDir: '/inv',
+    files: ['/inv/hosts.yaml'],
+    sources: new Map([['/inv/hosts.yaml', 'all: {}\n']]),
+    hosts: new Map(hosts.map((h) => [h.name, h])),
+    groups: new Map(),
+  };
   return {
     loadInventory: async () => inventory,
     validateInventory: () => [],
@@ -131,7 +140,7 @@ describe('planRun and applyPlan', () => {
     );
   });
 
-  it('a plan saved and read back applies the same, with its connection settings and the module\'s own payloads', async () => {
+  it("a plan saved and read back applies the same, with its connection settings and the module's own payloads", async () => {
     const log: string[] = [];
     const module = itemsModule(log);
     const hosts = [host('a', { items: ['1', '2'] }), host('b', { items: ['3'] })];

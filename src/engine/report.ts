@@ -101,15 +101,11 @@ const ACTION_TYPES: ActionType[] = ['add', 'update', 'rotate', 'remove', 'unmana
  * The report of a plan (check mode: `state` absent) or of its apply. Pure. The controller's work
  * is reported as one more host named "controller" when the plan has any.
  */
-export function buildReport(
-  plan: RunPlan,
-  run: { mode: 'check' | 'apply'; state?: AppliedState; startedAt: Date; finishedAt: Date },
-): RunReport {
+export function buildReport(plan: RunPlan, run: { mode: 'check' | 'apply'; state?: AppliedState; startedAt: Date; finishedAt: Date }): RunReport {
   const state = run.state ?? { applied: new Set<Action>(), failures: new Map<string, HostFailure>(), generated: [] };
   const warnDays = plan.options.warnDays;
   const now = new Date(plan.createdAt);
-  const controller: HostPlan[] =
-    plan.controller.length > 0 ? [{ host: CONTROLLER, plans: plan.controller, covered: [], warnings: [], certificates: [] }] : [];
+  const controller: HostPlan[] = plan.controller.length > 0 ? [{ host: CONTROLLER, plans: plan.controller, covered: [], warnings: [], certificates: [] }] : [];
   const hosts = [...controller, ...plan.hosts].map((h) => hostReport(h, run.mode, state, now, warnDays));
   warnWhereOwnerFailed(hosts, plan);
   const hostCounts = Object.fromEntries(HOST_STATUSES.map((s) => [s, 0])) as Record<HostStatus, number>;

@@ -52,7 +52,11 @@ async function problemsOf(kind: string): Promise<string[]> {
     if (!(e instanceof InventoryError)) throw e;
     problems = e.problems;
   }
-  return problems.map((p) => formatProblem(p).split(root + '/').join(''));
+  return problems.map((p) =>
+    formatProblem(p)
+      .split(root + '/')
+      .join(''),
+  );
 }
 
 describe('bad inventories', () => {

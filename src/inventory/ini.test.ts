@@ -10,10 +10,65 @@ const hostOps = (ops: IniOperation[]) => ops.filter((o) => o.kind === 'hosts');
 describe('parsePythonLiteral (Ansible _parse_value)', () => {
   it('gives what Python 3 ast.literal_eval gives, or the text itself, for every value kind', () => {
     const samples = [
-      '42', '-7', '+3', '0', '00', '0755', '0x1F', '0o17', '0b101', '1_000', '0.25', '.5', '1.5e-1', '2.5E+3', 'True', 'False', 'None',
-      'true', 'yes', 'no', 'null', '30s', '10.0.0.5', 'a b', '"quoted"', "'single'", '"a" \'b\'', '"esc\\tape\\x41\\u00e9"', "r'\\d+'",
-      "u'x'", "b'bytes'", '[1, 2]', '[]', '[1, [2, "x"]]', '(1, 2)', '(1)', '()', '1, 2', "{'a': 1, 'b': [True, None]}", '{1: 2}',
-      '{}', 'x # comment', '1 # comment', '[1,', '"unterminated', '{{ jinja }}', 'a=b', '', "'it''s'", 'Grüße', '-', '1e3x', '_1', '-(9)', '- 3', '--1', '-True', '"""tri\\nple"""', "'''open",
+      '42',
+      '-7',
+      '+3',
+      '0',
+      '00',
+      '0755',
+      '0x1F',
+      '0o17',
+      '0b101',
+      '1_000',
+      '0.25',
+      '.5',
+      '1.5e-1',
+      '2.5E+3',
+      'True',
+      'False',
+      'None',
+      'true',
+      'yes',
+      'no',
+      'null',
+      '30s',
+      '10.0.0.5',
+      'a b',
+      '"quoted"',
+      "'single'",
+      '"a" \'b\'',
+      '"esc\\tape\\x41\\u00e9"',
+      "r'\\d+'",
+      "u'x'",
+      "b'bytes'",
+      '[1, 2]',
+      '[]',
+      '[1, [2, "x"]]',
+      '(1, 2)',
+      '(1)',
+      '()',
+      '1, 2',
+      "{'a': 1, 'b': [True, None]}",
+      '{1: 2}',
+      '{}',
+      'x # comment',
+      '1 # comment',
+      '[1,',
+      '"unterminated',
+      '{{ jinja }}',
+      'a=b',
+      '',
+      "'it''s'",
+      'Grüße',
+      '-',
+      '1e3x',
+      '_1',
+      '-(9)',
+      '- 3',
+      '--1',
+      '-True',
+      '"""tri\\nple"""',
+      "'''open",
     ];
     const python = `import ast, json, sys
 out = []
@@ -62,8 +117,16 @@ describe('parseIniInventory', () => {
     expect(web!.vars.role).toMatchObject({ value: 'a b', location: { line: 4, column: 32 } });
     expect(web!.vars.n).toMatchObject({ value: 3, location: { line: 4, column: 40 } });
     const ratio = operations.find((o) => o.kind === 'groupVar');
-    expect(ratio).toMatchObject({ group: 'web', name: 'ratio', definition: { value: '0.5 ; not a comment here', location: { line: 6, column: 9 }, valuePath: 'web.vars.ratio' } });
-    expect(operations.filter((o) => o.kind === 'group' || o.kind === 'child').map((o) => (o.kind === 'group' ? o.name : `${o.parent}>${o.child}`))).toEqual(['web', 'infra', 'infra>web']);
+    expect(ratio).toMatchObject({
+      group: 'web',
+      name: 'ratio',
+      definition: { value: '0.5 ; not a comment here', location: { line: 6, column: 9 }, valuePath: 'web.vars.ratio' },
+    });
+    expect(operations.filter((o) => o.kind === 'group' || o.kind === 'child').map((o) => (o.kind === 'group' ? o.name : `${o.parent}>${o.child}`))).toEqual([
+      'web',
+      'infra',
+      'infra>web',
+    ]);
   });
 
   it('links a child group named before its section when the section comes, as Ansible does', () => {
@@ -74,7 +137,21 @@ describe('parseIniInventory', () => {
   });
 
   it('reports every syntax error with file:line:column', () => {
-    const text = ['[web]', 'h1 "unclosed', 'h2 novalue', 'h3:', '[bad section]', '[x:vars]', 'a=1', '[web:vars]', 'novalue', '[web:extra]', '[p:children]', 'ghost', 'two words'].join('\n');
+    const text = [
+      '[web]',
+      'h1 "unclosed',
+      'h2 novalue',
+      'h3:',
+      '[bad section]',
+      '[x:vars]',
+      'a=1',
+      '[web:vars]',
+      'novalue',
+      '[web:extra]',
+      '[p:children]',
+      'ghost',
+      'two words',
+    ].join('\n');
     expect(parse(text).problems.map(formatProblem)).toEqual([
       'inv.ini:2:4: error: cannot read the host line: no closing quotation for the " opened here\n    h1 "unclosed\n       ^',
       'inv.ini:3:4: error: web.hosts.h2: expected key=value after the host name, not "novalue"\n    h2 novalue\n       ^',
@@ -95,8 +172,45 @@ describe('parseIniInventory', () => {
 
 describe('parsePythonLiteral on generated values', () => {
   it('agrees with Python 3 ast.literal_eval (or refuses the value) for 400 generated values', () => {
-    const pieces = ['1', '0', '9', '_', '.', 'e', 'E', '-', '+', 'x', 'o', 'b', 'j', 'True', 'None', 'False', 'a', "'", '"', '\\', '[', ']', '(', ')', '{', '}', ',', ':', ' ', '#', 'u', 'r', 'F'];
-    const samples = fc.sample(fc.array(fc.constantFrom(...pieces), { maxLength: 8 }).map((p) => p.join('')), { numRuns: 400, seed: 4242 });
+    const pieces = [
+      '1',
+      '0',
+      '9',
+      '_',
+      '.',
+      'e',
+      'E',
+      '-',
+      '+',
+      'x',
+      'o',
+      'b',
+      'j',
+      'True',
+      'None',
+      'False',
+      'a',
+      "'",
+      '"',
+      '\\',
+      '[',
+      ']',
+      '(',
+      ')',
+      '{',
+      '}',
+      ',',
+      ':',
+      ' ',
+      '#',
+      'u',
+      'r',
+      'F',
+    ];
+    const samples = fc.sample(
+      fc.array(fc.constantFrom(...pieces), { maxLength: 8 }).map((p) => p.join('')),
+      { numRuns: 400, seed: 4242 },
+    );
     const python = `import ast, json, sys
 out = []
 for s in json.load(sys.stdin):
@@ -132,7 +246,10 @@ print(json.dumps(out))`;
 describe('splitShell on generated host lines', () => {
   it('splits as Python shlex.split(line, comments=True) does, for 400 generated lines', () => {
     const pieces = ['a', 'b=', '=', ' ', '\t', "'", '"', '\\', '#', 'x y', ':22', '[1:2]'];
-    const samples = fc.sample(fc.array(fc.constantFrom(...pieces), { maxLength: 10 }).map((p) => p.join('')), { numRuns: 400, seed: 4242 });
+    const samples = fc.sample(
+      fc.array(fc.constantFrom(...pieces), { maxLength: 10 }).map((p) => p.join('')),
+      { numRuns: 400, seed: 4242 },
+    );
     const python = `import json, shlex, sys
 out = []
 for s in json.load(sys.stdin):

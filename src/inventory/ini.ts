@@ -97,7 +97,8 @@ export function parseIniInventory(file: string, text: string, knownGroups: Itera
       } catch (e) {
         return fail(first!.offset, (e as Error).message, hostPath);
       }
-      if (expanded.names.some((n) => n.trim() === '---')) return fail(first!.offset, 'invalid host "---": is this a YAML file with an INI extension?', hostPath);
+      if (expanded.names.some((n) => n.trim() === '---'))
+        return fail(first!.offset, 'invalid host "---": is this a YAML file with an INI extension?', hostPath);
       const vars: Record<string, VarDefinition> = {};
       for (const token of rest) {
         const eq = token.text.indexOf('=');
@@ -404,7 +405,20 @@ export function parsePythonLiteral(text: string): LiteralResult {
         out += '\\' + e;
         continue;
       }
-      const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '0': '\0', '\n': '' };
+      const simple: Record<string, string> = {
+        n: '\n',
+        t: '\t',
+        r: '\r',
+        '\\': '\\',
+        "'": "'",
+        '"': '"',
+        a: '\x07',
+        b: '\b',
+        f: '\f',
+        v: '\v',
+        '0': '\0',
+        '\n': '',
+      };
       if (e in simple && !(e === '0' && /[0-7]/.test(src[pos] ?? ''))) {
         out += simple[e];
       } else if (e === 'x' || e === 'u' || e === 'U') {

@@ -63,7 +63,13 @@ describe('Ansible meaning of a nested inventory', () => {
     expect(inventory.groups.get('incus_prod')!.depth).toBe(3);
     expect(inventory.hosts.get('incus-b.example')!.groups).toEqual(['all', 'infra', 'prod', 'incus', 'incus_prod']);
     expect([...inventory.hosts.keys()]).toEqual([
-      'lonely.example', 'incus-a.example', 'incus-b.example', 'prom.example', 'web01.example', 'web02.example', 'web03.example',
+      'lonely.example',
+      'incus-a.example',
+      'incus-b.example',
+      'prom.example',
+      'web01.example',
+      'web02.example',
+      'web03.example',
     ]);
   });
 

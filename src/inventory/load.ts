@@ -21,18 +21,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import {
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  type Document,
-  type Node,
-  type ParsedNode,
-  type ScalarTag,
-} from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ParsedNode, type ScalarTag } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
 import { expandHostPattern } from './host-ranges.js';
 import { parseIniInventory } from './ini.js';
@@ -280,7 +269,13 @@ async function readAnyInventoryFile(state: LoadState, file: string): Promise<voi
       state.group(op.name);
     } else if (op.kind === 'child') {
       if (op.child === 'all') {
-        state.problems.push({ severity: 'error', location: op.location, valuePath: op.valuePath, message: 'group "all" cannot be the child of another group', sourceLine: lineOf(text, op.location.line) });
+        state.problems.push({
+          severity: 'error',
+          location: op.location,
+          valuePath: op.valuePath,
+          message: 'group "all" cannot be the child of another group',
+          sourceLine: lineOf(text, op.location.line),
+        });
         continue;
       }
       const site = `${op.parent}>${op.child}`;
@@ -347,7 +342,13 @@ function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | 
     } else if (key === 'hosts') {
       if (value === null || (isScalar(value) && value.value === null)) continue;
       if (!isMap(value)) {
-        state.problem('error', pf, value, sectionPath, `hosts must be a mapping of host names (each with its variables or nothing), not ${describeNode(value)}`);
+        state.problem(
+          'error',
+          pf,
+          value,
+          sectionPath,
+          `hosts must be a mapping of host names (each with its variables or nothing), not ${describeNode(value)}`,
+        );
         continue;
       }
       for (const hostPair of value.items) readHostEntry(state, pf, group, hostPair.key as Node, hostPair.value as Node | null, sectionPath);
@@ -373,7 +374,13 @@ function readGroup(state: LoadState, pf: ParsedFile, name: string, node: Node | 
       }
     } else {
       // Ansible skips such keys with a warning; a typo like `host:` would otherwise drop hosts silently.
-      state.problem('warning', pf, pair.key as Node, sectionPath, `unexpected key "${key}" in group "${name}" is ignored (only hosts, vars and children are valid)`);
+      state.problem(
+        'warning',
+        pf,
+        pair.key as Node,
+        sectionPath,
+        `unexpected key "${key}" in group "${name}" is ignored (only hosts, vars and children are valid)`,
+      );
     }
   }
 }
@@ -395,7 +402,13 @@ function readHostEntry(state: LoadState, pf: ParsedFile, group: InventoryGroup, 
   let vars: Record<string, VarDefinition> = {};
   if (valueNode !== null && !(isScalar(valueNode) && valueNode.value === null)) {
     if (!isMap(valueNode)) {
-      state.problem('error', pf, valueNode, `${hostsPath}.${pattern}`, `host "${pattern}" must have a mapping of variables or nothing, not ${describeNode(valueNode)}`);
+      state.problem(
+        'error',
+        pf,
+        valueNode,
+        `${hostsPath}.${pattern}`,
+        `host "${pattern}" must have a mapping of variables or nothing, not ${describeNode(valueNode)}`,
+      );
       return;
     }
     vars = readVars(state, pf, valueNode, `${hostsPath}.${pattern}`);
@@ -440,7 +453,12 @@ function linkGroups(state: LoadState): void {
       // trail runs child → parent: the last link walked made the loop.
       const loop = [...trail.slice(trail.indexOf(name)), name];
       const site = state.linkSites.get(`${name}>${trail[trail.length - 1]}`);
-      state.problemAt('error', site?.location, site?.path, `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`);
+      state.problemAt(
+        'error',
+        site?.location,
+        site?.path,
+        `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`,
+      );
       return 0;
     }
     const g = state.groups.get(name)!;
@@ -532,11 +550,23 @@ async function readVarsFile(state: LoadState, file: string): Promise<Record<stri
   if (root === null || (isScalar(root) && root.value === null)) return {};
   if (pf.source.startsWith('$ANSIBLE_VAULT;')) {
     // Whole-file vault (group_vars/all/vault.yml) is common for secrets reconcile never reads.
-    state.problem('warning', pf, root, undefined, 'is encrypted with ansible-vault: not read (reconcile cannot decrypt it); variables reconcile reads must not live here');
+    state.problem(
+      'warning',
+      pf,
+      root,
+      undefined,
+      'is encrypted with ansible-vault: not read (reconcile cannot decrypt it); variables reconcile reads must not live here',
+    );
     return {};
   }
   if (!isMap(root)) {
-    state.problem('error', pf, root, undefined, `${basename(dirname(file))}/${basename(file)} must be a mapping of variable names to values, not ${describeNode(root)}`);
+    state.problem(
+      'error',
+      pf,
+      root,
+      undefined,
+      `${basename(dirname(file))}/${basename(file)} must be a mapping of variable names to values, not ${describeNode(root)}`,
+    );
     return {};
   }
   return readVars(state, pf, root, '');

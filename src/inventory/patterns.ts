@@ -38,11 +38,7 @@ interface Term {
 export function selectHosts(inventory: Inventory, pattern: string): HostSelection {
   const terms = parsePattern(pattern);
   const warnings: string[] = [];
-  const ordered = [
-    ...terms.filter((t) => t.op === 'union'),
-    ...terms.filter((t) => t.op === 'intersect'),
-    ...terms.filter((t) => t.op === 'exclude'),
-  ];
+  const ordered = [...terms.filter((t) => t.op === 'union'), ...terms.filter((t) => t.op === 'intersect'), ...terms.filter((t) => t.op === 'exclude')];
   if (!ordered.some((t) => t.op === 'union')) ordered.unshift(compileTerm('all'));
   let selected = new Set<string>();
   for (const term of ordered) {

@@ -25,13 +25,16 @@ async function validate(name: string, files: Record<string, string>): Promise<st
   }
   const inventory = await loadInventory(join(root, 'hosts.yaml'));
   return validateInventory(inventory, new Date('2030-06-01T00:00:00Z'), (p) => readInventoryFile(inventory, p), MODULES).map((p) =>
-    formatProblem(p).split(root + '/').join(''),
+    formatProblem(p)
+      .split(root + '/')
+      .join(''),
   );
 }
 
 describe('validateInventory', () => {
   it('warns that projects need restricted: true, once for a group var shared by many hosts', async () => {
-    const hosts = 'incus:\n  hosts:\n    a:\n    b:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/a.crt\n        projects: [production]\n';
+    const hosts =
+      'incus:\n  hosts:\n    a:\n    b:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/a.crt\n        projects: [production]\n';
     expect(await validate('projects', { 'hosts.yaml': hosts })).toEqual([
       'hosts.yaml:9:19: warning: incus.vars.incus_trusted_clients[0].projects: projects have no effect without restricted: true (the certificate can reach every project)\n            projects: [production]\n                      ^',
     ]);
@@ -39,7 +42,8 @@ describe('validateInventory', () => {
 
   it('lets an absent entry name a file that is gone, and checks names within the list a host ends up with', async () => {
     const hosts = 'all:\n  hosts:\n    a:\n    b:\n';
-    const groupVars = 'incus_trusted_clients:\n  - name: old\n    certificate_file: certs/gone.crt\n    state: absent\n  - name: ci\n    certificate_file: certs/a.crt\n';
+    const groupVars =
+      'incus_trusted_clients:\n  - name: old\n    certificate_file: certs/gone.crt\n    state: absent\n  - name: ci\n    certificate_file: certs/a.crt\n';
     // host_vars replaces the whole list for b (lists replace): its duplicate is b's alone.
     const hostVars = 'incus_trusted_clients:\n  - name: x\n    certificate_file: certs/a.crt\n  - name: x\n    certificate_file: certs/a.crt\n';
     expect(await validate('absent', { 'hosts.yaml': hosts, 'group_vars/all.yaml': groupVars, 'host_vars/b.yaml': hostVars })).toEqual([
@@ -72,7 +76,9 @@ describe('validateInventory', () => {
 describe('vault-encrypted vars files', () => {
   it('are skipped with a warning naming the file, as reconcile cannot decrypt them', async () => {
     const vault = '$ANSIBLE_VAULT;1.1;AES256\n62313365396662343061393464336163383764373764613633653634306231386433626436623361\n';
-    expect(await validate('vault-file', { 'hosts.yaml': 'all:\n  hosts:\n    a:\n', 'group_vars/all/vault.yml': vault, 'group_vars/all/main.yml': 'x: 1\n' })).toEqual([
+    expect(
+      await validate('vault-file', { 'hosts.yaml': 'all:\n  hosts:\n    a:\n', 'group_vars/all/vault.yml': vault, 'group_vars/all/main.yml': 'x: 1\n' }),
+    ).toEqual([
       'group_vars/all/vault.yml:1:1: warning: is encrypted with ansible-vault: not read (reconcile cannot decrypt it); variables reconcile reads must not live here\n    $ANSIBLE_VAULT;1.1;AES256\n    ^',
     ]);
   });

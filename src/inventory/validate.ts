@@ -151,7 +151,10 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
 }
 
 function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e: ErrorObject): Problem {
-  const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const variable = segments[0]!;
   const def = host.vars[variable]!;
   // Ansible-style path below the variable: [2].projects

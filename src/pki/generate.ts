@@ -34,7 +34,9 @@ export async function generateSelfSigned(options: GenerateOptions): Promise<Gene
   const notBefore = new Date(options.now.getTime() - 60_000); // tolerate small clock skew
   const notAfter = new Date(options.now.getTime() + options.validityDays * 86_400_000);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     name: `CN=${escapeDnValue(options.commonName)}`,
     notBefore,
     notAfter,

@@ -19,7 +19,15 @@ const plan: RunPlan = {
         {
           module: 'incus_trust',
           actions: [
-            { action: 'add', kind: 'incus certificate', name: 'alice', reason: 'missing', applies: true, precondition: { subject: 'certificate aaaa', digest: null }, payload: { op: 'add' } },
+            {
+              action: 'add',
+              kind: 'incus certificate',
+              name: 'alice',
+              reason: 'missing',
+              applies: true,
+              precondition: { subject: 'certificate aaaa', digest: null },
+              payload: { op: 'add' },
+            },
           ],
           errors: [],
           warnings: [],
@@ -49,19 +57,27 @@ describe('saved plans', () => {
     expect(parse(JSON.stringify(edited))).toThrow(
       'p.json: is not a valid plan: hosts.0.plans.0.actions.0.action must be equal to one of the allowed values (add, update, rotate, remove, unmanaged); nothing was applied',
     );
-    expect(parse(JSON.stringify({ ...plan, createdAt: 'yesterday' }))).toThrow('p.json: is not a valid plan: createdAt "yesterday" is not a date; nothing was applied');
+    expect(parse(JSON.stringify({ ...plan, createdAt: 'yesterday' }))).toThrow(
+      'p.json: is not a valid plan: createdAt "yesterday" is not a date; nothing was applied',
+    );
   });
 
   it('property: any JSON value is either a plan or one clear error, never another exception', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), fc.constant(plan).map((p) => ({ ...p, hosts: 'x' }))), (value) => {
-        try {
-          parsePlan(JSON.stringify(value), 'p.json');
-        } catch (e) {
-          expect((e as Error).name).toBe('UsageError');
-          expect((e as Error).message).toMatch(/^p\.json: .*; nothing was applied$/);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          fc.constant(plan).map((p) => ({ ...p, hosts: 'x' })),
+        ),
+        (value) => {
+          try {
+            parsePlan(JSON.stringify(value), 'p.json');
+          } catch (e) {
+            expect((e as Error).name).toBe('UsageError');
+            expect((e as Error).message).toMatch(/^p\.json: .*; nothing was applied$/);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -71,7 +71,10 @@ export function parseDuration(text: string, flag: string): number {
 export function checkPlanAge(plan: RunPlan, file: string, now: Date, maxAgeMs: number): void {
   const age = now.getTime() - Date.parse(plan.createdAt);
   if (age > maxAgeMs) {
-    throw new PlanFileError(file, `was made ${formatAge(age)} ago (${plan.createdAt}), more than --max-age ${formatAge(maxAgeMs)}: plan again, or pass a larger --max-age`);
+    throw new PlanFileError(
+      file,
+      `was made ${formatAge(age)} ago (${plan.createdAt}), more than --max-age ${formatAge(maxAgeMs)}: plan again, or pass a larger --max-age`,
+    );
   }
   if (age < -5 * 60_000) throw new PlanFileError(file, `was made in the future (${plan.createdAt}); check this machine's clock`);
 }

@@ -21,7 +21,8 @@ export async function loadPlaybook(path: string): Promise<{ plays: Play[]; probl
     text = await readFile(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder, not a playbook file' : `cannot be read (${code ?? (e as Error).message})`;
+    const why =
+      code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder, not a playbook file' : `cannot be read (${code ?? (e as Error).message})`;
     return { plays: [], problems: [{ severity: 'error', message: `playbook ${path} ${why}` }] };
   }
   return parsePlaybook(path, text);

@@ -7,7 +7,18 @@ const day = (n: number) => new Date(NOW.getTime() + n * 86_400_000);
 const fp = (c: string) => c.repeat(64);
 
 function live(name: string, over: Partial<LiveCertificate> = {}): LiveCertificate {
-  return { name, type: 'client', restricted: true, projects: ['default'], description: '', fingerprint: fp(name[0]!), certificate: '', notBefore: day(-100), notAfter: day(300), ...over };
+  return {
+    name,
+    type: 'client',
+    restricted: true,
+    projects: ['default'],
+    description: '',
+    fingerprint: fp(name[0]!),
+    certificate: '',
+    notBefore: day(-100),
+    notAfter: day(300),
+    ...over,
+  };
 }
 function wanted(name: string, fingerprint: string, over: Partial<DesiredCertificate> = {}): DesiredCertificate {
   return {
@@ -56,7 +67,13 @@ describe('audit', () => {
         auditCertificate(live('keep', { notAfter: day(1) }), desired, NOW, 30),
       ],
     };
-    const down: AuditedHost = { host: 'db1', status: 'unreachable', managedByInventory: true, certificates: [], error: { step: 'connect', message: 'connection refused by 10.0.0.2:22' } };
+    const down: AuditedHost = {
+      host: 'db1',
+      status: 'unreachable',
+      managedByInventory: true,
+      certificates: [],
+      error: { step: 'connect', message: 'connection refused by 10.0.0.2:22' },
+    };
     const report = summarize('inv.yaml', [ok, down], NOW, 30);
     expect(report.exitCode).toBe(1);
     expect(renderAuditText(report)).toBe(

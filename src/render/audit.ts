@@ -109,7 +109,12 @@ function markText(c: AuditedCertificate): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** Human text: one block per host (certificates as a table, failures with their reason), then a summary. */
@@ -123,7 +128,9 @@ export function renderAuditText(report: AuditReport): string {
     const s = h.server;
     const kind = s.clustered ? `cluster ${s.clusterId?.slice(0, 12)}` : 'standalone';
     const count = h.certificates.length;
-    out.push(`${h.host} (${s.serverName}, incus ${s.version}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`);
+    out.push(
+      `${h.host} (${s.serverName}, incus ${s.version}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
+    );
     if (count > 0) {
       const rows = [['NAME', 'TYPE', 'FINGERPRINT', 'EXPIRES', 'STATUS']];
       for (const c of h.certificates) rows.push([c.name, c.type, c.fingerprint.slice(0, 12), c.notAfter?.slice(0, 10) ?? 'unknown', markText(c)]);

@@ -1,7 +1,7 @@
 import { reasonWords } from '../engine/inputs.js';
 import { describe, expect, it } from 'vitest';
 import type { HostReport } from '../engine/report.js';
-import { logLineHooks } from './progress.js';
+import { logLineHooks } from '../cli/progress.js';
 import { logLineWriter, oneLine, quietLines } from './log-lines.js';
 
 const FP = 'a'.repeat(64);
@@ -41,7 +41,15 @@ describe('log lines', () => {
 
 describe('-q lines', () => {
   const words = reasonWords();
-  const add = { module: 'incus_trust' as const, action: 'add' as const, kind: 'incus certificate', name: 'alice', reason: 'missing', fingerprint: FP, applied: false };
+  const add = {
+    module: 'incus_trust' as const,
+    action: 'add' as const,
+    kind: 'incus certificate',
+    name: 'alice',
+    reason: 'missing',
+    fingerprint: FP,
+    applied: false,
+  };
   const stranger = { ...add, action: 'unmanaged' as const, name: 'stranger', reason: 'not-in-inventory' };
 
   it('says nothing about hosts in sync or covered', () => {
@@ -60,7 +68,18 @@ describe('-q lines', () => {
       'web3: unreachable: connect: connection refused',
     ]);
     expect(
-      quietLines(host({ host: 'web4', status: 'failed', actions: [{ ...add, applied: true }, { ...add, name: 'bob' }], error: { step: 'apply incus_trust', message: 'boom' } }), words),
+      quietLines(
+        host({
+          host: 'web4',
+          status: 'failed',
+          actions: [
+            { ...add, applied: true },
+            { ...add, name: 'bob' },
+          ],
+          error: { step: 'apply incus_trust', message: 'boom' },
+        }),
+        words,
+      ),
     ).toEqual(['web4: changed: applied + add incus certificate "alice" [aaaaaaaaaaaa] (missing)', 'web4: failed: apply incus_trust: boom']);
   });
 });

@@ -30,8 +30,24 @@ const report: RunReport = {
       status: 'drift',
       actions: [
         { module: 'incus_trust', action: 'add', kind: 'incus certificate', name: 'alice', reason: 'missing', fingerprint: FP_A, applied: false },
-        { module: 'incus_trust', action: 'update', kind: 'incus certificate', name: 'bob', reason: 'fields differ: projects', fingerprint: FP_B, applied: false },
-        { module: 'incus_trust', action: 'unmanaged', kind: 'incus certificate', name: 'stranger', reason: 'not in inventory', fingerprint: FP_C, applied: false },
+        {
+          module: 'incus_trust',
+          action: 'update',
+          kind: 'incus certificate',
+          name: 'bob',
+          reason: 'fields differ: projects',
+          fingerprint: FP_B,
+          applied: false,
+        },
+        {
+          module: 'incus_trust',
+          action: 'unmanaged',
+          kind: 'incus certificate',
+          name: 'stranger',
+          reason: 'not in inventory',
+          fingerprint: FP_C,
+          applied: false,
+        },
       ],
       certificates: [
         { name: 'stranger', fingerprint: FP_C, type: 'client', notAfter: '2027-01-01T00:00:00.000Z' },
@@ -128,9 +144,8 @@ reconcile_certificate_expiry_timestamp_seconds{${I},host="web2",name="prometheus
   });
 
   it('renders only the run-level series, success 0, for a run that ended before a report', () => {
-    expect(
-      renderFailedRunMetrics({ inventory: '/srv/inv', startedAt: new Date('2026-11-23T13:00:00Z'), durationMs: 40, mode: 'apply', version: '0.1.0' }),
-    ).toBe(`# HELP reconcile_last_run_info Constant 1, labelled with what the last run was.
+    expect(renderFailedRunMetrics({ inventory: '/srv/inv', startedAt: new Date('2026-11-23T13:00:00Z'), durationMs: 40, mode: 'apply', version: '0.1.0' }))
+      .toBe(`# HELP reconcile_last_run_info Constant 1, labelled with what the last run was.
 # TYPE reconcile_last_run_info gauge
 reconcile_last_run_info{inventory="/srv/inv",mode="apply",version="0.1.0"} 1
 # HELP reconcile_last_run_timestamp_seconds Unix time at which the last run started.

@@ -13,7 +13,14 @@ const plan: RunPlan = {
   inventory: { path: '/srv/infra/hosts.yaml', digest: '0123456789ab'.padEnd(64, '0'), files: [] },
   playbook: '/site.yaml',
   options: { prune: false, warnDays: 30 },
-  controller: [{ module: 'incus_trust', actions: [{ action: 'add', kind: 'metrics key pair', name: 'prom', reason: 'pair-missing', fingerprint: '(known after apply)', applies: true }], errors: [], warnings: [] }],
+  controller: [
+    {
+      module: 'incus_trust',
+      actions: [{ action: 'add', kind: 'metrics key pair', name: 'prom', reason: 'pair-missing', fingerprint: '(known after apply)', applies: true }],
+      errors: [],
+      warnings: [],
+    },
+  ],
   hosts: [
     {
       host: 'web1',
@@ -34,7 +41,13 @@ const plan: RunPlan = {
       certificates: [],
     },
     { host: 'web2', plans: [], covered: [{ module: 'incus_trust', by: 'web1' }], warnings: [], certificates: [] },
-    { host: 'web3', plans: [{ module: 'incus_trust', actions: Array.from({ length: 16 }, (_, i) => add(`c${i}`)), errors: [], warnings: [] }], covered: [], warnings: [], certificates: [] },
+    {
+      host: 'web3',
+      plans: [{ module: 'incus_trust', actions: Array.from({ length: 16 }, (_, i) => add(`c${i}`)), errors: [], warnings: [] }],
+      covered: [],
+      warnings: [],
+      certificates: [],
+    },
     { host: 'db1', plans: [], covered: [], failure: { step: 'connect', message: 'connection refused', unreachable: true }, warnings: [], certificates: [] },
   ],
 };

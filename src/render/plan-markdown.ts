@@ -14,12 +14,17 @@ const COLUMNS: ActionType[] = ['add', 'update', 'rotate', 'remove', 'unmanaged']
 
 export function renderPlanMarkdown(plan: RunPlan, options: PlanTextOptions): string {
   const hosts: HostPlan[] = [
-    ...(plan.controller.length > 0 ? [{ host: CONTROLLER, plans: plan.controller, covered: [], warnings: plan.controller.flatMap((p) => p.warnings), certificates: [] }] : []),
+    ...(plan.controller.length > 0
+      ? [{ host: CONTROLLER, plans: plan.controller, covered: [], warnings: plan.controller.flatMap((p) => p.warnings), certificates: [] }]
+      : []),
     ...plan.hosts,
   ];
   const out: string[] = [];
   out.push(`### reconcile plan`, '');
-  out.push(`${cell(renderSummaryLine(plan))}. Made ${plan.createdAt} by reconcile ${plan.tool.version} from \`${cell(plan.inventory.path)}\` (inventory digest \`${plan.inventory.digest.slice(0, 12)}\`).`, '');
+  out.push(
+    `${cell(renderSummaryLine(plan))}. Made ${plan.createdAt} by reconcile ${plan.tool.version} from \`${cell(plan.inventory.path)}\` (inventory digest \`${plan.inventory.digest.slice(0, 12)}\`).`,
+    '',
+  );
   out.push(`| host | status | ${COLUMNS.map((c) => `${ACTION_SYMBOL[c]} ${c}`).join(' | ')} |`);
   out.push(`|---|---|${COLUMNS.map(() => '---:').join('|')}|`);
   for (const h of hosts) {

@@ -9,7 +9,15 @@ const FP1 = 'a'.repeat(64);
 const FP2 = 'b'.repeat(64);
 
 const actions: Action[] = [
-  { action: 'add', kind: 'incus certificate', name: 'alice', reason: 'missing', fingerprint: FP1, after: { name: 'alice', restricted: false, projects: [] }, applies: true },
+  {
+    action: 'add',
+    kind: 'incus certificate',
+    name: 'alice',
+    reason: 'missing',
+    fingerprint: FP1,
+    after: { name: 'alice', restricted: false, projects: [] },
+    applies: true,
+  },
   {
     action: 'update',
     kind: 'incus certificate',
@@ -33,7 +41,15 @@ const actions: Action[] = [
     applies: true,
   },
   { action: 'remove', kind: 'incus certificate', name: 'old', reason: 'absent', fingerprint: FP2, before: { name: 'old', type: 'client' }, applies: true },
-  { action: 'unmanaged', kind: 'incus certificate', name: 'stranger', reason: 'not-in-inventory', fingerprint: FP1, before: { name: 'stranger' }, applies: false },
+  {
+    action: 'unmanaged',
+    kind: 'incus certificate',
+    name: 'stranger',
+    reason: 'not-in-inventory',
+    fingerprint: FP1,
+    before: { name: 'stranger' },
+    applies: false,
+  },
 ];
 
 const plan: Pick<RunPlan, 'controller' | 'hosts'> = {
@@ -108,11 +124,26 @@ describe('renderRecap', () => {
     const report = {
       mode: 'apply',
       hosts: [
-        { host: 'web1', status: 'changed', actions: [{ action: 'add', applied: true }, { action: 'unmanaged', applied: false }] },
+        {
+          host: 'web1',
+          status: 'changed',
+          actions: [
+            { action: 'add', applied: true },
+            { action: 'unmanaged', applied: false },
+          ],
+        },
         { host: 'web2', status: 'covered', coveredBy: 'web1', actions: [] },
         { host: 'web2b', status: 'covered', coveredBy: 'web4', actions: [] },
         { host: 'web3', status: 'ok', actions: [] },
-        { host: 'web4', status: 'failed', error: { step: 'add certificate b', message: 'Incus answered 500: boom' }, actions: [{ action: 'add', applied: true }, { action: 'add', applied: false }] },
+        {
+          host: 'web4',
+          status: 'failed',
+          error: { step: 'add certificate b', message: 'Incus answered 500: boom' },
+          actions: [
+            { action: 'add', applied: true },
+            { action: 'add', applied: false },
+          ],
+        },
         { host: 'web5', status: 'unreachable', error: { step: 'connect', message: 'connection refused' }, actions: [] },
       ],
     } as unknown as RunReport;

@@ -34,7 +34,12 @@ export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
   const actions = h.plans.flatMap((p) => p.actions);
   const errors = h.plans.flatMap((p) => p.errors.map((e) => `${p.module}: ${e}`));
   const covered = h.covered.map((c) => `${c.module} covered by ${c.by}`);
-  const headerNote = actions.length === 0 && errors.length === 0 ? ` no changes${covered.length ? ` (${covered.join(', ')})` : ''}` : covered.length ? ` (${covered.join(', ')})` : '';
+  const headerNote =
+    actions.length === 0 && errors.length === 0
+      ? ` no changes${covered.length ? ` (${covered.join(', ')})` : ''}`
+      : covered.length
+        ? ` (${covered.join(', ')})`
+        : '';
   lines.push(`${h.host}:${headerNote}`);
   for (const p of h.plans) {
     for (const a of p.actions) lines.push(...renderAction(a, options.words(p.module, a.reason, a.detail), options));
@@ -67,7 +72,13 @@ function renderAction(a: Action, reason: string, options: PlanTextOptions): stri
     default:
       assertNever(a.action);
   }
-  if (a.diff) lines.push(...a.diff.replace(/\n$/, '').split('\n').map((l) => `${pad}${l}`));
+  if (a.diff)
+    lines.push(
+      ...a.diff
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((l) => `${pad}${l}`),
+    );
   return lines;
 }
 

@@ -6,11 +6,34 @@ describe('metricsTargets', () => {
     const { targets, warnings } = metricsTargets([
       { host: 'a', reachedAt: '10.0.0.1', serverName: 'a', httpsAddress: '[::]:8443', metricsAddress: ':9100', members: [] },
       { host: 'b', reachedAt: '10.0.0.2', serverName: 'b', httpsAddress: '10.0.0.2', members: [] },
-      { host: 'c1', reachedAt: '10.0.1.1', serverName: 'c1', clusterId: 'X', members: [{ name: 'c1', url: 'https://10.0.1.1:8443' }, { name: 'c2', url: 'https://10.0.1.2:8443' }] },
-      { host: 'c2', reachedAt: '10.0.1.2', serverName: 'c2', clusterId: 'X', members: [{ name: 'c1', url: 'https://10.0.1.1:8443' }, { name: 'c2', url: 'https://10.0.1.2:8443' }] },
+      {
+        host: 'c1',
+        reachedAt: '10.0.1.1',
+        serverName: 'c1',
+        clusterId: 'X',
+        members: [
+          { name: 'c1', url: 'https://10.0.1.1:8443' },
+          { name: 'c2', url: 'https://10.0.1.2:8443' },
+        ],
+      },
+      {
+        host: 'c2',
+        reachedAt: '10.0.1.2',
+        serverName: 'c2',
+        clusterId: 'X',
+        members: [
+          { name: 'c1', url: 'https://10.0.1.1:8443' },
+          { name: 'c2', url: 'https://10.0.1.2:8443' },
+        ],
+      },
       { host: 'd', reachedAt: '10.0.0.4', serverName: 'd', httpsAddress: '', members: [] },
     ]);
-    expect(targets.map((t) => `${t.host}/${t.member} ${t.address}`)).toEqual(['a/a 10.0.0.1:9100', 'b/b 10.0.0.2:8443', 'c1/c1 10.0.1.1:8443', 'c1/c2 10.0.1.2:8443']);
+    expect(targets.map((t) => `${t.host}/${t.member} ${t.address}`)).toEqual([
+      'a/a 10.0.0.1:9100',
+      'b/b 10.0.0.2:8443',
+      'c1/c1 10.0.1.1:8443',
+      'c1/c2 10.0.1.2:8443',
+    ]);
     expect(warnings).toEqual(['d: neither core.metrics_address nor core.https_address is set, so Incus serves no metrics over the network; it is not scraped']);
   });
 
@@ -22,7 +45,11 @@ describe('metricsTargets', () => {
 
 describe('incusScrapeConfigs', () => {
   it('without incus_server_name: insecure_skip_verify and a warning naming the MITM risk', () => {
-    const { configs, warnings } = incusScrapeConfigs([{ address: '127.0.0.5:8443', host: 'h1', member: 'h1' }], { jobName: 'incus', certFile: '/etc/p/m.crt', keyFile: '/etc/p/m.key' });
+    const { configs, warnings } = incusScrapeConfigs([{ address: '127.0.0.5:8443', host: 'h1', member: 'h1' }], {
+      jobName: 'incus',
+      certFile: '/etc/p/m.crt',
+      keyFile: '/etc/p/m.key',
+    });
     expect(renderScrapeConfigs(configs, ['header'])).toBe(`# header
 scrape_configs:
   - job_name: incus
@@ -64,7 +91,12 @@ describe('renderPrometheusConfig', () => {
   it('a whole prometheus.yml: global, other keys, own jobs then the extra ones', () => {
     expect(
       renderPrometheusConfig(
-        { global: { scrape_interval: '15s' }, otherTopLevel: { rule_files: ['/etc/prometheus/rules.yml'], scrape_configs: 'ignored' }, configs: [{ job_name: 'incus' }], extra: [{ job_name: 'node', static_configs: [{ targets: ['localhost:9100'] }] }] },
+        {
+          global: { scrape_interval: '15s' },
+          otherTopLevel: { rule_files: ['/etc/prometheus/rules.yml'], scrape_configs: 'ignored' },
+          configs: [{ job_name: 'incus' }],
+          extra: [{ job_name: 'node', static_configs: [{ targets: ['localhost:9100'] }] }],
+        },
         ['Managed by reconcile'],
       ),
     ).toBe(`# Managed by reconcile

@@ -35,7 +35,9 @@ describe('unifiedDiff', () => {
     const before = 'a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n';
     const after = 'a\nb\nc\nX\ne\nf\ng\nh\ni\nj\nk2\n';
     expect(unifiedDiff(before, after, { fromLabel: 'old', toLabel: 'new' })).toBe(
-      ['--- old', '+++ new', '@@ -1,7 +1,7 @@', ' a', ' b', ' c', '-d', '+X', ' e', ' f', ' g', '@@ -8,4 +8,4 @@', ' h', ' i', ' j', '-k', '+k2', ''].join('\n'),
+      ['--- old', '+++ new', '@@ -1,7 +1,7 @@', ' a', ' b', ' c', '-d', '+X', ' e', ' f', ' g', '@@ -8,4 +8,4 @@', ' h', ' i', ' j', '-k', '+k2', ''].join(
+        '\n',
+      ),
     );
   });
 
@@ -44,7 +46,11 @@ describe('unifiedDiff', () => {
     ['missing final newline added', 'a\nb\nc', 'a\nb\nc\n'],
     ['remove and append', '1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n', '1\n2\n3\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n'],
     ['everything removed', 'a\n', ''],
-    ['policy line changed', '# h\n\nr.P +9100 sys-net work allow autostart=no\n\nr.D * sys-net @adminvm allow\n', '# h\n\nr.P +9100 sys-net vault allow autostart=no\nr.P +9100 sys-net work allow autostart=no\n\nr.D * sys-net @adminvm allow\n'],
+    [
+      'policy line changed',
+      '# h\n\nr.P +9100 sys-net work allow autostart=no\n\nr.D * sys-net @adminvm allow\n',
+      '# h\n\nr.P +9100 sys-net vault allow autostart=no\nr.P +9100 sys-net work allow autostart=no\n\nr.D * sys-net @adminvm allow\n',
+    ],
   ];
   test.each(cases)('same output as GNU diff -u: %s', (_name, before, after) => {
     expect(unifiedDiff(before, after, { fromLabel: 'old', toLabel: 'new' })).toBe(gnuDiff(before, after));

@@ -34,7 +34,15 @@ export function unifiedDiff(before: string | undefined, after: string, options: 
   for (const hunk of hunksOf(edits, context)) {
     const oldLines = hunk.filter((e) => e.op !== '+');
     const newLines = hunk.filter((e) => e.op !== '-');
-    out.push(`@@ -${range(oldLines.map((e) => e.oldIndex), startBefore(hunk, 'old'))} +${range(newLines.map((e) => e.newIndex), startBefore(hunk, 'new'))} @@`);
+    out.push(
+      `@@ -${range(
+        oldLines.map((e) => e.oldIndex),
+        startBefore(hunk, 'old'),
+      )} +${range(
+        newLines.map((e) => e.newIndex),
+        startBefore(hunk, 'new'),
+      )} @@`,
+    );
     for (const e of hunk) {
       out.push(`${e.op}${e.line}`);
       // diff -u marks a last line without its newline right after that line.

@@ -29,7 +29,16 @@ export function loadSshConfig(file: string | undefined): SshConfig | undefined {
     const dir = path.dirname(full);
     const base = path.basename(full);
     const names = /[*?]/.test(base)
-      ? (existsSync(dir) ? readdirSync(dir) : []).filter((n) => new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(n)).sort()
+      ? (existsSync(dir) ? readdirSync(dir) : [])
+          .filter((n) =>
+            new RegExp(
+              `^${base
+                .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+                .replace(/\*/g, '.*')
+                .replace(/\?/g, '.')}$`,
+            ).test(n),
+          )
+          .sort()
       : [base];
     return names.flatMap((n) => {
       try {

@@ -8,13 +8,27 @@ function host(name: string, vars: Record<string, unknown>): InventoryHost {
     name,
     groups: ['all'],
     vars: Object.fromEntries(
-      Object.entries(vars).map(([k, value], i) => [k, { value, location: { file: 'inv.yaml', line: i + 3, column: 7 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() }]),
+      Object.entries(vars).map(([k, value], i) => [
+        k,
+        { value, location: { file: 'inv.yaml', line: i + 3, column: 7 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() },
+      ]),
     ),
   };
 }
 const local = { user: 'me', home: '/home/me' };
 const config = parseSshConfig(
-  ['Host web1', '  HostName 10.0.0.11', '  User admin', '  Port 2200', '  IdentityFile ~/.ssh/web', 'Host bastion', '  HostName 10.0.0.1', '  User jumper', 'Host behind', '  ProxyJump bastion'].join('\n'),
+  [
+    'Host web1',
+    '  HostName 10.0.0.11',
+    '  User admin',
+    '  Port 2200',
+    '  IdentityFile ~/.ssh/web',
+    'Host bastion',
+    '  HostName 10.0.0.1',
+    '  User jumper',
+    'Host behind',
+    '  ProxyJump bastion',
+  ].join('\n'),
   'cfg',
 );
 
@@ -22,12 +36,27 @@ describe('buildConnectionSpec', () => {
   it('defaults: the inventory name, port 22, the local user, the default socket, no jumps', () => {
     expect(buildConnectionSpec(host('h', {}), undefined, local)).toEqual({
       problems: [],
-      spec: { host: 'h', connection: 'ssh', address: 'h', port: 22, user: 'me', privateKeyFile: undefined, jumps: [], become: false, incusSocket: '/var/lib/incus/unix.socket' },
+      spec: {
+        host: 'h',
+        connection: 'ssh',
+        address: 'h',
+        port: 22,
+        user: 'me',
+        privateKeyFile: undefined,
+        jumps: [],
+        become: false,
+        incusSocket: '/var/lib/incus/unix.socket',
+      },
     });
   });
 
   it('~/.ssh/config fills what the inventory leaves unset; inventory values win', () => {
-    expect(buildConnectionSpec(host('web1', {}), config, local).spec).toMatchObject({ address: '10.0.0.11', user: 'admin', port: 2200, privateKeyFile: '/home/me/.ssh/web' });
+    expect(buildConnectionSpec(host('web1', {}), config, local).spec).toMatchObject({
+      address: '10.0.0.11',
+      user: 'admin',
+      port: 2200,
+      privateKeyFile: '/home/me/.ssh/web',
+    });
     expect(buildConnectionSpec(host('web1', { ansible_user: 'root', ansible_port: '22' }), config, local).spec).toMatchObject({ user: 'root', port: 22 });
     // ansible_host is the name handed to ssh: the config entry for it applies.
     expect(buildConnectionSpec(host('alias', { ansible_host: 'web1' }), config, local).spec).toMatchObject({ address: '10.0.0.11' });
@@ -41,12 +70,17 @@ describe('buildConnectionSpec', () => {
     ]);
     const viaO = buildConnectionSpec(host('t', { ansible_ssh_common_args: "-o 'ProxyJump=root@j:2' -o UserKnownHostsFile=~/kh" }), undefined, local);
     expect(viaO.spec).toMatchObject({ jumps: [{ address: 'j', port: 2, user: 'root' }], knownHostsFiles: ['/home/me/kh'] });
-    expect(buildConnectionSpec(host('behind', {}), config, local).spec?.jumps).toEqual([{ address: '10.0.0.1', port: 22, user: 'jumper', privateKeyFile: undefined }]);
+    expect(buildConnectionSpec(host('behind', {}), config, local).spec?.jumps).toEqual([
+      { address: '10.0.0.1', port: 22, user: 'jumper', privateKeyFile: undefined },
+    ]);
     expect(buildConnectionSpec(host('behind', { ansible_ssh_common_args: '-o ProxyJump=none' }), config, local).spec?.jumps).toEqual([]);
   });
 
   it('become, local connection and incus_socket', () => {
-    expect(buildConnectionSpec(host('h', { ansible_become: 'yes', incus_socket: '/run/incus.sock' }), undefined, local).spec).toMatchObject({ become: true, incusSocket: '/run/incus.sock' });
+    expect(buildConnectionSpec(host('h', { ansible_become: 'yes', incus_socket: '/run/incus.sock' }), undefined, local).spec).toMatchObject({
+      become: true,
+      incusSocket: '/run/incus.sock',
+    });
     expect(buildConnectionSpec(host('h', { ansible_connection: 'local' }), undefined, local).spec?.connection).toBe('local');
   });
 

@@ -150,7 +150,8 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
         address: jumpAddress,
         port: jumpPort,
         user: jumpUser,
-        privateKeyFile: jumpKey !== undefined ? expandTokens(jumpKey, { h: jumpAddress, p: jumpPort, r: jumpUser, u: local.user, d: local.home }) : privateKeyFile,
+        privateKeyFile:
+          jumpKey !== undefined ? expandTokens(jumpKey, { h: jumpAddress, p: jumpPort, r: jumpUser, u: local.user, d: local.home }) : privateKeyFile,
       });
     }
   }

@@ -74,7 +74,11 @@ export async function writeHostFile(
   ];
   const r = await exec(argv, step, { stdin: content, privileged: options.privileged });
   if (r.exitCode === CHECK_FAILED) {
-    throw new TransportError(host, step, `${path}: the check \`${(options.check ?? []).join(' ')}\` refused the new content; the old file is unchanged: ${r.stderr.trim()}`);
+    throw new TransportError(
+      host,
+      step,
+      `${path}: the check \`${(options.check ?? []).join(' ')}\` refused the new content; the old file is unchanged: ${r.stderr.trim()}`,
+    );
   }
   if (r.exitCode !== 0) throw new TransportError(host, step, `cannot write ${path}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }

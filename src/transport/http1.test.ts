@@ -18,7 +18,11 @@ describe('ResponseParser', () => {
   it('reads Content-Length and chunked bodies however the bytes are split', () => {
     for (const pieces of [1, 3, 17, 200]) {
       const a = feedAll(new ResponseParser('GET'), fixed, pieces)!;
-      expect(a.response).toEqual({ status: 200, headers: { 'content-type': 'application/json', etag: '"abc"', 'content-length': '11' }, body: Buffer.from('{"a":[1,2]}') });
+      expect(a.response).toEqual({
+        status: 200,
+        headers: { 'content-type': 'application/json', etag: '"abc"', 'content-length': '11' },
+        body: Buffer.from('{"a":[1,2]}'),
+      });
       const b = feedAll(new ResponseParser('GET'), chunked, pieces)!;
       expect(b.response.status).toBe(404);
       expect(b.response.body.toString()).toBe('{"a":[1,2]}');

@@ -17,7 +17,8 @@ const sync = (metadata: unknown) => JSON.stringify({ type: 'sync', status: 'Succ
 const routes: Record<string, (res: http.ServerResponse) => void> = {
   '/1.0': (res) => res.end(sync({ environment: { server_name: 'fake', server_version: '6.0.4', server_clustered: false }, config: {} })),
   '/1.0/projects': (res) => res.end(sync(['/1.0/projects/default'])),
-  '/1.0/certificates?recursion=1': (res) => res.end(sync([{ name: 'x', type: 'client', restricted: 'yes', projects: [], fingerprint: 'a'.repeat(64), certificate: '' }])),
+  '/1.0/certificates?recursion=1': (res) =>
+    res.end(sync([{ name: 'x', type: 'client', restricted: 'yes', projects: [], fingerprint: 'a'.repeat(64), certificate: '' }])),
   '/truncated-body': (res) => {
     res.writeHead(200, { 'Content-Length': '500', 'Content-Type': 'application/json' });
     res.write('{"type":"sync","metadata":[', () => res.socket?.destroy());
@@ -47,7 +48,12 @@ let session: HostSession;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'reconcile-fake-incus-'));
   const socket = path.join(dir, 'unix.socket');
-  server = http.createServer((req, res) => (routes[req.url ?? ''] ?? ((r: http.ServerResponse) => ((r.statusCode = 404), r.end(JSON.stringify({ type: 'error', error: 'not found', error_code: 404 })))))(res));
+  server = http.createServer((req, res) =>
+    (
+      routes[req.url ?? ''] ??
+      ((r: http.ServerResponse) => ((r.statusCode = 404), r.end(JSON.stringify({ type: 'error', error: 'not found', error_code: 404 }))))
+    )(res),
+  );
   server.on('connection', () => connections++);
   await new Promise<void>((r) => server.listen(socket, r));
   session = await connectLocal(
@@ -64,7 +70,10 @@ afterAll(async () => {
 });
 
 async function error(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(TransportError);
   return (e as Error).message;
 }
@@ -85,9 +94,13 @@ describe('Incus API client', () => {
     expect(await error(session.incus.request('GET', '/truncated-json', 'read trust store'))).toBe(
       'fake: read trust store: Incus answered 200 with something that is not JSON (truncated?): "{\\"type\\":\\"sync\\",\\"metadata\\":[1,2"',
     );
-    expect(await error(session.incus.request('GET', '/not-incus', 'read'))).toBe('fake: read: Incus answered JSON that is not an Incus response (no type sync/async/error)');
+    expect(await error(session.incus.request('GET', '/not-incus', 'read'))).toBe(
+      'fake: read: Incus answered JSON that is not an Incus response (no type sync/async/error)',
+    );
     expect(await error(session.incus.request('GET', '/refused', 'read'))).toBe('fake: read: Incus refused (403): not authorized');
-    expect(await error(session.incus.request('DELETE', '/async', 'remove certificate web'))).toBe('fake: remove certificate web: Incus operation Failure: disk full');
+    expect(await error(session.incus.request('DELETE', '/async', 'remove certificate web'))).toBe(
+      'fake: remove certificate web: Incus operation Failure: disk full',
+    );
   });
 
   it('observeTrust names the bad value of a wrongly typed answer', async () => {

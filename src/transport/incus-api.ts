@@ -27,7 +27,11 @@ export function readEnvelope(host: string, step: string, httpStatus: number | un
     json = JSON.parse(text);
   } catch {
     const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-    throw new TransportError(host, step, `Incus answered${httpStatus ? ` ${httpStatus}` : ''} with something that is not JSON (truncated?): ${JSON.stringify(shown)}`);
+    throw new TransportError(
+      host,
+      step,
+      `Incus answered${httpStatus ? ` ${httpStatus}` : ''} with something that is not JSON (truncated?): ${JSON.stringify(shown)}`,
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json) || !['sync', 'async', 'error'].includes((json as Envelope).type)) {
     throw new TransportError(host, step, `Incus answered JSON that is not an Incus response (no type sync/async/error)`);
@@ -82,11 +86,7 @@ export function incusOverHttp(host: string, pool: HttpPool, timeoutMs: number): 
  * `incus query --raw` over exec, privileged when the host needs become. The socket is named
  * with INCUS_SOCKET (sudo resets the environment, so it goes through `env`).
  */
-export function incusOverQuery(
-  host: string,
-  socket: string,
-  exec: (argv: string[], step: string) => Promise<ExecResult>,
-): IncusApi {
+export function incusOverQuery(host: string, socket: string, exec: (argv: string[], step: string) => Promise<ExecResult>): IncusApi {
   const query = async (method: Method, path: string, step: string, body?: unknown): Promise<Envelope> => {
     const argv = ['env', `INCUS_SOCKET=${socket}`, 'incus', 'query', '--raw', '-X', method];
     if (body !== undefined) argv.push('--data', JSON.stringify(body));
@@ -95,7 +95,10 @@ export function incusOverQuery(
     const out = r.stdout.toString('utf8');
     if (r.exitCode !== 0) {
       // The client may print a first-run banner before its error: the "Error:" lines are the reason.
-      const errors = r.stderr.split('\n').filter((l) => l.startsWith('Error: ')).map((l) => l.slice('Error: '.length));
+      const errors = r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('Error: '))
+        .map((l) => l.slice('Error: '.length));
       const reason = errors.length > 0 ? errors.join('; ') : r.stderr.trim() || out.trim();
       throw new TransportError(host, step, `incus query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`);
     }

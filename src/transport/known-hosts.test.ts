@@ -13,8 +13,7 @@ function blob(fill: number): Buffer {
 }
 const A = blob(1);
 const B = blob(2);
-const hashed = (host: string, salt = Buffer.alloc(20, 7)) =>
-  `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(host).digest('base64')}`;
+const hashed = (host: string, salt = Buffer.alloc(20, 7)) => `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(host).digest('base64')}`;
 
 describe('known_hosts', () => {
   it('names a host as OpenSSH does', () => {

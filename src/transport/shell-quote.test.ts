@@ -12,10 +12,16 @@ describe('shellQuote', () => {
 
   it('a real sh sees exactly the words it was given', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary', minLength: 0, maxLength: 12 }).map((s) => s.replace(/\0/g, '')), { minLength: 1, maxLength: 4 }), (words) => {
-        const out = execFileSync('sh', ['-c', `printf '%s\\0' ${shellCommand(words)}`]);
-        expect(out.toString('utf8').split('\0').slice(0, -1)).toEqual(words);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ unit: 'binary', minLength: 0, maxLength: 12 }).map((s) => s.replace(/\0/g, '')),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (words) => {
+          const out = execFileSync('sh', ['-c', `printf '%s\\0' ${shellCommand(words)}`]);
+          expect(out.toString('utf8').split('\0').slice(0, -1)).toEqual(words);
+        },
+      ),
       { numRuns: 15 },
     );
   });

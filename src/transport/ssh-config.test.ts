@@ -60,7 +60,17 @@ describe('ssh config', () => {
 
   it("what a host's blocks say but reconcile cannot honour comes back as that host's warnings, naming file:line", () => {
     const c = parseSshConfig(
-      ['Include extra', 'Host web1', '  ProxyCommand nc %h %p', 'Match user ops host web*', '  Port 9', 'Host db1', '  ProxyCommand none', 'Host *', '  ProxyCommand ssh -W %h:%p gw'].join('\n'),
+      [
+        'Include extra',
+        'Host web1',
+        '  ProxyCommand nc %h %p',
+        'Match user ops host web*',
+        '  Port 9',
+        'Host db1',
+        '  ProxyCommand none',
+        'Host *',
+        '  ProxyCommand ssh -W %h:%p gw',
+      ].join('\n'),
       '/home/u/.ssh/config',
       undefined,
     );

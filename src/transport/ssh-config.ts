@@ -45,12 +45,7 @@ function splitArgs(rest: string): string[] {
  * Parses config text. `readInclude(path)` returns the text of an included file (or undefined
  * when missing); relative Include paths are relative to ~/.ssh, as OpenSSH resolves them.
  */
-export function parseSshConfig(
-  text: string,
-  file: string,
-  readInclude?: (path: string) => { file: string; text: string }[],
-  depth = 0,
-): SshConfig {
+export function parseSshConfig(text: string, file: string, readInclude?: (path: string) => { file: string; text: string }[], depth = 0): SshConfig {
   const config: SshConfig = { blocks: [{ options: [] }], warnings: [] };
   let current = config.blocks[0]!;
   text.split('\n').forEach((raw, i) => {
@@ -92,7 +87,13 @@ export function parseSshConfig(
 }
 
 function globMatch(pattern: string, text: string): boolean {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i').test(text);
+  return new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  ).test(text);
 }
 
 /** OpenSSH's pattern-list rule: some positive pattern matches and no negated one does. */

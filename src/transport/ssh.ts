@@ -160,12 +160,17 @@ class KnownHosts {
 /** Opens one authenticated SSH connection to a hop, over `sock` when it sits behind a jump. */
 async function connectHop(host: string, hop: Hop, options: TransportOptions, knownHosts: KnownHosts, sock?: Duplex): Promise<Client> {
   const keys = await loadKeys(host, hop);
-  const agent = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK : options.agentSocket ?? undefined;
+  const agent = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK : (options.agentSocket ?? undefined);
   const methods: AnyAuthMethod[] = [];
   if (agent) methods.push({ type: 'agent', username: hop.user, agent });
   for (const k of keys) methods.push({ type: 'publickey', username: hop.user, key: k.key });
   if (methods.length === 0) {
-    throw new TransportError(host, 'authenticate', `no key to offer ${hop.user}@${hop.address}: no ssh-agent (SSH_AUTH_SOCK) and no key file (${hop.privateKeyFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(', ')})`, true);
+    throw new TransportError(
+      host,
+      'authenticate',
+      `no key to offer ${hop.user}@${hop.address}: no ssh-agent (SSH_AUTH_SOCK) and no key file (${hop.privateKeyFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(', ')})`,
+      true,
+    );
   }
 
   const hostName = knownHostName(hop.address, hop.port);
@@ -180,7 +185,12 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
       knownHosts.add(hostName, blob).then(
         () => verify(true),
         (e: Error) => {
-          hostKeyProblem = new TransportError(host, 'verify host key', `${prefix}cannot record the new key ${type} ${fingerprint} in ${knownHosts.files[0]}: ${e.message}`, true);
+          hostKeyProblem = new TransportError(
+            host,
+            'verify host key',
+            `${prefix}cannot record the new key ${type} ${fingerprint} in ${knownHosts.files[0]}: ${e.message}`,
+            true,
+          );
           verify(false);
         },
       );
@@ -296,7 +306,10 @@ class SshSession implements HostSession {
       () =>
         new Promise<Duplex>((resolve, reject) => {
           if (this.lost) return reject(this.lost);
-          const timer = setTimeout(() => reject(new Error(`sshd did not open ${spec.incusSocket} within ${options.commandTimeoutMs} ms`)), options.commandTimeoutMs);
+          const timer = setTimeout(
+            () => reject(new Error(`sshd did not open ${spec.incusSocket} within ${options.commandTimeoutMs} ms`)),
+            options.commandTimeoutMs,
+          );
           this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) => {
             clearTimeout(timer);
             if (err) reject(new StreamOpenError(`cannot open ${spec.incusSocket} on the host: ${err.message}`));
@@ -370,7 +383,8 @@ class SshSession implements HostSession {
               clearTimeout(timer);
               if (timedOut) return;
               if (code === undefined || code === null) {
-                if (signal) return resolve({ exitCode: 128, stdout: Buffer.concat(out), stderr: `${Buffer.concat(errs).toString('utf8')}killed by SIG${signal}` });
+                if (signal)
+                  return resolve({ exitCode: 128, stdout: Buffer.concat(out), stderr: `${Buffer.concat(errs).toString('utf8')}killed by SIG${signal}` });
                 return reject(new TransportError(this.spec.host, step, `connection lost while running ${argv[0]}`, true));
               }
               resolve({ exitCode: code, stdout: Buffer.concat(out), stderr: Buffer.concat(errs).toString('utf8') });

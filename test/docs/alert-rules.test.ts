@@ -144,7 +144,14 @@ describe('example alert rules', () => {
               alertname: 'ReconcileCertificateExpiringVerySoon',
               exp_alerts: [
                 {
-                  exp_labels: { severity: 'critical', inventory: '/srv/infra/hosts.yaml', host: 'web1', name: 'alice', fingerprint: 'b'.repeat(64), type: 'client' },
+                  exp_labels: {
+                    severity: 'critical',
+                    inventory: '/srv/infra/hosts.yaml',
+                    host: 'web1',
+                    name: 'alice',
+                    fingerprint: 'b'.repeat(64),
+                    type: 'client',
+                  },
                   exp_annotations: {
                     summary: 'Certificate alice trusted by web1 expires within 7 days',
                     description: `The client certificate alice (${'b'.repeat(64)}) in the trust store of web1 expires in 5d 0h 0m 0s.`,

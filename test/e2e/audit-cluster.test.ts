@@ -32,7 +32,12 @@ it('each member shows the shared store and the same cluster identity; member cer
   const inventory = await lab.writeInventory({ allVars: { incus_trusted_clients: [{ name: 'alice', certificate_file: path.join(lab.dir, alice.file) }] } });
   const r = await promisify(execFile)('node', [path.join(REPO, 'bin/reconcile.js'), 'audit', '-i', inventory, '--json'], { env: lab.env });
   const report = JSON.parse(r.stdout) as {
-    hosts: { host: string; status: string; server: { clustered: boolean; clusterId: string; members: { name: string }[] }; certificates: { name: string; type: string; fingerprint: string; marks: string[] }[] }[];
+    hosts: {
+      host: string;
+      status: string;
+      server: { clustered: boolean; clusterId: string; members: { name: string }[] };
+      certificates: { name: string; type: string; fingerprint: string; marks: string[] }[];
+    }[];
   };
   expect(report.hosts.map((h) => [h.host, h.status, h.server.clustered])).toEqual([
     ['c1', 'ok', true],

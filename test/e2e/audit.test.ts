@@ -74,7 +74,8 @@ beforeAll(async () => {
     await writeFile(certs[name]!, pair.certificatePem);
   }
   await writeFile(path.join(invDir, 'admin.crt'), await (await import('node:fs/promises')).readFile(certs.admin!));
-  const add = (host: string, name: string, extra: string[] = []) => lab.host(host).incus(['config', 'trust', 'add-certificate', certs[name]!, '--name', name, ...extra]);
+  const add = (host: string, name: string, extra: string[] = []) =>
+    lab.host(host).incus(['config', 'trust', 'add-certificate', certs[name]!, '--name', name, ...extra]);
   await add('web1', 'admin');
   await add('web1', 'laptop', ['--restricted', '--projects', 'default', '--description', 'old laptop']);
   await add('sudo1', 'admin');
@@ -104,7 +105,16 @@ interface AuditJson {
   hosts: {
     host: string;
     status: string;
-    certificates: { name: string; type: string; fingerprint: string; restricted: boolean; projects: string[]; description: string; notAfter: string; marks: string[] }[];
+    certificates: {
+      name: string;
+      type: string;
+      fingerprint: string;
+      restricted: boolean;
+      projects: string[];
+      description: string;
+      notAfter: string;
+      marks: string[];
+    }[];
     error?: { step: string; message: string };
   }[];
   summary: Record<string, number>;
@@ -127,8 +137,17 @@ describe('reconcile audit', () => {
       const rows = (await trustList(lab.host(name))).sort((a, b) => a.name.localeCompare(b.name));
       expect(rows.length).toBe(2);
       const audited = report.hosts.find((h) => h.host === name)!.certificates;
-      expect(audited.map(({ name, type, fingerprint, restricted, projects, description }) => ({ name, type, fingerprint, restricted, projects, description }))).toEqual(
-        rows.map((row) => ({ name: row.name, type: row.type, fingerprint: row.fingerprint, restricted: row.restricted, projects: [...(row.projects ?? [])].sort(), description: row.description })),
+      expect(
+        audited.map(({ name, type, fingerprint, restricted, projects, description }) => ({ name, type, fingerprint, restricted, projects, description })),
+      ).toEqual(
+        rows.map((row) => ({
+          name: row.name,
+          type: row.type,
+          fingerprint: row.fingerprint,
+          restricted: row.restricted,
+          projects: [...(row.projects ?? [])].sort(),
+          description: row.description,
+        })),
       );
     }
     const marks = Object.fromEntries(report.hosts.flatMap((h) => h.certificates.map((c) => [`${h.host}/${c.name}`, c.marks.join(',')])));
@@ -156,14 +175,22 @@ describe('reconcile audit', () => {
       expect(block, r.stdout).toBeDefined();
       const lines = block.split('\n').slice(2);
       // csv columns as the table shows them: name, type, description, fingerprint (12), expiry date
-      const csv = (await lab.host(name).incus(['config', 'trust', 'list', '--format', 'csv'])).trim().split('\n').map((l) => l.split(','));
+      const csv = (await lab.host(name).incus(['config', 'trust', 'list', '--format', 'csv']))
+        .trim()
+        .split('\n')
+        .map((l) => l.split(','));
       expect(lines.length).toBe(csv.length);
       for (const [certName, type, , shortFingerprint, expiry] of csv) {
         const expires = expiry!.slice(0, 10).replace(/\//g, '-');
-        expect(lines.some((l) => new RegExp(`^  ${certName}\\s+${type}\\s+${shortFingerprint}\\s+${expires}\\s`).test(l)), `${certName} on ${name}:\n${block}`).toBe(true);
+        expect(
+          lines.some((l) => new RegExp(`^  ${certName}\\s+${type}\\s+${shortFingerprint}\\s+${expires}\\s`).test(l)),
+          `${certName} on ${name}:\n${block}`,
+        ).toBe(true);
       }
     }
-    expect(r.stdout).toContain(`wrongkey: UNREACHABLE: verify host key: HOST KEY CHANGED for ${lab.host('wrongkey').address}: it offered ssh-ed25519 ${lab.host('wrongkey').hostKeyFingerprint}`);
+    expect(r.stdout).toContain(
+      `wrongkey: UNREACHABLE: verify host key: HOST KEY CHANGED for ${lab.host('wrongkey').address}: it offered ssh-ed25519 ${lab.host('wrongkey').hostKeyFingerprint}`,
+    );
     expect(r.stdout).toContain(`down: UNREACHABLE: connect: connection refused by ${lab.host('down').address}:22`);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('5 hosts: 3 read, 2 failed; 6 certificates: 3 managed, 3 unmanaged, 1 expiring, 4 unrestricted');
     expect(r.stderr).toBe('');

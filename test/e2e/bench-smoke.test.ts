@@ -55,9 +55,5 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
     // The tool's peak memory was measured (GNU time or /proc).
     expect(s.peakRssMb).toBeGreaterThan(10);
   }
-  expect(report.goals.map((g: { name: string }) => g.name)).toEqual([
-    'check in sync ≤ 1.3× floor',
-    'apply drift ≤ 2× floor',
-    'peak RSS at 100 hosts ≤ 150 MB',
-  ]);
+  expect(report.goals.map((g: { name: string }) => g.name)).toEqual(['check in sync ≤ 1.3× floor', 'apply drift ≤ 2× floor', 'peak RSS at 100 hosts ≤ 150 MB']);
 }, 120_000);

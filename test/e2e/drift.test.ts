@@ -39,7 +39,12 @@ function connectionVars(h: LabHost): Record<string, unknown> {
   return h.inventoryVars();
 }
 
-async function writeInventory(hosts: LabHost[], extraHosts: LabHost[] = [], overrides: Record<string, Record<string, unknown>> = {}, name?: string): Promise<string> {
+async function writeInventory(
+  hosts: LabHost[],
+  extraHosts: LabHost[] = [],
+  overrides: Record<string, Record<string, unknown>> = {},
+  name?: string,
+): Promise<string> {
   const doc = {
     all: {
       vars: {
@@ -71,9 +76,7 @@ interface TrustRow {
 /** The host's trust store read with the real incus client, as `name restricted [projects]`. */
 async function trustOf(h: LabHost): Promise<string[]> {
   const rows = JSON.parse(await h.incus(['config', 'trust', 'list', '--format', 'json'])) as TrustRow[];
-  return rows
-    .map((r) => `${r.name} ${r.fingerprint.slice(0, 12)} restricted=${r.restricted} projects=[${[...(r.projects ?? [])].sort().join(',')}]`)
-    .sort();
+  return rows.map((r) => `${r.name} ${r.fingerprint.slice(0, 12)} restricted=${r.restricted} projects=[${[...(r.projects ?? [])].sort().join(',')}]`).sort();
 }
 
 const fp = (c: GeneratedCert) => c.fingerprint.slice(0, 12);
@@ -170,7 +173,8 @@ describe('drift detection (cron use)', () => {
     const quiet = await cli(['-i', inv, '--check', '-q']);
     expect(quiet.exitCode).toBe(2);
     expect(quiet.stdout).toBe('');
-    expect(expectLogLines(quiet.stderr).sort()).toEqual([      expect.stringMatching(new RegExp(`^web1: drift: ~ update incus certificate "alice" \\[${fp(certs.alice)}\\] \\(.*projects.*\\)$`)),
+    expect(expectLogLines(quiet.stderr).sort()).toEqual([
+      expect.stringMatching(new RegExp(`^web1: drift: ~ update incus certificate "alice" \\[${fp(certs.alice)}\\] \\(.*projects.*\\)$`)),
       `web2: drift: + add incus certificate "bob" [${fp(certs.bob)}] (missing)`,
     ]);
 
@@ -189,9 +193,9 @@ describe('drift detection (cron use)', () => {
     expect(m.get(`reconcile_host_unmanaged_certificates{${I},host="web1"}`)).toBe(1);
     expect(m.get(`reconcile_host_unmanaged_certificates{${I},host="web2"}`)).toBe(0);
     const notAfter = (c: GeneratedCert) => report.hosts[0]!.certificates.find((x) => x.fingerprint === c.fingerprint)!.notAfter;
-    expect(m.get(`reconcile_certificate_expiry_timestamp_seconds{${I},host="web1",name="mallory",fingerprint="${certs.mallory.fingerprint}",type="client"}`)).toBe(
-      Date.parse(notAfter(certs.mallory)) / 1000,
-    );
+    expect(
+      m.get(`reconcile_certificate_expiry_timestamp_seconds{${I},host="web1",name="mallory",fingerprint="${certs.mallory.fingerprint}",type="client"}`),
+    ).toBe(Date.parse(notAfter(certs.mallory)) / 1000);
     expect([...m.keys()].filter((k) => k.startsWith('reconcile_certificate_expiry_timestamp_seconds{') && k.includes('host="web2"'))).toHaveLength(1);
     await promtoolCheck(metricsFile);
 
@@ -300,7 +304,9 @@ describe('drift detection (cron use)', () => {
       ['-i', inv, '--json'],
     ]).finally(road.close);
     expect([a!.exitCode, b!.exitCode], a!.stderr + b!.stderr).toEqual([0, 0]);
-    const applied = [a!, b!].flatMap((r) => (JSON.parse(r.stdout) as RunReport).hosts.flatMap((h) => h.actions.filter((x) => x.applied).map((x) => `${h.host} ${x.action} ${x.name}`)));
+    const applied = [a!, b!].flatMap((r) =>
+      (JSON.parse(r.stdout) as RunReport).hosts.flatMap((h) => h.actions.filter((x) => x.applied).map((x) => `${h.host} ${x.action} ${x.name}`)),
+    );
     // Exactly one run added bob on each host; the other found nothing left to do.
     expect(applied.sort()).toEqual(['web1 add bob', 'web2 add bob']);
     const waiter = [a!, b!].find((r) => r.stderr.includes('waiting up to'))!;
@@ -332,7 +338,9 @@ describe('drift detection (cron use)', () => {
     expect(results.map((r) => r.exitCode).sort()).toEqual([0, 1]);
     expect(stopped.stdout).toBe('');
     expect(stopped.stderr).toMatch(
-      new RegExp(`^reconcile: another reconcile run holds the lock for ${escape(inv)}: PID ${winner.pid} on \\S+, started [\\d:.TZ-]+ \\(lock file .*\\); did not wait \\(--lock-timeout 0\\); nothing was done`),
+      new RegExp(
+        `^reconcile: another reconcile run holds the lock for ${escape(inv)}: PID ${winner.pid} on \\S+, started [\\d:.TZ-]+ \\(lock file .*\\); did not wait \\(--lock-timeout 0\\); nothing was done`,
+      ),
     );
     expect(stopped.stderr.trim().split('\n')).toHaveLength(1);
     expect(winner.stdout).toContain('Recap:');
@@ -359,7 +367,9 @@ describe('drift detection (cron use)', () => {
       const second = await cli(['-i', inv, '--check', '--lock-timeout', '1']);
       expect(second.exitCode).toBe(1);
       expect(second.stderr).toMatch(new RegExp(`^\\S+ waiting up to 1 s for the run lock: another run holds it, PID ${stuck.pid} on `));
-      expect(second.stderr).toMatch(new RegExp(`\\nreconcile: another reconcile run holds the lock for ${escape(inv)}: PID ${stuck.pid} .*; waited 1\\.\\d s; nothing was done`));
+      expect(second.stderr).toMatch(
+        new RegExp(`\\nreconcile: another reconcile run holds the lock for ${escape(inv)}: PID ${stuck.pid} .*; waited 1\\.\\d s; nothing was done`),
+      );
 
       stuck.kill('SIGTERM');
       // Killed by the signal, or (a graceful stop) exit status 128 + 15 once the run has ended.

@@ -104,7 +104,11 @@ describe('reconcile validate', () => {
   });
 
   it('says in one line what is wrong with the command line', async () => {
-    expect(await reconcile('validate')).toEqual({ code: 1, stdout: '', stderr: "reconcile: validate: -i INVENTORY is required (see 'reconcile validate --help')\n" });
+    expect(await reconcile('validate')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "reconcile: validate: -i INVENTORY is required (see 'reconcile validate --help')\n",
+    });
     expect(await reconcile('validate', '-i', 'nowhere.yaml')).toEqual({
       code: 1,
       stdout: '',
@@ -204,7 +208,8 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
     expect(await reconcile('inventory', '-i', 'typo.yaml', '--graph')).toEqual({
       code: 0,
       stdout: '@all:\n  |--@ungrouped:\n  |  |--b\n',
-      stderr: 'typo.yaml:2:3: warning: all.host: unexpected key "host" in group "all" is ignored (only hosts, vars and children are valid)\n      host:\n      ^\n',
+      stderr:
+        'typo.yaml:2:3: warning: all.host: unexpected key "host" in group "all" is ignored (only hosts, vars and children are valid)\n      host:\n      ^\n',
     });
   });
 
@@ -220,11 +225,28 @@ describe('reconcile inventory, compared with ansible-inventory', () => {
 describe('host patterns, compared with ansible --list-hosts', () => {
   it('select the same hosts as Ansible for names, groups, globs, regexes, subscripts, unions, & and !', async () => {
     const inventory = await loadInventory(join(work, 'nested'));
-    const patterns = ['incus', 'infra:!prod', 'infra:&prod', 'web0[13].example', '~(web|prom)', 'web[1:]', 'web[-1]', '!web', '*.example:!web*', 'monitoring,web_canary', 'nothere:incus'];
+    const patterns = [
+      'incus',
+      'infra:!prod',
+      'infra:&prod',
+      'web0[13].example',
+      '~(web|prom)',
+      'web[1:]',
+      'web[-1]',
+      '!web',
+      '*.example:!web*',
+      'monitoring,web_canary',
+      'nothere:incus',
+    ];
     for (const pattern of patterns) {
       const theirs = await run('ansible', ['-i', 'nested', pattern, '--list-hosts']);
       expect(theirs.code).toBe(0);
-      const listed = theirs.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).sort();
+      const listed = theirs.stdout
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .sort();
       expect({ pattern, hosts: selectHosts(inventory, pattern).hosts.sort() }).toEqual({ pattern, hosts: listed });
     }
   });
@@ -260,7 +282,11 @@ describe('reconcile cert', () => {
     for (const f of files) {
       const path = `seed/incus/trusted-client-certs/${f}`;
       const openssl = await run('openssl', ['x509', '-in', path, '-noout', '-fingerprint', '-sha256']);
-      const expected = openssl.stdout.trim().replace(/^.*Fingerprint=/i, '').replace(/:/g, '').toLowerCase();
+      const expected = openssl.stdout
+        .trim()
+        .replace(/^.*Fingerprint=/i, '')
+        .replace(/:/g, '')
+        .toLowerCase();
       const info = await reconcile('cert', 'info', path);
       expect(info.code).toBe(0);
       expect(info.stdout).toContain(`\nFingerprint:  ${expected}\n`);

@@ -43,10 +43,7 @@ beforeAll(async () => {
   const [c1, c2] = members as [LabHost, LabHost];
   await c1.incus(['cluster', 'enable', 'c1']);
   const token = (await c1.incus(['cluster', 'add', 'c2'])).trim().split('\n').pop()!.trim();
-  await preseed(
-    c2,
-    stringify({ cluster: { enabled: true, server_name: 'c2', server_address: `${c2.address}:8443`, cluster_token: token } }),
-  );
+  await preseed(c2, stringify({ cluster: { enabled: true, server_name: 'c2', server_address: `${c2.address}:8443`, cluster_token: token } }));
   prom = await startPrometheus(lab.dir);
   await mkdir(join(lab.dir, 'pki'));
   inventory = join(lab.dir, 'hosts.yaml');
@@ -86,7 +83,11 @@ describe('metrics of an Incus cluster', () => {
     const r = await reconcile(['-i', inventory], { env: lab!.env });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const addresses = members.map((m) => `${m.address}:8443`);
-    const targets = await eventually('both cluster members up', () => prom!.targets(), (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'));
+    const targets = await eventually(
+      'both cluster members up',
+      () => prom!.targets(),
+      (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'),
+    );
     expect(targets.map((t) => `${t.scrapeUrl} ${t.labels.incus_member} ${t.health}`).sort()).toEqual(
       [`https://${addresses[0]}/1.0/metrics c1 up`, `https://${addresses[1]}/1.0/metrics c2 up`].sort(),
     );

@@ -67,7 +67,9 @@ export async function startPrometheus(root: string): Promise<TestPrometheus> {
       child.kill('SIGKILL');
       throw new Error(`prometheus not ready within 30 s; see ${root}/prometheus.log`);
     }
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok).catch(() => false);
+    const ok = await fetch(`${url}/-/ready`)
+      .then((r) => r.ok)
+      .catch(() => false);
     if (ok) break;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -113,7 +115,18 @@ export async function metricsStatus(address: string, cert: string, key: string, 
   await writeFile(certFile, cert);
   await writeFile(keyFile, key, { mode: 0o600 });
   try {
-    const { stdout } = await run('curl', ['-sk', '--cert', certFile, '--key', keyFile, '-o', '/dev/null', '-w', '%{http_code}', `https://${address}/1.0/metrics`]);
+    const { stdout } = await run('curl', [
+      '-sk',
+      '--cert',
+      certFile,
+      '--key',
+      keyFile,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://${address}/1.0/metrics`,
+    ]);
     return Number(stdout.trim());
   } finally {
     await rm(certFile, { force: true });

@@ -29,7 +29,9 @@ import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 
 const NAME = 'prometheus-metrics';
-const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 'utf8')));
+const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(
+  JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 'utf8')),
+);
 let lab: Lab | undefined;
 let root: string;
 let hosts: LabHost[] = [];
@@ -141,7 +143,11 @@ describe('metrics certificates end to end', () => {
     // The file it replaced is kept as a backup.
     expect(await readFile(`${prom!.configFile}.bak`, 'utf8')).toBe('scrape_configs: []\n');
 
-    const targets = await eventually('both Incus targets up', () => prom!.targets(), (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'));
+    const targets = await eventually(
+      'both Incus targets up',
+      () => prom!.targets(),
+      (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'),
+    );
     expect(health(targets)).toEqual(ADDRESSES.map((a) => `https://${a}/1.0/metrics up`).sort());
 
     // The same run again finds nothing to do.
@@ -165,7 +171,10 @@ describe('metrics certificates end to end', () => {
     expect(r.stdout).toContain('metrics_path: /1.0/metrics');
     for (const a of ADDRESSES) expect(r.stdout).toContain(`- ${a}`);
     expect(r.stderr).toMatch(/insecure_skip_verify: true.*MITM risk/);
-    const json = JSON.parse((await reconcile(['scrape-config', '-i', inventory, '--json'], { env: lab!.env })).stdout) as { certificate: { fingerprint: string }; targets: { address: string }[] };
+    const json = JSON.parse((await reconcile(['scrape-config', '-i', inventory, '--json'], { env: lab!.env })).stdout) as {
+      certificate: { fingerprint: string };
+      targets: { address: string }[];
+    };
     expect(json.certificate.fingerprint).toBe(fp);
     expect(json.targets.map((t) => t.address)).toEqual(ADDRESSES);
     expect(JSON.stringify(json)).not.toContain('PRIVATE KEY');
@@ -191,7 +200,10 @@ describe('metrics certificates end to end', () => {
 
   it('a configuration promtool refuses is not installed: the host fails, the old file and Prometheus stay as they were', async () => {
     const before = await readFile(prom!.configFile, 'utf8');
-    await writeInventoryFile({ validity_days: 40, rotate_before_days: 5 }, { prometheus_extra_scrape_configs: [{ job_name: 'node', scrape_interval: 'often' }] });
+    await writeInventoryFile(
+      { validity_days: 40, rotate_before_days: 5 },
+      { prometheus_extra_scrape_configs: [{ job_name: 'node', scrape_interval: 'often' }] },
+    );
     const r = await reconcile(['-i', inventory], { env: lab!.env });
     expect(r.exitCode, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/prom1 +failed +write .*prometheus\.yml: [\s\S]*promtool check config[\s\S]*not a valid duration string: .often./);
@@ -209,7 +221,9 @@ describe('metrics certificates end to end', () => {
     await writeInventoryFile({ validity_days: 100, rotate_before_days: 50 });
     const preview = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
     expect(preview.exitCode, preview.stdout + preview.stderr).toBe(2);
-    expect(preview.stdout).toContain('+ incus certificate "prometheus-metrics" [(known after apply)]: add (missing (key pair to be generated); rotation: pki/metrics.crt expires');
+    expect(preview.stdout).toContain(
+      '+ incus certificate "prometheus-metrics" [(known after apply)]: add (missing (key pair to be generated); rotation: pki/metrics.crt expires',
+    );
     expect(preview.stdout).toMatch(/-\/\+ prometheus metrics pair ".*\(known after apply\)\.crt" \[\(known after apply\)\]: rotate/);
     expect(await fingerprintOf('pki/metrics.crt')).toBe(oldFp);
 
@@ -223,7 +237,15 @@ describe('metrics certificates end to end', () => {
       const report = JSON.parse(first.stdout) as { generated: unknown[] };
       expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
       expect(report.generated).toEqual([
-        { module: 'incus_trust', name: NAME, event: 'rotation started', certificateFile: join(root, 'pki/metrics.crt'), keyFile: join(root, 'pki/metrics.key'), keyMode: '0600', fingerprint: newFp },
+        {
+          module: 'incus_trust',
+          name: NAME,
+          event: 'rotation started',
+          certificateFile: join(root, 'pki/metrics.crt'),
+          keyFile: join(root, 'pki/metrics.key'),
+          keyMode: '0600',
+          fingerprint: newFp,
+        },
       ]);
       expect(first.stderr).toContain(`generated (rotation) metrics key pair ${NAME}: certificate ${join(root, 'pki/metrics.crt')}`);
       expect(first.stdout + first.stderr).not.toContain('PRIVATE KEY');
@@ -305,7 +327,12 @@ async function tree(dir: string): Promise<string[]> {
         out.push(`${p}/ ${s.mode.toString(8)}`);
         await walk(p);
       } else if (e.isFile()) {
-        out.push(`${p} ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)}`);
+        out.push(
+          `${p} ${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')
+            .slice(0, 16)}`,
+        );
       }
     }
   };
@@ -350,7 +377,7 @@ describe('server verification', () => {
 });
 
 describe('Qubes VMs in the deployed prometheus.yml', () => {
-  it('the Prometheus host also scrapes the Qubes VMs of the inventory\'s dom0 through prometheus-qubes-proxy; promtool accepts the file', async () => {
+  it("the Prometheus host also scrapes the Qubes VMs of the inventory's dom0 through prometheus-qubes-proxy; promtool accepts the file", async () => {
     // A dom0 declared in the inventory but not reconciled in this run (--limit): its scrape jobs come from its variables alone.
     const dom0 = { ansible_connection: 'local', qubes_prometheus_proxy: { proxy: 'sys-net', targets: [{ vm: 'vault', ports: [9100] }] } };
     await writeInventoryFile({ validity_days: 300, rotate_before_days: 150 }, {}, {}, { qubes: { hosts: { dom0 } } });
@@ -374,7 +401,11 @@ describe('Qubes VMs in the deployed prometheus.yml', () => {
     const promtool = await promisify(execFile)('promtool', ['check', 'config', prom!.configFile]);
     expect(promtool.stdout).toContain('SUCCESS');
     // Prometheus loaded it: the proxy target is one of its targets (down here: no proxy VM runs).
-    await eventually('the Qubes job loaded', () => prom!.targets(), (ts) => ts.some((t) => t.labels.job === 'qubes-proxy-dom0' && t.labels.vm === 'vault'));
+    await eventually(
+      'the Qubes job loaded',
+      () => prom!.targets(),
+      (ts) => ts.some((t) => t.labels.job === 'qubes-proxy-dom0' && t.labels.vm === 'vault'),
+    );
     // scrape-config prints the same job.
     const printed = await reconcile(['scrape-config', '-i', inventory], { env: lab!.env });
     expect(printed.stdout).toContain('  - job_name: qubes-proxy-dom0\n');

@@ -105,7 +105,13 @@ afterAll(async () => {
 });
 
 describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-ins)', () => {
-  const first = { proxy: 'sys-net', targets: [{ vm: 'work', ports: [9100] }, { vm: '@tag:monitored', port: 9100 }] };
+  const first = {
+    proxy: 'sys-net',
+    targets: [
+      { vm: 'work', ports: [9100] },
+      { vm: '@tag:monitored', port: 9100 },
+    ],
+  };
 
   test('--check shows the plan, exits 2 and changes nothing', async () => {
     await writeDom0Inventory(first);
@@ -240,7 +246,9 @@ describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-
     const r = await reconcile([playbook, '-i', inventory, '--check'], lab.env);
     expect(r.exitCode).toBe(1);
     expect(r.stdout + r.stderr).toMatch(
-      new RegExp(`${inventory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: all\\.children\\.qubes\\.hosts\\.dom0\\.qubes_prometheus_proxy\\.targets\\[0\\]\\.ports\\[0\\]: 80 is not a port in 1025–65535`),
+      new RegExp(
+        `${inventory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: all\\.children\\.qubes\\.hosts\\.dom0\\.qubes_prometheus_proxy\\.targets\\[0\\]\\.ports\\[0\\]: 80 is not a port in 1025–65535`,
+      ),
     );
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
@@ -261,7 +269,12 @@ describe('qubes_prometheus_proxy with ansible_connection: local (dom0 stand-in o
               laptop: {
                 ansible_connection: 'local',
                 qubes_policy_dir: standIn.policyDir,
-                qubes_prometheus_proxy: { proxy: 'monitoring', targets: [{ vm: 'personal', ports: [9100, 9256] }], autostart: true, policy_file: '20-metrics.policy' },
+                qubes_prometheus_proxy: {
+                  proxy: 'monitoring',
+                  targets: [{ vm: 'personal', ports: [9100, 9256] }],
+                  autostart: true,
+                  policy_file: '20-metrics.policy',
+                },
               },
             },
           },
@@ -274,8 +287,22 @@ describe('qubes_prometheus_proxy with ansible_connection: local (dom0 stand-in o
       expect(json.exitCode).toBe(2);
       const report = JSON.parse(json.stdout);
       expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
-      expect(report.hosts[0].actions.map((a: { module: string; action: string; kind: string; name: string; after: unknown }) => [a.module, a.action, a.kind, a.name, a.after])).toEqual([
-        ['qubes_prometheus_proxy', 'add', 'qubes policy file', path.join(standIn.policyDir, '20-metrics.policy'), { rules: 4, mode: '0664', owner: 'root:qubes' }],
+      expect(
+        report.hosts[0].actions.map((a: { module: string; action: string; kind: string; name: string; after: unknown }) => [
+          a.module,
+          a.action,
+          a.kind,
+          a.name,
+          a.after,
+        ]),
+      ).toEqual([
+        [
+          'qubes_prometheus_proxy',
+          'add',
+          'qubes policy file',
+          path.join(standIn.policyDir, '20-metrics.policy'),
+          { rules: 4, mode: '0664', owner: 'root:qubes' },
+        ],
         ['qubes_prometheus_proxy', 'add', 'qubes service', 'monitoring: prometheus-qubes-proxy', { enabled: true }],
       ]);
       const apply = await reconcile(['-i', inv], env);
@@ -307,7 +334,14 @@ describe('reconcile scrape-config for Qubes VMs', () => {
                 hosts: {
                   dom0: {
                     ansible_connection: 'local',
-                    qubes_prometheus_proxy: { proxy: 'sys-net', proxy_addresses: { 'sys-net': '192.168.1.20' }, targets: [{ vm: 'work', ports: [9100, 9101] }, { vm: '@tag:monitored', port: 9100 }] },
+                    qubes_prometheus_proxy: {
+                      proxy: 'sys-net',
+                      proxy_addresses: { 'sys-net': '192.168.1.20' },
+                      targets: [
+                        { vm: 'work', ports: [9100, 9101] },
+                        { vm: '@tag:monitored', port: 9100 },
+                      ],
+                    },
                   },
                 },
               },

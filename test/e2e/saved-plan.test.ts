@@ -43,12 +43,24 @@ const fp = (c: GeneratedCert) => c.fingerprint.slice(0, 12);
 
 /** Both hosts trust alice (described "old") and bob; the inventory wants alice re-described, carol added, bob gone. */
 async function driftedInventory(): Promise<string> {
-  const start = await writeInventory(root, [h1, h2], { incus_trusted_clients: [client('alice', certs.alice!, { description: 'old' }), client('bob', certs.bob!)] }, {}, 'start.yaml');
+  const start = await writeInventory(
+    root,
+    [h1, h2],
+    { incus_trusted_clients: [client('alice', certs.alice!, { description: 'old' }), client('bob', certs.bob!)] },
+    {},
+    'start.yaml',
+  );
   expect((await cli(['-i', start])).exitCode).toBe(0);
   return writeInventory(
     root,
     [h1, h2],
-    { incus_trusted_clients: [client('alice', certs.alice!, { description: 'new' }), client('carol', certs.carol!), client('bob', certs.bob!, { state: 'absent' })] },
+    {
+      incus_trusted_clients: [
+        client('alice', certs.alice!, { description: 'new' }),
+        client('carol', certs.carol!),
+        client('bob', certs.bob!, { state: 'absent' }),
+      ],
+    },
     {},
     'hosts.yaml',
   );
@@ -65,7 +77,14 @@ describe('saved plans', () => {
     expect(text).not.toContain('PRIVATE KEY');
     const saved = JSON.parse(text);
     expect(validatePlan(saved), JSON.stringify(validatePlan.errors)).toBe(true);
-    expect(saved.hosts[0].plans[0].actions.map((a: { action: string; name: string; reason: string; precondition?: { digest: string | null } }) => [a.action, a.name, a.reason, a.precondition?.digest === null ? 'absent' : 'as read'])).toEqual([
+    expect(
+      saved.hosts[0].plans[0].actions.map((a: { action: string; name: string; reason: string; precondition?: { digest: string | null } }) => [
+        a.action,
+        a.name,
+        a.reason,
+        a.precondition?.digest === null ? 'absent' : 'as read',
+      ]),
+    ).toEqual([
       ['update', 'alice', 'fields-differ', 'as read'],
       ['add', 'carol', 'missing', 'absent'],
       ['remove', 'bob', 'absent', 'as read'],
@@ -140,7 +159,9 @@ describe('saved plans', () => {
     await new Promise((r) => setTimeout(r, 1100));
     const tooOld = await cli(['apply', planFile, '--ignore-inventory-change', '--max-age', '1s']);
     expect(tooOld.exitCode).toBe(1);
-    expect(tooOld.stderr).toMatch(/^reconcile: .*edited\.json: was made \d+ s ago \(.*\), more than --max-age 1 s: plan again, or pass a larger --max-age; nothing was applied\n$/);
+    expect(tooOld.stderr).toMatch(
+      /^reconcile: .*edited\.json: was made \d+ s ago \(.*\), more than --max-age 1 s: plan again, or pass a larger --max-age; nothing was applied\n$/,
+    );
 
     const forced = await cli(['apply', planFile, '--ignore-inventory-change']);
     expect(forced.exitCode, forced.stdout + forced.stderr).toBe(0);
@@ -157,6 +178,8 @@ describe('saved plans', () => {
     });
     await writeFile(bad, '{"truncated": ');
     expect((await cli(['show', bad])).stderr).toMatch(/^reconcile: .*bad\.json: is not a saved plan \(not JSON: .*\); nothing was applied\n$/);
-    expect((await cli(['apply', join(root, 'missing.json')])).stderr).toBe(`reconcile: ${join(root, 'missing.json')}: cannot be read (ENOENT); nothing was applied\n`);
+    expect((await cli(['apply', join(root, 'missing.json')])).stderr).toBe(
+      `reconcile: ${join(root, 'missing.json')}: cannot be read (ENOENT); nothing was applied\n`,
+    );
   });
 });

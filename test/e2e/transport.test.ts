@@ -25,7 +25,10 @@ function inventoryHost(name: string, vars: Record<string, unknown>): InventoryHo
     name,
     groups: ['all'],
     vars: Object.fromEntries(
-      Object.entries(vars).map(([k, value]) => [k, { value, location: { file: 'inv.yaml', line: 1, column: 1 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() }]),
+      Object.entries(vars).map(([k, value]) => [
+        k,
+        { value, location: { file: 'inv.yaml', line: 1, column: 1 }, valuePath: `all.hosts.${name}.${k}`, nested: new Map() },
+      ]),
     ),
   };
 }
@@ -207,7 +210,10 @@ describe('ssh transport, other paths', () => {
     expect(direct).toMatchObject({ step: 'connect', unreachable: true });
     expect(direct.message).toBe(`inner: connect: connection refused by ${inner.address}:22`);
     // The same through ~/.ssh/config: ProxyJump there, and the host known by its alias.
-    const viaConfig = await connectHost(connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: path.join(lab.env.HOME!, '.ssh', 'config') }), options);
+    const viaConfig = await connectHost(
+      connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: path.join(lab.env.HOME!, '.ssh', 'config') }),
+      options,
+    );
     sessions.push(viaConfig);
     expect((await viaConfig.exec(['true'], 'run')).exitCode).toBe(0);
     expect(viaConfig.spec.warnings).toBeUndefined();

@@ -9,18 +9,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
-import {
-  client,
-  fromLabHost,
-  makeCert,
-  makeTempDir,
-  reconcile,
-  REPO,
-  storeView,
-  writeInventory,
-  type GeneratedCert,
-  type TestIncus,
-} from './trust-support.js';
+import { client, fromLabHost, makeCert, makeTempDir, reconcile, REPO, storeView, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
 
 const schema = JSON.parse(readFileSync(join(REPO, 'schema/report.schema.json'), 'utf8'));
 const validateReport = new Ajv2020({ allErrors: true, validateFormats: false }).compile(schema);

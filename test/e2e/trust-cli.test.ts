@@ -11,7 +11,17 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
     const r = await reconcile(['-i', 'x', '--help']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('Usage: reconcile [PLAYBOOK] -i INVENTORY [options]');
-    for (const flag of ['--check', '--diff', '--limit PATTERN', '--forks N', '--prune', '--json', '--metrics-file FILE', '--accept-new-host-keys', '-v, --verbose']) {
+    for (const flag of [
+      '--check',
+      '--diff',
+      '--limit PATTERN',
+      '--forks N',
+      '--prune',
+      '--json',
+      '--metrics-file FILE',
+      '--accept-new-host-keys',
+      '-v, --verbose',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('2  --check found something an apply would change, and nothing failed');
@@ -19,7 +29,11 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
 
   it('usage errors are one line, exit 1', async () => {
     expect(await reconcile([])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: -i INVENTORY is required (see 'reconcile --help')\n" });
-    expect(await reconcile(['-i', 'x', '--forks', '0'])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: --forks takes a whole number of at least 1, not '0'\n" });
+    expect(await reconcile(['-i', 'x', '--forks', '0'])).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: "reconcile: --forks takes a whole number of at least 1, not '0'\n",
+    });
     expect(await reconcile(['a.yaml', 'b.yaml', '-i', 'x'])).toEqual({
       exitCode: 1,
       stdout: '',
@@ -66,7 +80,7 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
     }
   });
 
-  it('on a terminal, listr2 draws each host\'s progress; the plan and recap are printed between and after', async () => {
+  it("on a terminal, listr2 draws each host's progress; the plan and recap are printed between and after", async () => {
     const dir = await makeTempDir('trust-tty');
     const hosts = await startHosts(dir, ['t1', 't2']);
     try {

@@ -7,7 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
-import { client, formCluster, fromLabHost, makeCert, makeTempDir, reconcile, storeView, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
+import {
+  client,
+  formCluster,
+  fromLabHost,
+  makeCert,
+  makeTempDir,
+  reconcile,
+  storeView,
+  writeInventory,
+  type GeneratedCert,
+  type TestIncus,
+} from './trust-support.js';
 
 let root: string;
 let lab: Lab;
@@ -20,9 +31,15 @@ const byName = (n: string) => hosts.find((h) => h.name === n)!;
 beforeAll(async () => {
   root = await makeTempDir('trust-cluster');
   // Lab hosts: reached over SSH by the tool; the members' incusd listen for HTTPS on their own address.
-  lab = await startLab({ hosts: [{ name: 'c1', https: true }, { name: 'c2', https: true }, { name: 'c3', https: true }, { name: 's1' }], name: 'trust-cluster' });
+  lab = await startLab({
+    hosts: [{ name: 'c1', https: true }, { name: 'c2', https: true }, { name: 'c3', https: true }, { name: 's1' }],
+    name: 'trust-cluster',
+  });
   hosts = lab.hosts.map(fromLabHost);
-  await formCluster([byName('c1'), byName('c2'), byName('c3')], ['c1', 'c2', 'c3'].map((n) => lab.host(n).address));
+  await formCluster(
+    [byName('c1'), byName('c2'), byName('c3')],
+    ['c1', 'c2', 'c3'].map((n) => lab.host(n).address),
+  );
   certs = { alice: await makeCert(root, 'alice'), bob: await makeCert(root, 'bob') };
 }, 180_000);
 

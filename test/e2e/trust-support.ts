@@ -201,10 +201,13 @@ export async function formCluster(members: TestIncus[], addresses: string[]): Pr
     const out = await first!.incus(['cluster', 'add', m.name]);
     const token = out.trim().split('\n').pop()!.trim();
     const address = `${addresses[i + 1]}:8443`;
-    await m.incus(['admin', 'init', '--preseed'], stringify({
-      config: { 'core.https_address': address },
-      cluster: { enabled: true, server_name: m.name, server_address: address, cluster_token: token },
-    }));
+    await m.incus(
+      ['admin', 'init', '--preseed'],
+      stringify({
+        config: { 'core.https_address': address },
+        cluster: { enabled: true, server_name: m.name, server_address: address, cluster_token: token },
+      }),
+    );
   }
 }
 

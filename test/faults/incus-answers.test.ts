@@ -11,15 +11,44 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
-import { clearTrustStore, describeHost, note, incusJson, localVars, makeCert, reportOf, runCli, STACK_LINE, startSocketServer, tempDir, trustStore, writeInventory, type SocketServer } from './support.js';
+import {
+  clearTrustStore,
+  describeHost,
+  note,
+  incusJson,
+  localVars,
+  makeCert,
+  reportOf,
+  runCli,
+  STACK_LINE,
+  startSocketServer,
+  tempDir,
+  trustStore,
+  writeInventory,
+  type SocketServer,
+} from './support.js';
 
 const SERVER_INFO = { api_version: '1.0', auth: 'trusted', environment: { server_name: 'fake', server_version: '6.0.4', server_clustered: false }, config: {} };
-const GOOD_CERT = { name: 'x', type: 'client', restricted: false, projects: [], description: '', fingerprint: 'ab'.repeat(32), certificate: 'not-a-certificate' };
+const GOOD_CERT = {
+  name: 'x',
+  type: 'client',
+  restricted: false,
+  projects: [],
+  description: '',
+  fingerprint: 'ab'.repeat(32),
+  certificate: 'not-a-certificate',
+};
 
 /** name → how its fake daemon answers; every other request gets a well-formed empty answer. */
 type Answer = (path: string, res: ServerResponse) => boolean;
-const raw = (status: number, body: string, type = 'application/json') => (res: ServerResponse) => res.writeHead(status, { 'content-type': type }).end(body);
-const onList = (answer: (res: ServerResponse) => void): Answer => (path, res) => (path.startsWith('/1.0/certificates') ? (answer(res), true) : false);
+const raw =
+  (status: number, body: string, type = 'application/json') =>
+  (res: ServerResponse) =>
+    res.writeHead(status, { 'content-type': type }).end(body);
+const onList =
+  (answer: (res: ServerResponse) => void): Answer =>
+  (path, res) =>
+    path.startsWith('/1.0/certificates') ? (answer(res), true) : false;
 
 const BAD_ANSWERS: Record<string, { what: string; answer: Answer }> = {
   truncated: { what: 'certificate list truncated in the middle of the JSON', answer: onList(raw(200, '{"type":"sync","metadata":[{"name":"x","fingerp')) },
@@ -102,7 +131,10 @@ describe('trust store answers that are not what Incus sends', () => {
     for (const name of Object.keys(BAD_ANSWERS)) {
       const h = byHost[name]!;
       expect(h.status, `${name}: ${failures[name]}`).toMatch(/^(failed|unreachable)$/);
-      expect(h.actions.filter((x) => x.applied), name).toEqual([]);
+      expect(
+        h.actions.filter((x) => x.applied),
+        name,
+      ).toEqual([]);
       expect(h.error!.step, name).toMatch(/read|observe|connect/);
       expect(h.error!.message, `${name}: ${failures[name]}`).not.toMatch(/internal error|TypeError|Cannot read properties|undefined is not/);
     }

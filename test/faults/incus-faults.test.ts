@@ -61,7 +61,9 @@ beforeEach(async () => {
 });
 
 async function certs(prefix: string, n: number): Promise<{ name: string; cert: TestCert }[]> {
-  return Promise.all(Array.from({ length: n }, async (_, i) => ({ name: `${prefix}-${String(i).padStart(2, '0')}`, cert: await makeCert(dir, `${prefix}-${i}`) })));
+  return Promise.all(
+    Array.from({ length: n }, async (_, i) => ({ name: `${prefix}-${String(i).padStart(2, '0')}`, cert: await makeCert(dir, `${prefix}-${i}`) })),
+  );
 }
 
 function clients(list: { name: string; cert: TestCert }[], extra: Record<string, unknown> = {}) {
@@ -73,7 +75,14 @@ const names = (store: { name: string }[]) => store.map((c) => c.name).sort();
 describe('faults of the Incus daemon', () => {
   it('incusd stopped before the run: that host fails, the other is applied, a rerun converges', async () => {
     const list = await certs('before', 2);
-    const inv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }, { name: 'b', vars: localVars(b) }], { incus_trusted_clients: clients(list) });
+    const inv = await writeInventory(
+      dir,
+      [
+        { name: 'a', vars: localVars(a) },
+        { name: 'b', vars: localVars(b) },
+      ],
+      { incus_trusted_clients: clients(list) },
+    );
     await b.stopIncus();
 
     const first = await runCli(['-i', inv, '--json'], env);
@@ -98,7 +107,7 @@ describe('faults of the Incus daemon', () => {
     expect((await runCli(['-i', inv, '--check'], env)).exitCode).toBe(0);
   });
 
-  it('incusd stopped in the middle of a host\'s adds: the report says exactly what reached the store; a rerun adds the rest', async () => {
+  it("incusd stopped in the middle of a host's adds: the report says exactly what reached the store; a rerun adds the rest", async () => {
     const list = await certs('mid', 40);
     // Only host a gets the 40 adds; b one, so that b's success shows the run went on.
     const inv = await writeInventory(
@@ -127,7 +136,10 @@ describe('faults of the Incus daemon', () => {
 
     await a.startIncus();
     const stored = names(await trustStore(a));
-    const applied = ha.actions.filter((x) => x.applied).map((x) => x.name).sort();
+    const applied = ha.actions
+      .filter((x) => x.applied)
+      .map((x) => x.name)
+      .sort();
     expect(applied.length).toBeGreaterThan(0);
     expect(applied.length).toBeLessThan(40);
     // Everything reported applied is there; at most the one add in flight when the daemon went
@@ -150,7 +162,12 @@ describe('faults of the Incus daemon', () => {
   it('the trust store changed by someone else between plan and apply: the update is refused (ETag), not forced', async () => {
     const [victim] = await certs('etag', 1);
     await a.incus(['config', 'trust', 'add-certificate', join(dir, victim!.cert.file), '--name', victim!.name, '--description', 'before']);
-    const inv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: clients([victim!], { description: 'wanted' }) }, 'etag.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'a', vars: localVars(a) }],
+      { incus_trusted_clients: clients([victim!], { description: 'wanted' }) },
+      'etag.yaml',
+    );
 
     const cli = startCli(['-i', inv, '--json'], { ...env, RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS: '4000' });
     await cli.waitForStderr(/pausing \d+ ms before apply/);
@@ -175,12 +192,24 @@ describe('faults of the Incus daemon', () => {
   it('the trust store changed by someone else between plan and apply: a remove is refused, not forced', async () => {
     const [victim] = await certs('guard', 1);
     await a.incus(['config', 'trust', 'add-certificate', join(dir, victim!.cert.file), '--name', victim!.name, '--description', 'before']);
-    const inv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: clients([victim!], { state: 'absent' }) }, 'guard.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'a', vars: localVars(a) }],
+      { incus_trusted_clients: clients([victim!], { state: 'absent' }) },
+      'guard.yaml',
+    );
 
     const cli = startCli(['-i', inv, '--json'], { ...env, RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS: '4000' });
     await cli.waitForStderr(/pausing \d+ ms before apply/);
     // Someone else re-scopes the entry while reconcile holds a plan that revokes it.
-    await a.incus(['query', '-X', 'PATCH', `/1.0/certificates/${victim!.cert.fingerprint}`, '--data', JSON.stringify({ description: 'someone else', restricted: true })]);
+    await a.incus([
+      'query',
+      '-X',
+      'PATCH',
+      `/1.0/certificates/${victim!.cert.fingerprint}`,
+      '--data',
+      JSON.stringify({ description: 'someone else', restricted: true }),
+    ]);
     const result = await cli.done;
 
     expect(result.exitCode).toBe(1);
@@ -219,7 +248,12 @@ describe('faults of the Incus daemon', () => {
       expect(ha.error!.message).toMatch(new RegExp(`^interrupted by ${signal} before add ${prefix}-\\d\\d; what is marked applied was applied`));
       // Exactly what the report marks applied is in the store: the action in flight finished.
       const stored = await trustStore(a);
-      expect(stored.map((c) => c.name).sort()).toEqual(ha.actions.filter((x) => x.applied).map((x) => x.name).sort());
+      expect(stored.map((c) => c.name).sort()).toEqual(
+        ha.actions
+          .filter((x) => x.applied)
+          .map((x) => x.name)
+          .sort(),
+      );
       expect(stored.length).toBeGreaterThan(0);
       expect(stored.length).toBeLessThan(30);
       const byName = new Map(list.map((c) => [c.name, c.cert.fingerprint]));
@@ -248,7 +282,10 @@ describe('faults of the Incus daemon', () => {
     for (const c of stored) expect(c.fingerprint).toBe(byName.get(c.name));
 
     const rerun = await runCli(['-i', inv, '--json'], env);
-    note('SIGKILL once the first of 30 adds is visible, then rerun', `${stored.length} entries in the store after the kill; rerun exit ${rerun.exitCode}; ${rerun.stderr.match(/taking over a stale run lock[^\n]*/)?.[0] ?? 'no stale lock message'}`);
+    note(
+      'SIGKILL once the first of 30 adds is visible, then rerun',
+      `${stored.length} entries in the store after the kill; rerun exit ${rerun.exitCode}; ${rerun.stderr.match(/taking over a stale run lock[^\n]*/)?.[0] ?? 'no stale lock message'}`,
+    );
     expect(rerun.exitCode).toBe(0);
     expect(rerun.stderr).toMatch(/taking over a stale run lock left by PID \d+, no longer running/);
     expect(names(await trustStore(a))).toEqual(list.map((c) => c.name));
@@ -266,13 +303,22 @@ describe('faults of the Incus daemon', () => {
     note('SIGTERM between plan and apply', `${describeHost(reportOf(result), 'a')} | process exit ${result.exitCode}`);
     expect(ha.status).toBe('failed');
     expect(ha.error!.message).toBe('interrupted by SIGTERM before its first action; what is marked applied was applied, nothing after it');
-    expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([['add', false], ['add', false], ['add', false]]);
+    expect(ha.actions.map((x) => [x.action, x.applied])).toEqual([
+      ['add', false],
+      ['add', false],
+      ['add', false],
+    ]);
     expect(await trustStore(a)).toEqual([]);
   });
 
   it('a rotation interrupted after the add and before the remove keeps both trusted, and the next run finishes it', async () => {
     const [oldCert, newCert] = [await makeCert(dir, 'rot-old'), await makeCert(dir, 'rot-new')];
-    const inv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: [{ name: 'rot', certificate_file: oldCert.file }] }, 'rot.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'a', vars: localVars(a) }],
+      { incus_trusted_clients: [{ name: 'rot', certificate_file: oldCert.file }] },
+      'rot.yaml',
+    );
     expect((await runCli(['-i', inv], env)).exitCode).toBe(0);
 
     // The same run, through a socket that passes everything to the real daemon except the
@@ -307,10 +353,20 @@ describe('faults of the Incus daemon', () => {
     // Never neither: both certificates are trusted under the name.
     expect((await trustStore(a)).map((c) => c.fingerprint).sort()).toEqual([oldCert.fingerprint, newCert.fingerprint].sort());
 
-    const resumedInv = await writeInventory(dir, [{ name: 'a', vars: localVars(a) }], { incus_trusted_clients: [{ name: 'rot', certificate_file: newCert.file }] }, 'rot.yaml');
+    const resumedInv = await writeInventory(
+      dir,
+      [{ name: 'a', vars: localVars(a) }],
+      { incus_trusted_clients: [{ name: 'rot', certificate_file: newCert.file }] },
+      'rot.yaml',
+    );
     const resumed = await runCli(['-i', resumedInv, '--json'], env);
     expect(resumed.exitCode).toBe(0);
-    note('rerun after the cut rotation', `${describeHost(reportOf(resumed), 'a')} | ${reportOf(resumed).hosts[0]!.actions.map((x) => `${x.action} (${x.reason})`).join(', ')}`);
+    note(
+      'rerun after the cut rotation',
+      `${describeHost(reportOf(resumed), 'a')} | ${reportOf(resumed)
+        .hosts[0]!.actions.map((x) => `${x.action} (${x.reason})`)
+        .join(', ')}`,
+    );
     expect(reportOf(resumed).hosts[0]!.actions.map((x) => [x.action, x.fingerprint, x.applied])).toEqual([['remove', oldCert.fingerprint, true]]);
     expect((await trustStore(a)).map((c) => [c.name, c.fingerprint])).toEqual([['rot', newCert.fingerprint]]);
     expect((await runCli(['-i', resumedInv, '--check'], env)).exitCode).toBe(0);

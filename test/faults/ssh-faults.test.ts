@@ -13,7 +13,22 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
-import { clearTrustStore, describeHost, note, makeCert, reportOf, runCli, STACK_LINE, startCli, startSocketServer, tempDir, trustStore, until, writeInventory, type SocketServer } from './support.js';
+import {
+  clearTrustStore,
+  describeHost,
+  note,
+  makeCert,
+  reportOf,
+  runCli,
+  STACK_LINE,
+  startCli,
+  startSocketServer,
+  tempDir,
+  trustStore,
+  until,
+  writeInventory,
+  type SocketServer,
+} from './support.js';
 
 let lab: Lab;
 let root1: LabHost;
@@ -61,10 +76,11 @@ function descendants(pid: number): number[] {
   }
   const out: number[] = [];
   const walk = (p: number) => {
-    for (const [child, parent] of parentOf) if (parent === p) {
-      out.push(child);
-      walk(child);
-    }
+    for (const [child, parent] of parentOf)
+      if (parent === p) {
+        out.push(child);
+        walk(child);
+      }
   };
   walk(pid);
   return out;
@@ -91,10 +107,17 @@ function sshdListener(host: LabHost): number {
 
 describe('SSH faults', () => {
   it('the SSH connection dropped mid-apply: that host fails with what was applied, a rerun converges', async () => {
-    const list = await Promise.all(Array.from({ length: 60 }, async (_, i) => ({ name: `drop-${String(i).padStart(2, '0')}`, cert: await makeCert(dir, `drop-${i}`) })));
-    const inv = await writeInventory(dir, [{ name: 'root1', vars: root1.inventoryVars() }], {
-      incus_trusted_clients: list.map((c) => ({ name: c.name, certificate_file: c.cert.file })),
-    }, 'drop.yaml');
+    const list = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => ({ name: `drop-${String(i).padStart(2, '0')}`, cert: await makeCert(dir, `drop-${i}`) })),
+    );
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'root1', vars: root1.inventoryVars() }],
+      {
+        incus_trusted_clients: list.map((c) => ({ name: c.name, certificate_file: c.cert.file })),
+      },
+      'drop.yaml',
+    );
     const cli = startCli(['-i', inv, '--json'], env);
     await until('the first add on root1', async () => ((await trustStore(root1)).length > 0 ? true : undefined), 30_000, 10);
     const sessions = descendants(sshdListener(root1));
@@ -125,16 +148,24 @@ describe('SSH faults', () => {
     const port = (silent.address() as net.AddressInfo).port;
     try {
       const cert = await makeCert(dir, 'silent');
-      const inv = await writeInventory(dir, [
-        { name: 'root1', vars: root1.inventoryVars() },
-        { name: 'silent', vars: { ansible_host: '127.0.0.1', ansible_port: port, ansible_user: 'root', incus_socket: '/nonexistent' } },
-      ], { incus_trusted_clients: [{ name: 'silent', certificate_file: cert.file }] }, 'silent.yaml');
+      const inv = await writeInventory(
+        dir,
+        [
+          { name: 'root1', vars: root1.inventoryVars() },
+          { name: 'silent', vars: { ansible_host: '127.0.0.1', ansible_port: port, ansible_user: 'root', incus_socket: '/nonexistent' } },
+        ],
+        { incus_trusted_clients: [{ name: 'silent', certificate_file: cert.file }] },
+        'silent.yaml',
+      );
       const started = Date.now();
       const result = await runCli(['-i', inv, '--json'], { ...env, RECONCILE_CONNECT_TIMEOUT_MS: '1500' });
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(result.exitCode).toBe(1);
       const byHost = Object.fromEntries(reportOf(result).hosts.map((x) => [x.host, x]));
-      note('sshd accepts TCP and never speaks (RECONCILE_CONNECT_TIMEOUT_MS=1500)', `${describeHost(reportOf(result), 'silent')} | took ${Date.now() - started} ms`);
+      note(
+        'sshd accepts TCP and never speaks (RECONCILE_CONNECT_TIMEOUT_MS=1500)',
+        `${describeHost(reportOf(result), 'silent')} | took ${Date.now() - started} ms`,
+      );
       expect(byHost.root1!.status).toBe('changed');
       expect(byHost.silent!.status).toBe('unreachable');
       expect(byHost.silent!.error!.step).toBe('connect');
@@ -148,16 +179,24 @@ describe('SSH faults', () => {
     it(`an Incus call that never answers (${which === 'socket' ? 'forwarded socket' : 'sudo incus query'}): failed after the command timeout`, async () => {
       const host = which === 'socket' ? root1 : sudo1;
       const cert = await makeCert(dir, `hang-${which}`);
-      const inv = await writeInventory(dir, [{ name: host.name, vars: { ...host.inventoryVars(), incus_socket: hang.socket } }], {
-        incus_trusted_clients: [{ name: 'hang', certificate_file: cert.file }],
-      }, `hang-${which}.yaml`);
+      const inv = await writeInventory(
+        dir,
+        [{ name: host.name, vars: { ...host.inventoryVars(), incus_socket: hang.socket } }],
+        {
+          incus_trusted_clients: [{ name: 'hang', certificate_file: cert.file }],
+        },
+        `hang-${which}.yaml`,
+      );
       const started = Date.now();
       const result = await runCli(['-i', inv, '--json'], { ...env, RECONCILE_COMMAND_TIMEOUT_MS: '2000' });
       expect(Date.now() - started).toBeLessThan(20_000);
       expect(result.exitCode).toBe(1);
       expect(result.stderr).not.toMatch(STACK_LINE);
       const h = reportOf(result).hosts[0]!;
-      note(`Incus never answers, ${which === 'socket' ? 'forwarded socket' : 'sudo incus query'} path (RECONCILE_COMMAND_TIMEOUT_MS=2000)`, `${describeHost(reportOf(result), host.name)} | took ${Date.now() - started} ms`);
+      note(
+        `Incus never answers, ${which === 'socket' ? 'forwarded socket' : 'sudo incus query'} path (RECONCILE_COMMAND_TIMEOUT_MS=2000)`,
+        `${describeHost(reportOf(result), host.name)} | took ${Date.now() - started} ms`,
+      );
       expect(h.status).toMatch(/^(failed|unreachable)$/);
       expect(h.error!.step).toMatch(/^read /);
       expect(h.error!.message).toMatch(which === 'socket' ? /^Incus API \(GET \/1\.0\): no answer within 2000 ms$/ : /^incus did not finish within 2000 ms$/);
@@ -166,9 +205,12 @@ describe('SSH faults', () => {
 
   it('a changed host key fails that host even with --accept-new-host-keys, naming the key fingerprint', async () => {
     const known = readFileSync(join(lab.env.HOME!, '.ssh', 'known_hosts'), 'utf8');
-    const inv = await writeInventory(dir, [
-      { name: 'wrongkey', vars: { ...lab.host('wrongkey').inventoryVars(), incus_trust_prune: false } },
-    ], {}, 'hostkey.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'wrongkey', vars: { ...lab.host('wrongkey').inventoryVars(), incus_trust_prune: false } }],
+      {},
+      'hostkey.yaml',
+    );
     for (const flags of [[], ['--accept-new-host-keys']]) {
       const result = await runCli(['-i', inv, '--json', ...flags], env);
       expect(result.exitCode).toBe(1);
@@ -188,7 +230,12 @@ describe('SSH faults', () => {
     await mkdir(join(cleanHome, '.ssh'), { recursive: true, mode: 0o700 });
     await copyFile(join(lab.env.HOME!, '.ssh', 'id_ed25519'), join(cleanHome, '.ssh', 'id_ed25519'));
     await writeFile(join(cleanHome, '.ssh', 'known_hosts'), '');
-    const inv = await writeInventory(dir, [{ name: 'root1', vars: { ...root1.inventoryVars(), ansible_ssh_private_key_file: join(cleanHome, '.ssh', 'id_ed25519'), incus_trust_prune: false } }], {}, 'unknown.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'root1', vars: { ...root1.inventoryVars(), ansible_ssh_private_key_file: join(cleanHome, '.ssh', 'id_ed25519'), incus_trust_prune: false } }],
+      {},
+      'unknown.yaml',
+    );
     const freshEnv = { ...env, HOME: cleanHome };
     const refused = await runCli(['-i', inv, '--json'], freshEnv);
     expect(refused.exitCode).toBe(1);
@@ -209,9 +256,14 @@ describe('concurrent change on the sudo incus query path (no ETags there)', () =
   it('an entry changed by someone else between plan and apply is not overwritten', async () => {
     const cert = await makeCert(dir, 'etag-sudo');
     await sudo1.incus(['config', 'trust', 'add-certificate', join(dir, cert.file), '--name', 'etag-sudo', '--description', 'before']);
-    const inv = await writeInventory(dir, [{ name: 'sudo1', vars: sudo1.inventoryVars() }], {
-      incus_trusted_clients: [{ name: 'etag-sudo', certificate_file: cert.file, description: 'wanted' }],
-    }, 'etag-sudo.yaml');
+    const inv = await writeInventory(
+      dir,
+      [{ name: 'sudo1', vars: sudo1.inventoryVars() }],
+      {
+        incus_trusted_clients: [{ name: 'etag-sudo', certificate_file: cert.file, description: 'wanted' }],
+      },
+      'etag-sudo.yaml',
+    );
     const cli = startCli(['-i', inv, '--json'], { ...env, RECONCILE_TEST_PAUSE_BEFORE_APPLY_MS: '3000' });
     await cli.waitForStderr(/pausing \d+ ms before apply/);
     await sudo1.incus(['query', '-X', 'PATCH', `/1.0/certificates/${cert.fingerprint}`, '--data', JSON.stringify({ description: 'someone else' })]);
@@ -234,12 +286,17 @@ describe('hostile connection variables never run as shell code', () => {
     const marker = (n: number) => `/tmp/pwned-reconcile-conn-${process.pid}-${n}`;
     for (let i = 1; i <= 4; i += 1) await rm(marker(i), { force: true });
     const cert = await makeCert(dir, 'conn');
-    const inv = await writeInventory(dir, [
-      { name: 'sock', vars: { ...root1.inventoryVars(), incus_socket: `/run/x$(touch ${marker(1)})y.sock` } },
-      { name: 'sudosock', vars: { ...sudo1.inventoryVars(), incus_socket: `/run/x;touch ${marker(2)};.sock` } },
-      { name: 'user', vars: { ...root1.inventoryVars(), ansible_user: `root$(touch ${marker(3)})` } },
-      { name: 'proxy', vars: { ...root1.inventoryVars(), ansible_ssh_common_args: `-o ProxyCommand="touch ${marker(4)}"` } },
-    ], { incus_trusted_clients: [{ name: 'conn', certificate_file: cert.file }] }, 'conn.yaml');
+    const inv = await writeInventory(
+      dir,
+      [
+        { name: 'sock', vars: { ...root1.inventoryVars(), incus_socket: `/run/x$(touch ${marker(1)})y.sock` } },
+        { name: 'sudosock', vars: { ...sudo1.inventoryVars(), incus_socket: `/run/x;touch ${marker(2)};.sock` } },
+        { name: 'user', vars: { ...root1.inventoryVars(), ansible_user: `root$(touch ${marker(3)})` } },
+        { name: 'proxy', vars: { ...root1.inventoryVars(), ansible_ssh_common_args: `-o ProxyCommand="touch ${marker(4)}"` } },
+      ],
+      { incus_trusted_clients: [{ name: 'conn', certificate_file: cert.file }] },
+      'conn.yaml',
+    );
     const result = await runCli(['-i', inv, '--json'], env);
     expect(result.stderr).not.toMatch(STACK_LINE);
     let report;
@@ -249,7 +306,10 @@ describe('hostile connection variables never run as shell code', () => {
       report = undefined;
     }
     for (const h of ['sock', 'sudosock', 'user', 'proxy']) {
-      note(`hostile connection variable: ${h}`, report ? describeHost(report, h) : `exit ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+      note(
+        `hostile connection variable: ${h}`,
+        report ? describeHost(report, h) : `exit ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-2).join(' / ')}`,
+      );
     }
     for (let i = 1; i <= 4; i += 1) expect(existsSync(marker(i)), marker(i)).toBe(false);
     expect(result.exitCode).toBe(1);
@@ -265,7 +325,7 @@ describe('hostile values reach Incus unchanged and never as shell code', () => {
   const project = 'p$x;`id`';
   const values = [
     { name: '$(id) `id` ;reboot', description: `$(touch ${marker}) \`touch ${marker}\` ; touch ${marker} | tee ${marker}` },
-    { name: "it's \"quoted\" & <angled>", description: "line one\nline two\r\n\ttab 'single' \"double\" \\backslash" },
+    { name: 'it\'s "quoted" & <angled>', description: 'line one\nline two\r\n\ttab \'single\' "double" \\backslash' },
     { name: 'ünïcødé 🔑 名前', description: '\u202eright-to-left override, zero\u200bwidth, emoji 🔐' },
     { name: '-rf --help', description: '--description=evil -X DELETE' },
   ];
@@ -279,19 +339,32 @@ describe('hostile values reach Incus unchanged and never as shell code', () => {
         await host.incus(['query', '-X', 'POST', '/1.0/projects', '--data', JSON.stringify({ name: project, config: {} })]);
       }
       const certs = await Promise.all(values.map((_, i) => makeCert(dir, `hostile-${which}-${i}`)));
-      const clients = values.map((v, i) => ({ name: v.name, description: v.description, certificate_file: certs[i]!.file, restricted: true, projects: [project, 'default'] }));
+      const clients = values.map((v, i) => ({
+        name: v.name,
+        description: v.description,
+        certificate_file: certs[i]!.file,
+        restricted: true,
+        projects: [project, 'default'],
+      }));
       const inv = await writeInventory(dir, [{ name: host.name, vars: host.inventoryVars() }], { incus_trusted_clients: clients }, `hostile-${which}.yaml`);
 
       const result = await runCli(['-i', inv, '--json'], env);
       expect(result.exitCode, result.stderr).toBe(0);
       const stored = await trustStore(host);
-      expect(stored.map((c) => ({ name: c.name, description: c.description, projects: c.projects, fingerprint: c.fingerprint })).sort((x, y) => x.fingerprint.localeCompare(y.fingerprint))).toEqual(
+      expect(
+        stored
+          .map((c) => ({ name: c.name, description: c.description, projects: c.projects, fingerprint: c.fingerprint }))
+          .sort((x, y) => x.fingerprint.localeCompare(y.fingerprint)),
+      ).toEqual(
         values
           .map((v, i) => ({ name: v.name, description: v.description, projects: [project, 'default'].sort(), fingerprint: certs[i]!.fingerprint }))
           .sort((x, y) => x.fingerprint.localeCompare(y.fingerprint)),
       );
       expect(existsSync(marker)).toBe(false);
-      note(`hostile names/descriptions/projects, ${which === 'socket' ? 'socket' : 'sudo incus query'} path`, `exit ${result.exitCode}; read back equal; ${marker} not created; --check afterwards exit 0`);
+      note(
+        `hostile names/descriptions/projects, ${which === 'socket' ? 'socket' : 'sudo incus query'} path`,
+        `exit ${result.exitCode}; read back equal; ${marker} not created; --check afterwards exit 0`,
+      );
       // Read back as equal: the next run plans nothing.
       expect((await runCli(['-i', inv, '--check'], env)).exitCode).toBe(0);
     });

@@ -97,7 +97,14 @@ export interface LiveEntry {
 export async function trustStore(host: LabHost): Promise<LiveEntry[]> {
   const raw = JSON.parse(await host.incus(['query', '/1.0/certificates?recursion=1'])) as LiveEntry[];
   return raw
-    .map((c) => ({ name: c.name, type: c.type, restricted: c.restricted, projects: [...(c.projects ?? [])].sort(), description: c.description, fingerprint: c.fingerprint }))
+    .map((c) => ({
+      name: c.name,
+      type: c.type,
+      restricted: c.restricted,
+      projects: [...(c.projects ?? [])].sort(),
+      description: c.description,
+      fingerprint: c.fingerprint,
+    }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.fingerprint.localeCompare(b.fingerprint));
 }
 

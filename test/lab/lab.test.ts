@@ -145,7 +145,9 @@ describe('starting a daemon', () => {
     const dir = await mkdtemp(`${tmpdir()}/reconcile-daemon-`);
     const crashing = new Daemon('crasher', 'sh', ['-c', 'echo "bind: address in use" >&2; exit 3'], `${dir}/crasher.log`);
     await crashing.start();
-    await expect(crashing.waitReady('ready', async () => false, 5000)).rejects.toThrow(/^crasher exited before ready \(code 3, signal null\); \S+crasher\.log:\nbind: address in use/);
+    await expect(crashing.waitReady('ready', async () => false, 5000)).rejects.toThrow(
+      /^crasher exited before ready \(code 3, signal null\); \S+crasher\.log:\nbind: address in use/,
+    );
     const silent = new Daemon('sleeper', 'sh', ['-c', 'echo starting; exec sleep 30'], `${dir}/sleeper.log`);
     await silent.start();
     try {

@@ -176,9 +176,7 @@ export class Daemon {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.running) {
-        throw new Error(
-          `${this.label} exited before ${what} (code ${this.exitCode}, signal ${this.exitSignal}); ${this.logFile}:\n${await this.logTail()}`,
-        );
+        throw new Error(`${this.label} exited before ${what} (code ${this.exitCode}, signal ${this.exitSignal}); ${this.logFile}:\n${await this.logTail()}`);
       }
       if (await ready().catch(() => false)) return;
       if (Date.now() > deadline) {
@@ -190,7 +188,10 @@ export class Daemon {
 
   async logTail(lines = 15): Promise<string> {
     const text = await readFile(this.logFile, 'utf8').catch(() => '');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   }
 
   /** TERM the process group, wait, then KILL. */
@@ -275,7 +276,13 @@ function ensureSudoUser(): Promise<void> {
     if (!exists) {
       await run('useradd', ['--system', '--create-home', '--shell', '/bin/bash', SUDO_USER]).catch(async (e) => {
         // Another lab created it at the same moment.
-        if (!(await run('id', ['-u', SUDO_USER]).then(() => true, () => false))) throw e;
+        if (
+          !(await run('id', ['-u', SUDO_USER]).then(
+            () => true,
+            () => false,
+          ))
+        )
+          throw e;
       });
     }
     // '*' = no password but not locked ('!' would make sshd refuse the key login).
@@ -332,8 +339,7 @@ export const startLab: StartLab = async (options) => {
     /* best effort */
   }
   await mkdir('/run/sshd', { recursive: true }); // sshd's privilege separation folder
-  const specs: LabHostOptions[] =
-    typeof options.hosts === 'number' ? Array.from({ length: options.hosts }, () => ({})) : options.hosts;
+  const specs: LabHostOptions[] = typeof options.hosts === 'number' ? Array.from({ length: options.hosts }, () => ({})) : options.hosts;
   const names = specs.map((s, i) => s.name ?? `host${i + 1}`);
   if (new Set(names).size !== names.length) throw new Error(`lab: duplicate host names in ${names.join(', ')}`);
   for (const s of specs) {
@@ -357,7 +363,6 @@ export const startLab: StartLab = async (options) => {
   const clientPublic = await keygen(clientKeyFile, 'reconcile-lab-client');
   const authorizedKeys = path.join(dir, 'authorized_keys');
   await writeFile(authorizedKeys, clientPublic + '\n', { mode: 0o644 });
-
 
   const states: HostState[] = [];
   const byName = new Map<string, HostState>();
@@ -594,9 +599,7 @@ async function startSshd(s: HostState, byName: Map<string, HostState>, logs: str
   const before = (await readFile(logFile, 'utf8').catch(() => '')).length;
   await s.sshd.start();
   // sshd logs "Server listening on ADDRESS port 22." once bound (also inside a namespace).
-  await s.sshd.waitReady('listening', async () =>
-    (await readFile(logFile, 'utf8')).slice(before).includes(`Server listening on ${s.address} port 22`),
-  );
+  await s.sshd.waitReady('listening', async () => (await readFile(logFile, 'utf8')).slice(before).includes(`Server listening on ${s.address} port 22`));
 }
 
 /** A jump host: each connection on ADDRESS:22 goes to `sshd -i` inside the hidden namespace. */

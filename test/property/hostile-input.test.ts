@@ -59,9 +59,30 @@ const nasty = fc.oneof(
 
 /** Values shaped like an inventory, with hostile leaves. */
 const inventoryLike: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  value: fc.oneof({ depthSize: 'small' }, nasty, fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(nasty, tie('value'), { maxKeys: 3 })),
+  value: fc.oneof(
+    { depthSize: 'small' },
+    nasty,
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie('value'), { maxLength: 3 }),
+    fc.dictionary(nasty, tie('value'), { maxKeys: 3 }),
+  ),
 })).value;
-const knownKey = fc.constantFrom('hosts', 'vars', 'children', 'ansible_host', 'ansible_port', 'incus_trusted_clients', 'incus_socket', 'name', 'certificate_file', 'projects', 'restricted', 'state');
+const knownKey = fc.constantFrom(
+  'hosts',
+  'vars',
+  'children',
+  'ansible_host',
+  'ansible_port',
+  'incus_trusted_clients',
+  'incus_socket',
+  'name',
+  'certificate_file',
+  'projects',
+  'restricted',
+  'state',
+);
 const inventoryDoc = fc.record({
   all: fc.record(
     {
@@ -120,17 +141,24 @@ describe('inventory loader and validation on hostile input', () => {
 
   it('host ranges: expanded, or refused with a message; a huge range never exhausts memory', () => {
     fc.assert(
-      fc.property(fc.oneof(nasty, fc.tuple(fc.nat(), fc.nat()).map(([x, y]) => `h[${x}:${y}]`), fc.constantFrom('h[0:99999999]', 'h[0:9999999999999]', 'h[a:zzzz]', 'h[00:99][00:99][00:99]')), (pattern) => {
-        try {
-          const r = expandHostPattern(pattern);
-          expect(r.names.length).toBeLessThanOrEqual(100_000);
-        } catch (e) {
-          expect(e).toBeInstanceOf(Error);
-          expect(e).not.toBeInstanceOf(TypeError);
-          expect(e).not.toBeInstanceOf(RangeError);
-          expect((e as Error).message).toMatch(/\S/);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          nasty,
+          fc.tuple(fc.nat(), fc.nat()).map(([x, y]) => `h[${x}:${y}]`),
+          fc.constantFrom('h[0:99999999]', 'h[0:9999999999999]', 'h[a:zzzz]', 'h[00:99][00:99][00:99]'),
+        ),
+        (pattern) => {
+          try {
+            const r = expandHostPattern(pattern);
+            expect(r.names.length).toBeLessThanOrEqual(100_000);
+          } catch (e) {
+            expect(e).toBeInstanceOf(Error);
+            expect(e).not.toBeInstanceOf(TypeError);
+            expect(e).not.toBeInstanceOf(RangeError);
+            expect((e as Error).message).toMatch(/\S/);
+          }
+        },
+      ),
       RUNS,
     );
   });
@@ -139,22 +167,32 @@ describe('inventory loader and validation on hostile input', () => {
 describe('host patterns (--limit, plays) on hostile input', () => {
   let inventory: Inventory;
   it('arbitrary patterns select hosts or throw a UsageError', async () => {
-    const loaded = await loadText(stringify({ all: { hosts: { web1: null, 'web-2': null }, children: { db: { hosts: { db1: null } }, edge: { children: { db: null } } } } }));
+    const loaded = await loadText(
+      stringify({ all: { hosts: { web1: null, 'web-2': null }, children: { db: { hosts: { db1: null } }, edge: { children: { db: null } } } } }),
+    );
     if (loaded instanceof InventoryError) throw new Error(loaded.problems.map(formatProblem).join('\n'));
     inventory = loaded;
     fc.assert(
-      fc.property(fc.oneof(nasty, fc.array(fc.oneof(nasty, fc.constantFrom('web*', 'db', '!db', '&edge', 'all', '~w.*', 'web[0]', 'web[-1:]', 'db[5]')), { maxLength: 5 }).map((t) => t.join(':'))), (pattern) => {
-        let selected;
-        try {
-          selected = selectHosts(inventory, pattern);
-        } catch (e) {
-          expect(e, String(e)).toBeInstanceOf(UsageError);
-          expect((e as Error).message).toMatch(/\S/);
-          expect(hostPatternError(pattern)).toBeDefined();
-          return;
-        }
-        for (const h of selected.hosts) expect(inventory.hosts.has(h)).toBe(true);
-      }),
+      fc.property(
+        fc.oneof(
+          nasty,
+          fc
+            .array(fc.oneof(nasty, fc.constantFrom('web*', 'db', '!db', '&edge', 'all', '~w.*', 'web[0]', 'web[-1:]', 'db[5]')), { maxLength: 5 })
+            .map((t) => t.join(':')),
+        ),
+        (pattern) => {
+          let selected;
+          try {
+            selected = selectHosts(inventory, pattern);
+          } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(UsageError);
+            expect((e as Error).message).toMatch(/\S/);
+            expect(hostPatternError(pattern)).toBeDefined();
+            return;
+          }
+          for (const h of selected.hosts) expect(inventory.hosts.has(h)).toBe(true);
+        },
+      ),
       RUNS,
     );
   });
@@ -165,7 +203,14 @@ describe('Incus answers that are not what Incus sends', () => {
     fc.string({ maxLength: 100 }),
     fc.json().map((j) => j),
     fc.anything().map((v) => JSON.stringify(v) ?? 'undefined'),
-    fc.constantFrom('{"type":"sync","metadata":[{"name":', '{"type":"sync"}', '{"type":"error","error_code":412}', 'null', '[]', '{"type":"async","operation":5}'),
+    fc.constantFrom(
+      '{"type":"sync","metadata":[{"name":',
+      '{"type":"sync"}',
+      '{"type":"error","error_code":412}',
+      'null',
+      '[]',
+      '{"type":"async","operation":5}',
+    ),
   );
   it('the envelope reader returns an envelope or throws TransportError naming host and step', () => {
     fc.assert(
@@ -238,10 +283,16 @@ describe('Incus answers that are not what Incus sends', () => {
 describe('SSH client files on hostile input', () => {
   it('known_hosts and ~/.ssh/config parse any text without throwing', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.array(nasty, { maxLength: 8 }).map((l) => l.join('\n'))), (text) => {
-        parseKnownHosts(text, 'known_hosts');
-        parseSshConfig(text, 'config', () => []);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'grapheme', maxLength: 300 }),
+          fc.array(nasty, { maxLength: 8 }).map((l) => l.join('\n')),
+        ),
+        (text) => {
+          parseKnownHosts(text, 'known_hosts');
+          parseSshConfig(text, 'config', () => []);
+        },
+      ),
       RUNS,
     );
   });
@@ -250,7 +301,9 @@ describe('SSH client files on hostile input', () => {
 describe('shell quoting against a real sh', () => {
   it('any argv reaches the command unchanged and never as shell code', () => {
     const marker = join(dir, 'pwned');
-    const word = fc.oneof(nasty, fc.constant(`$(touch ${marker})`), fc.constant(`\`touch ${marker}\``), fc.constant(`;touch ${marker}`)).map((s) => s.replace(/\u0000/g, ''));
+    const word = fc
+      .oneof(nasty, fc.constant(`$(touch ${marker})`), fc.constant(`\`touch ${marker}\``), fc.constant(`;touch ${marker}`))
+      .map((s) => s.replace(/\u0000/g, ''));
     // One sh per batch: print every word back as NUL-separated bytes.
     fc.assert(
       fc.property(fc.array(word, { minLength: 1, maxLength: 20 }), (words) => {

@@ -88,12 +88,20 @@ describe('private keys never leak', () => {
       incus_metrics_certificates: [{ name: 'prom', certificate_file: 'metrics/prom.crt', key_file: 'metrics/prom.key' }],
     };
     const good = join(inv, 'hosts.yaml');
-    await writeFile(good, stringify({ all: { vars: { incus_trusted_clients: [{ name: 'alice', certificate_file: alice.file }] }, children: { incus: { hosts: { root1: hostVars } } } } }));
+    await writeFile(
+      good,
+      stringify({
+        all: { vars: { incus_trusted_clients: [{ name: 'alice', certificate_file: alice.file }] }, children: { incus: { hosts: { root1: hostVars } } } },
+      }),
+    );
     const bad = join(dir, 'bad', 'hosts.yaml');
     await mkdir(join(dir, 'bad', 'generated'), { recursive: true });
     await copyFile(mistakenKey, join(dir, 'bad', 'generated', 'mistaken.key'));
     // A certificate file with the key appended, as `cat cert key > file` makes.
-    await writeFile(join(dir, 'bad', 'generated', 'both.pem'), (await readFile(join(inv, 'generated', 'mistaken.crt'), 'utf8')) + (await readFile(mistakenKey, 'utf8')));
+    await writeFile(
+      join(dir, 'bad', 'generated', 'both.pem'),
+      (await readFile(join(inv, 'generated', 'mistaken.crt'), 'utf8')) + (await readFile(mistakenKey, 'utf8')),
+    );
     await writeFile(
       bad,
       stringify({
@@ -110,7 +118,12 @@ describe('private keys never leak', () => {
     );
 
     // The mistaken certificate_file is refused, by every command that reads it.
-    for (const args of [['validate', '-i', bad], ['-i', bad, '--check'], ['-i', bad, '--json'], ['-i', bad, '-v']]) {
+    for (const args of [
+      ['validate', '-i', bad],
+      ['-i', bad, '--check'],
+      ['-i', bad, '--json'],
+      ['-i', bad, '-v'],
+    ]) {
       const r = await cli(args);
       expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(1);
       expect(r.stderr + r.stdout).toMatch(/private key/i);
@@ -150,9 +163,7 @@ describe('private keys never leak', () => {
       (await readdir(d, { withFileTypes: true }).catch(() => [])).flatMap((e) => [join(d, e.name)]).length === 0
         ? []
         : (
-            await Promise.all(
-              (await readdir(d, { withFileTypes: true })).map(async (e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)])),
-            )
+            await Promise.all((await readdir(d, { withFileTypes: true })).map(async (e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)])))
           ).flat();
     for (const file of [...(await walk(dir)), ...(await walk(join(lab.dir, 'logs')))]) {
       if (keyFiles.has(file) || file.startsWith(join(dir, 'bad'))) continue;
@@ -160,7 +171,7 @@ describe('private keys never leak', () => {
     }
 
     const keys = {
-      'ansible_ssh_private_key_file': keyBody(await readFile(sshKey, 'utf8')),
+      ansible_ssh_private_key_file: keyBody(await readFile(sshKey, 'utf8')),
       'metrics key_file': keyBody(await readFile(metricsKey, 'utf8')),
       'key given as certificate_file': keyBody(await readFile(mistakenKey, 'utf8')),
     };
@@ -185,7 +196,10 @@ describe('private keys never leak', () => {
     const metricsKey = join(inv, 'metrics', 'prom.key');
     await chmod(metricsKey, 0o644);
     try {
-      for (const args of [['-i', join(inv, 'hosts.yaml'), '--check'], ['-i', join(inv, 'hosts.yaml')]]) {
+      for (const args of [
+        ['-i', join(inv, 'hosts.yaml'), '--check'],
+        ['-i', join(inv, 'hosts.yaml')],
+      ]) {
         const r = await cli(args);
         expect(r.exitCode, r.stderr).toBe(0);
         expect(r.stderr).toMatch(/metrics\/prom\.key can be read by others than its owner \(mode 0644\); run: chmod 600/);
@@ -207,7 +221,9 @@ describe('private keys never leak', () => {
       expect(text.exitCode, text.stderr).toBe(0);
       expect(text.stdout).toContain(`warning: private key ${sshKey} can be read by others than its owner (mode 0640); run: chmod 600 ${sshKey}`);
       const json = await cli(['-i', join(inv, 'hosts.yaml'), '--check', '--json']);
-      expect(JSON.parse(json.stdout).hosts[0].warnings).toContain(`private key ${sshKey} can be read by others than its owner (mode 0640); run: chmod 600 ${sshKey}`);
+      expect(JSON.parse(json.stdout).hosts[0].warnings).toContain(
+        `private key ${sshKey} can be read by others than its owner (mode 0640); run: chmod 600 ${sshKey}`,
+      );
     } finally {
       await chmod(sshKey, 0o600);
     }

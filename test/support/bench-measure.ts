@@ -223,8 +223,7 @@ export async function summarizeCpuProfile(file: string): Promise<{ totalMs: numb
     const fn = `${frame.functionName || '(anonymous)'} ${shortUrl(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
   });
-  const sorted = (m: Map<string, number>) =>
-    [...m.entries()].map(([what, us]) => ({ what, selfMs: us / 1000 })).sort((a, b) => b.selfMs - a.selfMs);
+  const sorted = (m: Map<string, number>) => [...m.entries()].map(([what, us]) => ({ what, selfMs: us / 1000 })).sort((a, b) => b.selfMs - a.selfMs);
   return { totalMs: total / 1000, byPlace: sorted(byPlace), byFunction: sorted(byFunction) };
 }
 

@@ -33,17 +33,7 @@ import {
   writeBenchInventory,
   type BenchCertificates,
 } from './bench-fixture.js';
-import {
-  labDaemonsCpuMs,
-  median,
-  medianPhases,
-  phasesOf,
-  runFloor,
-  summarizeCpuProfile,
-  timedRun,
-  type Phases,
-  type TimedRun,
-} from './bench-measure.js';
+import { labDaemonsCpuMs, median, medianPhases, phasesOf, runFloor, summarizeCpuProfile, timedRun, type Phases, type TimedRun } from './bench-measure.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -213,7 +203,15 @@ function expectExit(what: string, run: TimedRun, expected: number): void {
 async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promise<TimedRun> {
   const out = join(ctx.scratch, 'floor');
   await mkdir(out, { recursive: true });
-  const run = await withHostCpu(() => runFloor(set.hosts.map((h) => h.name), ctx.sshConfig, out, ctx.lab.env, ctx.scratch));
+  const run = await withHostCpu(() =>
+    runFloor(
+      set.hosts.map((h) => h.name),
+      ctx.sshConfig,
+      out,
+      ctx.lab.env,
+      ctx.scratch,
+    ),
+  );
   if (run.exitCode !== 0 || validate) {
     for (const h of set.hosts) {
       const text = await readFile(join(out, `${h.name}.json`), 'utf8').catch(() => '');
@@ -368,7 +366,9 @@ async function measureSweep(ctx: BenchContext, hostCounts: number[], certCounts:
         peakRssMb: round1(rss),
       };
       cells.push(cell);
-      log(`sweep ${n} hosts × ${m} certs: floor ${ms(fm)}, check ${ms(cm)} (${cell.checkInSyncRatio}×), apply ${ms(am)} (${cell.applyDriftRatio}×), ${cell.peakRssMb} MB`);
+      log(
+        `sweep ${n} hosts × ${m} certs: floor ${ms(fm)}, check ${ms(cm)} (${cell.checkInSyncRatio}×), apply ${ms(am)} (${cell.applyDriftRatio}×), ${cell.peakRssMb} MB`,
+      );
     }
   }
   return cells;
@@ -384,7 +384,10 @@ async function profile(ctx: BenchContext, set: HostSet, dir: string): Promise<Be
     const r = await run();
     expectExit(`profile ${name}`, r, name === 'checkInSync' ? 0 : 0);
     const sub = join(dir, name === 'checkInSync' ? 'check-in-sync' : 'apply-drift');
-    const file = (await readdir(sub)).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1);
+    const file = (await readdir(sub))
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort()
+      .at(-1);
     if (!file) continue;
     const s = await summarizeCpuProfile(join(sub, file));
     out[name] = {
@@ -419,12 +422,23 @@ function renderTable(report: BenchReport): string {
       `--forks ${report.forks}; ${report.connection === 'local' ? 'ansible_connection: local (no SSH); ' : ''}${report.machine.cpus} CPUs; node ${report.machine.node}`,
   );
   lines.push(`load average (1 min) ${report.loadAverage.start} at start, ${report.loadAverage.end} at end of the main rounds`);
-  lines.push(`lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`);
+  lines.push(
+    `lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`,
+  );
   lines.push('');
   const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS', 'client CPU', 'hosts CPU'];
   const rows = (Object.keys(report.scenarios) as ScenarioName[]).map((k) => {
     const s = report.scenarios[k];
-    return [s.label, ms(s.medianMs), ms(s.minMs), ms(s.maxMs), `${s.ratio.toFixed(2)}×`, s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-', opt(s.clientCpuMs), opt(s.hostCpuMs)];
+    return [
+      s.label,
+      ms(s.medianMs),
+      ms(s.minMs),
+      ms(s.maxMs),
+      `${s.ratio.toFixed(2)}×`,
+      s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-',
+      opt(s.clientCpuMs),
+      opt(s.hostCpuMs),
+    ];
   });
   lines.push(...table([header, ...rows]));
   lines.push('');
@@ -471,7 +485,12 @@ function renderTable(report: BenchReport): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
@@ -542,7 +561,16 @@ async function main(): Promise<number> {
     const registerMs = performance.now() - t;
     log(`${options.certs} certificates on each host in ${ms(registerMs)}`);
 
-    const ctx: BenchContext = { lab, dir, scratch, sshConfig: await floorSshConfig(lab, scratch), certs, forks: options.forks, connection: options.connection, cli: options.cli };
+    const ctx: BenchContext = {
+      lab,
+      dir,
+      scratch,
+      sshConfig: await floorSshConfig(lab, scratch),
+      certs,
+      forks: options.forks,
+      connection: options.connection,
+      cli: options.cli,
+    };
     const set = await hostSet(ctx, lab.hosts, options.certs);
     const loadAtStart = loadavg()[0]!;
     const startup = await measureStartup(ctx, options.runs);

@@ -16,7 +16,15 @@ import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
-import { CertificateParseError, containsPrivateKey, daysLeft, parseCertificateDer, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
+import {
+  CertificateParseError,
+  containsPrivateKey,
+  daysLeft,
+  parseCertificateDer,
+  parseCertificatePem,
+  validityAt,
+  type CertificateInfo,
+} from '../../pki/certificate.js';
 import { writeFileAtomic } from '../write-atomic.js';
 
 export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]
@@ -88,10 +96,7 @@ async function generate(argv: string[], io: CliIO): Promise<number> {
   // Key first: a certificate on disk without its key would be useless to register.
   await writeFileAtomic(keyPath, pair.privateKeyPem, { mode: 0o600 });
   await writeFileAtomic(crtPath, pair.certificatePem, { mode: 0o644 });
-  io.stdout(
-    `wrote ${crtPath} (certificate, ${type}) and ${keyPath} (private key, mode 0600: keep it out of Git)\n` +
-      describe(pair.info, new Date(), crtPath),
-  );
+  io.stdout(`wrote ${crtPath} (certificate, ${type}) and ${keyPath} (private key, mode 0600: keep it out of Git)\n` + describe(pair.info, new Date(), crtPath));
   return 0;
 }
 
@@ -130,16 +135,18 @@ function describe(cert: CertificateInfo, now: Date, file: string): string {
   const validity = validityAt(cert, now);
   const left = daysLeft(cert, now);
   const status = validity === 'valid' ? 'valid' : validity === 'expired' ? `EXPIRED ${-left} days ago` : 'NOT YET VALID';
-  return [
-    `File:         ${file}`,
-    `Subject:      ${cert.subject}`,
-    `Issuer:       ${cert.issuer}`,
-    `Fingerprint:  ${cert.fingerprint}`,
-    `Key:          ${cert.publicKeyAlgorithm}`,
-    `Serial:       ${cert.serialNumber}`,
-    `Not before:   ${cert.notBefore.toISOString()}`,
-    `Not after:    ${cert.notAfter.toISOString()}`,
-    `Days left:    ${left}`,
-    `Status:       ${status}`,
-  ].join('\n') + '\n';
+  return (
+    [
+      `File:         ${file}`,
+      `Subject:      ${cert.subject}`,
+      `Issuer:       ${cert.issuer}`,
+      `Fingerprint:  ${cert.fingerprint}`,
+      `Key:          ${cert.publicKeyAlgorithm}`,
+      `Serial:       ${cert.serialNumber}`,
+      `Not before:   ${cert.notBefore.toISOString()}`,
+      `Not after:    ${cert.notAfter.toISOString()}`,
+      `Days left:    ${left}`,
+      `Status:       ${status}`,
+    ].join('\n') + '\n'
+  );
 }

@@ -176,7 +176,6 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
   };
 }
 
-
 /** The package root: the nearest folder above this file holding reconcile's package.json (src/ or dist/src/). */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));

@@ -116,7 +116,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
 
   const warnings: string[] = [];
-  if (!certificate) warnings.push(`${spec.certificateFile} does not exist yet: run reconcile (apply) to generate the pair; its fingerprint goes in the file names`);
+  if (!certificate)
+    warnings.push(`${spec.certificateFile} does not exist yet: run reconcile (apply) to generate the pair; its fingerprint goes in the file names`);
   const { targets, warnings: targetWarnings } = metricsTargets(observed.endpoints);
   warnings.push(...targetWarnings);
   // The same jobs prometheus_scrape deploys: Incus, then Qubes VMs behind prometheus-qubes-proxy

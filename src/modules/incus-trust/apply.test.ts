@@ -34,10 +34,28 @@ function recordingSession(failOn?: RegExp, store: Record<string, LiveEntry> = st
 const storeOf = (list: LiveEntry[]): Record<string, LiveEntry> => Object.fromEntries(list.map((c) => [c.fingerprint, { ...c }]));
 
 const cert = (n: string) => ({ fingerprint: n.repeat(64), derBase64: `DER-${n}` }) as never;
-const live = (name: string, n: string, extra: Partial<LiveCertificate> = {}): LiveCertificate => ({ name, type: 'client', restricted: false, projects: [], description: '', fingerprint: n.repeat(64), certificate: '', ...extra });
+const live = (name: string, n: string, extra: Partial<LiveCertificate> = {}): LiveCertificate => ({
+  name,
+  type: 'client',
+  restricted: false,
+  projects: [],
+  description: '',
+  fingerprint: n.repeat(64),
+  certificate: '',
+  ...extra,
+});
 const want = (name: string, n: string, extra = {}) => ({
-  name, type: 'client' as const, description: '', restricted: false, projects: [], state: 'present' as const,
-  certificate: cert(n), certificateFile: '', location: { file: 'i', line: 1, column: 1 }, valuePath: '', ...extra,
+  name,
+  type: 'client' as const,
+  description: '',
+  restricted: false,
+  projects: [],
+  state: 'present' as const,
+  certificate: cert(n),
+  certificateFile: '',
+  location: { file: 'i', line: 1, column: 1 },
+  valuePath: '',
+  ...extra,
 });
 
 const observed: ObservedTrust = {
@@ -132,7 +150,11 @@ describe('applyTrust', () => {
     const store = storeOf(observed.certificates);
     store[D]!.name = 'dave-renamed';
     const { session, calls } = recordingSession(undefined, store);
-    const { error } = await applyCollecting(session, { certificates: [want('bob', 'b'), want('carol', 'c', { description: 'old' })], prune: true, protected: [] });
+    const { error } = await applyCollecting(session, {
+      certificates: [want('bob', 'b'), want('carol', 'c', { description: 'old' })],
+      prune: true,
+      protected: [],
+    });
     expect(error?.step).toBe('remove certificate dave');
     expect(error?.message).toMatch(/\(name\)/);
     expect(calls.filter((c) => c.startsWith('DELETE'))).toEqual([]);

@@ -51,7 +51,11 @@ function resolveEntry(entry: NewTrustEntry, ctx: ApplyContext, session: HostSess
   if (entry.certificateDerBase64 || !entry.pendingCertificatePath) return entry;
   const made = ctx.certificate(entry.pendingCertificatePath);
   if (!made) {
-    throw new TransportError(session.spec.host, `add certificate ${entry.name}`, `its key pair (${entry.pendingCertificatePath}) was not generated: see the controller's error`);
+    throw new TransportError(
+      session.spec.host,
+      `add certificate ${entry.name}`,
+      `its key pair (${entry.pendingCertificatePath}) was not generated: see the controller's error`,
+    );
   }
   return { ...entry, certificateDerBase64: made.derBase64, fingerprint: made.fingerprint };
 }
@@ -62,7 +66,13 @@ function resolveEntry(entry: NewTrustEntry, ctx: ApplyContext, session: HostSess
  * is not revoked on the strength of a stale plan. The DELETE itself is not conditional (no
  * If-Match): the window left is the one round trip between this read and the DELETE.
  */
-async function removeCertificate(session: HostSession, fingerprint: string, step: string, precondition: Precondition | undefined, seen: TrustEntryView | undefined): Promise<void> {
+async function removeCertificate(
+  session: HostSession,
+  fingerprint: string,
+  step: string,
+  precondition: Precondition | undefined,
+  seen: TrustEntryView | undefined,
+): Promise<void> {
   const path = `/1.0/certificates/${fingerprint}`;
   await refuseIfChanged(session, path, step, precondition, seen);
   await session.incus.request('DELETE', path, step);

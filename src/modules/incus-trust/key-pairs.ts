@@ -66,7 +66,14 @@ function planKeyPair(
     kind: KEY_PAIR_KIND,
     name: spec.name,
     fingerprint: KNOWN_AFTER_APPLY,
-    after: { certificate: spec.certificateFile, key: spec.keyFile, keyMode: '0600', algorithm: 'ECDSA P-384', commonName: spec.commonName, validityDays: spec.validityDays },
+    after: {
+      certificate: spec.certificateFile,
+      key: spec.keyFile,
+      keyMode: '0600',
+      algorithm: 'ECDSA P-384',
+      commonName: spec.commonName,
+      validityDays: spec.validityDays,
+    },
     applies: true,
     // The certificate file as read: apply refuses when someone else wrote it since.
     precondition: { subject: spec.certificateFile, digest: certBytes ? sha256(certBytes) : null },

@@ -15,7 +15,8 @@ function varDef(value: unknown, line = 5): VarDefinition {
   if (Array.isArray(value)) {
     value.forEach((item, i) => {
       nested.set(`[${i}]`, { file: FILE, line: line + 1 + i * 10, column: 7 });
-      if (item && typeof item === 'object') Object.keys(item).forEach((k, j) => nested.set(`[${i}].${k}`, { file: FILE, line: line + 1 + i * 10 + j, column: 9 }));
+      if (item && typeof item === 'object')
+        Object.keys(item).forEach((k, j) => nested.set(`[${i}].${k}`, { file: FILE, line: line + 1 + i * 10 + j, column: 9 }));
     });
   }
   return { value, location: { file: FILE, line, column: 5 }, valuePath: 'all.vars.incus_metrics_certificates', nested };
@@ -71,7 +72,12 @@ describe('readMetricsCertificateSpecs', () => {
 
   it('refuses rotate_before_days that is not below validity_days, and duplicate names', () => {
     const { problems } = readMetricsCertificateSpecs(
-      host('h1', { incus_metrics_certificates: [{ ...ENTRY, validity_days: 10, rotate_before_days: 10 }, { ...ENTRY, key_file: 'k2' }] }),
+      host('h1', {
+        incus_metrics_certificates: [
+          { ...ENTRY, validity_days: 10, rotate_before_days: 10 },
+          { ...ENTRY, key_file: 'k2' },
+        ],
+      }),
     );
     expect(problems.map((p) => `${p.valuePath}: ${p.message}`)).toEqual([
       'all.vars.incus_metrics_certificates[0].rotate_before_days: must be less than validity_days (10), got 10: every new pair would be rotated at once',
@@ -88,7 +94,14 @@ describe('desiredMetricsCertificates and the trust planner', () => {
   const observedWith = (certs: { name: string; fingerprint: string }[]): ObservedTrust => ({
     server: { serverName: 'h1', version: '6.0', clustered: false, members: [] },
     projects: ['default'],
-    certificates: certs.map((c) => ({ ...c, type: 'metrics', restricted: false, projects: [], description: 'Metrics certificate for Prometheus scraping', certificate: '' })),
+    certificates: certs.map((c) => ({
+      ...c,
+      type: 'metrics',
+      restricted: false,
+      projects: [],
+      description: 'Metrics certificate for Prometheus scraping',
+      certificate: '',
+    })),
   });
   const plan = (files: Record<string, string>, live: { name: string; fingerprint: string }[]) => {
     const { certificates, problems } = desiredMetricsCertificates(h, ctxWith(inventory, files));
@@ -99,7 +112,10 @@ describe('desiredMetricsCertificates and the trust planner', () => {
   };
 
   it('with an incus group, only its hosts register the certificate (a Prometheus host reads the same variable)', () => {
-    const withGroups: Inventory = { ...inventory, groups: new Map([['incus', { name: 'incus', parents: ['all'], children: [], hosts: ['h1'], vars: {}, fileVars: {}, depth: 1 }]]) };
+    const withGroups: Inventory = {
+      ...inventory,
+      groups: new Map([['incus', { name: 'incus', parents: ['all'], children: [], hosts: ['h1'], vars: {}, fileVars: {}, depth: 1 }]]),
+    };
     const promWithVar = host('prom1', { incus_metrics_certificates: [ENTRY] }, ['all', 'prometheus']);
     expect(desiredMetricsCertificates(promWithVar, ctxWith(withGroups, {})).certificates).toEqual([]);
     expect(desiredMetricsCertificates(h, ctxWith(withGroups, {})).certificates.map((c) => c.name)).toEqual(['prometheus-metrics']);
@@ -119,7 +135,9 @@ describe('desiredMetricsCertificates and the trust planner', () => {
       'add prometheus-metrics (known after apply) (missing (key pair to be generated); rotation: pki/metrics.crt expires 2030-01-21, within rotate_before_days (30); the current one stays trusted until every Prometheus host runs the new pair)',
     ]);
     const rotating = { 'pki/metrics.crt': fresh.certificatePem, 'pki/metrics.crt.previous': old.certificatePem };
-    expect(plan(rotating, [{ name: 'prometheus-metrics', fingerprint: oldFp }])).toEqual([`add prometheus-metrics ${newFp} (missing; rotation: the previous certificate stays trusted until prom1 runs the new pair)`]);
+    expect(plan(rotating, [{ name: 'prometheus-metrics', fingerprint: oldFp }])).toEqual([
+      `add prometheus-metrics ${newFp} (missing; rotation: the previous certificate stays trusted until prom1 runs the new pair)`,
+    ]);
     // New one trusted, Prometheus not yet on it: nothing to do, the old one stays.
     const both = [
       { name: 'prometheus-metrics', fingerprint: oldFp },
@@ -136,7 +154,12 @@ describe('desiredMetricsCertificates and the trust planner', () => {
   it('metricsPairPhase: a record naming another certificate keeps the rotation waiting', async () => {
     const a = await generateSelfSigned({ commonName: 'm', validityDays: 100, now: NOW, type: 'metrics' });
     const b = await generateSelfSigned({ commonName: 'm', validityDays: 100, now: NOW, type: 'metrics' });
-    const phase = metricsPairPhase({ rotateBeforeDays: 30 }, { certificate: b.info, previous: a.info, deployed: new Map([['prom1', a.info.fingerprint]]) }, ['prom1', 'prom2'], NOW);
+    const phase = metricsPairPhase(
+      { rotateBeforeDays: 30 },
+      { certificate: b.info, previous: a.info, deployed: new Map([['prom1', a.info.fingerprint]]) },
+      ['prom1', 'prom2'],
+      NOW,
+    );
     expect(phase.phase).toBe('rotating');
     expect(phase.phase === 'rotating' && phase.waitingFor).toEqual(['prom1', 'prom2']);
   });

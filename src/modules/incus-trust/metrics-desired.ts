@@ -171,7 +171,19 @@ export function readMetricsCertificateSpecs(host: InventoryHost): { specs: Metri
       if (other !== undefined) problem('name', `"${name}" is already used by ${other}`);
       else names.set(name, valuePath);
     }
-    specs.push({ name, description, certificateFile, keyFile, commonName, validityDays, rotateBeforeDays, restricted, projects, location: entryLocation, valuePath });
+    specs.push({
+      name,
+      description,
+      certificateFile,
+      keyFile,
+      commonName,
+      validityDays,
+      rotateBeforeDays,
+      restricted,
+      projects,
+      location: entryLocation,
+      valuePath,
+    });
   });
   return { specs: problems.some((p) => p.severity === 'error') ? [] : specs, problems };
 }
@@ -213,9 +225,7 @@ export function metricsSpecForPrometheusHost(inventory: Inventory, promHost: Inv
 
 /** Prometheus hosts that deploy the entry `specName`, inventory order: all must run a new pair before the previous one goes. */
 export function prometheusHosts(inventory: Inventory, specName: string): string[] {
-  return [...inventory.hosts.values()]
-    .filter((h) => inPrometheusGroup(h) && metricsSpecForPrometheusHost(inventory, h)?.name === specName)
-    .map((h) => h.name);
+  return [...inventory.hosts.values()].filter((h) => inPrometheusGroup(h) && metricsSpecForPrometheusHost(inventory, h)?.name === specName).map((h) => h.name);
 }
 
 /** `HOST FINGERPRINT` lines of CERT.deployed → host → fingerprint. Unparsable lines are ignored. */
@@ -311,13 +321,20 @@ export function desiredMetricsCertificates(
       case 'due':
         // The expiring certificate stays trusted; the new pair is added next to it.
         certificates.push(
-          { ...entry(undefined), pendingCertificatePath: inventoryPath(ctx.inventory, spec.certificateFile), planNote: `rotation: ${spec.certificateFile} expires ${phase.certificate.notAfter.toISOString().slice(0, 10)}, within rotate_before_days (${spec.rotateBeforeDays}); the current one stays trusted until every Prometheus host runs the new pair` },
+          {
+            ...entry(undefined),
+            pendingCertificatePath: inventoryPath(ctx.inventory, spec.certificateFile),
+            planNote: `rotation: ${spec.certificateFile} expires ${phase.certificate.notAfter.toISOString().slice(0, 10)}, within rotate_before_days (${spec.rotateBeforeDays}); the current one stays trusted until every Prometheus host runs the new pair`,
+          },
           entry(phase.certificate, 'present'),
         );
         break;
       case 'rotating':
         certificates.push(
-          { ...entry(phase.certificate), planNote: `rotation: the previous certificate stays trusted until ${phase.waitingFor.join(', ')} run${phase.waitingFor.length === 1 ? 's' : ''} the new pair` },
+          {
+            ...entry(phase.certificate),
+            planNote: `rotation: the previous certificate stays trusted until ${phase.waitingFor.join(', ')} run${phase.waitingFor.length === 1 ? 's' : ''} the new pair`,
+          },
           entry(phase.previous, 'present', spec.certificateFile + PREVIOUS_SUFFIX),
         );
         break;
@@ -351,4 +368,3 @@ function stringVar(def: VarDefinition | undefined): string | undefined {
 function typeOf(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
 }
-

@@ -21,12 +21,16 @@ async function prepareMetricsKeys(inventory: Inventory, hosts: InventoryHost[], 
   const plan = planKeyPairs({ inventory, hosts, now, readInventoryFile });
   const events: Omit<GeneratedKeyPair, 'module'>[] = [];
   const made = new Map<string, unknown>();
-  await applyKeyPairs(plan as Parameters<typeof applyKeyPairs>[0], { actionStarted: () => undefined, actionApplied: () => undefined }, {
-    now: () => now,
-    certificate: () => undefined,
-    resolveCertificate: (c) => void made.set(c.certificatePath, c),
-    keyPairGenerated: (p) => void events.push(p),
-  });
+  await applyKeyPairs(
+    plan as Parameters<typeof applyKeyPairs>[0],
+    { actionStarted: () => undefined, actionApplied: () => undefined },
+    {
+      now: () => now,
+      certificate: () => undefined,
+      resolveCertificate: (c) => void made.set(c.certificatePath, c),
+      keyPairGenerated: (p) => void events.push(p),
+    },
+  );
   return { plan, events, problems: [] as unknown[] };
 }
 
@@ -37,7 +41,13 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 function setup(entry: Record<string, unknown> = {}): { inventory: Inventory; hosts: InventoryHost[] } {
   dir = mkdtempSync(join(tmpdir(), 'reconcile-keys-'));
   const value = [{ name: 'm', certificate_file: 'pki/m.crt', key_file: 'pki/m.key', ...entry }];
-  const h: InventoryHost = { name: 'h1', groups: ['all'], vars: { incus_metrics_certificates: { value, location: { file: 'x', line: 1, column: 1 }, valuePath: 'all.vars.incus_metrics_certificates', nested: new Map() } } };
+  const h: InventoryHost = {
+    name: 'h1',
+    groups: ['all'],
+    vars: {
+      incus_metrics_certificates: { value, location: { file: 'x', line: 1, column: 1 }, valuePath: 'all.vars.incus_metrics_certificates', nested: new Map() },
+    },
+  };
   return { inventory: { source: dir, baseDir: dir, files: [], hosts: new Map([['h1', h]]), groups: new Map() }, hosts: [h] };
 }
 const read = (f: string) => readFileSync(join(dir, f), 'utf8');
@@ -53,7 +63,6 @@ describe('planKeyPairs, then applyKeyPairs', () => {
     expect(existsSync(join(dir, 'pki'))).toBe(false);
     expect(JSON.stringify(plan)).not.toContain('PRIVATE KEY');
   });
-
 
   it('generates a missing pair: key 0600, ECDSA P-384, CN and validity from the entry; a second run does nothing', async () => {
     const { inventory, hosts } = setup({ common_name: 'prom.example', validity_days: 90 });

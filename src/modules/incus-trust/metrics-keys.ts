@@ -47,7 +47,15 @@ export async function applyKeyPairs(plan: ModulePlan<KeyPairPayload, TrustReason
       const made = await installPlannedPair(p, action.reason, ctx.now());
       const info = parseCertificatePem(made.certificatePem);
       ctx.resolveCertificate({ certificatePath: p.certificatePath, pem: info.pem, derBase64: info.derBase64, fingerprint: info.fingerprint });
-      if (made.event) ctx.keyPairGenerated({ name: p.name, event: made.event, certificateFile: p.certificatePath, keyFile: p.keyPath, keyMode: '0600', fingerprint: info.fingerprint });
+      if (made.event)
+        ctx.keyPairGenerated({
+          name: p.name,
+          event: made.event,
+          certificateFile: p.certificatePath,
+          keyFile: p.keyPath,
+          keyMode: '0600',
+          fingerprint: info.fingerprint,
+        });
     } catch (e) {
       if (e instanceof TransportError) throw e;
       throw new TransportError(CONTROLLER, step, (e as Error).message);
@@ -158,7 +166,10 @@ export function recordDeployment(certPath: string, host: string, fingerprint: st
     record.set(host, fingerprint);
     writeAtomic(file, formatDeployedRecord(record), 0o644);
   });
-  recordQueues.set(file, next.catch(() => undefined));
+  recordQueues.set(
+    file,
+    next.catch(() => undefined),
+  );
   return next;
 }
 

@@ -4,8 +4,18 @@ import { readCertificates, readMembers, readProjects, readServerInfo } from './o
 
 describe('reading what Incus answers', () => {
   it('server info: standalone and clustered', () => {
-    const standalone = { environment: { server_name: 'web1', server_version: '6.0.4', server_clustered: false, certificate_fingerprint: 'aa' }, config: { 'core.https_address': '10.0.0.1:8443' } };
-    expect(readServerInfo(standalone)).toEqual({ serverName: 'web1', version: '6.0.4', clustered: false, clusterId: undefined, httpsAddress: '10.0.0.1:8443', metricsAddress: undefined });
+    const standalone = {
+      environment: { server_name: 'web1', server_version: '6.0.4', server_clustered: false, certificate_fingerprint: 'aa' },
+      config: { 'core.https_address': '10.0.0.1:8443' },
+    };
+    expect(readServerInfo(standalone)).toEqual({
+      serverName: 'web1',
+      version: '6.0.4',
+      clustered: false,
+      clusterId: undefined,
+      httpsAddress: '10.0.0.1:8443',
+      metricsAddress: undefined,
+    });
     const member = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
     expect(readServerInfo(member).clusterId).toBe('cc');
   });

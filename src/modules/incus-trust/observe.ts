@@ -133,9 +133,7 @@ export async function observeTrust(session: HostSession): Promise<ObservedTrust>
     read(session, '/1.0/projects', 'read projects', readProjects),
     read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
   ]);
-  const members = server.value.clustered
-    ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value
-    : [];
+  const members = server.value.clustered ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value : [];
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
   // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).

@@ -59,7 +59,8 @@ function observed(certificates: LiveCertificate[], projects = ['default'], clust
 }
 
 /** One line per action: what a reader of the plan sees, without the payload. */
-const summary = (plan: ModulePlan) => plan.actions.map((a) => `${a.action} ${a.name} ${a.fingerprint?.slice(-2) ?? ''} (${TRUST_REASONS[a.reason as TrustReason](a.detail)})`);
+const summary = (plan: ModulePlan) =>
+  plan.actions.map((a) => `${a.action} ${a.name} ${a.fingerprint?.slice(-2) ?? ''} (${TRUST_REASONS[a.reason as TrustReason](a.detail)})`);
 
 describe('planTrust', () => {
   it('plans nothing when the store matches, projects compared as sets', () => {
@@ -110,11 +111,7 @@ describe('planTrust', () => {
 
   it('changes a type as remove then add, adjacent', () => {
     const plan = planTrust(desired([want('m', 1, { type: 'metrics' }), want('z', 3)]), observed([live('m', 1)]), ctx);
-    expect(summary(plan)).toEqual([
-      'remove m 01 (type changed (client → metrics))',
-      'add m 01 (type changed (client → metrics))',
-      'add z 03 (missing)',
-    ]);
+    expect(summary(plan)).toEqual(['remove m 01 (type changed (client → metrics))', 'add m 01 (type changed (client → metrics))', 'add z 03 (missing)']);
   });
 
   it('reports unmanaged certificates and removes them only when pruning', () => {
@@ -127,11 +124,7 @@ describe('planTrust', () => {
 
   it('never removes server certificates nor protected ones, by name or fingerprint prefix', () => {
     const store = observed([live('member2', 5, { type: 'server' }), live('keep-me', 6), live('by-fp', 7), live('gone', 8)]);
-    const plan = planTrust(
-      desired([want('member2', undefined, { state: 'absent' })], { prune: true, protected: ['keep-me', fp(7).slice(0, 12)] }),
-      store,
-      ctx,
-    );
+    const plan = planTrust(desired([want('member2', undefined, { state: 'absent' })], { prune: true, protected: ['keep-me', fp(7).slice(0, 12)] }), store, ctx);
     expect(summary(plan)).toEqual(['remove gone 08 (not in inventory (pruning))']);
     expect(plan.warnings).toEqual(['certificate "member2" has state: absent but is a server (cluster member) certificate; it is kept']);
   });
@@ -180,7 +173,15 @@ function simulateApply(before: ObservedTrust, plan: ModulePlan): ObservedTrust {
   let certs = before.certificates.map((c) => ({ ...c, projects: [...c.projects] }));
   const add = (e: Extract<TrustPayload, { op: 'add' }>['entry']) => {
     if (certs.some((c) => c.fingerprint === e.fingerprint)) throw new Error(`duplicate fingerprint ${e.fingerprint}`);
-    certs.push({ name: e.name, type: e.type, description: e.description, restricted: e.restricted, projects: [...e.projects].reverse(), fingerprint: e.fingerprint, certificate: '' });
+    certs.push({
+      name: e.name,
+      type: e.type,
+      description: e.description,
+      restricted: e.restricted,
+      projects: [...e.projects].reverse(),
+      fingerprint: e.fingerprint,
+      certificate: '',
+    });
   };
   const remove = (f: string) => {
     if (!certs.some((c) => c.fingerprint === f)) throw new Error(`no certificate ${f}`);
@@ -244,7 +245,14 @@ describe('planTrust property', () => {
             projectsPool,
           );
           const want = desired(
-            wants.map((w, i) => ({ ...wantOf(names[i]!, w.n), type: w.type, restricted: w.restricted, projects: w.projects, description: w.description, state: w.state })),
+            wants.map((w, i) => ({
+              ...wantOf(names[i]!, w.n),
+              type: w.type,
+              restricted: w.restricted,
+              projects: w.projects,
+              description: w.description,
+              state: w.state,
+            })),
             { prune, protected: protectedList },
           );
           const plan = planTrust(want, store, ctx);

@@ -73,8 +73,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   const where = observed.server.clustered ? 'the cluster' : 'the host';
 
   const isRemovable = (live: LiveCertificate) => live.type !== 'server' && !isProtected(live, protectedSet);
-  const byFingerprint = (fp: string) =>
-    observed.certificates.find((c) => !consumed.has(c) && c.fingerprint.toLowerCase() === fp.toLowerCase());
+  const byFingerprint = (fp: string) => observed.certificates.find((c) => !consumed.has(c) && c.fingerprint.toLowerCase() === fp.toLowerCase());
   const byName = (name: string, onlyRemovable: boolean) =>
     observed.certificates.find((c) => !consumed.has(c) && c.name === name && (!onlyRemovable || isRemovable(c)));
 

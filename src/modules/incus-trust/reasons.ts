@@ -35,7 +35,8 @@ export const TRUST_REASONS: ReasonVocabulary<TrustReason> = {
   pruned: () => 'not in inventory (pruning)',
   'not-in-inventory': () => 'not in inventory',
   'pair-missing': () => 'no key pair yet: an ECDSA P-384 pair is generated, its key written 0600',
-  'pair-due': (d) => `the certificate expires ${d ?? 'soon'}: a new pair is generated, the current one stays trusted until every Prometheus host runs the new one`,
+  'pair-due': (d) =>
+    `the certificate expires ${d ?? 'soon'}: a new pair is generated, the current one stays trusted until every Prometheus host runs the new one`,
   'pair-key-mismatch': () => 'the key file does not belong to the certificate: a new pair is generated',
   'pair-install-interrupted': () => 'a previous run was interrupted while installing a new pair: the install is finished',
 };

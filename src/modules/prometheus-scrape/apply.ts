@@ -69,7 +69,8 @@ export async function applyScrape(session: HostSession, plan: ScrapePlan, hooks:
 function resolvePending(data: ScrapePayload, ctx: ApplyContext, host: string): ScrapePayload {
   if (!('pending' in data) || !data.pending) return data;
   const made = ctx.certificate(data.pending.certificatePath);
-  if (!made) throw new TransportError(host, 'deploy the metrics pair', `its key pair (${data.pending.certificatePath}) was not generated: see the controller's error`);
+  if (!made)
+    throw new TransportError(host, 'deploy the metrics pair', `its key pair (${data.pending.certificatePath}) was not generated: see the controller's error`);
   const fill = (text: string) => fillFingerprint(text, data.pending!, made.fingerprint);
   switch (data.op) {
     case 'pair':
@@ -83,7 +84,11 @@ function resolvePending(data: ScrapePayload, ctx: ApplyContext, host: string): S
 
 /** `PREFIX-(known after apply)` → `PREFIX-FP12` (file names), then any other placeholder → the whole fingerprint. */
 export function fillFingerprint(text: string, pending: PendingPair, fingerprint: string): string {
-  return text.split(`${pending.filePrefix}-${UNKNOWN_FINGERPRINT}`).join(`${pending.filePrefix}-${fingerprint.slice(0, FINGERPRINT_IN_NAME)}`).split(UNKNOWN_FINGERPRINT).join(fingerprint);
+  return text
+    .split(`${pending.filePrefix}-${UNKNOWN_FINGERPRINT}`)
+    .join(`${pending.filePrefix}-${fingerprint.slice(0, FINGERPRINT_IN_NAME)}`)
+    .split(UNKNOWN_FINGERPRINT)
+    .join(fingerprint);
 }
 
 /** The file must still be what the plan read (its SHA-256, or absent): a version nobody reviewed is not overwritten. */
@@ -92,7 +97,11 @@ async function refuseIfFileMoved(session: HostSession, path: string, preconditio
   const now = await session.readFile(path, `read ${path}`, true);
   const digest = now === undefined ? null : createHash('sha256').update(now).digest('hex');
   if (digest !== precondition.digest) {
-    throw new TransportError(session.spec.host, `write ${path}`, `${path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`);
+    throw new TransportError(
+      session.spec.host,
+      `write ${path}`,
+      `${path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`,
+    );
   }
 }
 
@@ -122,8 +131,7 @@ async function run(session: HostSession, argv: string[], step: string): Promise<
 }
 
 /** `curl` when the host has it, else `wget` (Debian's prometheus hosts have one or the other). */
-const POST_SCRIPT =
-  'if command -v curl >/dev/null 2>&1; then curl -fsS -X POST "$1"; else wget -q -O- --post-data= "$1"; fi';
+const POST_SCRIPT = 'if command -v curl >/dev/null 2>&1; then curl -fsS -X POST "$1"; else wget -q -O- --post-data= "$1"; fi';
 
 async function reload(session: HostSession, spec: ReloadSpec): Promise<void> {
   if (spec.command) {
@@ -160,7 +168,17 @@ function metricsStatus(address: string, cert: string, key: Buffer): Promise<numb
   return new Promise((resolve) => {
     const req = httpsRequest(
       // The server certificate is not what is checked here: only whether ours is accepted.
-      { host: m?.[1] ?? address, port: Number(m?.[2] ?? 8443), path: '/1.0/metrics', method: 'GET', cert, key, rejectUnauthorized: false, timeout: 5000, agent: false },
+      {
+        host: m?.[1] ?? address,
+        port: Number(m?.[2] ?? 8443),
+        path: '/1.0/metrics',
+        method: 'GET',
+        cert,
+        key,
+        rejectUnauthorized: false,
+        timeout: 5000,
+        agent: false,
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);

@@ -161,7 +161,13 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
   warnings.push(...jobs.warnings);
   const header = [
     'Managed by reconcile (prometheus_scrape): local changes are overwritten on the next run.',
-    ...(pair ? [`Incus metrics certificate "${pair.name}": fingerprint ${pair.fingerprint ?? UNKNOWN_FINGERPRINT}`, `  cert_file ${pair.certPath}`, `  key_file  ${pair.keyPath}`] : []),
+    ...(pair
+      ? [
+          `Incus metrics certificate "${pair.name}": fingerprint ${pair.fingerprint ?? UNKNOWN_FINGERPRINT}`,
+          `  cert_file ${pair.certPath}`,
+          `  key_file  ${pair.keyPath}`,
+        ]
+      : []),
   ];
   const configText = renderPrometheusConfig(
     { global: mapping('prometheus_global'), configs, extra, otherTopLevel: mapping('prometheus_config_extra') },
@@ -197,7 +203,12 @@ function readCertificate(spec: MetricsCertificateSpec, ctx: DesiredContext, prob
     return parseCertificatePem(bytes.toString('utf8'));
   } catch (e) {
     if (!(e instanceof CertificateParseError)) throw e;
-    problems.push({ severity: 'error', location: spec.location, valuePath: `${spec.valuePath}.certificate_file`, message: `${spec.certificateFile}: ${e.message}` });
+    problems.push({
+      severity: 'error',
+      location: spec.location,
+      valuePath: `${spec.valuePath}.certificate_file`,
+      message: `${spec.certificateFile}: ${e.message}`,
+    });
     return undefined;
   }
 }

@@ -9,7 +9,12 @@ import { lineDiff, planScrape } from './plan.js';
 
 const FILE = '/inv/hosts.yaml';
 const NOW = new Date('2030-01-01T00:00:00Z');
-const def = (value: unknown, name: string): VarDefinition => ({ value, location: { file: FILE, line: 3, column: 5 }, valuePath: `all.vars.${name}`, nested: new Map() });
+const def = (value: unknown, name: string): VarDefinition => ({
+  value,
+  location: { file: FILE, line: 3, column: 5 },
+  valuePath: `all.vars.${name}`,
+  nested: new Map(),
+});
 const host = (name: string, groups: string[], vars: Record<string, unknown>): InventoryHost => ({
   name,
   groups: ['all', ...groups],
@@ -18,9 +23,14 @@ const host = (name: string, groups: string[], vars: Record<string, unknown>): In
 const metrics = [{ name: 'prom-metrics', certificate_file: 'pki/m.crt', key_file: 'pki/m.key' }];
 const incus1 = host('incus1', ['incus'], { incus_metrics_certificates: metrics });
 const prom1 = host('prom1', ['prometheus'], { incus_metrics_certificates: metrics, prometheus_reload_url: 'http://127.0.0.1:9099/-/reload' });
-const groups = new Map(['all', 'incus', 'prometheus'].map((g) => [g, { name: g, parents: [], children: [], hosts: [], vars: {}, fileVars: {}, depth: g === 'all' ? 0 : 1 }]));
+const groups = new Map(
+  ['all', 'incus', 'prometheus'].map((g) => [g, { name: g, parents: [], children: [], hosts: [], vars: {}, fileVars: {}, depth: g === 'all' ? 0 : 1 }]),
+);
 const inventory: Inventory = { source: FILE, baseDir: '/inv', files: [FILE], hosts: new Map([incus1, prom1].map((h) => [h.name, h])), groups };
-const facts: ScrapeFacts = { endpoints: [{ host: 'incus1', reachedAt: '127.0.0.9', serverName: 'incus1', httpsAddress: '127.0.0.9:8443', members: [] }], failures: [] };
+const facts: ScrapeFacts = {
+  endpoints: [{ host: 'incus1', reachedAt: '127.0.0.9', serverName: 'incus1', httpsAddress: '127.0.0.9:8443', members: [] }],
+  failures: [],
+};
 const ctx = (files: Record<string, string>): DesiredContext => ({
   inventory,
   now: NOW,
@@ -74,7 +84,10 @@ describe('prometheus_scrape plan', () => {
     );
 
     const b = await generateSelfSigned({ commonName: 'metrics.local', validityDays: 100, now: NOW, type: 'metrics' });
-    const d2 = desiredScrape(prom1, ctx({ 'pki/m.crt': b.certificatePem, 'pki/m.crt.previous': a.certificatePem, 'pki/m.crt.deployed': `prom1 ${fa}\n` })).desired!;
+    const d2 = desiredScrape(
+      prom1,
+      ctx({ 'pki/m.crt': b.certificatePem, 'pki/m.crt.previous': a.certificatePem, 'pki/m.crt.deployed': `prom1 ${fa}\n` }),
+    ).desired!;
     const plan = planScrape(d2, { ...inSync, certificateFingerprint: undefined, key: undefined }, planCtx);
     expect(summary(plan)).toEqual([
       `rotate prometheus metrics pair ${d2.pair!.certPath} (new certificate; the old pair stays until Prometheus reloaded)`,
@@ -93,8 +106,11 @@ describe('prometheus_scrape plan', () => {
     expect(desiredScrape(lonely, { ...ctx({}), inventory: alone })).toEqual({ problems: [] });
   });
 
-  it('an Incus host that cannot be read fails this host\'s plan instead of dropping its target', () => {
-    const d = desiredScrape(prom1, { ...ctx({}), observedRun: { endpoints: [], failures: [{ host: 'incus1', message: 'incus1: connect: refused' }] } }).desired!;
+  it("an Incus host that cannot be read fails this host's plan instead of dropping its target", () => {
+    const d = desiredScrape(prom1, {
+      ...ctx({}),
+      observedRun: { endpoints: [], failures: [{ host: 'incus1', message: 'incus1: connect: refused' }] },
+    }).desired!;
     expect(planScrape(d, { pairFiles: [], promtool: true }, planCtx).errors).toEqual(['cannot read the metrics endpoint of incus1: connect: refused']);
   });
 });

@@ -23,7 +23,8 @@ export const RECORD_KIND = 'deployment record';
 export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ctx: PlanContext): ScrapePlan {
   const actions: ScrapeAction[] = [];
   const pair = desired.pair;
-  const pending: PendingPair | undefined = pair && pair.fingerprint === undefined ? { certificatePath: pair.localCertificateFile, filePrefix: pair.filePrefix } : undefined;
+  const pending: PendingPair | undefined =
+    pair && pair.fingerprint === undefined ? { certificatePath: pair.localCertificateFile, filePrefix: pair.filePrefix } : undefined;
   const otherPairFiles = pair ? observed.pairFiles.filter((f) => f !== pair.certPath && f !== pair.keyPath) : [];
   if (pair) {
     const fingerprint = pair.fingerprint ?? UNKNOWN_FINGERPRINT;
@@ -82,7 +83,10 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       diff: observed.configText === undefined || refused ? undefined : lineDiff(observed.configText, desired.configText),
       applies: true,
       // The file as read: apply refuses to overwrite a version it has not seen.
-      precondition: { subject: desired.configFile, digest: observed.configText === undefined ? null : createHash('sha256').update(observed.configText).digest('hex') },
+      precondition: {
+        subject: desired.configFile,
+        digest: observed.configText === undefined ? null : createHash('sha256').update(observed.configText).digest('hex'),
+      },
       payload: {
         op: 'config',
         configFile: desired.configFile,
@@ -112,10 +116,21 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       detail: desired.host,
       fingerprint: pair.fingerprint ?? UNKNOWN_FINGERPRINT,
       applies: true,
-      payload: { op: 'record', localCertificateFile: pair.localCertificateFile, host: desired.host, fingerprint: pair.fingerprint, ...(pending ? { pending } : {}) },
+      payload: {
+        op: 'record',
+        localCertificateFile: pair.localCertificateFile,
+        host: desired.host,
+        fingerprint: pair.fingerprint,
+        ...(pending ? { pending } : {}),
+      },
     });
   }
-  return { module: 'prometheus_scrape', actions, errors: desired.errors, warnings: [...desired.warnings, ...(observed.promtool ? [] : [`${desired.promtool} not found on the host: the configuration is deployed unchecked`])] };
+  return {
+    module: 'prometheus_scrape',
+    actions,
+    errors: desired.errors,
+    warnings: [...desired.warnings, ...(observed.promtool ? [] : [`${desired.promtool} not found on the host: the configuration is deployed unchecked`])],
+  };
 }
 
 /** A small line diff (removed lines `-`, added lines `+`) for --diff; no key material is in these files' text. */
@@ -126,7 +141,8 @@ export function lineDiff(before: string, after: string): string {
   const n = a.length;
   const m = b.length;
   const lcs: number[][] = Array.from({ length: n + 1 }, () => Array.from<number>({ length: m + 1 }).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
   const out: string[] = [];
   let i = 0;
   let j = 0;

@@ -4,15 +4,7 @@
  */
 import type { ReasonVocabulary } from '../types.js';
 
-export type ScrapeReason =
-  | 'pair-to-generate'
-  | 'pair-new'
-  | 'missing'
-  | 'key-attributes'
-  | 'refused-at-reload'
-  | 'content-differs'
-  | 'unused'
-  | 'record';
+export type ScrapeReason = 'pair-to-generate' | 'pair-new' | 'missing' | 'key-attributes' | 'refused-at-reload' | 'content-differs' | 'unused' | 'record';
 
 export const SCRAPE_REASONS: ReasonVocabulary<ScrapeReason> = {
   'pair-to-generate': () => 'key pair to be generated',

@@ -4,12 +4,7 @@
  * Shared by the prometheus_scrape module (prepare step) and `reconcile scrape-config`.
  */
 import { TransportError } from '../../errors.js';
-import {
-  DEFAULT_INCUS_METRICS_GROUP,
-  INCUS_METRICS_GROUP_VARIABLE,
-  incusGroupOf,
-  incusHostsToScrape,
-} from '../incus-trust/metrics-desired.js';
+import { DEFAULT_INCUS_METRICS_GROUP, INCUS_METRICS_GROUP_VARIABLE, incusGroupOf, incusHostsToScrape } from '../incus-trust/metrics-desired.js';
 import type { InventoryHost } from '../../inventory/model.js';
 import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
 import type { HostSession } from '../../transport/types.js';

@@ -57,7 +57,11 @@ async function writePolicyFile(session: HostSession, data: PolicyFileActionData,
     const now = await session.readFile(data.path, `read policy file ${data.path}`, true);
     const digest = now === undefined ? null : createHash('sha256').update(now).digest('hex');
     if (digest !== precondition.digest) {
-      throw new TransportError(host, `write policy file ${data.path}`, `${data.path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`);
+      throw new TransportError(
+        host,
+        `write policy file ${data.path}`,
+        `${data.path} changed since the plan was made (${now === undefined ? 'removed' : 'other content'}); left as it is — plan again`,
+      );
     }
   }
   const syntax = checkPolicySyntax(data.content);

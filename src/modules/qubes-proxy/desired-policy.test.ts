@@ -15,7 +15,12 @@ function dom0(value: unknown, nested: Record<string, SourceLocation> = {}, extra
     name: 'dom0',
     groups: ['all', 'qubes'],
     vars: {
-      qubes_prometheus_proxy: { value, location: at(3, 5), valuePath: 'all.children.qubes.hosts.dom0.qubes_prometheus_proxy', nested: new Map(Object.entries(nested)) },
+      qubes_prometheus_proxy: {
+        value,
+        location: at(3, 5),
+        valuePath: 'all.children.qubes.hosts.dom0.qubes_prometheus_proxy',
+        nested: new Map(Object.entries(nested)),
+      },
       ...extra,
     },
   };
@@ -27,7 +32,16 @@ describe('desired', () => {
   });
 
   test('defaults, sorting and merged ports', () => {
-    const r = desiredQubesProxy(dom0({ proxy: 'sys-net', targets: [{ vm: 'work', ports: [9101, 9100] }, { vm: '@tag:monitored', port: 9100 }, { vm: 'work', port: 9100 }] }));
+    const r = desiredQubesProxy(
+      dom0({
+        proxy: 'sys-net',
+        targets: [
+          { vm: 'work', ports: [9101, 9100] },
+          { vm: '@tag:monitored', port: 9100 },
+          { vm: 'work', port: 9100 },
+        ],
+      }),
+    );
     expect(r.problems).toEqual([]);
     expect(r.desired).toEqual({
       proxies: ['sys-net'],
@@ -47,7 +61,12 @@ describe('desired', () => {
     const host = dom0(
       {
         proxy: ['sys-net', '1bad'],
-        targets: [{ vm: 'work', ports: [80, 9100] }, { vm: '@anyvm', port: 9100 }, { vm: 'my.vm', port: 9100 }, { vm: 'work-dm', port: 70000 }],
+        targets: [
+          { vm: 'work', ports: [80, 9100] },
+          { vm: '@anyvm', port: 9100 },
+          { vm: 'my.vm', port: 9100 },
+          { vm: 'work-dm', port: 70000 },
+        ],
         autostart: 'yes',
         policy_file: '30-Prometheus.policy',
         colour: 'red',
@@ -67,7 +86,9 @@ describe('desired', () => {
     );
     const r = desiredQubesProxy(host);
     expect(r.desired).toBeUndefined();
-    const lines = r.problems.map((p) => `${p.location!.line}:${p.location!.column} ${p.valuePath!.replace('all.children.qubes.hosts.dom0.', '')}: ${p.message}`);
+    const lines = r.problems.map(
+      (p) => `${p.location!.line}:${p.location!.column} ${p.valuePath!.replace('all.children.qubes.hosts.dom0.', '')}: ${p.message}`,
+    );
     expect(lines).toEqual([
       '12:5 qubes_prometheus_proxy.colour: unknown key "colour" (known: proxy, targets, autostart, policy_file, proxy_addresses)',
       '4:23 qubes_prometheus_proxy.proxy[1]: VM name "1bad" must start with a letter',
@@ -153,12 +174,19 @@ describe('renderPolicy', () => {
   test('stable: the order of the inventory does not change a byte', () => {
     const vm = fc.constantFrom('work', 'personal', 'vault', '@tag:mon', 'sys-usb');
     fc.assert(
-      fc.property(fc.uniqueArray(fc.record({ target: vm, ports: fc.uniqueArray(fc.integer({ min: 1025, max: 65535 }), { minLength: 1, maxLength: 3 }) }), { selector: (t) => t.target, minLength: 1, maxLength: 5 }), (targets) => {
-        const a = renderPolicy(desired({ targets }));
-        const b = renderPolicy(desired({ targets: [...targets].reverse().map((t) => ({ ...t, ports: [...t.ports].reverse() })) }));
-        expect(a).toBe(b);
-        expect(checkPolicySyntax(a)).toEqual([]);
-      }),
+      fc.property(
+        fc.uniqueArray(fc.record({ target: vm, ports: fc.uniqueArray(fc.integer({ min: 1025, max: 65535 }), { minLength: 1, maxLength: 3 }) }), {
+          selector: (t) => t.target,
+          minLength: 1,
+          maxLength: 5,
+        }),
+        (targets) => {
+          const a = renderPolicy(desired({ targets }));
+          const b = renderPolicy(desired({ targets: [...targets].reverse().map((t) => ({ ...t, ports: [...t.ports].reverse() })) }));
+          expect(a).toBe(b);
+          expect(checkPolicySyntax(a)).toEqual([]);
+        },
+      ),
     );
   });
 });

@@ -73,7 +73,8 @@ export function desiredQubesProxy(host: InventoryHost, ctx?: Pick<DesiredContext
   };
   const error = (sub: string, message: string) => problems.push(problemAt(locate(def, sub), `${def.valuePath}${sub}`, message));
   // An unknown key is pointed at by its key, not its value.
-  const keyError = (sub: string, message: string) => problems.push(problemAt(def.nested.get(`key:${sub}`) ?? locate(def, sub), `${def.valuePath}${sub}`, message));
+  const keyError = (sub: string, message: string) =>
+    problems.push(problemAt(def.nested.get(`key:${sub}`) ?? locate(def, sub), `${def.valuePath}${sub}`, message));
 
   const raw = def.value;
   if (!isMap(raw)) {
@@ -218,7 +219,10 @@ function checkPorts(t: Record<string, unknown>, base: string, error: (sub: strin
   if (t.port !== undefined) entries = [[t.port, `${base}.port`]];
   else if (Array.isArray(t.ports) && t.ports.length > 0) entries = t.ports.map((p, i) => [p, `${base}.ports[${i}]`] as [unknown, string]);
   else {
-    error(t.ports === undefined ? base : `${base}.ports`, t.ports === undefined ? 'ports is missing: the exporter port(s), e.g. ports: [9100]' : 'must be a non-empty list of ports');
+    error(
+      t.ports === undefined ? base : `${base}.ports`,
+      t.ports === undefined ? 'ports is missing: the exporter port(s), e.g. ports: [9100]' : 'must be a non-empty list of ports',
+    );
     return undefined;
   }
   const ports: number[] = [];

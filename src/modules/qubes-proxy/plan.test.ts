@@ -43,7 +43,10 @@ describe('planQubesProxy', () => {
 
   test('a hand edit is planned back, with its diff; mode and owner drift alone is an update without diff', () => {
     const observed = inSync(desired());
-    observed.policy.content = observed.policy.content!.replace('\n\nruddo.PrometheusDiscover', '\nruddo.PrometheusProxy +22 sys-net work allow\n\nruddo.PrometheusDiscover');
+    observed.policy.content = observed.policy.content!.replace(
+      '\n\nruddo.PrometheusDiscover',
+      '\nruddo.PrometheusProxy +22 sys-net work allow\n\nruddo.PrometheusDiscover',
+    );
     const edited = planQubesProxy(desired(), observed, ctx);
     expect(edited.actions).toHaveLength(1);
     expect(edited.actions[0]!.changes).toEqual([{ field: 'rules', before: 4, after: 3 }]);
@@ -68,10 +71,18 @@ describe('planQubesProxy', () => {
   test('a disabled service is turned on; an unknown proxy VM is a plan error', () => {
     const plan = planQubesProxy(
       desired({ proxies: ['sys-net', 'sys-nett'] }),
-      { ...inSync(desired({ proxies: ['sys-net', 'sys-nett'] })), services: [{ vm: 'sys-net', enabled: false }, { vm: 'sys-nett', error: "read Qubes services of sys-nett: qvm-service: error: no such domain: 'sys-nett'" }] },
+      {
+        ...inSync(desired({ proxies: ['sys-net', 'sys-nett'] })),
+        services: [
+          { vm: 'sys-net', enabled: false },
+          { vm: 'sys-nett', error: "read Qubes services of sys-nett: qvm-service: error: no such domain: 'sys-nett'" },
+        ],
+      },
       ctx,
     );
-    expect(plan.actions.map((a) => [a.action, a.name, a.changes])).toEqual([['update', 'sys-net: prometheus-qubes-proxy', [{ field: 'enabled', before: false, after: true }]]]);
+    expect(plan.actions.map((a) => [a.action, a.name, a.changes])).toEqual([
+      ['update', 'sys-net: prometheus-qubes-proxy', [{ field: 'enabled', before: false, after: true }]],
+    ]);
     expect(plan.errors).toEqual(["read Qubes services of sys-nett: qvm-service: error: no such domain: 'sys-nett'"]);
   });
 
@@ -79,11 +90,17 @@ describe('planQubesProxy', () => {
     const vm = fc.constantFrom('work', 'personal', 'vault', '@tag:mon');
     const desiredArb = fc.record({
       proxies: fc.uniqueArray(fc.constantFrom('sys-net', 'sys-firewall', 'monitoring'), { minLength: 1, maxLength: 3 }).map((p) => p.sort()),
-      targets: fc.uniqueArray(fc.record({ target: vm, ports: fc.uniqueArray(fc.integer({ min: 1025, max: 65535 }), { minLength: 1, maxLength: 3 }).map((p) => p.sort((a, b) => a - b)) }), {
-        selector: (t) => t.target,
-        minLength: 1,
-        maxLength: 4,
-      }),
+      targets: fc.uniqueArray(
+        fc.record({
+          target: vm,
+          ports: fc.uniqueArray(fc.integer({ min: 1025, max: 65535 }), { minLength: 1, maxLength: 3 }).map((p) => p.sort((a, b) => a - b)),
+        }),
+        {
+          selector: (t) => t.target,
+          minLength: 1,
+          maxLength: 4,
+        },
+      ),
       autostart: fc.boolean(),
     });
     const observedArb = fc.record({

@@ -82,7 +82,9 @@ export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQub
         before: { rules: countRules(policy.content), mode: policy.mode ? `0${policy.mode}` : undefined, owner },
         after,
         changes,
-        diff: textDiffers ? unifiedDiff(policy.content, content, { fromLabel: `${desired.policyPath} (dom0)`, toLabel: `${desired.policyPath} (planned)` }) : undefined,
+        diff: textDiffers
+          ? unifiedDiff(policy.content, content, { fromLabel: `${desired.policyPath} (dom0)`, toLabel: `${desired.policyPath} (planned)` })
+          : undefined,
         applies: true,
         precondition,
         payload: data,

@@ -56,7 +56,9 @@ describe('qubesProxyScrapeJobs', () => {
         ],
       },
     ]);
-    expect(warnings).toEqual(['dom0: qubes_prometheus_proxy target @tag:monitored is allowed by the policy but not scraped: list its VMs by name to scrape them']);
+    expect(warnings).toEqual([
+      'dom0: qubes_prometheus_proxy target @tag:monitored is allowed by the policy but not scraped: list its VMs by name to scrape them',
+    ]);
   });
 
   test('the generated jobs pass promtool check config', async () => {
@@ -94,9 +96,13 @@ describe('qubesProxyScrapeJobs', () => {
       const config = path.join(dir, 'prometheus.yml');
       await writeFile(config, `global:\n  scrape_interval: 1s\n${renderScrapeConfigs(jobs)}`);
       const webPort = 20000 + Math.floor(Math.random() * 20000);
-      prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=${address}:${webPort}`], {
-        stdio: 'ignore',
-      });
+      prometheus = spawn(
+        'prometheus',
+        [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=${address}:${webPort}`],
+        {
+          stdio: 'ignore',
+        },
+      );
       const deadline = Date.now() + 30_000;
       let series: { metric: Record<string, string> }[] = [];
       while (Date.now() < deadline) {
