@@ -4,12 +4,15 @@
  * Brings up N real lab hosts (sshd + incusd each) trusting M client certificates, then measures,
  * alternating the scenarios round after round (R rounds after one warm-up round, medians):
  *   floor        N concurrent `ssh HOST incus query /1.0/certificates?recursion=1` (OpenSSH, fresh connections)
+ *   tight floor  one Node process, one ssh2 connection per host all at once, one GET of the trust store
+ *                over the forwarded Incus socket (tight-floor.ts): the least any SSH-based reconciler can do
  *   check-sync   `reconcile --check` with an inventory naming exactly the M certificates (exit 0)
  *   check-drift  `reconcile --check` with 2 adds, 1 update, 1 remove per host (exit 2)
  *   apply-drift  `reconcile` applying that drift (exit 0); the hosts are reset after each one
  * and prints each median, its ratio to the floor, the tool's peak RSS and its phases (from its
  * log lines). --sweep adds how time grows with N (10/30/100, up to --hosts) and with M (5/20/100).
  * --profile DIR writes V8 CPU profiles of one check and one apply and prints where the time went.
+ * --plot FILE (with --sweep) writes an SVG of wall time against hosts: reconcile --check, both floors.
  * Exit code: 0 when every run did what it should (the goals are reported, not enforced), 1 otherwise.
  */
 import { existsSync } from 'node:fs';
@@ -33,12 +36,23 @@ import {
   writeBenchInventory,
   type BenchCertificates,
 } from './bench-fixture.js';
+import { hostsPlotSvg } from './bench-plot.js';
 import { labDaemonsCpuMs, median, medianPhases, phasesOf, runFloor, summarizeCpuProfile, timedRun, type Phases, type TimedRun } from './bench-measure.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** Goals of issue 8 (ratios to the floor measured in the same run). */
-const GOALS = { checkInSyncRatio: 1.3, applyDriftRatio: 2, peakRssMbAt100Hosts: 150 };
+/**
+ * Goals of issue 8 (ratios to the OpenSSH floor) and of issue 12 (ratios to the tight floor, wall
+ * and CPU time, and peak memory), all measured in the same run.
+ */
+const GOALS = {
+  checkInSyncRatio: 1.3,
+  applyDriftRatio: 2,
+  peakRssMbAt100Hosts: 150,
+  checkInSyncTightWall: 1.1,
+  checkInSyncTightCpu: 1.3,
+  peakRssTightAt100Hosts: 1.2,
+};
 
 interface BenchOptions {
   hosts: number;
@@ -52,12 +66,15 @@ interface BenchOptions {
   connection: 'ssh' | 'local';
   /** The CLI entry measured (default: this repository's bin/reconcile.js); another build for an A/B comparison. */
   cli: string;
+  /** --plot FILE: an SVG of wall time against hosts (needs --sweep). */
+  plot?: string;
 }
 
-type ScenarioName = 'floor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
+type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
 
 const SCENARIO_LABEL: Record<ScenarioName, string> = {
   floor: 'floor: ssh HOST incus query',
+  tightFloor: 'tight floor: ssh2, one GET per host',
   checkInSync: 'reconcile --check, in sync',
   checkDrift: 'reconcile --check, drift',
   applyDrift: 'reconcile, apply drift',
@@ -71,6 +88,9 @@ interface ScenarioResult {
   maxMs: number;
   /** median / the floor's median. */
   ratio: number;
+  /** median / the tight floor's median, and the same for client CPU time. */
+  tightRatio?: number;
+  tightCpuRatio?: number;
   /** Largest max RSS of the tool over the runs, in MB (absent for the floor). */
   peakRssMb?: number;
   /**
@@ -87,6 +107,10 @@ interface SweepCell {
   hosts: number;
   certs: number;
   floorMs: number;
+  tightFloorMs: number;
+  /** check in sync / tight floor, wall and client CPU. */
+  checkInSyncTightRatio: number;
+  checkInSyncTightCpuRatio: number;
   checkInSyncMs: number;
   applyDriftMs: number;
   checkInSyncRatio: number;
@@ -127,13 +151,14 @@ function parseOptions(argv: string[]): BenchOptions {
       profile: { type: 'string' },
       connection: { type: 'string' },
       cli: { type: 'string' },
+      plot: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH]\n',
+      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH] [--plot FILE.svg]\n',
     );
     process.exit(0);
   }
@@ -156,6 +181,7 @@ function parseOptions(argv: string[]): BenchOptions {
     json: values.json !== undefined ? resolve(values.json) : undefined,
     sweep: values.sweep ?? false,
     profileDir: values.profile !== undefined ? resolve(values.profile) : undefined,
+    plot: values.plot !== undefined ? resolve(values.plot) : undefined,
   };
 }
 
@@ -178,13 +204,26 @@ interface HostSet {
   certs: number;
   syncInventory: string;
   driftInventory: string;
+  /** The tight floor's host list (tight-floor.ts). */
+  tightHosts: string;
 }
 
 async function hostSet(ctx: BenchContext, hosts: LabHost[], certs: number): Promise<HostSet> {
   const tag = `${hosts.length}x${certs}`;
+  const tightHosts = join(ctx.scratch, `tight-${tag}.json`);
+  const list = hosts.map((h) => ({
+    name: h.name,
+    address: h.address,
+    port: h.sshPort,
+    user: h.user,
+    socket: h.incusSocket,
+    hostKeyFingerprint: h.hostKeyFingerprint,
+  }));
+  await writeFile(tightHosts, JSON.stringify(list));
   return {
     hosts,
     certs,
+    tightHosts,
     syncInventory: await writeBenchInventory(ctx.dir, `inventory-sync-${tag}.yaml`, hosts, inSyncEntries(ctx.certs, certs), ctx.connection),
     driftInventory: await writeBenchInventory(ctx.dir, `inventory-drift-${tag}.yaml`, hosts, driftedEntries(ctx.certs, certs), ctx.connection),
   };
@@ -231,6 +270,24 @@ async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promis
   return run;
 }
 
+const TIGHT_FLOOR = join(REPO, 'dist', 'test', 'support', 'tight-floor.js');
+
+async function tightFloor(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
+  const key = join(ctx.lab.env.HOME ?? '', '.ssh', 'id_ed25519');
+  const run = await withHostCpu(() =>
+    timedRun(process.execPath, [TIGHT_FLOOR, set.tightHosts, key], { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch }),
+  );
+  expectExit('tight floor', run, 0);
+  const wrong = run.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.split(' ')[1] !== String(set.certs));
+  if (wrong.length > 0 || run.stdout.trim().split('\n').length !== set.hosts.length) {
+    throw new BenchFailure(`tight floor: expected ${set.certs} certificates from each of ${set.hosts.length} hosts, got:\n${run.stdout}${run.stderr}`);
+  }
+  return run;
+}
+
 async function reconcile(ctx: BenchContext, inventory: string, check: boolean, extraNodeArgs: string[] = []): Promise<TimedRun> {
   const args = [...extraNodeArgs, ctx.cli, '-i', inventory, '--forks', String(ctx.forks)];
   if (check) args.push('--check');
@@ -274,7 +331,7 @@ async function applyDrift(ctx: BenchContext, set: HostSet, verify: boolean, node
   return run;
 }
 
-function result(label: string, runs: TimedRun[], floorMedian: number): ScenarioResult {
+function result(label: string, runs: TimedRun[], floorMedian: number, tight?: { wallMs: number; cpuMs?: number }): ScenarioResult {
   const samples = runs.map((r) => r.wallMs);
   const med = median(samples);
   const rss = runs.map((r) => r.maxRssKb).filter((k): k is number => k !== undefined);
@@ -288,37 +345,50 @@ function result(label: string, runs: TimedRun[], floorMedian: number): ScenarioR
   };
   const cpu = runs.map((r) => r.cpuMs).filter((c): c is number => c !== undefined);
   if (cpu.length > 0) r.clientCpuMs = round1(median(cpu));
+  if (tight) {
+    r.tightRatio = round2(med / tight.wallMs);
+    if (r.clientCpuMs !== undefined && tight.cpuMs) r.tightCpuRatio = round2(median(cpu) / tight.cpuMs);
+  }
   const hostCpu = runs.map((r) => r.hostCpuMs).filter((c): c is number => c !== undefined);
   if (hostCpu.length > 0) r.hostCpuMs = round1(median(hostCpu));
   if (rss.length > 0 && label !== SCENARIO_LABEL.floor) r.peakRssMb = round1(Math.max(...rss) / 1024);
-  if (label !== SCENARIO_LABEL.floor) r.phases = roundPhases(medianPhases(runs.map(phasesOf)));
+  if (label !== SCENARIO_LABEL.floor && label !== SCENARIO_LABEL.tightFloor) r.phases = roundPhases(medianPhases(runs.map(phasesOf)));
   return r;
 }
 
 async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promise<Record<ScenarioName, ScenarioResult>> {
   log(`warm-up round (not counted)`);
   await floor(ctx, set, true);
+  await tightFloor(ctx, set);
   await checkInSync(ctx, set);
   await checkDrift(ctx, set);
   await applyDrift(ctx, set, true);
-  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], checkInSync: [], checkDrift: [], applyDrift: [] };
+  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], tightFloor: [], checkInSync: [], checkDrift: [], applyDrift: [] };
   for (let round = 1; round <= runs; round++) {
     samples.floor.push(await floor(ctx, set, false));
+    samples.tightFloor.push(await tightFloor(ctx, set));
     samples.checkInSync.push(await checkInSync(ctx, set));
     samples.checkDrift.push(await checkDrift(ctx, set));
     samples.applyDrift.push(await applyDrift(ctx, set, round === 1));
     log(
-      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, ` +
+      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, tight floor ${ms(samples.tightFloor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, ` +
         `check drift ${ms(samples.checkDrift.at(-1)!.wallMs)}, apply drift ${ms(samples.applyDrift.at(-1)!.wallMs)}`,
     );
   }
   const floorMedian = median(samples.floor.map((r) => r.wallMs));
+  const tight = tightMedians(samples.tightFloor);
   return {
     floor: result(SCENARIO_LABEL.floor, samples.floor, floorMedian),
-    checkInSync: result(SCENARIO_LABEL.checkInSync, samples.checkInSync, floorMedian),
-    checkDrift: result(SCENARIO_LABEL.checkDrift, samples.checkDrift, floorMedian),
-    applyDrift: result(SCENARIO_LABEL.applyDrift, samples.applyDrift, floorMedian),
+    tightFloor: result(SCENARIO_LABEL.tightFloor, samples.tightFloor, floorMedian, tight),
+    checkInSync: result(SCENARIO_LABEL.checkInSync, samples.checkInSync, floorMedian, tight),
+    checkDrift: result(SCENARIO_LABEL.checkDrift, samples.checkDrift, floorMedian, tight),
+    applyDrift: result(SCENARIO_LABEL.applyDrift, samples.applyDrift, floorMedian, tight),
   };
+}
+
+function tightMedians(runs: TimedRun[]): { wallMs: number; cpuMs?: number } {
+  const cpu = runs.map((r) => r.cpuMs).filter((c): c is number => c !== undefined);
+  return { wallMs: median(runs.map((r) => r.wallMs)), ...(cpu.length > 0 ? { cpuMs: median(cpu) } : {}) };
 }
 
 async function measureStartup(ctx: BenchContext, runs: number): Promise<{ nodeMs: number; versionMs: number }> {
@@ -342,12 +412,15 @@ async function measureSweep(ctx: BenchContext, hostCounts: number[], certCounts:
     for (const n of hostCounts) {
       const set = await hostSet(ctx, ctx.lab.hosts.slice(0, n), m);
       await floor(ctx, set, true);
+      await tightFloor(ctx, set);
       await checkInSync(ctx, set);
       const f: TimedRun[] = [];
+      const t: TimedRun[] = [];
       const c: TimedRun[] = [];
       const a: TimedRun[] = [];
       for (let round = 1; round <= runs; round++) {
         f.push(await floor(ctx, set, false));
+        t.push(await tightFloor(ctx, set));
         c.push(await checkInSync(ctx, set));
         a.push(await applyDrift(ctx, set, round === 1));
       }
@@ -355,10 +428,15 @@ async function measureSweep(ctx: BenchContext, hostCounts: number[], certCounts:
       const cm = median(c.map((r) => r.wallMs));
       const am = median(a.map((r) => r.wallMs));
       const rss = Math.max(...[...c, ...a].map((r) => r.maxRssKb ?? 0)) / 1024;
+      const tight = tightMedians(t);
+      const checkCpu = median(c.map((r) => r.cpuMs ?? NaN));
       const cell: SweepCell = {
         hosts: n,
         certs: m,
         floorMs: round1(fm),
+        tightFloorMs: round1(tight.wallMs),
+        checkInSyncTightRatio: round2(cm / tight.wallMs),
+        checkInSyncTightCpuRatio: tight.cpuMs ? round2(checkCpu / tight.cpuMs) : NaN,
         checkInSyncMs: round1(cm),
         applyDriftMs: round1(am),
         checkInSyncRatio: round2(cm / fm),
@@ -367,7 +445,7 @@ async function measureSweep(ctx: BenchContext, hostCounts: number[], certCounts:
       };
       cells.push(cell);
       log(
-        `sweep ${n} hosts × ${m} certs: floor ${ms(fm)}, check ${ms(cm)} (${cell.checkInSyncRatio}×), apply ${ms(am)} (${cell.applyDriftRatio}×), ${cell.peakRssMb} MB`,
+        `sweep ${n} hosts × ${m} certs: floor ${ms(fm)}, tight floor ${ms(tight.wallMs)}, check ${ms(cm)} (${cell.checkInSyncRatio}× floor, ${cell.checkInSyncTightRatio}× tight), apply ${ms(am)} (${cell.applyDriftRatio}×), ${cell.peakRssMb} MB`,
       );
     }
   }
@@ -402,7 +480,28 @@ async function profile(ctx: BenchContext, set: HostSet, dir: string): Promise<Be
 function goalsOf(o: BenchOptions, s: Record<ScenarioName, ScenarioResult>): BenchReport['goals'] {
   const at100 = o.hosts >= 100;
   const peak = Math.max(s.checkInSync.peakRssMb ?? 0, s.checkDrift.peakRssMb ?? 0, s.applyDrift.peakRssMb ?? 0);
+  const tightPeak = s.tightFloor.peakRssMb ?? NaN;
+  const peakTight = round2((s.checkInSync.peakRssMb ?? NaN) / tightPeak);
   return [
+    {
+      name: 'check in sync ≤ 1.10× tight floor (wall)',
+      limit: GOALS.checkInSyncTightWall,
+      value: s.checkInSync.tightRatio ?? null,
+      met: s.checkInSync.tightRatio !== undefined ? s.checkInSync.tightRatio <= GOALS.checkInSyncTightWall : null,
+    },
+    {
+      name: 'check in sync ≤ 1.3× tight floor (client CPU)',
+      limit: GOALS.checkInSyncTightCpu,
+      value: s.checkInSync.tightCpuRatio ?? null,
+      met: s.checkInSync.tightCpuRatio !== undefined ? s.checkInSync.tightCpuRatio <= GOALS.checkInSyncTightCpu : null,
+    },
+    {
+      name: 'peak RSS of check at 100 hosts ≤ 1.2× tight floor',
+      limit: GOALS.peakRssTightAt100Hosts,
+      value: Number.isFinite(peakTight) ? peakTight : null,
+      met: at100 && Number.isFinite(peakTight) ? peakTight <= GOALS.peakRssTightAt100Hosts : null,
+      ...(at100 ? {} : { note: `measured at ${o.hosts} hosts; run with --hosts 100` }),
+    },
     { name: 'check in sync ≤ 1.3× floor', limit: GOALS.checkInSyncRatio, value: s.checkInSync.ratio, met: s.checkInSync.ratio <= GOALS.checkInSyncRatio },
     { name: 'apply drift ≤ 2× floor', limit: GOALS.applyDriftRatio, value: s.applyDrift.ratio, met: s.applyDrift.ratio <= GOALS.applyDriftRatio },
     {
@@ -426,7 +525,7 @@ function renderTable(report: BenchReport): string {
     `lab start ${ms(report.labStartMs)}, registering certificates ${ms(report.registerMs)}; node -e 0: ${ms(report.startup.nodeMs)}, reconcile --version: ${ms(report.startup.versionMs)}`,
   );
   lines.push('');
-  const header = ['scenario', 'median', 'min', 'max', '× floor', 'peak RSS', 'client CPU', 'hosts CPU'];
+  const header = ['scenario', 'median', 'min', 'max', '× floor', '× tight', 'CPU × tight', 'peak RSS', 'client CPU', 'hosts CPU'];
   const rows = (Object.keys(report.scenarios) as ScenarioName[]).map((k) => {
     const s = report.scenarios[k];
     return [
@@ -435,6 +534,8 @@ function renderTable(report: BenchReport): string {
       ms(s.minMs),
       ms(s.maxMs),
       `${s.ratio.toFixed(2)}×`,
+      s.tightRatio !== undefined ? `${s.tightRatio.toFixed(2)}×` : '-',
+      s.tightCpuRatio !== undefined ? `${s.tightCpuRatio.toFixed(2)}×` : '-',
       s.peakRssMb !== undefined ? `${s.peakRssMb.toFixed(1)} MB` : '-',
       opt(s.clientCpuMs),
       opt(s.hostCpuMs),
@@ -457,13 +558,16 @@ function renderTable(report: BenchReport): string {
     lines.push('');
     lines.push(
       ...table([
-        ['hosts', 'certs', 'floor', 'check in sync', '× floor', 'apply drift', '× floor', 'peak RSS'],
+        ['hosts', 'certs', 'floor', 'tight floor', 'check in sync', '× floor', '× tight', 'CPU × tight', 'apply drift', '× floor', 'peak RSS'],
         ...report.sweep.map((c) => [
           String(c.hosts),
           String(c.certs),
           ms(c.floorMs),
+          ms(c.tightFloorMs),
           ms(c.checkInSyncMs),
           `${c.checkInSyncRatio.toFixed(2)}×`,
+          `${c.checkInSyncTightRatio.toFixed(2)}×`,
+          `${c.checkInSyncTightCpuRatio.toFixed(2)}×`,
           ms(c.applyDriftMs),
           `${c.applyDriftRatio.toFixed(2)}×`,
           `${c.peakRssMb.toFixed(1)} MB`,
@@ -600,6 +704,19 @@ async function main(): Promise<number> {
       report.sweep = await measureSweep(ctx, sweepHosts, sweepCerts, options.runs);
     }
     process.stdout.write(renderTable(report));
+    if (options.plot) {
+      if (!report.sweep) log('--plot needs --sweep (time against hosts): no plot written');
+      else {
+        const cells = report.sweep.filter((c) => c.certs === options.certs);
+        const svg = hostsPlotSvg(`wall time against hosts (${options.certs} certificates each; medians of ${options.runs})`, [
+          { label: 'reconcile --check (in sync)', colour: '#1f77b4', points: cells.map((c) => [c.hosts, c.checkInSyncMs]) },
+          { label: 'tight floor (ssh2, one GET per host)', colour: '#2ca02c', points: cells.map((c) => [c.hosts, c.tightFloorMs]) },
+          { label: 'OpenSSH floor (ssh HOST incus query)', colour: '#d62728', points: cells.map((c) => [c.hosts, c.floorMs]) },
+        ]);
+        await writeFile(options.plot, svg);
+        log(`plot written to ${options.plot}`);
+      }
+    }
     if (options.json) {
       await writeFile(options.json, JSON.stringify(report, null, 2) + '\n');
       log(`JSON written to ${options.json}`);
