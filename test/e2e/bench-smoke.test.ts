@@ -38,7 +38,13 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
 
   expect(stdout).toMatch(/^reconcile bench: 2 hosts × 2 certificates, 1 run\(s\)/);
   expect(stdout).toMatch(/^scenario +median +min +max +× floor +× tight +CPU × tight +peak RSS +client CPU +hosts CPU$/m);
-  for (const label of ['floor: ssh HOST incus query', 'tight floor: ssh2, one GET per host', 'reconcile --check, in sync', 'reconcile --check, drift', 'reconcile, apply drift']) {
+  for (const label of [
+    'floor: ssh HOST incus query',
+    'tight floor: ssh2, one GET per host',
+    'reconcile --check, in sync',
+    'reconcile --check, drift',
+    'reconcile, apply drift',
+  ]) {
     expect(stdout).toMatch(new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')} +\\d+ ms +\\d+ ms +\\d+ ms +\\d+\\.\\d\\d×`, 'm'));
   }
   expect(stdout).toMatch(/^goal: check in sync ≤ 1\.3× floor: [\d.]+ → (met|NOT met)$/m);

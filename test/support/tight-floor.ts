@@ -41,7 +41,7 @@ function certificatesOf(host: FloorHost, privateKey: Buffer): Promise<number> {
             const json = body.startsWith('{') ? body : body.replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n\r\n$/, '');
             resolve((JSON.parse(json) as { metadata: unknown[] }).metadata.length);
           } catch (e) {
-            reject(new Error(`not an Incus answer (${(e as Error).message}): ${text.slice(0, 600).replace(/\r?\n/g, " | ")}`));
+            reject(new Error(`not an Incus answer (${(e as Error).message}): ${text.slice(0, 600).replace(/\r?\n/g, ' | ')}`));
           }
         });
         // Written, not ended: incusd cancels a request whose client half-closed the socket.
