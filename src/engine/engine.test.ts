@@ -162,4 +162,33 @@ describe('planRun and applyPlan', () => {
     expect(report.hosts[0]!.error).toEqual({ step: 'apply', message: 'unknown module items in the plan' });
     expect(report.exitCode).toBe(1);
   });
+
+  it('work done once: desired() once per host even though validation runs it too, and each inventory file read once per run', async () => {
+    const calls: string[] = [];
+    const reads: string[] = [];
+    const base = itemsModule([]);
+    const module: ReconcileModule<any, any, any, any> = {
+      ...base,
+      desired: (h, ctx) => {
+        calls.push(h.name);
+        ctx.readInventoryFile('certs/shared.crt');
+        return base.desired(h, ctx);
+      },
+    };
+    const hosts = [host('a', { items: ['1'] }), host('b', { items: ['2'] })];
+    const d = deps(hosts, module);
+    d.validateInventory = (inventory, now, readFile, modules) => {
+      // As src/inventory/validate.ts does: every module's desired() on every host, for its rules.
+      for (const h of inventory.hosts.values()) for (const m of Object.values(modules)) m.desired(h, { inventory, now, readInventoryFile: readFile });
+      return [];
+    };
+    d.readInventoryFile = (_inv, rel) => {
+      reads.push(rel);
+      return Buffer.from('x');
+    };
+    const plan = await planRun(request(), {}, d, pool({}));
+    expect(calls).toEqual(['a', 'b']);
+    expect(reads).toEqual(['certs/shared.crt']);
+    expect(plan.inventory.files.map((f) => f.path)).toEqual(['certs/shared.crt', 'hosts.yaml']);
+  });
 });

@@ -14,7 +14,7 @@ import { sessionPool, type PlanDeps, type SessionPool } from './plan-run.js';
 export function defaultPlanDeps(): PlanDeps {
   return {
     loadInventory,
-    validateInventory: (inventory, now, readFile) => validateInventory(inventory, now, readFile, MODULES),
+    validateInventory,
     loadPlaybook,
     selectHosts,
     // The transport (and ssh2 with it) loads only when a run connects: --help and usage errors stay fast.

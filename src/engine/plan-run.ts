@@ -56,8 +56,13 @@ export interface PlanHooks {
 /** The engine's seams to the other stages: real ones in inputs.ts, in-memory ones in unit tests. */
 export interface PlanDeps {
   loadInventory(path: string): Promise<Inventory>;
-  /** Every problem (errors and warnings) of the loaded inventory. */
-  validateInventory(inventory: Inventory, now: Date, readFile: (relativePath: string) => Buffer | undefined): Problem[] | Promise<Problem[]>;
+  /** Every problem (errors and warnings) of the loaded inventory; it runs the modules' desired() for their rules. */
+  validateInventory(
+    inventory: Inventory,
+    now: Date,
+    readFile: (relativePath: string) => Buffer | undefined,
+    modules: Record<string, ReconcileModule<any, any, any, any>>,
+  ): Problem[] | Promise<Problem[]>;
   loadPlaybook(path: string): Promise<{ plays: Play[]; problems: Problem[] }>;
   /** Hosts matching an Ansible pattern, in inventory order; warnings for terms matching nothing. */
   selectHosts(inventory: Inventory, pattern: string): { hosts: string[]; warnings: string[] };
@@ -116,11 +121,12 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const now = request.now();
   const inventory = await deps.loadInventory(request.inventoryPath);
   const readFile = onceReader(inventory, deps);
-  const inventoryProblems = await deps.validateInventory(inventory, now, readFile.read);
+  const modules = desiredOnce(deps.modules);
+  const inventoryProblems = await deps.validateInventory(inventory, now, readFile.read, modules);
   const playbook = await deps.loadPlaybook(request.playbookPath);
   throwOnErrors([...inventoryProblems, ...playbook.problems], hooks);
 
-  let selected = selectHosts(inventory, playbook.plays, request, hooks, deps);
+  let selected = selectHosts(inventory, playbook.plays, request, hooks, modules, deps);
   const specOf = async (host: InventoryHost) => deps.connectionSpec(host, inventory, request.transport);
   const sessionOf = async (host: InventoryHost) => pool.session(await specOf(host));
 
@@ -180,6 +186,29 @@ function sha256(data: string | Buffer): string {
 }
 
 /**
+ * desired() once per host and module in a run: validation runs it for the modules' rules, the
+ * plan needs the same result. Remembered per host object when the module read no cross-host
+ * facts (prometheus_scrape's targets arrive only after validation: it runs again with them).
+ */
+function desiredOnce(modules: PlanDeps['modules']): PlanDeps['modules'] {
+  return Object.fromEntries(
+    Object.entries(modules).map(([name, module]) => {
+      const seen = new WeakMap<InventoryHost, ReturnType<typeof module.desired>>();
+      const desired: typeof module.desired = (host, ctx) => {
+        if (ctx.observedRun !== undefined) return module.desired(host, ctx);
+        let result = seen.get(host);
+        if (!result) {
+          result = module.desired(host, ctx);
+          seen.set(host, result);
+        }
+        return result;
+      };
+      return [name, { ...module, desired }];
+    }),
+  );
+}
+
+/**
  * Files beside the inventory are read once per run, whichever stage asks (validation, every
  * host's desired(), the controller plan): the same Buffer each time, so what modules parse from
  * it is cached too. The files read are part of the inventory digest.
@@ -202,7 +231,14 @@ function throwOnErrors(problems: Problem[], hooks: PlanHooks): void {
 }
 
 /** Hosts of every play ∩ --limit, in inventory order, each with its modules in play order. */
-function selectHosts(inventory: Inventory, plays: Play[], request: PlanRequest, hooks: PlanHooks, deps: PlanDeps): SelectedHost[] {
+function selectHosts(
+  inventory: Inventory,
+  plays: Play[],
+  request: PlanRequest,
+  hooks: PlanHooks,
+  modules: PlanDeps['modules'],
+  deps: PlanDeps,
+): SelectedHost[] {
   let limited: Set<string> | undefined;
   if (request.limit !== undefined) {
     const sel = deps.selectHosts(inventory, request.limit);
@@ -229,7 +265,7 @@ function selectHosts(inventory: Inventory, plays: Play[], request: PlanRequest, 
   for (const host of inventory.hosts.values()) {
     const names = modulesOf.get(host.name);
     if (!names) continue;
-    out.push({ host, modules: names.map((n) => ({ module: deps.modules[n]!, desired: undefined })) });
+    out.push({ host, modules: names.map((n) => ({ module: modules[n]!, desired: undefined })) });
   }
   return out;
 }

@@ -79,9 +79,10 @@ export function validateInventory(
     }
     // Modules see only well-typed variables: a refused one is left out (its problems are
     // reported above), so the semantic rules still run on everything else.
-    const vars = Object.fromEntries(Object.entries(host.vars).filter(([name]) => !refused.has(name)));
+    // The host itself when nothing was refused, so that a run can reuse what desired() gave here.
+    const seen = refused.size === 0 ? host : { ...host, vars: Object.fromEntries(Object.entries(host.vars).filter(([name]) => !refused.has(name))) };
     for (const module of Object.values(modules)) {
-      for (const p of module.desired({ ...host, vars }, ctx).problems) problems.add(p);
+      for (const p of module.desired(seen, ctx).problems) problems.add(p);
     }
   }
   return problems.list;

@@ -3,8 +3,8 @@
  * read. Reading refuses, with one clear line each, what is not a plan of this version: not JSON,
  * another format or version, a shape schema/plan.schema.json rejects, too old (--max-age).
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { ErrorObject } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
+import type { Ajv2020 as Ajv2020Class, ErrorObject } from 'ajv/dist/2020.js';
 import { UsageError } from '../errors.js';
 import planSchema from '../../schema/plan.schema.json' with { type: 'json' };
 import { PLAN_FORMAT_VERSION, type RunPlan } from './types.js';
@@ -23,7 +23,19 @@ export function serializePlan(plan: RunPlan): string {
   return JSON.stringify(plan, null, 2) + '\n';
 }
 
-let validate: ReturnType<Ajv2020['compile']> | undefined;
+let validate: ReturnType<Ajv2020Class['compile']> | undefined;
+
+/**
+ * The schema's validator, compiled when a plan is first read: ajv costs ~65 ms to import, which
+ * every run would pay for (a --check that saves a plan only serializes it).
+ */
+function planValidator(): ReturnType<Ajv2020Class['compile']> {
+  if (!validate) {
+    const { Ajv2020 } = createRequire(import.meta.url)('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020Class };
+    validate = new Ajv2020({ allErrors: false, strict: false, validateFormats: false }).compile(planSchema);
+  }
+  return validate;
+}
 
 export function parsePlan(text: string, file: string): RunPlan {
   if (text.length > MAX_PLAN_BYTES) throw new PlanFileError(file, `is ${text.length} bytes, more than a saved plan may be (${MAX_PLAN_BYTES})`);
@@ -43,8 +55,8 @@ export function parsePlan(text: string, file: string): RunPlan {
       `is a plan of format version ${JSON.stringify(head.formatVersion)} (made by reconcile ${JSON.stringify(head.tool?.version ?? '?')}); this reconcile reads version ${PLAN_FORMAT_VERSION}: plan again`,
     );
   }
-  validate ??= new Ajv2020({ allErrors: false, strict: false, validateFormats: false }).compile(planSchema);
-  if (!validate(value)) throw new PlanFileError(file, `is not a valid plan: ${describe(validate.errors?.[0])}`);
+  const check = planValidator();
+  if (!check(value)) throw new PlanFileError(file, `is not a valid plan: ${describe(check.errors?.[0])}`);
   const plan = value as RunPlan;
   if (Number.isNaN(Date.parse(plan.createdAt))) throw new PlanFileError(file, `is not a valid plan: createdAt ${JSON.stringify(plan.createdAt)} is not a date`);
   return plan;

@@ -31,7 +31,7 @@ const DAY = 86_400;
 describe('example alert rules', () => {
   it('pass `promtool check rules`', async () => {
     const { stdout } = await run('promtool', ['check', 'rules', 'rules.yaml'], { cwd: dir });
-    expect(stdout).toBe('Checking rules.yaml\n  SUCCESS: 6 rules found\n\n');
+    expect(stdout).toBe('Checking rules.yaml\n  SUCCESS: 7 rules found\n\n');
   });
 
   it('are the ones docs/operations.md shows', () => {
@@ -52,6 +52,8 @@ describe('example alert rules', () => {
             { series: `reconcile_host_status{${I},host="web1",status="drift"}`, values: '1x300' },
             { series: `reconcile_host_status{${I},host="web2",status="drift"}`, values: '0x300' },
             { series: `reconcile_host_status{${I},host="web3",status="unreachable"}`, values: '1x300' },
+            { series: `reconcile_host_unmanaged_certificates{${I},host="web1"}`, values: '2x300' },
+            { series: `reconcile_host_unmanaged_certificates{${I},host="web2"}`, values: '0x300' },
             { series: `reconcile_last_run_success{${I}}`, values: '0x300' },
             // The run's start time follows the clock for 30 minutes, then runs stop (the file keeps 1800).
             { series: `reconcile_last_run_timestamp_seconds{${I}}`, values: '0+60x30 1800x270' },
@@ -84,6 +86,21 @@ describe('example alert rules', () => {
               ],
             },
             { eval_time: '30m', alertname: 'ReconcileDrift', exp_alerts: [] },
+            { eval_time: '30m', alertname: 'ReconcileUnmanagedCertificates', exp_alerts: [] },
+            {
+              eval_time: '2h',
+              alertname: 'ReconcileUnmanagedCertificates',
+              exp_alerts: [
+                {
+                  exp_labels: { severity: 'info', inventory: '/srv/infra/hosts.yaml', host: 'web1' },
+                  exp_annotations: {
+                    summary: 'web1 trusts 2 certificate(s) the inventory does not name',
+                    description:
+                      '`reconcile audit -i /srv/infra/hosts.yaml --limit web1` lists them; name them in the inventory to keep them, or set incus_trust_prune (or pass --prune) to remove them.',
+                  },
+                },
+              ],
+            },
             {
               eval_time: '1h',
               alertname: 'ReconcileHostFailing',

@@ -69,7 +69,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const deps = defaultPlanDeps();
   const inventory = await deps.loadInventory(resolve(io.cwd, values.inventory));
-  const problems = await deps.validateInventory(inventory, new Date(), (rel) => readInventoryFile(inventory, rel));
+  const problems = await deps.validateInventory(inventory, new Date(), (rel) => readInventoryFile(inventory, rel), deps.modules);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(`${formatProblem(p)}\n`);
 
