@@ -1,3 +1,7 @@
 #!/usr/bin/env node
-// Thin launcher: the compiled CLI lives in dist/ (npm run build).
-import('../dist/src/cli/main.js').then((m) => m.main(process.argv.slice(2)));
+// Thin launcher: the CLI bundled by `npm run build` (dist/bundle), else the compiled modules.
+import { existsSync } from 'node:fs';
+
+const bundle = new URL('../dist/bundle/main.js', import.meta.url);
+const entry = existsSync(bundle) ? bundle.href : new URL('../dist/src/cli/main.js', import.meta.url).href;
+import(entry).then((m) => m.main(process.argv.slice(2)));

@@ -94,7 +94,5 @@ function reportError(e: unknown, io: CliIO): number {
 }
 
 export async function version(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return (await import('./package-info.js')).packageVersion();
 }

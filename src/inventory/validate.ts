@@ -13,7 +13,7 @@
  *     well-typed values only). A definition shared by many hosts is reported once.
  *   READ_VARIABLES: the variable names reconcile reads (the schema's properties).
  */
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type { Ajv2020 as Ajv2020Class, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { Problem, SourceLocation } from '../errors.js';
 import type { ModuleName, ReconcileModule } from '../modules/types.js';
 import { VAULT_KEY, type Inventory, type InventoryHost, type VarDefinition } from './model.js';
@@ -24,9 +24,6 @@ export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.pro
 /** How the schema is compiled, here and by scripts/precompile-schema.mjs. */
 export const AJV_OPTIONS = { allErrors: true, strict: true, verbose: true } as const;
 
-/** Written by `npm run build` (scripts/precompile-schema.mjs) beside this module in dist/. */
-const PRECOMPILED = './inventory-schema.validator.js';
-
 /**
  * The schema's validator: the one precompiled at build time when it was made from this very
  * schema, else compiled now. Compiling costs 100-300 ms and importing ajv ~40 ms, on every run
@@ -34,12 +31,15 @@ const PRECOMPILED = './inventory-schema.validator.js';
  */
 async function hostVarsValidator(): Promise<ValidateFunction> {
   try {
-    const built = (await import(PRECOMPILED)) as { default: ValidateFunction; schemaText: string };
+    // Written by `npm run build` (scripts/precompile-schema.mjs) beside this module in dist/; a
+    // literal path, so that the bundle (scripts/bundle.mjs) takes it in.
+    const built = (await import('./inventory-schema.validator.js')) as { default: ValidateFunction; schemaText: string };
     if (built.schemaText === JSON.stringify(inventorySchema)) return built.default;
   } catch {
     // Not built (sources run directly): compile below.
   }
-  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  const ajv = (await import('ajv/dist/2020.js')) as unknown as { Ajv2020?: typeof Ajv2020Class; default?: { Ajv2020: typeof Ajv2020Class } };
+  const Ajv2020 = ajv.Ajv2020 ?? ajv.default!.Ajv2020;
   return new Ajv2020(AJV_OPTIONS).compile(inventorySchema);
 }
 

@@ -7,7 +7,9 @@ import { parseCertificatePem, type CertificateInfo } from './certificate.js';
 
 /** @peculiar/x509 takes ~120 ms to import: loaded only when a key pair is really generated. */
 async function loadX509(): Promise<typeof import('@peculiar/x509')> {
-  const x509 = await import('@peculiar/x509');
+  const loaded = (await import('@peculiar/x509')) as typeof import('@peculiar/x509') & { default?: typeof import('@peculiar/x509') };
+  // Bundled (dist/bundle), a CommonJS package's namespace arrives as `default`.
+  const x509 = loaded.cryptoProvider ? loaded : loaded.default!;
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   return x509;
 }

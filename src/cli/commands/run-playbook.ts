@@ -6,9 +6,8 @@
  * a terminal through listr2, otherwise one log line per event on stderr. Exit code: 0 in sync or
  * applied cleanly, 2 check found drift and nothing failed, 1 anything failed.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
@@ -18,6 +17,9 @@ import { defaultPlanDeps } from '../../engine/inputs.js';
 import { parseLockTimeout } from '../run-lock.js';
 import { runSession } from '../run-session.js';
 import { writePlanFile } from '../plan-file.js';
+import { packageVersion, shippedPlaybook } from '../package-info.js';
+
+export { packageVersion, shippedPlaybook };
 
 export const HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [options]
 
@@ -174,34 +176,6 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
     now: () => new Date(),
     toolVersion: packageVersion(),
   };
-}
-
-/** The package root: the nearest folder above this file holding reconcile's package.json (src/ or dist/src/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'playbooks'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-    dir = up;
-  }
-}
-
-export function shippedPlaybook(): string {
-  return join(packageRoot(), 'playbooks', 'site.yaml');
-}
-
-let cachedVersion: string | undefined;
-export function packageVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      // Read synchronously once: the report carries the tool's version.
-      cachedVersion = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      cachedVersion = 'unknown';
-    }
-  }
-  return cachedVersion;
 }
 
 /** main.ts prefixes every usage error with `reconcile: `; the default command has no name of its own to add. */
