@@ -20,8 +20,6 @@ await build({
   target: 'node20',
   // ssh2's optional native crypto (built only when its install script ran) and cpu-features.
   external: ['*.node', 'cpu-features'],
-  minifySyntax: true,
-  minifyWhitespace: true,
   // CommonJS dependencies require() Node's own modules and read __dirname: give the ESM chunks both.
   banner: {
     js: [
