@@ -18,7 +18,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
+import { manifestErrors } from '../k8s/k8s-schemas.js';
+import { scrapeConfigAsJob } from '../k8s/to-prometheus.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { REPO } from './trust-support.js';
 import { parseCertificatePem } from '../../src/pki/certificate.js';
@@ -155,6 +157,58 @@ describe('metrics certificates end to end', () => {
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
   });
 
+  it('scrape-config --format prometheus-operator: manifests valid against the CRDs (Secret 0600, key never printed); a real Prometheus configured as the ScrapeConfig says scrapes both targets up', async () => {
+    const out = join(root, 'k8s');
+    const r = await reconcile(['scrape-config', '-i', inventory, '--format', 'prometheus-operator', '--out', out, '--namespace', 'observability'], {
+      env: lab!.env,
+    });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      `wrote ${join(out, 'secret.yaml')} (mode 0600: holds the private key; never commit it unencrypted)\n` +
+        `wrote ${join(out, 'scrapeconfig.yaml')}\napply them with: kubectl apply -f ${out}\n`,
+    );
+    expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
+    expect(r.stderr).toContain('insecureSkipVerify: true');
+    expect((await stat(join(out, 'secret.yaml'))).mode & 0o777).toBe(0o600);
+    const [secret] = parseAllDocuments(await readFile(join(out, 'secret.yaml'), 'utf8')).map((d) => d.toJSON());
+    const [scrape] = parseAllDocuments(await readFile(join(out, 'scrapeconfig.yaml'), 'utf8')).map((d) => d.toJSON());
+    for (const d of [secret, scrape]) expect(manifestErrors(d)).toEqual([]);
+    expect(secret.metadata.namespace).toBe('observability');
+    expect(Buffer.from(secret.data['tls.crt'], 'base64').toString()).toBe(await pem('pki/metrics.crt'));
+    expect(scrape.spec.staticConfigs.map((c: { targets: string[] }) => c.targets[0]).sort()).toEqual([...ADDRESSES].sort());
+
+    // What the operator would give Prometheus: the job, with the Secret's keys as files.
+    const k8sRoot = join(root, 'k8s-prometheus');
+    await mkdir(k8sRoot, { recursive: true });
+    const k8sProm = await startPrometheus(k8sRoot);
+    try {
+      const job = await scrapeConfigAsJob(scrape, secret, k8sRoot);
+      await writeFile(k8sProm.configFile, stringify({ global: { scrape_interval: '2s', scrape_timeout: '2s' }, scrape_configs: [job] }));
+      expect((await fetch(`${k8sProm.url}/-/reload`, { method: 'POST' })).ok).toBe(true);
+      const up = await eventually(
+        'both targets up through the ScrapeConfig',
+        () => k8sProm.targets(),
+        (ts) => ts.length === 2 && ts.every((t) => t.health === 'up'),
+      );
+      expect(up.map((t) => `${t.labels.job} ${t.labels.incus_host} ${t.scrapeUrl}`).sort()).toEqual(
+        hosts.map((h) => `incus ${h.name} https://${h.address}:8443/1.0/metrics`).sort(),
+      );
+    } finally {
+      await k8sProm.stop();
+    }
+
+    const sm = await reconcile(['scrape-config', '-i', inventory, '--format', 'servicemonitor', '--out', join(root, 'k8s-sm')], { env: lab!.env });
+    expect(sm.exitCode, sm.stderr).toBe(0);
+    for (const f of ['secret.yaml', 'service.yaml', 'endpoints.yaml', 'servicemonitor.yaml']) {
+      for (const d of parseAllDocuments(await readFile(join(root, 'k8s-sm', f), 'utf8'))) expect(manifestErrors(d.toJSON())).toEqual([]);
+    }
+    // The Secret never goes to standard output, whatever the flags.
+    expect(await reconcile(['scrape-config', '-i', inventory, '--format', 'prometheus-operator'], { env: lab!.env })).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: 'reconcile: scrape-config: --format prometheus-operator writes files (the Secret holds the private key): --out DIR is required\n',
+    });
+  });
   it('a certificate that is not registered is refused by Incus (403); the registered one is served', async () => {
     const stranger = await generateSelfSigned({ commonName: 'metrics.local', validityDays: 30, now: new Date(), type: 'metrics' });
     for (const a of ADDRESSES) {

@@ -9,7 +9,12 @@
  * Exit code 0; 1 when an Incus host could not be read (the others are still printed).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../write-atomic.js';
+import { renderKubernetesManifests, type KubernetesFormat } from '../../render/kubernetes.js';
+import { keyMatchesCertificate } from '../../modules/incus-trust/key-pairs.js';
+import type { Inventory } from '../../inventory/model.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
@@ -18,7 +23,7 @@ import { defaultPlanDeps, defaultSessionPool } from '../../engine/inputs.js';
 import { readInventoryFile } from '../../inventory/load.js';
 import type { InventoryHost } from '../../inventory/model.js';
 import { parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
-import { metricsTargets, renderScrapeConfigs, type ScrapeConfig } from '../../render/scrape-config.js';
+import { metricsTargets, renderScrapeConfigs, type MetricsTarget, type ScrapeConfig } from '../../render/scrape-config.js';
 import { readMetricsCertificateSpecs, type MetricsCertificateSpec } from '../../modules/incus-trust/metrics-desired.js';
 import { inventoryPath } from '../../modules/incus-trust/metrics-desired.js';
 import { DEFAULT_CERT_DIR, FINGERPRINT_IN_NAME } from '../../modules/prometheus-scrape/desired.js';
@@ -28,6 +33,8 @@ import { generatedScrapeJobs } from '../../modules/prometheus-scrape/jobs.js';
 
 export const HELP = `Usage: reconcile scrape-config -i INVENTORY [--limit PATTERN] [--certificate NAME]
                               [--cert-file PATH] [--key-file PATH] [--json]
+       reconcile scrape-config -i INVENTORY --format prometheus-operator|servicemonitor --out DIR
+                              [--namespace NS] [--label KEY=VALUE ...] [--secret-name NAME] [--name NAME]
 
 Prints Prometheus scrape_configs for every member of every Incus host or cluster of the
 inventory (the hosts of the group named by incus_metrics_group, default "incus"), read
@@ -42,7 +49,22 @@ prometheus_scrape play deploy a whole prometheus.yml for you.
                          (default: where prometheus_scrape deploys it, ${DEFAULT_CERT_DIR}/NAME-FP.crt)
   --key-file PATH        client key path as Prometheus sees it (same default, .key)
   --json                 one JSON object: certificate (fingerprint, paths), targets, scrape_configs, yaml, warnings
+  --format FORMAT        prometheus (default: scrape_configs for a prometheus.yml, on stdout);
+                         prometheus-operator: a Secret with the pair and a ScrapeConfig
+                         (monitoring.coreos.com/v1alpha1), written to --out DIR;
+                         servicemonitor: a Secret, a selector-less Service, its Endpoints and a
+                         ServiceMonitor (monitoring.coreos.com/v1), written to --out DIR
+  --out DIR              where the manifests go (created if missing); DIR/secret.yaml holds the
+                         private key: mode 0600, never printed; do not commit it unencrypted
+                         (SOPS, sealed-secrets)
+  --namespace NS         namespace of every manifest (default monitoring)
+  --label KEY=VALUE      a label the Prometheus resource selects on (repeatable; default
+                         release=kube-prometheus-stack)
+  --secret-name NAME     the Secret's name (default incus-metrics-ENTRY)
+  --name NAME            the ScrapeConfig's, or Service's and ServiceMonitor's, name (default incus-metrics)
   -h, --help             this help
+
+  kubectl apply -f DIR   then puts them in place (or commit them for Argo CD / Flux).
 
 Without incus_server_name, the jobs skip server certificate verification
 (insecure_skip_verify: true) and a warning names the MITM risk.
@@ -55,8 +77,44 @@ const OPTIONS = {
   'cert-file': { type: 'string' },
   'key-file': { type: 'string' },
   json: { type: 'boolean' },
+  format: { type: 'string' },
+  out: { type: 'string' },
+  namespace: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  'secret-name': { type: 'string' },
+  name: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+const FORMATS = ['prometheus', 'prometheus-operator', 'servicemonitor'] as const;
+/** Kubernetes object names and label values: DNS-1123 subdomain / label rules, checked before anything is read. */
+const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function kubernetesOptions(values: { format?: string; out?: string; namespace?: string; label?: string[]; 'secret-name'?: string; name?: string }) {
+  const format = values.format ?? 'prometheus';
+  if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`scrape-config: --format takes ${FORMATS.join(', ')}, not '${format}'`);
+  if (format === 'prometheus') {
+    for (const flag of ['out', 'namespace', 'label', 'secret-name', 'name'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`scrape-config: --${flag} goes with --format prometheus-operator or servicemonitor`);
+    }
+    return undefined;
+  }
+  if (values.out === undefined) throw new UsageError(`scrape-config: --format ${format} writes files (the Secret holds the private key): --out DIR is required`);
+  const namespace = values.namespace ?? 'monitoring';
+  const labels: Record<string, string> = {};
+  for (const l of values.label ?? ['release=kube-prometheus-stack']) {
+    const eq = l.indexOf('=');
+    const [key, value] = eq < 0 ? [l, ''] : [l.slice(0, eq), l.slice(eq + 1)];
+    if (eq < 0 || !LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) throw new UsageError(`scrape-config: --label takes KEY=VALUE with a Kubernetes label key and value, not '${l}'`);
+    labels[key] = value;
+  }
+  for (const [flag, v] of [['namespace', namespace], ['secret-name', values['secret-name']], ['name', values.name]] as const) {
+    if (v !== undefined && !DNS_NAME.test(v)) throw new UsageError(`scrape-config: --${flag} must be a Kubernetes name (lowercase letters, digits, '-' and '.'), not '${v}'`);
+  }
+  return { format: format as KubernetesFormat, out: values.out, namespace, labels, secretName: values['secret-name'], name: values.name ?? 'incus-metrics' };
+}
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('scrape-config', argv, OPTIONS);
@@ -66,6 +124,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`scrape-config: unexpected argument '${positionals[0]}' (see 'reconcile scrape-config --help')`);
   if (!values.inventory) throw new UsageError(`scrape-config: -i INVENTORY is required (see 'reconcile scrape-config --help')`);
+  const k8s = kubernetesOptions(values);
 
   const deps = defaultPlanDeps();
   const inventory = await deps.loadInventory(resolve(io.cwd, values.inventory));
@@ -136,6 +195,13 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const yamlText = renderScrapeConfigs(configs, header);
   for (const f of observed.failures) warnings.push(`cannot read the metrics endpoint of ${f.message}`);
 
+  if (k8s) {
+    const written = await writeKubernetesManifests(k8s, spec, certificate, targets, inventory, io);
+    for (const w of [...targetWarnings, ...written.warnings].filter((w, i, all) => all.indexOf(w) === i)) io.stderr(`warning: ${w}\n`);
+    for (const f of observed.failures) io.stderr(`warning: cannot read the metrics endpoint of ${f.message}\n`);
+    return observed.failures.length > 0 ? 1 : 0;
+  }
+
   if (values.json) {
     io.stdout(
       JSON.stringify(
@@ -187,4 +253,61 @@ function readCertificate(path: string): CertificateInfo | undefined {
   } catch (e) {
     throw new UsageError(`scrape-config: ${path}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * --format prometheus-operator|servicemonitor: the manifests in --out DIR, each written atomically,
+ * the Secret (it holds the private key) with mode 0600; stdout lists the files, never their content.
+ */
+async function writeKubernetesManifests(
+  k8s: NonNullable<ReturnType<typeof kubernetesOptions>>,
+  spec: MetricsCertificateSpec,
+  certificate: CertificateInfo | undefined,
+  targets: MetricsTarget[],
+  inventory: Inventory,
+  io: CliIO,
+): Promise<{ warnings: string[] }> {
+  if (!certificate) throw new UsageError(`scrape-config: ${spec.certificateFile} does not exist yet: run reconcile (apply) to generate the pair first`);
+  const keyPath = inventoryPath(inventory, spec.keyFile);
+  let keyPem: string;
+  try {
+    keyPem = readFileSync(keyPath, 'utf8');
+  } catch (e) {
+    throw new UsageError(`scrape-config: cannot read the key ${keyPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the Secret needs it`);
+  }
+  if (!keyMatchesCertificate(keyPem, certificate.pem)) throw new UsageError(`scrape-config: ${keyPath} is not the key of ${spec.certificateFile}`);
+  const caFiles = new Map<string, string>();
+  for (const t of targets) {
+    if (!t.tlsServerName || !t.tlsCaFile || caFiles.has(t.tlsCaFile)) continue;
+    try {
+      caFiles.set(t.tlsCaFile, readFileSync(inventoryPath(inventory, t.tlsCaFile), 'utf8'));
+    } catch {
+      // reported by the renderer, naming the host
+    }
+  }
+  const rendered = renderKubernetesManifests(
+    targets,
+    { certificatePem: certificate.pem, keyPem, fingerprint: certificate.fingerprint, caFiles },
+    { format: k8s.format, namespace: k8s.namespace, labels: k8s.labels, secretName: k8s.secretName ?? secretNameOf(spec.name), name: k8s.name, jobName: 'incus' },
+  );
+  if (rendered.errors.length > 0) throw new UsageError(`scrape-config: ${rendered.errors.join('; ')}`);
+  const out = resolve(io.cwd, k8s.out);
+  try {
+    await mkdir(out, { recursive: true });
+    for (const f of rendered.files) await writeFileAtomic(join(out, f.name), f.content, { mode: f.mode });
+  } catch (e) {
+    throw new UsageError(`scrape-config: cannot write the manifests to ${out}: ${(e as Error).message}`);
+  }
+  for (const f of rendered.files) io.stdout(`wrote ${join(out, f.name)}${f.mode === 0o600 ? ' (mode 0600: holds the private key; never commit it unencrypted)' : ''}\n`);
+  io.stdout(`apply them with: kubectl apply -f ${out}\n`);
+  return { warnings: rendered.warnings };
+}
+
+/** incus-metrics-NAME, made a Kubernetes name. */
+function secretNameOf(entry: string): string {
+  const name = `incus-metrics-${entry}`
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return name.slice(0, 253);
 }
