@@ -131,6 +131,8 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const sessionOf = async (host: InventoryHost) => pool.session(await specOf(host));
 
   const facts = await observeAcrossHosts(inventory, selected, now, sessionOf, hooks);
+  // Controller work is planned for every host a play gives the module, even one left out below.
+  const played = selected.map((s) => ({ host: s.host, modules: [...s.modules] }));
   collectDesired(inventory, selected, now, readFile.read, facts);
   // A host with nothing to reconcile in any of its plays is not part of the run (nor of the report).
   selected = selected.filter((s) => s.modules.length > 0);
@@ -141,7 +143,7 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const planCtx = { now, prune: request.prune, warnDays: request.warnDays };
   const hosts = planHosts(observations, planCtx);
   for (const h of hosts) hooks.hostPlanned?.(h);
-  const controller = planController(inventory, selected, now, readFile.read);
+  const controller = planController(inventory, played, now, readFile.read, facts);
 
   return {
     format: 'reconcile-plan',
@@ -431,14 +433,20 @@ function trustedCertificates(obs: HostObservation): PlannedCertificate[] {
 }
 
 /** Controller work of every module (a key pair is planned once, whichever modules need it). */
-function planController(inventory: Inventory, selected: SelectedHost[], now: Date, readInventoryFile: (rel: string) => Buffer | undefined): ModulePlan[] {
+function planController(
+  inventory: Inventory,
+  selected: SelectedHost[],
+  now: Date,
+  readInventoryFile: (rel: string) => Buffer | undefined,
+  facts: Map<ModuleName, unknown>,
+): ModulePlan[] {
   const modules = [...new Set(selected.flatMap((s) => s.modules.map((m) => m.module)))];
   const seen = new Set<string>();
   const plans: ModulePlan[] = [];
   for (const module of modules) {
     if (!module.planController) continue;
     const hosts = selected.filter((s) => s.modules.some((m) => m.module === module)).map((s) => s.host);
-    const plan = module.planController({ inventory, hosts, now, readInventoryFile }) as ModulePlan;
+    const plan = module.planController({ inventory, hosts, now, readInventoryFile, observedRun: facts.get(module.name) });
     plan.actions = plan.actions.filter((a) => {
       const key = `${a.kind}|${a.name}`;
       if (seen.has(key)) return false;

@@ -14,7 +14,7 @@ export { ACTION_SYMBOL } from '../plan/types.js';
 export type { Action, ActionType, FieldChange, ModulePlan, Precondition } from '../plan/types.js';
 
 /** Names a playbook may list under `reconcile:` (the keys of src/modules/registry.ts). */
-export type ModuleName = 'incus_trust' | 'qubes_prometheus_proxy' | 'prometheus_scrape';
+export type ModuleName = 'incus_trust' | 'qubes_prometheus_proxy' | 'prometheus_scrape' | 'prometheus_kubernetes';
 
 /** Words for each reason code of a module: the module's report vocabulary (`detail` is Action.detail). */
 export type ReasonVocabulary<R extends string> = Record<R, (detail?: string) => string>;
@@ -54,6 +54,8 @@ export interface ControllerPlanContext {
   hosts: InventoryHost[];
   now: Date;
   readInventoryFile(relativePath: string): Buffer | undefined;
+  /** What this module's observeRun() read in this run (undefined without it). */
+  observedRun?: unknown;
 }
 
 export interface PlanContext {

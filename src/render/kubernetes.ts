@@ -176,7 +176,8 @@ function serviceMonitorDocs(
     const byPort = new Map<number, MetricsTarget[]>();
     for (const t of g.targets) {
       const { host, port } = splitAddress(t.address);
-      if (!isIp(host)) errors.push(`${t.host}: ${t.address} is not an IP address; an Endpoints object lists IPs only (--format prometheus-operator takes names)`);
+      if (!isIp(host))
+        errors.push(`${t.host}: ${t.address} is not an IP address; an Endpoints object lists IPs only (--format prometheus-operator takes names)`);
       byPort.set(port, [...(byPort.get(port) ?? []), t]);
     }
     const portName = (port: number) => `https-${port}`;

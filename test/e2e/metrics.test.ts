@@ -46,10 +46,11 @@ async function writeInventoryFile(
   promVars: Record<string, unknown> = {},
   incusVars: Record<string, Record<string, unknown>> = {},
   otherGroups: Record<string, unknown> = {},
+  allVars: Record<string, unknown> = {},
 ): Promise<void> {
   const inv = {
     all: {
-      vars: { incus_metrics_certificates: [{ name: NAME, certificate_file: 'pki/metrics.crt', key_file: 'pki/metrics.key', ...entry }] },
+      vars: { incus_metrics_certificates: [{ name: NAME, certificate_file: 'pki/metrics.crt', key_file: 'pki/metrics.key', ...entry }], ...allVars },
       children: {
         incus: { hosts: Object.fromEntries(hosts.map((h) => [h.name, { ...h.inventoryVars(), ...(incusVars[h.name] ?? {}) }])) },
         prometheus: {
@@ -208,6 +209,60 @@ describe('metrics certificates end to end', () => {
       stdout: '',
       stderr: 'reconcile: scrape-config: --format prometheus-operator writes files (the Secret holds the private key): --out DIR is required\n',
     });
+  });
+
+  it("prometheus_kubernetes in the inventory: a normal run writes the manifests as the controller's planned actions (--check writes nothing, --diff shows them, the Secret never), then plans nothing", async () => {
+    const dir = join(root, 'k8s-declared');
+    const entry = { validity_days: 40, rotate_before_days: 5 };
+    await writeInventoryFile(
+      entry,
+      {},
+      {},
+      {},
+      { prometheus_kubernetes: { out_dir: 'k8s-declared', namespace: 'observability', labels: { release: 'prom' } } },
+    );
+    try {
+      const check = await reconcile(['-i', inventory, '--check', '--diff'], { env: lab!.env });
+      expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+      expect(check.stdout).toContain(`controller:\n  + kubernetes manifest "${join(dir, 'secret.yaml')}" [`);
+      expect(check.stdout).toContain(`  + kubernetes manifest "${join(dir, 'scrapeconfig.yaml')}": add (missing)`);
+      expect(check.stdout).toContain('+  jobName: incus');
+      // The Secret's content is in no plan: neither the key nor its base64 form.
+      const keyPem = await pem('pki/metrics.key');
+      expect(check.stdout + check.stderr).not.toContain('PRIVATE KEY');
+      expect(check.stdout).not.toContain(Buffer.from(keyPem).toString('base64').slice(0, 40));
+      await expect(stat(dir)).rejects.toThrow(/ENOENT/);
+      const saved = join(root, 'k8s-plan.json');
+      expect((await reconcile(['-i', inventory, '--check', '--out', saved], { env: lab!.env })).exitCode).toBe(2);
+      const planText = await readFile(saved, 'utf8');
+      expect(planText).not.toContain('PRIVATE KEY');
+      expect(planText).not.toContain(Buffer.from(keyPem).toString('base64').slice(0, 40));
+
+      const apply = await reconcile(['-i', inventory], { env: lab!.env });
+      expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+      expect(apply.stdout + apply.stderr).not.toContain('PRIVATE KEY');
+      expect((await stat(join(dir, 'secret.yaml'))).mode & 0o777).toBe(0o600);
+      const [secret] = parseAllDocuments(await readFile(join(dir, 'secret.yaml'), 'utf8')).map((d) => d.toJSON());
+      const [scrape] = parseAllDocuments(await readFile(join(dir, 'scrapeconfig.yaml'), 'utf8')).map((d) => d.toJSON());
+      for (const d of [secret, scrape]) expect(manifestErrors(d)).toEqual([]);
+      expect(Buffer.from(secret.data['tls.key'], 'base64').toString()).toBe(await pem('pki/metrics.key'));
+      expect(scrape.metadata.labels.release).toBe('prom');
+
+      const again = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
+      expect(again.exitCode, again.stdout).toBe(0);
+      expect(again.stdout).toContain('Plan: 0 to add, 0 to change');
+
+      // A hand edit is drift, shown as a diff and planned back.
+      await writeFile(join(dir, 'scrapeconfig.yaml'), (await readFile(join(dir, 'scrapeconfig.yaml'), 'utf8')).replace('jobName: incus', 'jobName: mine'));
+      const edited = await reconcile(['-i', inventory, '--check', '--diff'], { env: lab!.env });
+      expect(edited.exitCode).toBe(2);
+      expect(edited.stdout).toContain(`  ~ kubernetes manifest "${join(dir, 'scrapeconfig.yaml')}": update in place (content differs)`);
+      expect(edited.stdout).toContain('-  jobName: mine');
+      expect((await reconcile(['-i', inventory], { env: lab!.env })).exitCode).toBe(0);
+      expect(await readFile(join(dir, 'scrapeconfig.yaml'), 'utf8')).toContain('jobName: incus');
+    } finally {
+      await writeInventoryFile(entry);
+    }
   });
   it('a certificate that is not registered is refused by Incus (403); the registered one is served', async () => {
     const stranger = await generateSelfSigned({ commonName: 'metrics.local', validityDays: 30, now: new Date(), type: 'metrics' });

@@ -101,17 +101,24 @@ function kubernetesOptions(values: { format?: string; out?: string; namespace?: 
     }
     return undefined;
   }
-  if (values.out === undefined) throw new UsageError(`scrape-config: --format ${format} writes files (the Secret holds the private key): --out DIR is required`);
+  if (values.out === undefined)
+    throw new UsageError(`scrape-config: --format ${format} writes files (the Secret holds the private key): --out DIR is required`);
   const namespace = values.namespace ?? 'monitoring';
   const labels: Record<string, string> = {};
   for (const l of values.label ?? ['release=kube-prometheus-stack']) {
     const eq = l.indexOf('=');
     const [key, value] = eq < 0 ? [l, ''] : [l.slice(0, eq), l.slice(eq + 1)];
-    if (eq < 0 || !LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) throw new UsageError(`scrape-config: --label takes KEY=VALUE with a Kubernetes label key and value, not '${l}'`);
+    if (eq < 0 || !LABEL_KEY.test(key) || !LABEL_VALUE.test(value))
+      throw new UsageError(`scrape-config: --label takes KEY=VALUE with a Kubernetes label key and value, not '${l}'`);
     labels[key] = value;
   }
-  for (const [flag, v] of [['namespace', namespace], ['secret-name', values['secret-name']], ['name', values.name]] as const) {
-    if (v !== undefined && !DNS_NAME.test(v)) throw new UsageError(`scrape-config: --${flag} must be a Kubernetes name (lowercase letters, digits, '-' and '.'), not '${v}'`);
+  for (const [flag, v] of [
+    ['namespace', namespace],
+    ['secret-name', values['secret-name']],
+    ['name', values.name],
+  ] as const) {
+    if (v !== undefined && !DNS_NAME.test(v))
+      throw new UsageError(`scrape-config: --${flag} must be a Kubernetes name (lowercase letters, digits, '-' and '.'), not '${v}'`);
   }
   return { format: format as KubernetesFormat, out: values.out, namespace, labels, secretName: values['secret-name'], name: values.name ?? 'incus-metrics' };
 }
@@ -288,7 +295,14 @@ async function writeKubernetesManifests(
   const rendered = renderKubernetesManifests(
     targets,
     { certificatePem: certificate.pem, keyPem, fingerprint: certificate.fingerprint, caFiles },
-    { format: k8s.format, namespace: k8s.namespace, labels: k8s.labels, secretName: k8s.secretName ?? secretNameOf(spec.name), name: k8s.name, jobName: 'incus' },
+    {
+      format: k8s.format,
+      namespace: k8s.namespace,
+      labels: k8s.labels,
+      secretName: k8s.secretName ?? secretNameOf(spec.name),
+      name: k8s.name,
+      jobName: 'incus',
+    },
   );
   if (rendered.errors.length > 0) throw new UsageError(`scrape-config: ${rendered.errors.join('; ')}`);
   const out = resolve(io.cwd, k8s.out);
@@ -298,7 +312,8 @@ async function writeKubernetesManifests(
   } catch (e) {
     throw new UsageError(`scrape-config: cannot write the manifests to ${out}: ${(e as Error).message}`);
   }
-  for (const f of rendered.files) io.stdout(`wrote ${join(out, f.name)}${f.mode === 0o600 ? ' (mode 0600: holds the private key; never commit it unencrypted)' : ''}\n`);
+  for (const f of rendered.files)
+    io.stdout(`wrote ${join(out, f.name)}${f.mode === 0o600 ? ' (mode 0600: holds the private key; never commit it unencrypted)' : ''}\n`);
   io.stdout(`apply them with: kubectl apply -f ${out}\n`);
   return { warnings: rendered.warnings };
 }
