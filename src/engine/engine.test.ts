@@ -191,4 +191,18 @@ describe('planRun and applyPlan', () => {
     expect(reads).toEqual(['certs/shared.crt']);
     expect(plan.inventory.files.map((f) => f.path)).toEqual(['certs/shared.crt', 'hosts.yaml']);
   });
+
+  it('a selection that gives no host anything to do is an error naming the plays, their hosts and what their modules need', async () => {
+    const hosts = [host('a', { itmes: ['1'] }), host('b', {})];
+    await expect(planRun(request(), {}, deps(hosts, itemsModule([])), pool({}))).rejects.toThrow(
+      new UsageError(
+        [
+          'nothing to reconcile: no selected host sets anything the plays reconcile',
+          '  play "all" (hosts: all) matched a, b',
+          '    items needs items on a host',
+          "  (a misspelled variable name is the usual cause: 'reconcile validate -i INVENTORY' names near misses)",
+        ].join('\n'),
+      ),
+    );
+  });
 });

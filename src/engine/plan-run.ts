@@ -36,6 +36,8 @@ export interface PlanRequest {
   prune: boolean;
   /** Certificates expiring within this many days are reported as expiring. */
   warnDays: number;
+  /** --strict: a near-miss of a variable reconcile reads is an error. */
+  strict?: boolean;
   transport: TransportOptions;
   /** The clock, passed in (tests pin it). */
   now: () => Date;
@@ -62,6 +64,7 @@ export interface PlanDeps {
     now: Date,
     readFile: (relativePath: string) => Buffer | undefined,
     modules: Record<string, ReconcileModule<any, any, any, any>>,
+    options?: { strict?: boolean },
   ): Problem[] | Promise<Problem[]>;
   loadPlaybook(path: string): Promise<{ plays: Play[]; problems: Problem[] }>;
   /** Hosts matching an Ansible pattern, in inventory order; warnings for terms matching nothing. */
@@ -122,7 +125,7 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const inventory = await deps.loadInventory(request.inventoryPath);
   const readFile = onceReader(inventory, deps);
   const modules = desiredOnce(deps.modules);
-  const inventoryProblems = await deps.validateInventory(inventory, now, readFile.read, modules);
+  const inventoryProblems = await deps.validateInventory(inventory, now, readFile.read, modules, { strict: request.strict });
   const playbook = await deps.loadPlaybook(request.playbookPath);
   throwOnErrors([...inventoryProblems, ...playbook.problems], hooks);
 
@@ -144,6 +147,9 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const hosts = planHosts(observations, planCtx);
   for (const h of hosts) hooks.hostPlanned?.(h);
   const controller = planController(inventory, played, now, readFile.read, facts);
+  // A selection that gives nothing anything to do is a mistake (a typo in a variable name, a
+  // play on the wrong group), never an in-sync report: cron would stay green checking nothing.
+  if (hosts.length === 0 && !controller.considered) throw new UsageError(nothingToReconcile(playbook.plays, played, inventory, deps));
 
   return {
     format: 'reconcile-plan',
@@ -153,9 +159,29 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
     inventory: { path: request.inventoryPath, ...inventoryDigest(inventory, readFile.files) },
     playbook: request.playbookPath,
     options: { prune: request.prune, warnDays: request.warnDays, ...(request.limit !== undefined ? { limit: request.limit } : {}) },
-    controller,
+    controller: controller.plans,
     hosts,
   };
+}
+
+/** Which plays matched which hosts, and what their modules would have needed. */
+function nothingToReconcile(plays: Play[], played: SelectedHost[], inventory: Inventory, deps: PlanDeps): string {
+  const lines = ['nothing to reconcile: no selected host sets anything the plays reconcile'];
+  for (const play of plays) {
+    const hosts = played.filter((s) => deps.selectHosts(inventory, play.hosts).hosts.includes(s.host.name)).map((s) => s.host.name);
+    const shown = hosts.length > 8 ? `${hosts.slice(0, 8).join(', ')} and ${hosts.length - 8} more` : hosts.join(', ');
+    lines.push(`  play "${play.name}" (hosts: ${play.hosts}) matched ${hosts.length === 0 ? 'no host' : shown}`);
+    for (const name of play.reconcile) {
+      const module = deps.modules[name];
+      if (module) lines.push(`    ${name} needs ${orList(module.variables)} on a host`);
+    }
+  }
+  lines.push("  (a misspelled variable name is the usual cause: 'reconcile validate -i INVENTORY' names near misses)");
+  return lines.join('\n');
+}
+
+function orList(names: readonly string[]): string {
+  return names.length <= 1 ? (names[0] ?? 'its variables') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
 }
 
 /**
@@ -439,14 +465,17 @@ function planController(
   now: Date,
   readInventoryFile: (rel: string) => Buffer | undefined,
   facts: Map<ModuleName, unknown>,
-): ModulePlan[] {
+): { plans: ModulePlan[]; considered: boolean } {
   const modules = [...new Set(selected.flatMap((s) => s.modules.map((m) => m.module)))];
   const seen = new Set<string>();
   const plans: ModulePlan[] = [];
+  let considered = false;
   for (const module of modules) {
     if (!module.planController) continue;
     const hosts = selected.filter((s) => s.modules.some((m) => m.module === module)).map((s) => s.host);
     const plan = module.planController({ inventory, hosts, now, readInventoryFile, observedRun: facts.get(module.name) });
+    if (!plan) continue;
+    considered = true;
     plan.actions = plan.actions.filter((a) => {
       const key = `${a.kind}|${a.name}`;
       if (seen.has(key)) return false;
@@ -455,7 +484,7 @@ function planController(
     });
     if (plan.actions.length > 0 || plan.errors.length > 0 || plan.warnings.length > 0) plans.push(plan);
   }
-  return plans;
+  return { plans, considered };
 }
 
 export function failureOf(e: unknown, host: string, fallbackStep: string): HostFailure {

@@ -5,7 +5,7 @@ export const EXPECTED: Record<string, string[]> = {
   ],
   'bad-host-pattern': [
     'bad-host-pattern/site.yaml:2:10: error: [0].hosts: bad host pattern "~incus(": invalid regular expression (/^(?:incus()/: Unterminated group)\n      hosts: "~incus(["\n             ^',
-    'bad-host-pattern/site.yaml:6:28: error: [1].reconcile[1]: unknown kind "firewall" (known: incus_trust, qubes_prometheus_proxy, prometheus_scrape)\n      reconcile: [incus_trust, firewall]\n                               ^',
+    'bad-host-pattern/site.yaml:6:28: error: [1].reconcile[1]: unknown kind "firewall" (known: incus_trust, qubes_prometheus_proxy, prometheus_scrape, prometheus_kubernetes)\n      reconcile: [incus_trust, firewall]\n                               ^',
   ],
   'bad-host-range': [
     'bad-host-range/hosts.yaml:3:5: error: all.hosts.incus[a:3]: bad host range [a:3] in "incus[a:3]": both ends must be numbers or single letters\n        incus[a:3]:\n        ^',

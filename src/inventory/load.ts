@@ -583,6 +583,8 @@ function readVars(state: LoadState, pf: ParsedFile, map: Node, basePath: string)
     }
     const valueNode = (pair.value as Node | null) ?? null;
     const nested = new Map<string, SourceLocation>();
+    // The variable's own name (`key:`), for problems about the name itself (a near miss).
+    nested.set('key:', locate(pf, pair.key as Node));
     recordPositions(pf, valueNode, '', nested);
     out[name] = {
       value: valueNode === null ? null : valueNode.toJS(pf.doc, { maxAliasCount: 1000 }),

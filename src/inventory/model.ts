@@ -15,7 +15,8 @@ export interface VarDefinition {
    * Positions of nested nodes, keyed by the path below the variable
    * (`[2].projects`, `[0].name`, `.proxy_vms` for a key of a mapping variable), so validation can
    * point inside lists and maps. The key of a mapping entry is under `key:` + its path
-   * (`key:[0].name`), for problems about the key itself (an unknown key).
+   * (`key:[0].name`), for problems about the key itself (an unknown key); the variable's own
+   * name is under `key:`.
    */
   nested: ReadonlyMap<string, SourceLocation>;
 }

@@ -18,6 +18,7 @@ import type { Problem, SourceLocation } from '../errors.js';
 import type { ModuleName, ReconcileModule } from '../modules/types.js';
 import { VAULT_KEY, type Inventory, type InventoryHost, type VarDefinition } from './model.js';
 import inventorySchema from '../../schema/inventory.schema.json' with { type: 'json' };
+import { nearMissProblems } from './near-miss.js';
 
 export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.properties);
 
@@ -51,8 +52,11 @@ export function validateInventory(
   readInventoryFile: (relativePath: string) => Buffer | undefined,
   /** Passed in (src/modules/registry.ts MODULES at the edges) so that validation imports no module's I/O. */
   modules: Record<ModuleName, ReconcileModule<any, any>>,
+  /** --strict: a variable that looks like one reconcile reads (a typo) is an error, not a warning. */
+  options: { strict?: boolean } = {},
 ): Problem[] {
   const problems = new ProblemList(inventory);
+  for (const p of nearMissProblems(inventory, READ_VARIABLES, options.strict ? 'error' : 'warning')) problems.add(p);
   // Many hosts share the same certificate files: read each once (the same Buffer lets
   // modules cache what they parse from it).
   const files = new Map<string, Buffer | undefined>();

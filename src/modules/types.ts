@@ -111,6 +111,8 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
   readonly name: ModuleName;
   /** The words for every reason code (rendered at the edge; JSON consumers switch on the code). */
   readonly reasons: ReasonVocabulary<R>;
+  /** The variables that give a host something for this module (named when a run finds nothing to do). */
+  readonly variables: readonly string[];
   /** Pure: this module's desired state for one host, or every problem with its location. */
   desired(host: InventoryHost, ctx: DesiredContext): DesiredResult<D>;
   /** Reads the live state; throws TransportError naming host and step. */
@@ -133,9 +135,9 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
   /**
    * Optional, pure over what was read: work on the controller (a key pair to generate). The
    * plan's `module` names the module whose applyController carries it out (work two modules
-   * need is planned by both and kept once).
+   * need is planned by both and kept once). Undefined: the inventory asks nothing of it.
    */
-  planController?(ctx: ControllerPlanContext): ModulePlan;
+  planController?(ctx: ControllerPlanContext): ModulePlan | undefined;
   /** Applies controller actions planned under this module's name, before any host. */
   applyController?(plan: ModulePlan, hooks: ApplyHooks, ctx: ApplyContext): Promise<void>;
 }

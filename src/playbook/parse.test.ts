@@ -42,7 +42,7 @@ describe('playbooks', () => {
       'site.yaml:6:3: error: [1].become: unknown key "become" in a play (allowed: name, hosts, reconcile)\n      become: true\n      ^',
       'site.yaml:4:9: error: [1].name: must be a string\n    - name: 7\n            ^',
       'site.yaml:4:3: error: [1]: is missing the required key "hosts" (a host pattern such as all or incus:!staging)\n    - name: 7\n      ^',
-      'site.yaml:5:14: error: [1].reconcile: must be a non-empty list of: incus_trust, qubes_prometheus_proxy, prometheus_scrape\n      reconcile: firewall\n                 ^',
+      'site.yaml:5:14: error: [1].reconcile: must be a non-empty list of: incus_trust, qubes_prometheus_proxy, prometheus_scrape, prometheus_kubernetes\n      reconcile: firewall\n                 ^',
       'site.yaml:7:3: error: [2]: a play must be a mapping with name, hosts and reconcile\n    - just a string\n      ^',
     ]);
   });

@@ -253,6 +253,45 @@ describe('drift detection (cron use)', () => {
     }
   });
 
+  it('a typo in a variable name is caught: validate names file, line and the variable meant (an error with --strict); --check exits 1 saying nothing was checked', async () => {
+    const web1 = lab.host('web1');
+    const web2 = lab.host('web2');
+    const inv = join(dir, 'typo.yaml');
+    await writeFile(
+      inv,
+      stringify({
+        all: {
+          vars: { incus_trusted_client: [{ name: 'alice', certificate_file: certs.alice.file }] },
+          hosts: Object.fromEntries([web1, web2].map((h) => [h.name, connectionVars(h)])),
+        },
+      }),
+    );
+    const validate = await cli(['validate', '-i', inv]);
+    expect(validate.exitCode, validate.stderr).toBe(0);
+    expect(validate.stderr).toBe(
+      `${inv}:3:5: warning: all.vars.incus_trusted_client: "incus_trusted_client" is not a variable reconcile reads: did you mean "incus_trusted_clients"? As written it is ignored (an error with --strict)\n` +
+        '        incus_trusted_client:\n        ^\n',
+    );
+    const strict = await cli(['validate', '-i', inv, '--strict']);
+    expect(strict.exitCode).toBe(1);
+    expect(strict.stderr).toContain(
+      `${inv}:3:5: error: all.vars.incus_trusted_client: "incus_trusted_client" is not a variable reconcile reads: did you mean "incus_trusted_clients"?`,
+    );
+
+    const check = await cli(['-i', inv, '--check']);
+    expect(check.exitCode).toBe(1);
+    expect(check.stdout).toBe('');
+    expect(check.stderr).toContain(`warning: all.vars.incus_trusted_client: "incus_trusted_client" is not a variable reconcile reads`);
+    expect(check.stderr).toContain(
+      [
+        'reconcile: nothing to reconcile: no selected host sets anything the plays reconcile',
+        '  play "Incus trust stores" (hosts: all) matched web1, web2',
+        '    incus_trust needs incus_trusted_clients, incus_metrics_certificates, incus_trust_prune or incus_trust_protected on a host',
+      ].join('\n'),
+    );
+    expect(check.stderr).toContain("(a misspelled variable name is the usual cause: 'reconcile validate -i INVENTORY' names near misses)\n");
+  });
+
   it('a host down is an error even when others drifted: exit 1, and metrics say the run failed', async () => {
     const web1 = lab.host('web1');
     const inv = await writeInventory([web1], [lab.host('web3')]);

@@ -33,6 +33,8 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
                            applies exactly it, 'reconcile show PLAN' prints it)
   -y, --yes, --auto-approve  apply without asking (a terminal asks first; cron and CI never do)
   -D, --diff               show before/after of every changed field
+  --strict                 a variable that looks like one reconcile reads but is not (a typo such
+                           as incus_trusted_client) is an error, not a warning
   --limit PATTERN          only hosts matching an Ansible host pattern (a:b, a:&b, a:!b, globs)
   --forks N                hosts worked on in parallel (default 10)
   --prune                  remove trusted certificates the inventory does not name
@@ -66,6 +68,7 @@ const OPTIONS = {
   out: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   'auto-approve': { type: 'boolean' },
+  strict: { type: 'boolean' },
   limit: { type: 'string', short: 'l' },
   forks: { type: 'string', short: 'f' },
   'warn-days': { type: 'string' },
@@ -89,6 +92,8 @@ export interface RunPlaybookOptions {
   out?: string;
   /** --yes / --auto-approve: do not ask before applying. */
   yes: boolean;
+  /** --strict: a near miss of a variable reconcile reads is an error. */
+  strict: boolean;
   limit?: string;
   forks: number;
   /** --warn-days: certificates expiring within this many days are reported as expiring. */
@@ -119,6 +124,7 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     diff: values.diff ?? false,
     out: values.out !== undefined ? resolve(io.cwd, values.out) : undefined,
     yes: (values.yes ?? false) || (values['auto-approve'] ?? false),
+    strict: values.strict ?? false,
     limit: values.limit,
     forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, 10)),
     warnDays: withoutCommandPrefix(() => positiveInt('reconcile', '--warn-days', values['warn-days'], 30)),
@@ -172,6 +178,7 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
     forks: options.forks,
     prune: options.prune,
     warnDays: options.warnDays,
+    strict: options.strict,
     transport: transportOptions(io, options.acceptNewHostKeys),
     now: () => new Date(),
     toolVersion: packageVersion(),

@@ -25,6 +25,8 @@ reported at once with its file:line:column and the path of the value.
   -i, --inventory PATH   inventory file, or folder of inventory files (group_vars/ and
                          host_vars/ beside it are read too)
   PLAYBOOK               playbook to check: plays of {name, hosts, reconcile: [...]}
+  --strict               a variable that looks like one reconcile reads but is not (a typo such
+                         as incus_trusted_client) is an error, not a warning
   -h, --help             this help
 
 Exit codes: 0 valid (warnings may be printed), 1 problems found or bad usage.
@@ -32,6 +34,7 @@ Exit codes: 0 valid (warnings may be printed), 1 problems found or bad usage.
 
 const OPTIONS = {
   inventory: { type: 'string', short: 'i' },
+  strict: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -45,7 +48,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`validate: one PLAYBOOK at most, got ${positionals.length} (see 'reconcile validate --help')`);
 
   const inventory = await loadInventory(values.inventory);
-  const problems: Problem[] = validateInventory(inventory, new Date(), (path) => readInventoryFile(inventory, path), MODULES);
+  const problems: Problem[] = validateInventory(inventory, new Date(), (path) => readInventoryFile(inventory, path), MODULES, {
+    strict: values.strict ?? false,
+  });
   let plays = 0;
   if (positionals[0] !== undefined) {
     const playbook = await loadPlaybook(positionals[0]);

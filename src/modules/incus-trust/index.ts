@@ -22,6 +22,7 @@ const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPayload, TrustReason> = {
   name: 'incus_trust',
   reasons: TRUST_REASONS,
+  variables: TRUST_VARIABLES,
   // A metrics key file that others may read gets a warning on every run.
   observeRun: async (ctx) => ({ problems: keyFileModeWarnings(ctx.inventory, ctx.hosts) }),
   desired: (host, ctx) => {

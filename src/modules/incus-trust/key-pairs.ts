@@ -30,7 +30,7 @@ export interface KeyPairPayload {
 export type KeyPairAction = Action<KeyPairPayload, TrustReason>;
 
 /** Every metrics entry the hosts read (each pair once), and what its files say must happen. */
-export function planKeyPairs(ctx: ControllerPlanContext): ModulePlan<KeyPairPayload, TrustReason> {
+export function planKeyPairs(ctx: ControllerPlanContext): ModulePlan<KeyPairPayload, TrustReason> | undefined {
   const actions: KeyPairAction[] = [];
   const seen = new Set<string>();
   for (const host of ctx.hosts) {
@@ -42,7 +42,7 @@ export function planKeyPairs(ctx: ControllerPlanContext): ModulePlan<KeyPairPayl
       if (action) actions.push(action);
     }
   }
-  return { module: 'incus_trust', actions, errors: [], warnings: [] };
+  return seen.size > 0 ? { module: 'incus_trust', actions, errors: [], warnings: [] } : undefined;
 }
 
 function planKeyPair(

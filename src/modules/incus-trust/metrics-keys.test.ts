@@ -21,6 +21,7 @@ async function prepareMetricsKeys(inventory: Inventory, hosts: InventoryHost[], 
   const plan = planKeyPairs({ inventory, hosts, now, readInventoryFile });
   const events: Omit<GeneratedKeyPair, 'module'>[] = [];
   const made = new Map<string, unknown>();
+  if (!plan) return { plan, events, problems: [] as unknown[] };
   await applyKeyPairs(
     plan as Parameters<typeof applyKeyPairs>[0],
     { actionStarted: () => undefined, actionApplied: () => undefined },
@@ -56,7 +57,7 @@ const fp = (f: string) => parseCertificatePem(read(f)).fingerprint;
 describe('planKeyPairs, then applyKeyPairs', () => {
   it('planning writes nothing: the pair to generate is an action with its reason, the precondition says the file is absent', async () => {
     const { inventory, hosts } = setup();
-    const plan = planKeyPairs({ inventory, hosts, now: NOW, readInventoryFile: () => undefined });
+    const plan = planKeyPairs({ inventory, hosts, now: NOW, readInventoryFile: () => undefined })!;
     expect(plan.actions.map((a) => [a.action, a.kind, a.name, a.reason, a.precondition])).toEqual([
       ['add', 'metrics key pair', 'm', 'pair-missing', { subject: 'pki/m.crt', digest: null }],
     ]);

@@ -16,6 +16,7 @@ import { KUBERNETES_REASONS, type KubernetesReason } from './reasons.js';
 export const prometheusKubernetes: ReconcileModule<never, never, ManifestPayload, KubernetesReason> = {
   name: 'prometheus_kubernetes',
   reasons: KUBERNETES_REASONS,
+  variables: ['prometheus_kubernetes'],
   // Nothing on any host: the variable's problems are reported (validation), the work is the controller's.
   desired: (host) => ({ problems: readKubernetesSpec(host).problems }),
   observe: async () => {

@@ -37,10 +37,10 @@ export type ManifestPayload =
 
 export type ManifestAction = Action<ManifestPayload, KubernetesReason>;
 
-export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPayload, KubernetesReason> {
+export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPayload, KubernetesReason> | undefined {
   const plan: ModulePlan<ManifestPayload, KubernetesReason> = { module: 'prometheus_kubernetes', actions: [], errors: [], warnings: [] };
   const { spec } = readKubernetesSpec(inventoryWide(ctx.inventory)); // its problems are desired()'s to report
-  if (!spec) return plan;
+  if (!spec) return undefined;
   const facts = (ctx.observedRun as ScrapeFacts | undefined) ?? { endpoints: [], failures: [] };
   for (const f of facts.failures) plan.errors.push(`cannot read the metrics endpoint of ${f.message}`);
   const incusHosts = incusHostsToScrape(ctx.inventory, incusGroupOf(inventoryWide(ctx.inventory)));

@@ -28,6 +28,8 @@ function hostsInvolved(inventory: Inventory, hosts: InventoryHost[]): { promethe
 export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape, ScrapePayload, ScrapeReason> = {
   name: 'prometheus_scrape',
   reasons: SCRAPE_REASONS,
+  // On a host of the Prometheus group (prometheus_scrape_group, default "prometheus").
+  variables: ['incus_metrics_certificates'],
   desired: desiredScrape,
   observe: observeScrape,
   plan: planScrape,

@@ -16,6 +16,7 @@ import type { QubesPayload } from './plan.js';
 export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQubesProxy, QubesPayload, QubesReason> = {
   name: 'qubes_prometheus_proxy',
   reasons: QUBES_REASONS,
+  variables: ['qubes_prometheus_proxy'],
   desired: (host, ctx) => desiredQubesProxy(host, ctx),
   observe: observeQubesProxy,
   plan: planQubesProxy,
