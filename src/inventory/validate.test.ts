@@ -32,6 +32,19 @@ async function validate(name: string, files: Record<string, string>): Promise<st
 }
 
 describe('validateInventory', () => {
+  it('checks values no host receives (all.vars of an inventory without hosts, a group without hosts) — as warnings', async () => {
+    const hosts =
+      'all:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/missing.crt\n  children:\n    empty:\n      vars:\n        incus_trust_prune: maybe\n';
+    expect(await validate('unreceived', { 'hosts.yaml': hosts })).toEqual([
+      expect.stringMatching(
+        /^hosts\.yaml:5:27: warning: all\.vars\.incus_trusted_clients\[0\]\.certificate_file: .*certs\/missing\.crt.* \(no host receives this value today; it is an error once one does\)\n/,
+      ),
+      expect.stringMatching(
+        /^hosts\.yaml:9:28: warning: all\.children\.empty\.vars\.incus_trust_prune: must be a boolean .* \(no host receives this value today; it is an error once one does\)\n/,
+      ),
+    ]);
+  });
+
   it('warns that projects need restricted: true, once for a group var shared by many hosts', async () => {
     const hosts =
       'incus:\n  hosts:\n    a:\n    b:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/a.crt\n        projects: [production]\n';

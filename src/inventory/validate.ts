@@ -66,7 +66,20 @@ export function validateInventory(
   };
   const ctx = { inventory, readInventoryFile: readOnce, now };
   for (const w of inventory.warnings ?? []) problems.add(w);
-  for (const host of inventory.hosts.values()) {
+  for (const host of inventory.hosts.values()) checkHost(host, problems);
+  // A value written where no host receives it (a group without hosts, or overridden by every
+  // host) is still checked — as a warning: it breaks nothing today, and would the day a host gets it.
+  for (const pseudo of unreceivedDefinitions(inventory)) {
+    checkHost(pseudo, {
+      add: (p) =>
+        problems.add(
+          p.severity === 'error' ? { ...p, severity: 'warning', message: `${p.message} (no host receives this value today; it is an error once one does)` } : p,
+        ),
+    });
+  }
+  return problems.list;
+
+  function checkHost(host: InventoryHost, problems: { add(p: Problem): void }): void {
     const refused = new Set<string>();
     const checked: Record<string, unknown> = {};
     for (const name of READ_VARIABLES) {
@@ -89,7 +102,25 @@ export function validateInventory(
       for (const p of module.desired(seen, ctx).problems) problems.add(p);
     }
   }
-  return problems.list;
+}
+
+/**
+ * The definitions of variables reconcile reads that no host ends up with, as one stand-in host
+ * per group holding them (in that group and `all`), so that the same checks run on them.
+ */
+function unreceivedDefinitions(inventory: Inventory): InventoryHost[] {
+  const where = (d: VarDefinition) => `${d.location.file}:${d.location.line}:${d.location.column}`;
+  const received = new Set<string>();
+  for (const host of inventory.hosts.values()) for (const d of Object.values(host.vars)) received.add(where(d));
+  const out: InventoryHost[] = [];
+  for (const group of inventory.groups.values()) {
+    const vars: Record<string, VarDefinition> = {};
+    for (const [name, d] of [...Object.entries(group.vars), ...Object.entries(group.fileVars)]) {
+      if (READ_VARIABLES.includes(name) && !received.has(where(d))) vars[name] = d;
+    }
+    if (Object.keys(vars).length > 0) out.push({ name: `(group ${group.name})`, groups: [...new Set(['all', group.name])], vars });
+  }
+  return out;
 }
 
 /** Collects problems, fills in source lines, and drops repeats (a group var seen by many hosts). */
@@ -115,7 +146,7 @@ class ProblemList {
  * so such a value in a variable it reads is refused rather than used as literal text.
  * Returns true when the variable is free of both.
  */
-function refuseTemplatesAndVault(def: VarDefinition, problems: ProblemList): boolean {
+function refuseTemplatesAndVault(def: VarDefinition, problems: { add(p: Problem): void }): boolean {
   let clean = true;
   const visit = (value: unknown, sub: string) => {
     const location = (sub ? def.nested.get(sub) : undefined) ?? def.location;
