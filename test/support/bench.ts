@@ -68,6 +68,8 @@ interface BenchOptions {
   cli: string;
   /** --plot FILE: an SVG of wall time against hosts (needs --sweep). */
   plot?: string;
+  /** --sweep-certs 5,20,100: the certificate counts of the sweep. */
+  sweepCerts: number[];
 }
 
 type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
@@ -152,13 +154,14 @@ function parseOptions(argv: string[]): BenchOptions {
       connection: { type: 'string' },
       cli: { type: 'string' },
       plot: { type: 'string' },
+      'sweep-certs': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH] [--plot FILE.svg]\n',
+      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH] [--plot FILE.svg] [--sweep-certs 5,20,100]\n',
     );
     process.exit(0);
   }
@@ -182,6 +185,7 @@ function parseOptions(argv: string[]): BenchOptions {
     sweep: values.sweep ?? false,
     profileDir: values.profile !== undefined ? resolve(values.profile) : undefined,
     plot: values.plot !== undefined ? resolve(values.plot) : undefined,
+    sweepCerts: (values['sweep-certs'] ?? '5,20,100').split(',').map((c) => int('sweep-certs', c, 0, 2)),
   };
 }
 
@@ -657,7 +661,7 @@ async function main(): Promise<number> {
     log(`lab up in ${ms(labStartMs)}`);
 
     const sweepHosts = options.sweep ? [...new Set([10, 30, 100, options.hosts].filter((n) => n <= options.hosts))].sort((a, b) => a - b) : [];
-    const sweepCerts = options.sweep ? [...new Set([5, 20, 100, options.certs])].sort((a, b) => a - b) : [];
+    const sweepCerts = options.sweep ? [...new Set([...options.sweepCerts, options.certs])].sort((a, b) => a - b) : [];
     const maxCerts = Math.max(options.certs, ...sweepCerts);
     t = performance.now();
     const certs = await generateCertificates(dir, maxCerts, new Date());
