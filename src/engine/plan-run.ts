@@ -139,6 +139,10 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   collectDesired(inventory, selected, now, readFile.read, facts);
   // A host with nothing to reconcile in any of its plays is not part of the run (nor of the report).
   selected = selected.filter((s) => s.modules.length > 0);
+  const controller = planController(inventory, played, now, readFile.read, facts);
+  // A selection that gives nothing anything to do is a mistake (a typo in a variable name, a
+  // play on the wrong group), never an in-sync report: cron would stay green checking nothing.
+  if (selected.length === 0 && !controller.considered) throw new UsageError(nothingToReconcile(playbook.plays, played, inventory, deps));
   hooks.hostsSelected?.(selected.map((s) => s.host.name));
 
   const limit = pLimit(request.forks);
@@ -146,10 +150,6 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   const planCtx = { now, prune: request.prune, warnDays: request.warnDays };
   const hosts = planHosts(observations, planCtx);
   for (const h of hosts) hooks.hostPlanned?.(h);
-  const controller = planController(inventory, played, now, readFile.read, facts);
-  // A selection that gives nothing anything to do is a mistake (a typo in a variable name, a
-  // play on the wrong group), never an in-sync report: cron would stay green checking nothing.
-  if (hosts.length === 0 && !controller.considered) throw new UsageError(nothingToReconcile(playbook.plays, played, inventory, deps));
 
   return {
     format: 'reconcile-plan',
@@ -309,10 +309,15 @@ async function observeAcrossHosts(
   const facts = new Map<ModuleName, unknown>();
   const problems: Problem[] = [];
   const modules = [...new Set(selected.flatMap((s) => s.modules.map((m) => m.module)))];
+  const reads = new Map<string, Promise<unknown>>();
+  const once = <T>(key: string, read: () => Promise<T>): Promise<T> => {
+    if (!reads.has(key)) reads.set(key, read());
+    return reads.get(key) as Promise<T>;
+  };
   for (const module of modules) {
     if (!module.observeRun) continue;
     const hosts = selected.filter((s) => s.modules.some((m) => m.module === module)).map((s) => s.host);
-    const result = await module.observeRun({ inventory, hosts, now, session });
+    const result = await module.observeRun({ inventory, hosts, now, session, once });
     problems.push(...result.problems);
     facts.set(module.name, result.facts);
   }

@@ -9,6 +9,7 @@ import type { InventoryHost, Inventory } from '../inventory/model.js';
 import type { HostSession } from '../transport/types.js';
 import type { GeneratedKeyPair } from '../engine/report.js';
 import type { Action, ModulePlan } from '../plan/types.js';
+import type { SchemaFragment } from '../inventory/schema-build.js';
 
 export { ACTION_SYMBOL } from '../plan/types.js';
 export type { Action, ActionType, FieldChange, ModulePlan, Precondition } from '../plan/types.js';
@@ -39,6 +40,8 @@ export interface RunObserveContext {
   now: Date;
   /** The run's session to any inventory host (opened on first use, reused by observe, closed by the CLI). */
   session(host: InventoryHost): Promise<HostSession>;
+  /** A read shared by modules (the same key: done once per run, its result handed to each). */
+  once<T>(key: string, read: () => Promise<T>): Promise<T>;
 }
 
 export interface RunObserveResult {
@@ -113,6 +116,8 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
   readonly reasons: ReasonVocabulary<R>;
   /** The variables that give a host something for this module (named when a run finds nothing to do). */
   readonly variables: readonly string[];
+  /** The JSON Schema of every variable it reads (its part of schema/inventory.schema.json). */
+  readonly schema: SchemaFragment;
   /** Pure: this module's desired state for one host, or every problem with its location. */
   desired(host: InventoryHost, ctx: DesiredContext): DesiredResult<D>;
   /** Reads the live state; throws TransportError naming host and step. */

@@ -5,6 +5,7 @@
  * controller it plans the metrics key pairs to generate or rotate (key-pairs.ts), which apply
  * makes first (metrics-keys.ts).
  */
+import { INCUS_TRUST_SCHEMA } from './schema.js';
 import type { ObservedCertificate, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
 import { planTrust, type TrustPayload } from './plan.js';
@@ -23,6 +24,7 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
   name: 'incus_trust',
   reasons: TRUST_REASONS,
   variables: TRUST_VARIABLES,
+  schema: INCUS_TRUST_SCHEMA,
   // A metrics key file that others may read gets a warning on every run.
   observeRun: async (ctx) => ({ problems: keyFileModeWarnings(ctx.inventory, ctx.hosts) }),
   desired: (host, ctx) => {

@@ -5,8 +5,9 @@
  * on demand). Controller work only: no host is connected to for it, beyond reading where each
  * Incus host serves its metrics. desired.ts → plan.ts (pure) → apply.ts.
  */
+import { PROMETHEUS_KUBERNETES_SCHEMA } from './schema.js';
 import type { ReconcileModule } from '../types.js';
-import { observeMetricsEndpoints } from '../prometheus-scrape/targets.js';
+import { observeMetricsEndpointsOnce } from '../prometheus-scrape/targets.js';
 import { incusGroupOf, incusHostsToScrape } from '../incus-trust/metrics-desired.js';
 import { inventoryWide, readKubernetesSpec } from './desired.js';
 import { planManifests, type ManifestPayload } from './plan.js';
@@ -17,6 +18,7 @@ export const prometheusKubernetes: ReconcileModule<never, never, ManifestPayload
   name: 'prometheus_kubernetes',
   reasons: KUBERNETES_REASONS,
   variables: ['prometheus_kubernetes'],
+  schema: PROMETHEUS_KUBERNETES_SCHEMA,
   // Nothing on any host: the variable's problems are reported (validation), the work is the controller's.
   desired: (host) => ({ problems: readKubernetesSpec(host).problems }),
   observe: async () => {
@@ -27,7 +29,7 @@ export const prometheusKubernetes: ReconcileModule<never, never, ManifestPayload
   observeRun: async (ctx) => {
     const wide = inventoryWide(ctx.inventory);
     if (!readKubernetesSpec(wide).spec) return { problems: [] };
-    return { problems: [], facts: await observeMetricsEndpoints(incusHostsToScrape(ctx.inventory, incusGroupOf(wide)), ctx.session) };
+    return { problems: [], facts: await observeMetricsEndpointsOnce(incusHostsToScrape(ctx.inventory, incusGroupOf(wide)), ctx) };
   },
   planController: planManifests,
   applyController: (plan, hooks, ctx) => applyManifests(plan as Parameters<typeof applyManifests>[0], hooks, ctx),

@@ -5,6 +5,7 @@
  * metrics, which desired() turns into targets; the key pairs it deploys are planned on the
  * controller like incus_trust's (one action per pair, whichever module plans it).
  */
+import { PROMETHEUS_SCRAPE_SCHEMA } from './schema.js';
 import type { InventoryHost } from '../../inventory/model.js';
 import { planKeyPairs } from '../incus-trust/key-pairs.js';
 import type { ReconcileModule } from '../types.js';
@@ -14,7 +15,7 @@ import type { DesiredScrape, ObservedScrape, ScrapeFacts, ScrapePayload } from '
 import { observeScrape } from './observe.js';
 import { planScrape } from './plan.js';
 import { SCRAPE_REASONS, type ScrapeReason } from './reasons.js';
-import { incusGroupOf, incusHostsToScrape, observeMetricsEndpoints } from './targets.js';
+import { incusGroupOf, incusHostsToScrape, observeMetricsEndpointsOnce } from './targets.js';
 import type { Inventory } from '../../inventory/model.js';
 
 /** The Prometheus hosts among `hosts`, and the Incus hosts they scrape. */
@@ -30,6 +31,7 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape, Sc
   reasons: SCRAPE_REASONS,
   // On a host of the Prometheus group (prometheus_scrape_group, default "prometheus").
   variables: ['incus_metrics_certificates'],
+  schema: PROMETHEUS_SCRAPE_SCHEMA,
   desired: desiredScrape,
   observe: observeScrape,
   plan: planScrape,
@@ -37,7 +39,7 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape, Sc
   observeRun: async (ctx) => {
     const { prometheus, incus } = hostsInvolved(ctx.inventory, ctx.hosts);
     if (prometheus.length === 0) return { problems: [] };
-    const facts: ScrapeFacts = await observeMetricsEndpoints(incus, ctx.session);
+    const facts: ScrapeFacts = await observeMetricsEndpointsOnce(incus, ctx);
     return { problems: [], facts };
   },
   // The pairs this host deploys are incus_trust's controller work (planned once, applied by incus_trust).

@@ -54,6 +54,18 @@ export async function observeMetricsEndpoint(session: HostSession, host: Invento
   };
 }
 
+/** observeMetricsEndpoints once per run for the same hosts, whichever module asks (prometheus_scrape, prometheus_kubernetes). */
+export function observeMetricsEndpointsOnce(
+  hosts: InventoryHost[],
+  ctx: { session(host: InventoryHost): Promise<HostSession>; once<T>(key: string, read: () => Promise<T>): Promise<T> },
+): ReturnType<typeof observeMetricsEndpoints> {
+  const key = `metrics-endpoints:${hosts
+    .map((h) => h.name)
+    .sort()
+    .join(',')}`;
+  return ctx.once(key, () => observeMetricsEndpoints(hosts, ctx.session));
+}
+
 /** Observations of every host; a host that cannot be read is reported, not fatal to the others. */
 export async function observeMetricsEndpoints(
   hosts: InventoryHost[],

@@ -4,6 +4,7 @@
  * service that starts the proxy in each proxy VM. desired.ts → observe.ts → plan.ts →
  * apply.ts; scrape.ts gives the matching Prometheus jobs to `reconcile scrape-config`.
  */
+import { QUBES_PROMETHEUS_PROXY_SCHEMA } from './schema.js';
 import type { ReconcileModule } from '../types.js';
 import type { DesiredQubesProxy, ObservedQubesProxy } from './model.js';
 import { desiredQubesProxy } from './desired.js';
@@ -17,6 +18,7 @@ export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQu
   name: 'qubes_prometheus_proxy',
   reasons: QUBES_REASONS,
   variables: ['qubes_prometheus_proxy'],
+  schema: QUBES_PROMETHEUS_PROXY_SCHEMA,
   desired: (host, ctx) => desiredQubesProxy(host, ctx),
   observe: observeQubesProxy,
   plan: planQubesProxy,

@@ -1,0 +1,76 @@
+/**
+ * The inventory variables transport reads, as a fragment of schema/inventory.schema.json (JSON Schema
+ * 2020-12). The whole schema is built from the modules' fragments and the transport's
+ * (src/inventory/schema-build.ts); a test keeps the checked-in file equal to it (npm run schema).
+ */
+import type { SchemaFragment } from '../inventory/schema-build.js';
+
+export const TRANSPORT_SCHEMA: SchemaFragment = {
+  properties: {
+    ansible_host: {
+      type: 'string',
+      minLength: 1,
+    },
+    ansible_port: {
+      anyOf: [
+        {
+          type: 'integer',
+          minimum: 1,
+          maximum: 65535,
+        },
+        {
+          type: 'string',
+          pattern: '^[0-9]{1,5}$',
+        },
+      ],
+    },
+    ansible_user: {
+      type: 'string',
+      minLength: 1,
+    },
+    ansible_ssh_private_key_file: {
+      type: 'string',
+      minLength: 1,
+    },
+    ansible_connection: {
+      description: 'ssh (smart and paramiko are read as ssh) or local.',
+      enum: ['ssh', 'smart', 'paramiko', 'local'],
+    },
+    ansible_become: {
+      description: "Run privileged commands through sudo -n. Ansible's boolean words are accepted, in any case.",
+      anyOf: [
+        {
+          type: 'boolean',
+        },
+        {
+          type: 'string',
+          pattern: '^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff]|[YyNn01]|)$',
+        },
+      ],
+    },
+    ansible_ssh_common_args: {
+      type: 'string',
+    },
+    ansible_ssh_host: {
+      type: 'string',
+      minLength: 1,
+    },
+    ansible_ssh_port: {
+      anyOf: [
+        {
+          type: 'integer',
+          minimum: 1,
+          maximum: 65535,
+        },
+        {
+          type: 'string',
+          pattern: '^[0-9]{1,5}$',
+        },
+      ],
+    },
+    ansible_ssh_user: {
+      type: 'string',
+      minLength: 1,
+    },
+  },
+};
