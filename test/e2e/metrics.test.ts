@@ -214,6 +214,9 @@ describe('metrics certificates end to end', () => {
   it("prometheus_kubernetes in the inventory: a normal run writes the manifests as the controller's planned actions (--check writes nothing, --diff shows them, the Secret never), then plans nothing", async () => {
     const dir = join(root, 'k8s-declared');
     const entry = { validity_days: 40, rotate_before_days: 5 };
+    // The manifests record the pair they hold beside the certificate; the later tests start without it.
+    const record = join(root, 'pki/metrics.crt.deployed');
+    const recordBefore = await readFile(record, 'utf8');
     await writeInventoryFile(
       entry,
       {},
@@ -260,8 +263,11 @@ describe('metrics certificates end to end', () => {
       expect(edited.stdout).toContain('-  jobName: mine');
       expect((await reconcile(['-i', inventory], { env: lab!.env })).exitCode).toBe(0);
       expect(await readFile(join(dir, 'scrapeconfig.yaml'), 'utf8')).toContain('jobName: incus');
+      const lines = (text: string) => text.split('\n').filter((l) => l !== '');
+      expect(lines(await readFile(record, 'utf8'))).toEqual([`kubernetes ${await fingerprintOf('pki/metrics.crt')}`, ...lines(recordBefore)].sort());
     } finally {
       await writeInventoryFile(entry);
+      await writeFile(record, recordBefore);
     }
   });
   it('a certificate that is not registered is refused by Incus (403); the registered one is served', async () => {

@@ -177,3 +177,22 @@ describe('prometheusHosts', () => {
     expect(prometheusHosts(inv, 'other')).toEqual(['promB']);
   });
 });
+
+describe('prometheus_kubernetes in a rotation', () => {
+  it('the Kubernetes manifests count as one more Prometheus: the previous certificate stays until they hold the new pair', () => {
+    const incus = host('incus1', { incus_metrics_certificates: [ENTRY] });
+    const inventory = inventoryOf([incus]);
+    inventory.groups.set('all', {
+      name: 'all',
+      parents: [],
+      children: ['incus'],
+      hosts: [],
+      vars: { prometheus_kubernetes: varDef({ out_dir: 'k8s' }) },
+      fileVars: {},
+      depth: 0,
+    });
+    inventory.groups.set('incus', { name: 'incus', parents: ['all'], children: [], hosts: ['incus1'], vars: {}, fileVars: {}, depth: 1 });
+    expect(prometheusHosts(inventory, 'prometheus-metrics')).toEqual(['kubernetes']);
+    expect(prometheusHosts(inventory, 'other')).toEqual([]);
+  });
+});

@@ -223,9 +223,29 @@ export function metricsSpecForPrometheusHost(inventory: Inventory, promHost: Inv
   return undefined;
 }
 
-/** Prometheus hosts that deploy the entry `specName`, inventory order: all must run a new pair before the previous one goes. */
+/**
+ * Where the manifests of prometheus_kubernetes record the pair they hold (CERT.deployed): like a
+ * Prometheus host, the Kubernetes Secret must have the new pair before the previous one goes.
+ */
+export const KUBERNETES_DEPLOYMENT = 'kubernetes';
+
+/** Prometheus hosts (and the Kubernetes manifests) that deploy the entry `specName`: all must run a new pair before the previous one goes. */
 export function prometheusHosts(inventory: Inventory, specName: string): string[] {
-  return [...inventory.hosts.values()].filter((h) => inPrometheusGroup(h) && metricsSpecForPrometheusHost(inventory, h)?.name === specName).map((h) => h.name);
+  const hosts = [...inventory.hosts.values()]
+    .filter((h) => inPrometheusGroup(h) && metricsSpecForPrometheusHost(inventory, h)?.name === specName)
+    .map((h) => h.name);
+  return kubernetesEntry(inventory) === specName ? [...hosts, KUBERNETES_DEPLOYMENT] : hosts;
+}
+
+/** The incus_metrics_certificates entry prometheus_kubernetes (set for the whole inventory) deploys, if any. */
+export function kubernetesEntry(inventory: Inventory): string | undefined {
+  const all = inventory.groups.get('all');
+  const def = all?.fileVars.prometheus_kubernetes ?? all?.vars.prometheus_kubernetes;
+  if (!def || typeof def.value !== 'object' || def.value === null || Array.isArray(def.value)) return undefined;
+  const wanted = (def.value as Record<string, unknown>).certificate;
+  if (typeof wanted === 'string') return wanted;
+  const wide: InventoryHost = { name: 'all', groups: ['all'], vars: { ...all!.vars, ...all!.fileVars } };
+  return incusHostsToScrape(inventory, incusGroupOf(wide)).flatMap((h) => readMetricsCertificateSpecs(h).specs)[0]?.name;
 }
 
 /** `HOST FINGERPRINT` lines of CERT.deployed → host → fingerprint. Unparsable lines are ignored. */

@@ -11,7 +11,8 @@ import { TransportError } from '../../errors.js';
 import { CONTROLLER } from '../../plan/types.js';
 import { renderKubernetesManifests } from '../../render/kubernetes.js';
 import { keyMatchesCertificate } from '../incus-trust/key-pairs.js';
-import { writeAtomic } from '../incus-trust/metrics-keys.js';
+import { recordDeployment, writeAtomic } from '../incus-trust/metrics-keys.js';
+import { KUBERNETES_DEPLOYMENT } from '../incus-trust/metrics-desired.js';
 import type { ApplyContext, ApplyHooks, ModulePlan } from '../types.js';
 import type { ManifestPayload } from './plan.js';
 import type { KubernetesReason } from './reasons.js';
@@ -21,6 +22,11 @@ export async function applyManifests(plan: ModulePlan<ManifestPayload, Kubernete
     if (!action.applies || !action.payload) continue;
     hooks.actionStarted(action);
     const p = action.payload;
+    if (p.op === 'record') {
+      await record(p, ctx);
+      hooks.actionApplied(action);
+      continue;
+    }
     const step = `write ${p.path}`;
     try {
       const now = readOrUndefined(p.path);
@@ -36,6 +42,17 @@ export async function applyManifests(plan: ModulePlan<ManifestPayload, Kubernete
       throw new TransportError(CONTROLLER, step, (e as Error).message);
     }
     hooks.actionApplied(action);
+  }
+}
+
+async function record(p: Extract<ManifestPayload, { op: 'record' }>, ctx: ApplyContext): Promise<void> {
+  const fingerprint = p.fingerprint ?? ctx.certificate(p.certificatePath)?.fingerprint;
+  const step = `record deployment in ${p.certificatePath}.deployed`;
+  if (!fingerprint) throw new TransportError(CONTROLLER, step, 'the metrics pair was not generated: see the error above');
+  try {
+    await recordDeployment(p.certificatePath, KUBERNETES_DEPLOYMENT, fingerprint);
+  } catch (e) {
+    throw new TransportError(CONTROLLER, step, (e as Error).message);
   }
 }
 

@@ -11,7 +11,15 @@ import { CertificateParseError, parseCertificatePem, type CertificateInfo } from
 import { renderKubernetesManifests, FINGERPRINT_ANNOTATION, type KubernetesOptions, type PairMaterial } from '../../render/kubernetes.js';
 import { metricsTargets } from '../../render/scrape-config.js';
 import { unifiedDiff } from '../../render/unified-diff.js';
-import { inventoryPath, readMetricsCertificateSpecs, incusHostsToScrape, incusGroupOf } from '../incus-trust/metrics-desired.js';
+import {
+  DEPLOYED_SUFFIX,
+  KUBERNETES_DEPLOYMENT,
+  incusGroupOf,
+  incusHostsToScrape,
+  inventoryPath,
+  parseDeployedRecord,
+  readMetricsCertificateSpecs,
+} from '../incus-trust/metrics-desired.js';
 import type { ScrapeFacts } from '../prometheus-scrape/model.js';
 import type { Action, ControllerPlanContext, ModulePlan } from '../types.js';
 import { inventoryWide, readKubernetesSpec } from './desired.js';
@@ -33,7 +41,9 @@ export type ManifestPayload =
       caFiles: { name: string; path: string }[];
       options: KubernetesOptions;
       targets: ReturnType<typeof metricsTargets>['targets'];
-    };
+    }
+  /** CERT.deployed says which pair the manifests hold, so that a rotation waits for them (metrics-desired.ts). */
+  | { op: 'record'; certificatePath: string; fingerprint?: string };
 
 export type ManifestAction = Action<ManifestPayload, KubernetesReason>;
 
@@ -90,6 +100,7 @@ export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPa
   plan.errors.push(...rendered.errors.map((e) => `prometheus_kubernetes: ${e}`));
   plan.warnings.push(...rendered.warnings.filter((w) => !plan.warnings.includes(w)));
 
+  let secretPlanned = false;
   for (const file of rendered.files) {
     const relative = posix.join(spec.outDir, file.name);
     const before = ctx.readInventoryFile(relative);
@@ -100,6 +111,7 @@ export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPa
       const current = certificate && keyText !== undefined && before !== undefined && before.toString('utf8') === file.content;
       if (current) continue;
       const detail = certificate ? `${holds ? `holds ${holds.slice(0, 12)}` : 'no pair'}; wanted ${certificate.fingerprint.slice(0, 12)}` : undefined;
+      secretPlanned = true;
       plan.actions.push({
         action: before ? 'update' : 'add',
         kind: MANIFEST_KIND,
@@ -134,6 +146,23 @@ export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPa
       applies: true,
       precondition,
       payload: { op: 'manifest', path, content: file.content, mode: file.mode },
+    });
+  }
+  // Recorded once the Secret holds the pair: a rotation removes the previous certificate only then.
+  const recorded = parseDeployedRecord(ctx.readInventoryFile(entry.certificateFile + DEPLOYED_SUFFIX)?.toString('utf8')).get(KUBERNETES_DEPLOYMENT);
+  if (secretPlanned || !certificate || recorded !== certificate.fingerprint) {
+    plan.actions.push({
+      action: 'update',
+      kind: 'deployment record',
+      name: `${inventoryPath(ctx.inventory, entry.certificateFile)}${DEPLOYED_SUFFIX}`,
+      reason: 'record',
+      fingerprint: certificate?.fingerprint ?? KNOWN_AFTER_APPLY,
+      applies: true,
+      payload: {
+        op: 'record',
+        certificatePath: inventoryPath(ctx.inventory, entry.certificateFile),
+        ...(certificate ? { fingerprint: certificate.fingerprint } : {}),
+      },
     });
   }
   return plan;
