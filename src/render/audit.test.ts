@@ -91,4 +91,18 @@ describe('audit', () => {
       ].join('\n'),
     );
   });
+
+  it('shows a hostile certificate name escaped in the table (no control character reaches the terminal)', () => {
+    const c = auditCertificate(live('\u001b[31mevil\u001b[0m\tx', { fingerprint: fp('e') }), undefined, NOW, 30);
+    const host: AuditedHost = {
+      host: 'web1',
+      status: 'ok',
+      server: { serverName: 'web1', version: '6.0.4', clustered: false, members: [] },
+      managedByInventory: false,
+      certificates: [c],
+    };
+    const text = renderAuditText(summarize('inv.yaml', [host], NOW, 30));
+    expect(text).toContain('  \\x1b[31mevil\\x1b[0m\\tx  client');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
 });

@@ -2,6 +2,7 @@
  * `reconcile audit`: what every host trusts, judged against the inventory. Pure: the command
  * reads hosts and passes values and the clock; this file classifies and renders (text and JSON).
  */
+import { printableField } from './printable.js';
 import type { DesiredTrust, IncusServerInfo, LiveCertificate } from '../modules/incus-trust/model.js';
 
 /**
@@ -122,18 +123,19 @@ export function renderAuditText(report: AuditReport): string {
   const out: string[] = [];
   for (const h of report.hosts) {
     if (h.status !== 'ok' || !h.server) {
-      out.push(`${h.host}: ${h.status === 'unreachable' ? 'UNREACHABLE' : 'FAILED'}: ${h.error?.step}: ${h.error?.message}`, '');
+      out.push(`${h.host}: ${h.status === 'unreachable' ? 'UNREACHABLE' : 'FAILED'}: ${printableField(`${h.error?.step}: ${h.error?.message}`)}`, '');
       continue;
     }
     const s = h.server;
     const kind = s.clustered ? `cluster ${s.clusterId?.slice(0, 12)}` : 'standalone';
     const count = h.certificates.length;
     out.push(
-      `${h.host} (${s.serverName}, incus ${s.version}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
+      `${h.host} (${printableField(s.serverName)}, incus ${printableField(s.version)}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
     );
     if (count > 0) {
       const rows = [['NAME', 'TYPE', 'FINGERPRINT', 'EXPIRES', 'STATUS']];
-      for (const c of h.certificates) rows.push([c.name, c.type, c.fingerprint.slice(0, 12), c.notAfter?.slice(0, 10) ?? 'unknown', markText(c)]);
+      for (const c of h.certificates)
+        rows.push([printableField(c.name), printableField(c.type), c.fingerprint.slice(0, 12), c.notAfter?.slice(0, 10) ?? 'unknown', markText(c)]);
       out.push(...table(rows).map((l) => `  ${l}`));
     }
     out.push('');

@@ -158,4 +158,29 @@ describe('renderRecap', () => {
 `,
     );
   });
+
+  it('a name from the host with control characters is shown escaped, never sent to the terminal as is', () => {
+    const hostile: Action = {
+      action: 'unmanaged',
+      kind: 'incus certificate',
+      name: '\u001b[2K\rh9: no changes\u001b]0;owned\u0007',
+      reason: 'not-in-inventory',
+      fingerprint: FP1,
+      before: { name: 'x' },
+      applies: false,
+    };
+    const text = renderPlan(
+      {
+        controller: [],
+        hosts: [
+          { host: 'web1', plans: [{ module: 'incus_trust', actions: [hostile], errors: [], warnings: [] }], covered: [], warnings: [], certificates: [] },
+        ],
+      },
+      { diff: false, words: reasonWords() },
+    );
+    expect(text).toBe(
+      'web1:\n  ? incus certificate "\\x1b[2K\\rh9: no changes\\x1b]0;owned\\x07" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)\n\nPlan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged\n',
+    );
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
 });

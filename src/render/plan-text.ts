@@ -6,6 +6,7 @@
 import type { HostReport, RunReport } from '../engine/report.js';
 import { ACTION_SYMBOL, CONTROLLER, type Action, type ActionType, type HostPlan, type RunPlan } from '../plan/types.js';
 import type { ReasonWords } from './view.js';
+import { printable, printableField } from './printable.js';
 
 export interface PlanTextOptions {
   /** --diff: before/after of every changed field, and file diffs. */
@@ -20,12 +21,17 @@ export function renderPlan(plan: Pick<RunPlan, 'controller' | 'hosts'>, options:
   return `${blocks.join('\n')}\n${renderSummaryLine(plan)}\n`;
 }
 
+/** One host's block, control characters of what the host said made visible (printable.ts). */
+export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
+  return printable(hostPlanText(h, options));
+}
+
 /** The controller's work, shown as a host of its own, first. */
 function controllerPlan(plan: Pick<RunPlan, 'controller'>): HostPlan {
   return { host: CONTROLLER, plans: plan.controller, covered: [], warnings: plan.controller.flatMap((p) => p.warnings), certificates: [] };
 }
 
-export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
+function hostPlanText(h: HostPlan, options: PlanTextOptions): string {
   const lines: string[] = [];
   if (h.failure) {
     lines.push(`${h.host}: ${h.failure.unreachable ? 'unreachable' : 'failed'}: ${h.failure.step}: ${h.failure.message}`);
@@ -52,7 +58,7 @@ export function renderHostPlan(h: HostPlan, options: PlanTextOptions): string {
 function renderAction(a: Action, reason: string, options: PlanTextOptions): string[] {
   const symbol = ACTION_SYMBOL[a.action].padStart(3);
   const fingerprint = a.fingerprint ? ` [${shortFingerprint(a.fingerprint)}]` : '';
-  const lines = [`${symbol} ${a.kind} "${a.name}"${fingerprint}: ${describeAction(a.action)} (${reason})`];
+  const lines = [`${symbol} ${a.kind} "${printableField(a.name)}"${fingerprint}: ${describeAction(a.action)} (${printableField(reason)})`];
   if (!options.diff) return lines;
   const pad = '        ';
   switch (a.action) {
@@ -131,7 +137,8 @@ export function renderRecap(report: RunReport): string {
   const width = Math.max(4, ...report.hosts.map((h) => h.host.length));
   const lines = ['Recap:'];
   const failed = new Set(report.hosts.filter((h) => h.status === 'failed').map((h) => h.host));
-  for (const h of report.hosts) lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${recapDetail(h, report.mode, failed)}`.trimEnd());
+  for (const h of report.hosts)
+    lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${printableField(recapDetail(h, report.mode, failed))}`.trimEnd());
   return lines.join('\n') + '\n';
 }
 
