@@ -13,15 +13,30 @@ export interface CliIO {
    * not a terminal (cron, CI, pipes): then nothing is ever asked.
    */
   ask?(question: string): Promise<string>;
+  /**
+   * Aborted when whoever reads the output went away (a closed pipe: `reconcile … | head`). A run
+   * then stops as on SIGTERM: no new action, the ones in flight finish, the report files are written.
+   */
+  outputClosed?: AbortSignal;
 }
 
 export function processIO(): CliIO {
   const isTTY = Boolean(process.stdout.isTTY);
   const interactive = isTTY && Boolean(process.stdin.isTTY);
+  // A closed pipe is not a crash: writes stop, and the run is told (outputClosed).
+  const closed = new AbortController();
+  const onError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    if (!closed.signal.aborted) closed.abort('EPIPE');
+  };
+  process.stdout.on('error', onError);
+  process.stderr.on('error', onError);
+  const write = (stream: NodeJS.WriteStream) => (t: string) => void (closed.signal.aborted ? undefined : stream.write(t));
   return {
     ...(interactive ? { ask } : {}),
-    stdout: (t) => void process.stdout.write(t),
-    stderr: (t) => void process.stderr.write(t),
+    outputClosed: closed.signal,
+    stdout: write(process.stdout),
+    stderr: write(process.stderr),
     isTTY,
     noColor: !isTTY || Boolean(process.env.NO_COLOR),
     env: process.env,

@@ -85,6 +85,12 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
   }
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The output's reader went away (`| head`): as SIGTERM during apply — the actions in flight
+  // finish, no new one starts, the report files are written — and no apply starts after it.
+  const onOutputClosed = () => {
+    if (!interrupt.signal.aborted) interrupt.abort('EPIPE');
+  };
+  io.outputClosed?.addEventListener('abort', onOutputClosed);
   const pool = defaultSessionPool(options.transport);
   const words = reasonWords();
   try {
@@ -112,7 +118,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
     await view.finished?.(report);
     if (metricsFile !== undefined) await writeMetrics(metricsFile, renderMetrics(report));
     // Interrupted: the report is out; the exit status says which signal (128 + n), as a shell's would.
-    if (interrupt.signal.aborted) return interrupt.signal.reason === 'SIGINT' ? 130 : 143;
+    if (interrupt.signal.aborted) return { SIGINT: 130, EPIPE: 141 }[String(interrupt.signal.reason)] ?? 143;
     return exitCodeOf(report);
   } catch (e) {
     // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.
@@ -129,6 +135,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
     throw e;
   } finally {
     stopInterruptHandlers();
+    io.outputClosed?.removeEventListener('abort', onOutputClosed);
     await pool.closeAll();
     lock.release();
   }

@@ -9,13 +9,16 @@
  * the daemon's, not the SSH connection's (test/faults/ssh-faults.test.ts).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 import {
   clearTrustStore,
+  REPO,
   localVars,
   makeCert,
   reportOf,
@@ -226,6 +229,38 @@ describe('faults of the Incus daemon', () => {
     const rerun = await runCli(['-i', inv, '--json'], env);
     expect(rerun.exitCode).toBe(0);
     expect(await trustStore(a)).toEqual([]);
+  });
+
+  it('the output closed mid-run (`reconcile … 2>&1 | head -3`): no crash, nothing half-done, the metrics file written, exit 141', async () => {
+    const listA = await certs('pipea', 40);
+    const listB = await certs('pipeb', 40);
+    const inv = await writeInventory(
+      dir,
+      [
+        { name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(listA) } },
+        { name: 'b', vars: { ...localVars(b), incus_trusted_clients: clients(listB) } },
+      ],
+      {},
+      'pipe.yaml',
+    );
+    const metrics = join(dir, 'pipe.prom');
+    const script = `set -o pipefail; "${process.execPath}" "${join(REPO, 'bin/reconcile.js')}" -i "${inv}" -v --metrics-file "${metrics}" 2>&1 | head -3; echo "status=\${PIPESTATUS[0]}"`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', script], { env });
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines.at(-1)).toBe('status=141');
+    expect(stdout).not.toMatch(STACK_LINE);
+    const m = await readFile(metrics, 'utf8');
+    expect(m).toContain(`reconcile_last_run_exit_code{inventory="${inv}"} 1`);
+    // Whatever was applied is whole: every stored certificate is the inventory's, and a new run
+    // plans exactly the rest.
+    const byName = new Map([...listA, ...listB].map((c) => [c.name, c.cert.fingerprint]));
+    const stored = [...(await trustStore(a)), ...(await trustStore(b))];
+    for (const c of stored) expect(c.fingerprint).toBe(byName.get(c.name));
+    const check = await runCli(['-i', inv, '--check', '--json'], env);
+    expect(reportOf(check).summary.actions.add).toBe(80 - stored.length);
+    expect(existsSync(lockDir) ? readdirSync(lockDir).filter((f) => !f.startsWith('.')) : []).toEqual([]);
+    note('`reconcile -v … 2>&1 | head -3`, 2 hosts × 40 adds', `${stored.length} of 80 added before the stop, exit 141, metrics file written`);
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
