@@ -12,7 +12,7 @@
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +117,10 @@ describe('metrics certificates end to end', () => {
   });
 
   it('apply generates the pair, registers it on every Incus host, and Prometheus scrapes both targets up', async () => {
+    // A prometheus.yml kept 0640 root:prometheus stays so when reconcile replaces it.
+    const [, prometheusGid] = await idsOf('prometheus');
+    await chmod(prom!.configFile, 0o640);
+    await chown(prom!.configFile, 0, prometheusGid);
     const r = await reconcile(['-i', inventory], { env: lab!.env });
     expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
@@ -141,6 +145,8 @@ describe('metrics certificates end to end', () => {
     // Owned by the default prometheus_key_owner / _group: Debian's prometheus user.
     expect([keyStat.uid, keyStat.gid]).toEqual(await idsOf('prometheus'));
     const config = await readFile(prom!.configFile, 'utf8');
+    const configStat = await stat(prom!.configFile);
+    expect([configStat.mode & 0o777, configStat.uid, configStat.gid]).toEqual([0o640, 0, prometheusGid]);
     expect(config).toContain(`cert_file: ${join(certDir, `${stem}.crt`)}`);
     expect(config).toContain('insecure_skip_verify: true');
     // The file it replaced is kept as a backup.

@@ -40,7 +40,8 @@ export async function applyScrape(session: HostSession, plan: ScrapePlan, hooks:
       case 'config':
         await refuseIfFileMoved(session, data.configFile, action.precondition);
         await session.writeFile(data.configFile, data.configText, `write ${data.configFile}`, {
-          mode: 0o644,
+          mode: data.mode,
+          ...(data.owner ? { owner: data.owner, group: data.group } : {}),
           backup: true,
           check: data.promtool ? [data.promtool, 'check', 'config', '{}'] : undefined,
         });

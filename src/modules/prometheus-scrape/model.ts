@@ -57,6 +57,8 @@ export interface ObservedScrape {
   configText?: string;
   /** Fingerprint of the certificate at the desired certPath, when there is one. */
   certificateFingerprint?: string;
+  /** prometheus.yml's mode (octal, e.g. "640"), owner and group, when it exists: kept when it is replaced. */
+  configAttributes?: { mode: string; owner: string; group: string };
   /** The desired key file's mode (octal, e.g. "600"), owner and group, when it exists. */
   key?: { mode: string; owner: string; group: string };
   /** Pair files of the same entry in certDir (every version), full paths. */
@@ -113,6 +115,17 @@ export type ScrapePayload =
       targets: string[];
     }
   | { op: 'key-attributes'; keyPath: string; owner: string; group: string }
-  | { op: 'config'; configFile: string; configText: string; pending?: PendingPair; promtool?: string; reload: ReloadSpec }
+  | {
+      op: 'config';
+      configFile: string;
+      configText: string;
+      /** The mode and owner the file is written with: the current file's, else 0644 (root). */
+      mode: number;
+      owner?: string;
+      group?: string;
+      pending?: PendingPair;
+      promtool?: string;
+      reload: ReloadSpec;
+    }
   | { op: 'remove-file'; path: string }
   | { op: 'record'; localCertificateFile: string; host: string; fingerprint?: string; pending?: PendingPair };

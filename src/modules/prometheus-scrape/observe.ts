@@ -12,6 +12,12 @@ export async function observeScrape(session: HostSession, desired: DesiredScrape
   const configText = (await session.readFile(desired.configFile, `read ${desired.configFile}`, true))?.toString('utf8');
   const promtool = (await session.exec(['sh', '-c', 'command -v "$1"', 'sh', desired.promtool], 'look for promtool')).exitCode === 0;
   const observed: ObservedScrape = { configText, pairFiles: [], promtool, reloadConfigSuccess: await lastReloadSucceeded(session, desired.reloadUrl) };
+  if (configText !== undefined) {
+    // The file is replaced whole: its mode and owner (0640 root:prometheus, say) are kept.
+    const s = await session.exec(['stat', '-c', '%a %U %G', desired.configFile], `stat ${desired.configFile}`, { privileged: true });
+    const [mode, owner, group] = s.stdout.toString('utf8').trim().split(' ');
+    if (s.exitCode === 0 && mode && owner && group) observed.configAttributes = { mode, owner, group };
+  }
   const pair = desired.pair;
   if (!pair) return observed;
 

@@ -91,6 +91,8 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
         op: 'config',
         configFile: desired.configFile,
         configText: desired.configText,
+        mode: observed.configAttributes ? parseInt(observed.configAttributes.mode, 8) : 0o644,
+        ...(observed.configAttributes ? { owner: observed.configAttributes.owner, group: observed.configAttributes.group } : {}),
         ...(pending ? { pending } : {}),
         promtool: observed.promtool ? desired.promtool : undefined,
         reload: { command: desired.reloadCommand, url: desired.reloadUrl },
