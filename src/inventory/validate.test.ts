@@ -32,6 +32,16 @@ async function validate(name: string, files: Record<string, string>): Promise<st
 }
 
 describe('validateInventory', () => {
+  it('refuses a NUL in a description (Incus would cut it: endless drift) and control characters in a name', async () => {
+    const hosts =
+      'all:\n  hosts:\n    a:\n  vars:\n    incus_trusted_clients:\n      - name: "ci\\e[2K"\n        description: "deploys\\0 from CI"\n        certificate_file: certs/a.crt\n';
+    const problems = await validate('nul', { 'hosts.yaml': hosts });
+    expect(problems.map((p) => p.split('\n')[0])).toEqual([
+      'hosts.yaml:6:15: error: all.vars.incus_trusted_clients[0].name: must not start with a space nor contain "/" or a control character',
+      'hosts.yaml:7:22: error: all.vars.incus_trusted_clients[0].description: must not contain a NUL character: Incus cuts the text there, so every run would find it changed',
+    ]);
+  });
+
   it('checks values no host receives (all.vars of an inventory without hosts, a group without hosts) — as warnings', async () => {
     const hosts =
       'all:\n  vars:\n    incus_trusted_clients:\n      - name: ci\n        certificate_file: certs/missing.crt\n  children:\n    empty:\n      vars:\n        incus_trust_prune: maybe\n';

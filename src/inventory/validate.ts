@@ -241,7 +241,11 @@ function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e:
       message = `must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}, not ${describe(value)}`;
       break;
     case 'pattern':
-      message = variable.startsWith('incus_') ? 'must not start with a space or contain "/"' : `must match ${String(params.pattern)}`;
+      message = String(params.pattern).startsWith('^[^\\u0000]')
+        ? 'must not contain a NUL character: Incus cuts the text there, so every run would find it changed'
+        : variable.startsWith('incus_')
+          ? 'must not start with a space nor contain "/" or a control character'
+          : `must match ${String(params.pattern)}`;
       break;
     case 'anyOf':
       message =

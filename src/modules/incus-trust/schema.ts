@@ -47,7 +47,12 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
       type: 'string',
       minLength: 1,
       maxLength: 255,
-      pattern: '^(?!\\s)[^/]*$',
+      pattern: '^(?!\\s)[^/\\u0000-\\u001f\\u007f]*$',
+    },
+    /** Incus cuts a text at a NUL: the entry would drift on every run and fail every apply. */
+    text: {
+      type: 'string',
+      pattern: '^[^\\u0000]*$',
     },
     projects: {
       type: 'array',
@@ -63,7 +68,7 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
           $ref: '#/$defs/certificateName',
         },
         description: {
-          type: 'string',
+          $ref: '#/$defs/text',
         },
         certificate_file: {
           type: 'string',
@@ -89,7 +94,7 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
           $ref: '#/$defs/certificateName',
         },
         description: {
-          type: 'string',
+          $ref: '#/$defs/text',
         },
         certificate_file: {
           type: 'string',
