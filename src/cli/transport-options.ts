@@ -27,6 +27,9 @@ export function transportOptions(io: CliIO, acceptNewHostKeys: boolean): Transpo
 function timeoutFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = env[name];
   if (text === undefined || text === '') return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name} takes a whole number of milliseconds, not '${text}'`);
+  // Node's timers hold at most 2^31-1 ms (about 24.8 days); more would fire at once.
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 2_147_483_647) {
+    throw new UsageError(`${name} takes a whole number of milliseconds from 1 to 2147483647, not '${text}'`);
+  }
   return Number(text);
 }

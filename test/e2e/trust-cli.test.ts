@@ -27,6 +27,19 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
     expect(r.stdout).toContain('2  --check found something an apply would change, and nothing failed');
   });
 
+  it('out-of-range numbers are one-line usage errors, never an internal error', async () => {
+    expect(await reconcile(['cert', 'generate', 'x', '--days', '99999999'])).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: "reconcile: cert generate: --days takes at most 36500 (100 years), not '99999999'\n",
+    });
+    expect(await reconcile(['-i', 'x', '--check'], { env: { ...process.env, RECONCILE_CONNECT_TIMEOUT_MS: '2147483648' } })).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: "reconcile: RECONCILE_CONNECT_TIMEOUT_MS takes a whole number of milliseconds from 1 to 2147483647, not '2147483648'\n",
+    });
+  });
+
   it('usage errors are one line, exit 1', async () => {
     expect(await reconcile([])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: -i INVENTORY is required (see 'reconcile --help')\n" });
     expect(await reconcile(['-i', 'x', '--forks', '0'])).toEqual({

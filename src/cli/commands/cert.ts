@@ -27,6 +27,8 @@ import {
 } from '../../pki/certificate.js';
 import { writeFileAtomic } from '../write-atomic.js';
 
+const MAX_VALIDITY_DAYS = 36_500;
+
 export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]
        reconcile cert info FILE
 
@@ -81,6 +83,8 @@ async function generate(argv: string[], io: CliIO): Promise<number> {
   const type = values.type ?? 'client';
   if (type !== 'client' && type !== 'metrics') throw new UsageError(`cert generate: --type is client or metrics, not '${type}'`);
   const days = positiveInt('cert generate', '--days', values.days, 3650);
+  // X.509 validity ends at year 9999 (GeneralizedTime); a hundred years is more than any use.
+  if (days > MAX_VALIDITY_DAYS) throw new UsageError(`cert generate: --days takes at most ${MAX_VALIDITY_DAYS} (100 years), not '${values.days}'`);
   const commonName = values.cn ?? (type === 'metrics' ? 'metrics.local' : name);
   if (commonName === '') throw new UsageError('cert generate: --cn must not be empty');
   const dir = values['out-dir'] ?? io.cwd;
