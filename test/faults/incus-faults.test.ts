@@ -231,6 +231,35 @@ describe('faults of the Incus daemon', () => {
     expect(await trustStore(a)).toEqual([]);
   });
 
+  it('two controllers with separate copies of the inventory racing, three rounds: both exit 0, the stores exact (what the other did first is "already done")', async () => {
+    const listA = await certs('racea', 12);
+    const listB = await certs('raceb', 12);
+    const hostsOf = () => [
+      { name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(listA, { description: 'raced' }) } },
+      { name: 'b', vars: { ...localVars(b), incus_trusted_clients: clients(listB, { description: 'raced' }), incus_trust_prune: true } },
+    ];
+    const inv1 = await writeInventory(dir, hostsOf(), {}, 'race-one.yaml');
+    const inv2 = await writeInventory(dir, hostsOf(), {}, 'race-two.yaml');
+    for (let round = 1; round <= 3; round++) {
+      await clearTrustStore(a);
+      await clearTrustStore(b);
+      // Something for each to change besides the adds: a description to update, a stranger to prune.
+      if (round > 1) {
+        const [first] = listA;
+        await runCli(['-i', inv1, '--limit', 'a'], env);
+        await a.incus(['query', '-X', 'PATCH', `/1.0/certificates/${first!.cert.fingerprint}`, '--data', JSON.stringify({ description: 'drifted' })]);
+      }
+      const [one, two] = await Promise.all([runCli(['-i', inv1, '--json'], env), runCli(['-i', inv2, '--json'], env)]);
+      expect([one.exitCode, two.exitCode], `${one.stderr}\n${two.stderr}`).toEqual([0, 0]);
+      expect(names(await trustStore(a))).toEqual(names(listA));
+      expect(names(await trustStore(b))).toEqual(names(listB));
+      for (const c of [...(await trustStore(a)), ...(await trustStore(b))]) expect(c.description).toBe('raced');
+      const check = await runCli(['-i', inv1, '--check'], env);
+      expect(check.exitCode, check.stdout).toBe(0);
+    }
+    note('two controllers racing, 2 hosts × 12 adds, 3 rounds', 'both exit 0 every round, stores exact');
+  });
+
   it('the output closed mid-run (`reconcile … 2>&1 | head -3`): no crash, nothing half-done, the metrics file written, exit 141', async () => {
     const listA = await certs('pipea', 40);
     const listB = await certs('pipeb', 40);

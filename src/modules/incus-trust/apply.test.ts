@@ -136,14 +136,28 @@ describe('applyTrust', () => {
     expect(applied).toEqual([]);
   });
 
-  it('refuses a remove when the entry is already gone (404), saying so', async () => {
+  it('a remove whose entry is already gone (404: another controller revoked it) is done, not failed', async () => {
     const store = storeOf(observed.certificates);
     delete store[D];
     const { session, calls } = recordingSession(undefined, store);
-    const { error } = await applyCollecting(session, { ...desired, certificates: [want('dave', 'd', { state: 'absent' })] });
-    expect(error?.step).toBe('remove certificate dave');
-    expect(error?.message).toMatch(/the entry was removed by someone else since it was read/);
+    const { error, applied } = await applyCollecting(session, { ...desired, certificates: [want('dave', 'd', { state: 'absent' })] });
+    expect(error).toBeUndefined();
+    expect(applied).toEqual(['remove dave']);
     expect(calls.filter((c) => c.startsWith('DELETE'))).toEqual([]);
+  });
+
+  it('an update another controller already made is done, not failed; a different change is still refused', async () => {
+    const store = storeOf(observed.certificates);
+    store[C]!.description = 'new';
+    const { session, calls } = recordingSession(undefined, store);
+    const wanted = { ...desired, certificates: [want('carol', 'c', { description: 'new' })] };
+    const { error, applied } = await applyCollecting(session, wanted, observed);
+    expect(error).toBeUndefined();
+    expect(applied).toEqual(['update carol']);
+    expect(calls.filter((c) => c.startsWith('PATCH'))).toEqual([]);
+    store[C]!.description = 'someone else';
+    const second = await applyCollecting(recordingSession(undefined, store).session, wanted, observed);
+    expect(second.error?.message).toMatch(/changed by someone else since it was read \(description\)/);
   });
 
   it('a pruning remove is guarded too: a renamed entry is not removed', async () => {

@@ -36,8 +36,9 @@ async function applyTrustAction(session: HostSession, action: TrustAction, ctx: 
       // PATCH merges only the fields we manage. The entry is read here and checked against the
       // plan's precondition, and its ETag makes the PATCH conditional (Incus answers 412 to a
       // change in between), in which case this host fails and the next run re-plans.
-      const etag = await refuseIfChanged(session, path, step, action.precondition, seen);
-      await session.incus.request('PATCH', path, step, data.fields, etag ? { ifMatch: etag } : undefined);
+      const check = await checkEntry(session, path, step, action.precondition, seen, action.after as TrustEntryView | undefined);
+      if (check.done) return;
+      await session.incus.request('PATCH', path, step, data.fields, check.etag ? { ifMatch: check.etag } : undefined);
       return;
     }
     case 'remove':
@@ -64,7 +65,8 @@ function resolveEntry(entry: NewTrustEntry, ctx: ApplyContext, session: HostSess
  * A DELETE is guarded like an update: the entry is read right before and compared with what the
  * plan saw, so that an entry someone renamed, re-described, re-typed or re-scoped since the plan
  * is not revoked on the strength of a stale plan. The DELETE itself is not conditional (no
- * If-Match): the window left is the one round trip between this read and the DELETE.
+ * If-Match): the window left is the one round trip between this read and the DELETE. An entry
+ * already gone is what the action wanted: done.
  */
 async function removeCertificate(
   session: HostSession,
@@ -74,52 +76,38 @@ async function removeCertificate(
   seen: TrustEntryView | undefined,
 ): Promise<void> {
   const path = `/1.0/certificates/${fingerprint}`;
-  await refuseIfChanged(session, path, step, precondition, seen);
+  const check = await checkEntry(session, path, step, precondition, seen, 'gone');
+  if (check.done) return;
   await session.incus.request('DELETE', path, step);
 }
 
 /**
  * The entry is read again right before the PATCH or DELETE and its digest compared with the
  * action's precondition (the entry as the plan read it): a change made by someone else since is
- * refused, not overwritten nor revoked (found by test/faults: the sudo path forced it). Returns
- * the ETag of what was read (socket path), which closes the window between this read and a
- * PATCH; the `incus query` path (sudo) has none.
+ * refused, not overwritten nor revoked (found by test/faults: the sudo path forced it). Unless the
+ * change is the very one the action wanted (another controller with the same inventory got there
+ * first): then the action is done, not failed. Returns the ETag of what was read (socket path),
+ * which closes the window between this read and a PATCH; the `incus query` path (sudo) has none.
  */
-async function refuseIfChanged(
+async function checkEntry(
   session: HostSession,
   path: string,
   step: string,
   precondition: Precondition | undefined,
   seen: TrustEntryView | undefined,
-): Promise<string | undefined> {
-  if (!precondition || !seen) return undefined;
-  let read;
-  try {
-    read = await session.incus.request<Record<string, unknown>>('GET', path, step);
-  } catch (e) {
-    // Incus answers 404 for a fingerprint it no longer trusts.
-    if (e instanceof TransportError && /\(404\)/.test(e.message)) {
-      throw new TransportError(session.spec.host, step, `the entry was removed by someone else since it was read; nothing done — the next run plans again`);
-    }
-    throw e;
+  wanted: TrustEntryView | 'gone' | undefined,
+): Promise<{ etag?: string; done?: boolean }> {
+  if (!precondition || !seen) return {};
+  const live = await readEntry(session, path, step);
+  if (!live) {
+    if (wanted === 'gone') return { done: true };
+    throw new TransportError(session.spec.host, step, `the entry was removed by someone else since it was read; nothing done — the next run plans again`);
   }
-  const now = read.metadata ?? {};
-  const projects = Array.isArray(now.projects) ? [...new Set(now.projects.map(String))].sort() : [];
-  const live: TrustEntryView = {
-    fingerprint: typeof now.fingerprint === 'string' ? now.fingerprint : seen.fingerprint,
-    name: String(now.name ?? ''),
-    type: String(now.type ?? ''),
-    description: String(now.description ?? ''),
-    restricted: now.restricted === true,
-    projects,
-  };
-  if (trustEntryDigest(live) === precondition.digest) return read.etag;
-  const changed: string[] = [];
-  if (now.name !== seen.name) changed.push('name');
-  if (now.type !== seen.type) changed.push('type');
-  if ((now.description ?? '') !== seen.description) changed.push('description');
-  if (now.restricted !== seen.restricted) changed.push('restricted');
-  if (JSON.stringify(projects) !== JSON.stringify([...seen.projects].sort())) changed.push('projects');
+  const digest = trustEntryDigest(live.view);
+  if (digest === precondition.digest) return { etag: live.etag };
+  if (wanted !== undefined && wanted !== 'gone' && digest === trustEntryDigest(wanted)) return { done: true };
+  const changed = (['name', 'type', 'description', 'restricted'] as const).filter((f) => live.view[f] !== seen[f]);
+  if (JSON.stringify(live.view.projects) !== JSON.stringify([...seen.projects].sort())) changed.push('projects' as never);
   throw new TransportError(
     session.spec.host,
     step,
@@ -127,16 +115,46 @@ async function refuseIfChanged(
   );
 }
 
+/** The entry as Incus has it now, with its ETag; undefined when Incus no longer trusts the fingerprint (404). */
+async function readEntry(session: HostSession, path: string, step: string): Promise<{ view: TrustEntryView; etag?: string } | undefined> {
+  let read;
+  try {
+    read = await session.incus.request<Record<string, unknown>>('GET', path, step);
+  } catch (e) {
+    if (e instanceof TransportError && /\(404\)/.test(e.message)) return undefined;
+    throw e;
+  }
+  const now = read.metadata ?? {};
+  const view: TrustEntryView = {
+    fingerprint: String(now.fingerprint ?? path.slice(path.lastIndexOf('/') + 1)),
+    name: String(now.name ?? ''),
+    type: String(now.type ?? ''),
+    description: String(now.description ?? ''),
+    restricted: now.restricted === true,
+    projects: Array.isArray(now.projects) ? [...new Set(now.projects.map(String))].sort() : [],
+  };
+  return { view, etag: read.etag };
+}
+
 async function addCertificate(session: HostSession, entry: NewTrustEntry, step: string): Promise<void> {
   if (!entry.certificateDerBase64) {
     throw new InternalError(`${step}: the key pair of ${entry.name} was not generated before apply`);
   }
-  await session.incus.request('POST', '/1.0/certificates', step, {
-    name: entry.name,
-    type: entry.type,
-    certificate: entry.certificateDerBase64,
-    description: entry.description,
-    restricted: entry.restricted,
-    projects: entry.projects,
-  });
+  try {
+    await session.incus.request('POST', '/1.0/certificates', step, {
+      name: entry.name,
+      type: entry.type,
+      certificate: entry.certificateDerBase64,
+      description: entry.description,
+      restricted: entry.restricted,
+      projects: entry.projects,
+    });
+  } catch (e) {
+    // Refused: if the entry is now exactly the one wanted (another controller added it), done.
+    if (!(e instanceof TransportError)) throw e;
+    const live = await readEntry(session, `/1.0/certificates/${entry.fingerprint}`, step).catch(() => undefined);
+    const wanted: TrustEntryView = { ...entry, projects: [...new Set(entry.projects)].sort() };
+    if (live && trustEntryDigest(live.view) === trustEntryDigest(wanted)) return;
+    throw e;
+  }
 }
