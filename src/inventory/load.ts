@@ -575,7 +575,24 @@ async function readVarsFile(state: LoadState, file: string): Promise<Record<stri
 function readVars(state: LoadState, pf: ParsedFile, map: Node, basePath: string): Record<string, VarDefinition> {
   const out: Record<string, VarDefinition> = {};
   if (!isMap(map)) return out;
+  // YAML merge keys (`<<: *defaults`, or a list of aliases), as PyYAML reads them for Ansible:
+  // the merged mappings give the variables the mapping does not set itself (the first one wins).
+  const merged: Record<string, VarDefinition> = {};
   for (const pair of map.items) {
+    if (!isMergeKey(pair.key)) continue;
+    const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
+    for (const source of sources) {
+      const target = isAlias(source) ? (source.resolve(pf.doc) as Node | undefined) : (source as Node | null);
+      if (!target || !isMap(target)) {
+        state.problem('error', pf, (source ?? pair.key) as Node, basePath || undefined, 'a merge key (<<) takes a mapping or a list of mappings');
+        continue;
+      }
+      for (const [name, def] of Object.entries(readVars(state, pf, target, basePath))) if (!(name in merged)) merged[name] = def;
+    }
+  }
+  Object.assign(out, merged);
+  for (const pair of map.items) {
+    if (isMergeKey(pair.key)) continue;
     const name = keyText(pair.key);
     if (name === undefined) {
       state.problem('error', pf, pair.key as Node, basePath || undefined, 'a variable name must be a string');
@@ -647,6 +664,11 @@ export function compareGroups(a: InventoryGroup, b: InventoryGroup): number {
     return typeof p === 'number' ? p : 1;
   };
   return a.depth - b.depth || priority(a) - priority(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/** `<<` in YAML 1.1: the yaml package gives it the value Symbol(<<). */
+function isMergeKey(key: unknown): boolean {
+  return isScalar(key) && typeof key.value === 'symbol' && key.value.description === '<<';
 }
 
 function keyText(key: unknown): string | undefined {
