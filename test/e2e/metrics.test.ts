@@ -429,6 +429,39 @@ describe('metrics certificates end to end', () => {
       expect(await watch.stop()).toEqual([]);
     }
   });
+
+  it('a reload that fails during a rotation: the old certificate stays trusted until Prometheus has really loaded the new pair (its config API, not the file on disk)', async () => {
+    const oldFp = await fingerprintOf('pki/metrics.crt');
+    // Due again (a 300-day certificate, rotated 350 days before expiry), with a reload that fails.
+    const entry = { validity_days: 400, rotate_before_days: 350 };
+    await writeInventoryFile(entry, { prometheus_reload_command: ['false'] });
+    const watch = watchTargets();
+    try {
+      const failed = await reconcile(['-i', inventory], { env: lab!.env });
+      expect(failed.exitCode, failed.stdout + failed.stderr).toBe(1);
+      expect(failed.stdout).toMatch(/prom1 +failed +reload prometheus: exit 1/);
+      const newFp = await fingerprintOf('pki/metrics.crt');
+      expect(newFp).not.toBe(oldFp);
+      expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${newFp.slice(0, 12)}.crt`);
+
+      // The file is the new one, Prometheus still runs the old: planned again, never recorded as done.
+      const again = await reconcile(['-i', inventory, '--check'], { env: lab!.env });
+      expect(again.stdout).toContain('update in place (Prometheus has not loaded it (a reload failed or was cut short): written and reloaded again)');
+      expect((await reconcile(['-i', inventory], { env: lab!.env })).exitCode).toBe(1);
+      for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
+
+      // The reload works again: Prometheus loads the new pair, then the old certificate goes.
+      await writeInventoryFile(entry);
+      const reloaded = await reconcile(['-i', inventory], { env: lab!.env });
+      expect(reloaded.exitCode, reloaded.stdout + reloaded.stderr).toBe(0);
+      const finished = await reconcile(['-i', inventory], { env: lab!.env });
+      expect(finished.exitCode, finished.stdout + finished.stderr).toBe(0);
+      for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
+      expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
+    } finally {
+      expect(await watch.stop()).toEqual([]);
+    }
+  });
 });
 
 /**

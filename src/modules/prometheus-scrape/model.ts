@@ -70,6 +70,8 @@ export interface ObservedScrape {
    * false when it refused the configuration on disk; undefined when it could not be asked.
    */
   reloadConfigSuccess?: boolean;
+  /** The configuration Prometheus runs (GET /api/v1/status/config from the host); undefined when it could not be asked. */
+  loadedConfig?: string;
 }
 
 /** What prometheus_scrape's prepare step hands to desired(). */

@@ -11,7 +11,7 @@ import type { DesiredScrape, ObservedScrape } from './model.js';
 export async function observeScrape(session: HostSession, desired: DesiredScrape): Promise<ObservedScrape> {
   const configText = (await session.readFile(desired.configFile, `read ${desired.configFile}`, true))?.toString('utf8');
   const promtool = (await session.exec(['sh', '-c', 'command -v "$1"', 'sh', desired.promtool], 'look for promtool')).exitCode === 0;
-  const observed: ObservedScrape = { configText, pairFiles: [], promtool, reloadConfigSuccess: await lastReloadSucceeded(session, desired.reloadUrl) };
+  const observed: ObservedScrape = { configText, pairFiles: [], promtool, ...(await prometheusStatus(session, desired.reloadUrl)) };
   if (configText !== undefined) {
     // The file is replaced whole: its mode and owner (0640 root:prometheus, say) are kept.
     const s = await session.exec(['stat', '-c', '%a %U %G', desired.configFile], `stat ${desired.configFile}`, { privileged: true });
@@ -55,16 +55,26 @@ export async function observeScrape(session: HostSession, desired: DesiredScrape
 
 const GET_SCRIPT = 'if command -v curl >/dev/null 2>&1; then curl -fsS "$1"; else wget -q -O- "$1"; fi';
 
-/** Asks Prometheus (from its host) whether its last reload succeeded; undefined when it cannot be asked. */
-async function lastReloadSucceeded(session: HostSession, reloadUrl: string): Promise<boolean | undefined> {
-  if (!reloadUrl.endsWith('/-/reload')) return undefined;
-  const url = reloadUrl.replace(/\/-\/reload$/, '/api/v1/status/runtimeinfo');
-  const r = await session.exec(['sh', '-c', GET_SCRIPT, 'sh', url], 'read Prometheus runtime info');
-  if (r.exitCode !== 0) return undefined;
-  try {
-    const v = (JSON.parse(r.stdout.toString('utf8')) as { data?: { reloadConfigSuccess?: unknown } }).data?.reloadConfigSuccess;
-    return typeof v === 'boolean' ? v : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * Asks Prometheus (from its host) whether its last reload succeeded and which configuration it
+ * runs: a file on disk is not proof that Prometheus loaded it (a failed reload leaves it unread).
+ * Each is undefined when it cannot be asked.
+ */
+async function prometheusStatus(session: HostSession, reloadUrl: string): Promise<Pick<ObservedScrape, 'reloadConfigSuccess' | 'loadedConfig'>> {
+  if (!reloadUrl.endsWith('/-/reload')) return {};
+  const api = async <T>(path: string, step: string): Promise<T | undefined> => {
+    const r = await session.exec(['sh', '-c', GET_SCRIPT, 'sh', reloadUrl.replace(/\/-\/reload$/, path)], step);
+    if (r.exitCode !== 0) return undefined;
+    try {
+      return (JSON.parse(r.stdout.toString('utf8')) as { data?: T }).data;
+    } catch {
+      return undefined;
+    }
+  };
+  const runtime = await api<{ reloadConfigSuccess?: unknown }>('/api/v1/status/runtimeinfo', 'read Prometheus runtime info');
+  const config = await api<{ yaml?: unknown }>('/api/v1/status/config', 'read the configuration Prometheus runs');
+  const out: Pick<ObservedScrape, 'reloadConfigSuccess' | 'loadedConfig'> = {};
+  if (typeof runtime?.reloadConfigSuccess === 'boolean') out.reloadConfigSuccess = runtime.reloadConfigSuccess;
+  if (typeof config?.yaml === 'string') out.loadedConfig = config.yaml;
+  return out;
 }

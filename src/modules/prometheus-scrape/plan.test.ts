@@ -71,6 +71,11 @@ describe('prometheus_scrape plan', () => {
     expect(summary(planScrape(d, { ...inSync, reloadConfigSuccess: false }, planCtx))).toEqual([
       'update prometheus config /etc/prometheus/prometheus.yml (Prometheus refused it at its last reload)',
     ]);
+    // The file is right but Prometheus runs another configuration (a reload that failed): reload again.
+    expect(summary(planScrape(d, { ...inSync, loadedConfig: 'scrape_configs: []\n' }, planCtx))).toEqual([
+      'update prometheus config /etc/prometheus/prometheus.yml (Prometheus has not loaded it (a reload failed or was cut short): written and reloaded again)',
+    ]);
+    expect(summary(planScrape(d, { ...inSync, loadedConfig: `tls_config:\n  cert_file: ${d.pair!.certPath}\n` }, planCtx))).toEqual([]);
     expect(summary(planScrape(d, { ...inSync, key: { mode: '644', owner: 'root', group: 'root' } }, planCtx))).toEqual([
       `update prometheus metrics key ${d.pair!.keyPath} (mode or owner differ)`,
     ]);

@@ -70,17 +70,22 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       });
     }
   }
-  // Same text but refused at the last reload: Prometheus runs an older configuration; write and reload again.
-  const refused = observed.configText === desired.configText && observed.reloadConfigSuccess === false;
-  if (observed.configText !== desired.configText || refused) {
+  // Same text but refused at the last reload, or never loaded (a reload that failed, a run cut
+  // between write and reload): Prometheus runs an older configuration; write and reload again.
+  // Until it runs the new pair the deployment is not recorded, so Incus keeps the old certificate.
+  const same = observed.configText === desired.configText;
+  const refused = same && observed.reloadConfigSuccess === false;
+  const notLoaded =
+    same && !refused && pair?.fingerprint !== undefined && observed.loadedConfig !== undefined && !observed.loadedConfig.includes(pair.certPath);
+  if (!same || refused || notLoaded) {
     actions.push({
       action: observed.configText === undefined ? 'add' : 'update',
       kind: CONFIG_KIND,
       name: desired.configFile,
-      reason: observed.configText === undefined ? 'missing' : refused ? 'refused-at-reload' : 'content-differs',
+      reason: observed.configText === undefined ? 'missing' : refused ? 'refused-at-reload' : notLoaded ? 'not-loaded' : 'content-differs',
       before: observed.configText === undefined ? undefined : { bytes: Buffer.byteLength(observed.configText) },
       after: { targets: desired.targets, bytes: Buffer.byteLength(desired.configText) },
-      diff: observed.configText === undefined || refused ? undefined : lineDiff(observed.configText, desired.configText),
+      diff: observed.configText === undefined || refused || notLoaded ? undefined : lineDiff(observed.configText, desired.configText),
       applies: true,
       // The file as read: apply refuses to overwrite a version it has not seen.
       precondition: {
