@@ -1,7 +1,7 @@
 /**
  * Progress while a run goes: on a terminal, listr2 draws one line per host (connect/observe,
  * then apply); without one (cron, CI, pipes) every event is one plain line, fit for a log.
- * Both are EngineHooks; the engine never prints.
+ * Both are RunViews (src/render/view.ts); the engine never prints.
  */
 import { createRequire } from 'node:module';
 import type { Listr as ListrClass } from 'listr2';

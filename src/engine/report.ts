@@ -53,7 +53,7 @@ export interface HostReport {
 
 /**
  * A key pair this run made on the controller (a metrics pair generated or rotated by a
- * module's prepare step): where it is and its certificate's fingerprint, never key material.
+ * controller action of the plan): where it is and its certificate's fingerprint, never key material.
  */
 export interface GeneratedKeyPair {
   module: string;

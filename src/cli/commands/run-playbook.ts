@@ -1,10 +1,12 @@
 /**
  * The default command: `reconcile [PLAYBOOK] -i INVENTORY [--check] [--diff] [--limit PATTERN]
- * [--forks N] [--prune] [--json] [--metrics-file FILE] [-v] [--accept-new-host-keys]`.
+ * [--forks N] [--prune] [--json] [--metrics-file FILE] [--out PLAN] [--yes] [--strict] [-v]
+ * [--accept-new-host-keys]`: options → a PlanRequest; planRun reads, run-session.ts shows, asks,
+ * applies and reports.
  *
  * Output: the plan and the recap on stdout (or, with --json, only the report object); progress on
  * a terminal through listr2, otherwise one log line per event on stderr. Exit code: 0 in sync or
- * applied cleanly, 2 check found drift and nothing failed, 1 anything failed.
+ * applied cleanly, 2 check found something to apply and nothing failed, 1 anything failed.
  */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

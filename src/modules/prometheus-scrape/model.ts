@@ -74,7 +74,7 @@ export interface ObservedScrape {
   loadedConfig?: string;
 }
 
-/** What prometheus_scrape's prepare step hands to desired(). */
+/** What prometheus_scrape's observeRun step hands to desired(). */
 export interface ScrapeFacts {
   endpoints: MetricsEndpointObservation[];
   /** Incus hosts whose endpoint could not be read: the Prometheus hosts are not applied. */

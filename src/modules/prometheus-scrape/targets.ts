@@ -1,7 +1,7 @@
 /**
  * Where each Incus host serves its metrics, read over its Incus API (an edge): the server's
  * core.https_address / core.metrics_address and, for a cluster, every member's API URL.
- * Shared by the prometheus_scrape module (prepare step) and `reconcile scrape-config`.
+ * Shared by the prometheus_scrape and prometheus_kubernetes modules (observeRun) and `reconcile scrape-config`.
  */
 import { TransportError } from '../../errors.js';
 import { DEFAULT_INCUS_METRICS_GROUP, INCUS_METRICS_GROUP_VARIABLE, incusGroupOf, incusHostsToScrape } from '../incus-trust/metrics-desired.js';
