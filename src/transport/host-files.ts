@@ -2,7 +2,9 @@
  * Files on a host, over exec channels only (so they work the same over SSH, through sudo, and
  * locally). Content travels on the command's standard input, never in its argv. A write is
  * atomic: temporary file in the target's folder, optional check, backup of the old file (a
- * hard link, so the old inode is kept as it was), then rename.
+ * hard link, so the old inode is kept as it was), then rename. Nothing is ever written through a
+ * symbolic link: the temporary file is created fresh, and the target and its backup are replaced
+ * by rename, which replaces a link itself.
  */
 import { randomBytes } from 'node:crypto';
 import { TransportError } from '../errors.js';
@@ -27,14 +29,17 @@ const WRITE_SCRIPT = [
   'set -e',
   'target=$1 tmp=$2 mode=$3 owner=$4 group=$5 backup=$6',
   'shift 6',
-  'trap \'rm -f -- "$tmp"\' EXIT',
+  'trap \'rm -f -- "$tmp" "$tmp.bak"\' EXIT',
   'umask 077',
+  // noclobber: the temporary file is created, never an existing one (or what a link points to) written.
+  'set -C',
   'cat > "$tmp"',
   'chmod "$mode" "$tmp"',
   'if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi',
   'if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi',
   `if [ $# -gt 0 ]; then if ! "$@" >&2; then exit ${CHECK_FAILED}; fi; fi`,
-  'if [ "$backup" = 1 ] && [ -e "$target" ]; then ln -f -- "$target" "$target.bak" 2>/dev/null || cp -p -- "$target" "$target.bak"; fi',
+  // The backup replaces whatever is at NAME.bak by rename, never writes through a link planted there.
+  'if [ "$backup" = 1 ] && [ -e "$target" ]; then ln -f -- "$target" "$target.bak" 2>/dev/null || { cp -p -- "$target" "$tmp.bak" && mv -f -- "$tmp.bak" "$target.bak"; }; fi',
   'mv -f -- "$tmp" "$target"',
   'trap - EXIT',
 ].join('\n');

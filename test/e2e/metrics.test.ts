@@ -12,7 +12,7 @@
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -428,6 +428,27 @@ describe('metrics certificates end to end', () => {
     } finally {
       expect(await watch.stop()).toEqual([]);
     }
+  });
+
+  it("the key on the Prometheus host replaced by a symbolic link: refused, the link's target untouched; a key gone is deployed again", async () => {
+    const fp = await fingerprintOf('pki/metrics.crt');
+    const keyPath = join(prom!.dir, 'certs', `${NAME}-${fp.slice(0, 12)}.key`);
+    const victim = join(root, 'victim-file');
+    await writeFile(victim, 'do not touch\n', { mode: 0o644 });
+    await rm(keyPath);
+    await symlink(victim, keyPath);
+    const refused = await reconcile(['-i', inventory], { env: lab!.env });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toContain(`${keyPath} is a symbolic link: refused (it could point at any file); remove it and run again`);
+    const v = await stat(victim);
+    expect([v.mode & 0o777, v.uid, v.gid, await readFile(victim, 'utf8')]).toEqual([0o644, 0, 0, 'do not touch\n']);
+
+    await rm(keyPath);
+    const redeployed = await reconcile(['-i', inventory], { env: lab!.env });
+    expect(redeployed.exitCode, redeployed.stdout + redeployed.stderr).toBe(0);
+    const k = await lstat(keyPath);
+    expect([k.isFile(), k.mode & 0o777, [k.uid, k.gid]]).toEqual([true, 0o600, await idsOf('prometheus')]);
+    expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
   });
 
   it('a reload that fails during a rotation: the old certificate stays trusted until Prometheus has really loaded the new pair (its config API, not the file on disk)', async () => {

@@ -5,7 +5,7 @@
  * test/lab/dom0.ts. Results are read back from the host's files directly, not through the tool.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync, symlinkSync, lstatSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,6 +211,22 @@ describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(readFileSync(policyPath, 'utf8')).toContain('ruddo.PrometheusProxy +9100 sys-net vault allow autostart=no\n');
     expect(readFileSync(path.join(policyDir, `.${POLICY_NAME}.reconcile-backup`), 'utf8')).toBe(previous);
+    expect(readdirSync(policyDir).sort()).toEqual([`.${POLICY_NAME}.reconcile-backup`, POLICY_NAME]);
+  });
+
+  test("a symbolic link planted at the backup's name is replaced, never written through: its target stays untouched", async () => {
+    const victim = path.join(lab.dir, 'victim-file');
+    writeFileSync(victim, 'do not touch\n', { mode: 0o644 });
+    const backup = path.join(policyDir, `.${POLICY_NAME}.reconcile-backup`);
+    rmSync(backup, { force: true });
+    symlinkSync(victim, backup);
+    const previous = readFileSync(policyPath, 'utf8');
+    await writeDom0Inventory({ ...first, targets: [...first.targets, { vm: 'vault2', ports: [9100] }] });
+    const r = await reconcile([playbook, '-i', inventory], lab.env);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('do not touch\n');
+    expect(lstatSync(backup).isSymbolicLink()).toBe(false);
+    expect(readFileSync(backup, 'utf8')).toBe(previous);
     expect(readdirSync(policyDir).sort()).toEqual([`.${POLICY_NAME}.reconcile-backup`, POLICY_NAME]);
   });
 

@@ -33,8 +33,8 @@ export async function applyScrape(session: HostSession, plan: ScrapePlan, hooks:
         break;
       case 'key-attributes': {
         const step = `set owner and mode of ${data.keyPath}`;
-        await run(session, ['chown', `${data.owner}:${data.group}`, data.keyPath], step);
-        await run(session, ['chmod', '0600', data.keyPath], step);
+        // As root on the Prometheus host: never through a symbolic link someone put in its place.
+        await run(session, ['sh', '-c', KEY_ATTRIBUTES_SCRIPT, 'sh', data.keyPath, `${data.owner}:${data.group}`], step);
         break;
       }
       case 'config':
@@ -125,6 +125,11 @@ async function deployPair(session: HostSession, data: Extract<ScrapePayload, { o
   await session.writeFile(data.keyPath, key, `write ${data.keyPath}`, { mode: 0o600, owner: data.owner, group: data.group, backup: false });
   await session.writeFile(data.certPath, data.certificatePem, `write ${data.certPath}`, { mode: 0o644, backup: false });
 }
+
+const KEY_ATTRIBUTES_SCRIPT = [
+  'if [ -L "$1" ]; then echo "$1 is a symbolic link: refused (it could point at any file); remove it and run again" >&2; exit 1; fi',
+  'chown -h -- "$2" "$1" && chmod 0600 -- "$1"',
+].join('\n');
 
 async function run(session: HostSession, argv: string[], step: string): Promise<void> {
   const r = await session.exec(argv, step, { privileged: true });

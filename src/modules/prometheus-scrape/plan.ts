@@ -28,7 +28,8 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
   const otherPairFiles = pair ? observed.pairFiles.filter((f) => f !== pair.certPath && f !== pair.keyPath) : [];
   if (pair) {
     const fingerprint = pair.fingerprint ?? UNKNOWN_FINGERPRINT;
-    if (pair.fingerprint === undefined || observed.certificateFingerprint !== pair.fingerprint) {
+    // A key file gone while its certificate stays is deployed again with it (not chown'ed: it is not there).
+    if (pair.fingerprint === undefined || observed.certificateFingerprint !== pair.fingerprint || !observed.key) {
       const rotating = otherPairFiles.some((f) => f.endsWith('.crt'));
       actions.push({
         action: rotating ? 'rotate' : 'add',

@@ -12,7 +12,7 @@
  * The check reads the temporary file back and compares its SHA-256 with the checked text,
  * then runs `qubes-policy-lint` on it where dom0 has that tool (qubes-core-qrexec ≥ 4.2).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 import type { ApplyHooks, Precondition } from '../types.js';
@@ -32,6 +32,8 @@ export function policyCheckCommand(expectedSha256: string): string[] {
   ].join('\n');
   return ['sh', '-c', script, 'reconcile-policy-check', '{}', expectedSha256];
 }
+
+const BACKUP_SCRIPT = 'cp -p -- "$1" "$2" && mv -f -T -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
 
 /** Where the previous policy file is kept: same folder, hidden from qrexec. */
 export function backupPathOf(path: string): string {
@@ -70,7 +72,10 @@ async function writePolicyFile(session: HostSession, data: PolicyFileActionData,
   }
   if (data.exists) {
     const step = `back up policy file ${data.path}`;
-    const copy = await session.exec(['cp', '-p', '--', data.path, backupPathOf(data.path)], step, { privileged: true });
+    // Copied to a fresh hidden name, then renamed over the backup: a link planted at the backup's
+    // name is replaced, never written through (root writes here).
+    const temp = `${backupPathOf(data.path)}.${randomBytes(6).toString('hex')}`;
+    const copy = await session.exec(['sh', '-c', BACKUP_SCRIPT, 'sh', data.path, temp, backupPathOf(data.path)], step, { privileged: true });
     if (copy.exitCode !== 0) throw new TransportError(host, step, copy.stderr.trim() || `cp exited with ${copy.exitCode}`);
   }
   const sha256 = createHash('sha256').update(data.content, 'utf8').digest('hex');
