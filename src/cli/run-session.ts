@@ -103,7 +103,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
     if (options.mode === 'check') {
       report = buildReport(plan, { mode: 'check', startedAt, finishedAt: new Date() });
     } else {
-      if (options.confirm && !(await confirmed(plan, io, words))) {
+      if (options.confirm && !(await confirmed(plan, io))) {
         io.stderr('reconcile: apply cancelled; nothing was changed\n');
         return 1;
       }
@@ -145,7 +145,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
  * On a terminal, apply asks first, as `terraform apply` does: the summary, then "yes" to go on.
  * Nothing to apply: nothing to ask. Without a terminal (cron, CI) the CLI never gets here.
  */
-async function confirmed(plan: RunPlan, io: CliIO, _words: ReasonWords): Promise<boolean> {
+async function confirmed(plan: RunPlan, io: CliIO): Promise<boolean> {
   const applying = plan.hosts.filter(hostApplies).length + (plan.controller.some((p) => p.actions.some((a) => a.applies)) ? 1 : 0);
   if (applying === 0 || !io.ask) return true;
   const answer = await io.ask(`\n${renderSummaryLine(plan)}\nDo you want to apply these changes on ${applying} host(s)? Only 'yes' will be accepted: `);

@@ -46,16 +46,17 @@ export async function applyPlan(plan: RunPlan, pool: SessionPool, hooks: ApplyHo
   const startedAt = options.now();
   const state: AppliedState = { applied: new Set(), failures: new Map(), generated: [] };
   const certificates = new Map<string, ResolvedCertificate>();
-  const ctx: ApplyContext = {
+  /** What a module's apply may know beyond its plan: the certificates made earlier in this apply. */
+  const contextOf = (module: string): ApplyContext => ({
     now: options.now,
     certificate: (path) => certificates.get(path),
     resolveCertificate: (c) => void certificates.set(c.certificatePath, c),
     keyPairGenerated: (pair) => {
-      const entry: GeneratedKeyPair = { module: 'incus_trust', ...pair };
+      const entry: GeneratedKeyPair = { module, ...pair };
       state.generated.push(entry);
       hooks.keyPairGenerated?.(entry);
     },
-  };
+  });
   const refuseIfInterrupted = (host: string, before: string) => {
     if (options.interrupt?.aborted) {
       throw new TransportError(
@@ -86,7 +87,7 @@ export async function applyPlan(plan: RunPlan, pool: SessionPool, hooks: ApplyHo
         const module = options.modules[p.module];
         if (!module?.applyController) throw new TransportError(CONTROLLER, 'apply', `module ${p.module} has no controller work to apply`);
         step = `apply ${p.module}`;
-        await module.applyController(p, moduleHooks(CONTROLLER, p.module), ctx);
+        await module.applyController(p, moduleHooks(CONTROLLER, p.module), contextOf(p.module));
       }
     } catch (e) {
       controllerFailure = failureOf(e, CONTROLLER, step);
@@ -109,7 +110,7 @@ export async function applyPlan(plan: RunPlan, pool: SessionPool, hooks: ApplyHo
             const module = options.modules[p.module];
             if (!module) throw new TransportError(h.host, 'apply', `unknown module ${p.module} in the plan`);
             step = `apply ${p.module}`;
-            await module.apply(session, p, moduleHooks(h.host, p.module), ctx);
+            await module.apply(session, p, moduleHooks(h.host, p.module), contextOf(p.module));
           }
         } catch (e) {
           state.failures.set(h.host, failureOf(e, h.host, step));
