@@ -25,6 +25,18 @@ import { acquireRunLock, RunLockHeldError } from './run-lock.js';
 import { writeFileAtomic } from './write-atomic.js';
 import type { TransportOptions } from '../transport/types.js';
 
+/** The options every command that may change hosts takes (the default command and `apply PLAN`). */
+export const SESSION_FLAGS = {
+  forks: { type: 'string', short: 'f' },
+  json: { type: 'boolean' },
+  'metrics-file': { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  'accept-new-host-keys': { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export interface SessionOptions {
   /** The inventory the lock is taken for. */
   inventory: string;

@@ -11,7 +11,7 @@ import { transportOptions } from '../transport-options.js';
 import { UsageError } from '../../errors.js';
 import { checkPlanAge, parseDuration } from '../../plan/saved-plan.js';
 import { parseLockTimeout } from '../run-lock.js';
-import { runSession } from '../run-session.js';
+import { runSession, SESSION_FLAGS } from '../run-session.js';
 import { readPlanFile, verifyPlanInventory } from '../plan-file.js';
 import { packageVersion } from './run-playbook.js';
 
@@ -39,14 +39,7 @@ Exit codes: 0 every action applied; 1 anything failed or was refused (or the pla
 const OPTIONS = {
   'max-age': { type: 'string' },
   'ignore-inventory-change': { type: 'boolean' },
-  forks: { type: 'string', short: 'f' },
-  json: { type: 'boolean' },
-  'metrics-file': { type: 'string' },
-  'lock-timeout': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  'accept-new-host-keys': { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  help: { type: 'boolean', short: 'h' },
+  ...SESSION_FLAGS,
 } as const;
 
 export async function run(argv: string[], io: CliIO): Promise<number> {

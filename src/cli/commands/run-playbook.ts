@@ -17,7 +17,7 @@ import { UsageError } from '../../errors.js';
 import { planRun, type PlanRequest } from '../../engine/plan-run.js';
 import { defaultPlanDeps } from '../../engine/inputs.js';
 import { parseLockTimeout } from '../run-lock.js';
-import { runSession } from '../run-session.js';
+import { runSession, SESSION_FLAGS } from '../run-session.js';
 import { writePlanFile } from '../plan-file.js';
 import { packageVersion, shippedPlaybook } from '../package-info.js';
 
@@ -72,16 +72,9 @@ const OPTIONS = {
   'auto-approve': { type: 'boolean' },
   strict: { type: 'boolean' },
   limit: { type: 'string', short: 'l' },
-  forks: { type: 'string', short: 'f' },
   'warn-days': { type: 'string' },
   prune: { type: 'boolean' },
-  json: { type: 'boolean' },
-  'metrics-file': { type: 'string' },
-  'lock-timeout': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  'accept-new-host-keys': { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  help: { type: 'boolean', short: 'h' },
+  ...SESSION_FLAGS,
 } as const;
 
 /** Parsed command line, for the hooks that later outputs (metrics file, run lock) plug in. */
