@@ -49,6 +49,20 @@ export interface ManifestFile {
   mode: number;
 }
 
+/** Kubernetes object names (DNS-1123 subdomain), label keys and label values. */
+export const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+export const KUBERNETES_LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+export const KUBERNETES_LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+/** The default Secret name for a metrics certificate entry: incus-metrics-NAME, made a Kubernetes name. */
+export function secretNameOf(entry: string): string {
+  return `incus-metrics-${entry}`
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 253);
+}
+
 /** Annotation that names the pair's certificate (the one line that changes, with the data, after a rotation). */
 export const FINGERPRINT_ANNOTATION = 'reconcile.incus.dev/certificate-fingerprint';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'reconcile' };

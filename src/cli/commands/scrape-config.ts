@@ -12,7 +12,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../write-atomic.js';
-import { renderKubernetesManifests, type KubernetesFormat } from '../../render/kubernetes.js';
+import {
+  KUBERNETES_LABEL_KEY,
+  KUBERNETES_LABEL_VALUE,
+  KUBERNETES_NAME,
+  renderKubernetesManifests,
+  secretNameOf,
+  type KubernetesFormat,
+} from '../../render/kubernetes.js';
 import { keyMatchesCertificate } from '../../modules/incus-trust/key-pairs.js';
 import type { Inventory } from '../../inventory/model.js';
 import { parseCommandArgs } from '../args.js';
@@ -87,10 +94,6 @@ const OPTIONS = {
 } as const;
 
 const FORMATS = ['prometheus', 'prometheus-operator', 'servicemonitor'] as const;
-/** Kubernetes object names and label values: DNS-1123 subdomain / label rules, checked before anything is read. */
-const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 function kubernetesOptions(values: { format?: string; out?: string; namespace?: string; label?: string[]; 'secret-name'?: string; name?: string }) {
   const format = values.format ?? 'prometheus';
@@ -108,7 +111,7 @@ function kubernetesOptions(values: { format?: string; out?: string; namespace?: 
   for (const l of values.label ?? ['release=kube-prometheus-stack']) {
     const eq = l.indexOf('=');
     const [key, value] = eq < 0 ? [l, ''] : [l.slice(0, eq), l.slice(eq + 1)];
-    if (eq < 0 || !LABEL_KEY.test(key) || !LABEL_VALUE.test(value))
+    if (eq < 0 || !KUBERNETES_LABEL_KEY.test(key) || !KUBERNETES_LABEL_VALUE.test(value))
       throw new UsageError(`scrape-config: --label takes KEY=VALUE with a Kubernetes label key and value, not '${l}'`);
     labels[key] = value;
   }
@@ -117,7 +120,7 @@ function kubernetesOptions(values: { format?: string; out?: string; namespace?: 
     ['secret-name', values['secret-name']],
     ['name', values.name],
   ] as const) {
-    if (v !== undefined && !DNS_NAME.test(v))
+    if (v !== undefined && !KUBERNETES_NAME.test(v))
       throw new UsageError(`scrape-config: --${flag} must be a Kubernetes name (lowercase letters, digits, '-' and '.'), not '${v}'`);
   }
   return { format: format as KubernetesFormat, out: values.out, namespace, labels, secretName: values['secret-name'], name: values.name ?? 'incus-metrics' };
@@ -316,13 +319,4 @@ async function writeKubernetesManifests(
     io.stdout(`wrote ${join(out, f.name)}${f.mode === 0o600 ? ' (mode 0600: holds the private key; never commit it unencrypted)' : ''}\n`);
   io.stdout(`apply them with: kubectl apply -f ${out}\n`);
   return { warnings: rendered.warnings };
-}
-
-/** incus-metrics-NAME, made a Kubernetes name. */
-function secretNameOf(entry: string): string {
-  const name = `incus-metrics-${entry}`
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]/g, '-')
-    .replace(/^-+|-+$/g, '');
-  return name.slice(0, 253);
 }

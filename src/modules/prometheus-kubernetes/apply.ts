@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TransportError } from '../../errors.js';
+import { parseCertificatePem } from '../../pki/certificate.js';
 import { CONTROLLER } from '../../plan/types.js';
 import { renderKubernetesManifests } from '../../render/kubernetes.js';
 import { keyMatchesCertificate } from '../incus-trust/key-pairs.js';
@@ -61,11 +62,7 @@ function secretText(p: Extract<ManifestPayload, { op: 'secret' }>, ctx: ApplyCon
   const certificatePem = made?.pem ?? readFileSync(p.certificatePath, 'utf8');
   const keyPem = readFileSync(p.keyPath, 'utf8');
   if (!keyMatchesCertificate(keyPem, certificatePem)) throw new Error(`${p.keyPath} is not the key of ${p.certificatePath}`);
-  const fingerprint =
-    made?.fingerprint ??
-    createHash('sha256')
-      .update(Buffer.from(certificatePem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64'))
-      .digest('hex');
+  const fingerprint = made?.fingerprint ?? parseCertificatePem(certificatePem).fingerprint;
   const caFiles = new Map(p.caFiles.map((c) => [c.name, readFileSync(c.path, 'utf8')]));
   const rendered = renderKubernetesManifests(p.targets, { certificatePem, keyPem, fingerprint, caFiles }, p.options);
   return rendered.files.find((f) => f.name === 'secret.yaml')!.content;

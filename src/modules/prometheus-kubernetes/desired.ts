@@ -15,7 +15,7 @@
  */
 import type { Problem } from '../../errors.js';
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
-import type { KubernetesFormat } from '../../render/kubernetes.js';
+import { KUBERNETES_LABEL_KEY, KUBERNETES_LABEL_VALUE, KUBERNETES_NAME, type KubernetesFormat } from '../../render/kubernetes.js';
 
 export const KUBERNETES_VARIABLE = 'prometheus_kubernetes';
 
@@ -30,9 +30,6 @@ export interface KubernetesSpec {
 }
 
 const FIELDS = ['out_dir', 'format', 'namespace', 'labels', 'secret_name', 'name', 'certificate'];
-const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 /** The variable as the whole inventory sets it (all's own vars and group_vars/all). */
 export function inventoryWide(inventory: Inventory): InventoryHost | undefined {
@@ -79,7 +76,7 @@ export function readKubernetesSpec(host: Pick<InventoryHost, 'vars'> | undefined
     ['name', name],
     ['secret_name', secretName],
   ] as const) {
-    if (value !== undefined && !DNS_NAME.test(value))
+    if (value !== undefined && !KUBERNETES_NAME.test(value))
       problem(field, `must be a Kubernetes name (lowercase letters, digits, '-' and '.'), got ${JSON.stringify(value)}`);
   }
   let labels: Record<string, string> = { release: 'kube-prometheus-stack' };
@@ -88,7 +85,7 @@ export function readKubernetesSpec(host: Pick<InventoryHost, 'vars'> | undefined
     else {
       labels = {};
       for (const [k, val] of Object.entries(v.labels)) {
-        if (!LABEL_KEY.test(k) || typeof val !== 'string' || !LABEL_VALUE.test(val))
+        if (!KUBERNETES_LABEL_KEY.test(k) || typeof val !== 'string' || !KUBERNETES_LABEL_VALUE.test(val))
           problem('labels', `${JSON.stringify(k)}: ${JSON.stringify(val)} is not a Kubernetes label`);
         else labels[k] = val;
       }

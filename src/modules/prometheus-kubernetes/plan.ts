@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { CertificateParseError, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
-import { renderKubernetesManifests, FINGERPRINT_ANNOTATION, type KubernetesOptions, type PairMaterial } from '../../render/kubernetes.js';
+import { renderKubernetesManifests, FINGERPRINT_ANNOTATION, secretNameOf, type KubernetesOptions, type PairMaterial } from '../../render/kubernetes.js';
+import { KNOWN_AFTER_APPLY } from '../incus-trust/plan.js';
 import { metricsTargets } from '../../render/scrape-config.js';
 import { unifiedDiff } from '../../render/unified-diff.js';
 import {
@@ -26,7 +27,6 @@ import { inventoryWide, readKubernetesSpec } from './desired.js';
 import type { KubernetesReason } from './reasons.js';
 
 export const MANIFEST_KIND = 'kubernetes manifest';
-const KNOWN_AFTER_APPLY = '(known after apply)';
 
 /** What apply writes: a manifest's text, or for the Secret the recipe (never key material). */
 export type ManifestPayload =
@@ -172,15 +172,6 @@ export function planManifests(ctx: ControllerPlanContext): ModulePlan<ManifestPa
 function fingerprintIn(text: string): string | undefined {
   const m = new RegExp(`${FINGERPRINT_ANNOTATION.replace(/[./]/g, '\\$&')}: ([0-9a-f]{64})`).exec(text);
   return m?.[1];
-}
-
-/** incus-metrics-NAME, made a Kubernetes name. */
-export function secretNameOf(entry: string): string {
-  return `incus-metrics-${entry}`
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 253);
 }
 
 function sha256(data: Buffer | string): string {
