@@ -14,11 +14,15 @@ export interface LogLineOptions {
   writeLine(line: string): void;
   /** -v: also log each action as it starts. */
   verbose: boolean;
+  /** The plan text (stdout) prints a read failure in full: the log line names only the step. */
+  planShowsErrors?: boolean;
 }
 
 /** One line per event: `HOST: EVENT`, no colour, no cursor movement. */
 export function logLineHooks(options: LogLineOptions & { mode: 'check' | 'apply' }): RunView {
   const line = options.writeLine;
+  // Each failure is logged once: where it happened (reading, applying), not again in the host's last line.
+  const failureLogged = new Set<string>();
   return {
     hostsSelected: (hosts) => line(`${options.mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
     hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : 'reading live state'}`),
@@ -28,9 +32,19 @@ export function logLineHooks(options: LogLineOptions & { mode: 'check' | 'apply'
     },
     actionApplied: (host, module, a) => line(`${host}: ${module}: applied ${describe(a)}`),
     hostApplyFinished: (host, failure) => {
-      if (failure) line(`${host}: failed: ${failure.step}: ${failure.message}`);
+      if (!failure) return;
+      failureLogged.add(host);
+      line(`${host}: failed: ${failure.step}: ${failure.message}`);
+    },
+    hostPlanned: (h) => {
+      if (!h.failure) return;
+      failureLogged.add(h.host);
+      line(
+        `${h.host}: ${h.failure.unreachable ? 'unreachable' : 'failed'}: ${h.failure.step}${options.planShowsErrors ? ' (see the plan)' : `: ${h.failure.message}`}`,
+      );
     },
     hostFinished: (r) => {
+      if (failureLogged.has(r.host)) return;
       const detail = r.error ? `: ${r.error.step}: ${r.error.message}` : r.coveredBy ? ` by ${r.coveredBy}` : '';
       line(`${r.host}: ${r.status}${detail}`);
     },
@@ -105,7 +119,8 @@ export function listrHooks(): RunView {
     hostPlanned: (h) => {
       const d = reading.get(h.host);
       if (!d) return;
-      if (h.failure) d.reject(new Error(`${h.failure.step}: ${h.failure.message}`));
+      // The plan printed next says why, in full.
+      if (h.failure) d.reject(new Error(`${h.failure.unreachable ? 'unreachable' : 'failed'} at ${h.failure.step} (see the plan)`));
       else d.resolve();
     },
     planned: async () => {

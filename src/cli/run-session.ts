@@ -17,7 +17,7 @@ import { generatedKeyPairLine } from '../render/key-pairs.js';
 import { renderJsonReport } from '../render/json-report.js';
 import { logLineWriter, quietLogHooks } from '../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../render/metrics-file.js';
-import { renderPlan, renderRecap, renderSummaryLine } from '../render/plan-text.js';
+import { hostsWithErrorShown, renderPlan, renderRecap, renderSummaryLine } from '../render/plan-text.js';
 import { listrHooks, logLineHooks } from './progress.js';
 import { combineViews, type ReasonWords, type RunView } from '../render/view.js';
 import type { CliIO } from './io.js';
@@ -204,18 +204,28 @@ export function chooseViews(
       if (!options.json && !options.quiet) io.stdout(`${line}\n`);
     },
   };
+  // Where the plan text shows a host's error, progress says only that the host failed.
+  const planShowsErrors = options.showPlan && !options.json;
   const progress = options.quiet
     ? quietLogHooks(logLine, words)
     : listr
       ? listrHooks()
-      : logLineHooks({ writeLine: logLine, verbose: options.verbose, mode: options.mode });
+      : logLineHooks({ writeLine: logLine, verbose: options.verbose, mode: options.mode, planShowsErrors });
+  let shownInPlan: ReadonlySet<string> | undefined;
   const results: RunView = options.json
     ? { finished: (r: RunReport) => io.stdout(renderJsonReport(r, words)) }
     : options.quiet
       ? {}
       : {
-          ...(options.showPlan ? { planned: (plan: RunPlan) => io.stdout(renderPlan(plan, { diff: options.diff, words })) } : {}),
-          finished: (r: RunReport) => io.stdout(`\n${renderRecap(r)}`),
+          ...(options.showPlan
+            ? {
+                planned: (plan: RunPlan) => {
+                  shownInPlan = hostsWithErrorShown(plan);
+                  io.stdout(renderPlan(plan, { diff: options.diff, words }));
+                },
+              }
+            : {}),
+          finished: (r: RunReport) => io.stdout(`\n${renderRecap(r, options.showPlan ? shownInPlan : undefined)}`),
         };
   // Progress first: its `planned` waits for the reading list to finish drawing before the plan prints.
   return combineViews(warnings, keyPairs, progress, results);

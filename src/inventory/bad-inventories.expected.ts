@@ -46,7 +46,7 @@ export const EXPECTED: Record<string, string[]> = {
     'jinja/hosts.yaml:8:27: error: all.vars.incus_trusted_clients[0].certificate_file: holds a Jinja template ({{ … }}); reconcile does not evaluate templates in the variables it reads: write the value itself\n            certificate_file: "{{ cert_dir }}/good.crt"\n                              ^',
   ],
   'missing-certificate-file': [
-    'missing-certificate-file/hosts.yaml:6:9: error: all.vars.incus_trusted_clients[0]: is missing the required key "certificate_file"\n          - name: admin\n            ^',
+    'missing-certificate-file/hosts.yaml:6:9: error: all.vars.incus_trusted_clients[0]: is missing the required key "certificate_file" (only an entry with state: absent may go without it)\n          - name: admin\n            ^',
   ],
   'missing-file': [
     'missing-file/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate file "certs/nowhere.crt" does not exist (paths are relative to the inventory folder missing-file)\n            certificate_file: certs/nowhere.crt\n                              ^',
@@ -78,7 +78,7 @@ export const EXPECTED: Record<string, string[]> = {
   ],
   'root-not-mapping': ['root-not-mapping/hosts.yaml:1:1: error: the inventory must be a mapping of group names (usually `all:`), not a list\n    - all\n    ^'],
   'unknown-key': [
-    'unknown-key/hosts.yaml:9:9: error: all.vars.incus_trusted_clients[0].projets: unknown key "projets" (allowed: name, description, certificate_file, restricted, projects, state)\n            projets: [production]\n            ^',
+    'unknown-key/hosts.yaml:9:9: error: all.vars.incus_trusted_clients[0].projets: unknown key "projets" (allowed: name, type, description, certificate_file, fingerprint, previous_certificate_file, previous_until, restricted, projects, state)\n            projets: [production]\n            ^',
   ],
   'unknown-tag': [
     'unknown-tag/hosts.yaml:5:28: error: unknown YAML tag !include (Ansible knows !vault and !unsafe)\n        incus_trusted_clients: !include clients.yaml\n                               ^',

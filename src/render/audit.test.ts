@@ -79,10 +79,10 @@ describe('audit', () => {
     expect(renderAuditText(report)).toBe(
       [
         'web1 (web1, incus 6.0.4, standalone): 3 trusted certificates',
-        '  NAME    TYPE    FINGERPRINT   EXPIRES     STATUS',
-        '  admin   client  aaaaaaaaaaaa  2027-03-28  managed, unrestricted',
-        '  laptop  client  llllllllllll  2026-05-29  unmanaged, expired 3 days ago',
-        '  keep    client  kkkkkkkkkkkk  2026-06-02  unmanaged, protected, expiring in 1 day',
+        '  NAME    TYPE    FINGERPRINT   PROJECTS  EXPIRES     STATUS',
+        '  admin   client  aaaaaaaaaaaa  all       2027-03-28  managed, unrestricted',
+        '  laptop  client  llllllllllll  default   2026-05-29  unmanaged, expired 3 days ago',
+        '  keep    client  kkkkkkkkkkkk  default   2026-06-02  unmanaged, protected, expiring in 1 day',
         '',
         'db1: UNREACHABLE: connect: connection refused by 10.0.0.2:22',
         '',

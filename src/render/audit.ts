@@ -4,6 +4,7 @@
  */
 import { printableField } from './printable.js';
 import type { DesiredTrust, IncusServerInfo, LiveCertificate } from '../modules/incus-trust/model.js';
+import { isProtected } from '../modules/incus-trust/plan.js';
 
 /**
  * managed: the inventory names this certificate (same fingerprint); unmanaged: it does not
@@ -51,14 +52,18 @@ const DAY = 86_400_000;
 /** Marks one live certificate against the host's desired trust (undefined: not managed here). */
 export function auditCertificate(c: LiveCertificate, desired: DesiredTrust | undefined, now: Date, warnDays: number): AuditedCertificate {
   const marks: AuditMark[] = [];
-  const byFingerprint = desired?.certificates.find((d) => d.certificate?.fingerprint === c.fingerprint);
+  const fp = c.fingerprint.toLowerCase();
+  const byFingerprint = desired?.certificates.find((d) => d.certificate?.fingerprint === fp || (d.fingerprint !== undefined && fp.startsWith(d.fingerprint)));
+  // A previous certificate (previous_until) is managed while kept and to revoke once the date passed.
+  const asPrevious = desired?.certificates.find((d) => d.previous?.certificate?.fingerprint === fp);
   const byName = desired?.certificates.find((d) => d.name === c.name && d.type === c.type);
   if (c.type === 'server') marks.push('member');
+  else if (!byFingerprint && asPrevious) marks.push(asPrevious.previous!.kept ? 'managed' : 'revoke');
   else if (byFingerprint?.state === 'absent' || (!byFingerprint && byName?.state === 'absent')) marks.push('revoke');
   else if (byFingerprint) marks.push('managed');
   else if (byName) marks.push('replaced');
   else marks.push('unmanaged');
-  if (desired?.protected.some((p) => p === c.name || p === c.fingerprint)) marks.push('protected');
+  if (desired && isProtected(c, desired.protected)) marks.push('protected');
   let daysLeft: number | undefined;
   if (c.notAfter && c.notBefore) {
     daysLeft = Math.floor((c.notAfter.getTime() - now.getTime()) / DAY);
@@ -92,6 +97,13 @@ export function summarize(inventory: string, hosts: AuditedHost[], now: Date, wa
     }
   }
   return { inventory, generatedAt: now.toISOString(), warnDays, hosts, summary, exitCode: summary.failed > 0 ? 1 : 0 };
+}
+
+/** What the certificate may reach, as the seed's checklist asks to confirm: every project, or which. */
+function projectsCell(c: AuditedCertificate): string {
+  if (c.type === 'server') return '-';
+  if (!c.restricted) return 'all';
+  return c.projects.length > 0 ? [...c.projects].sort().join(',') : 'none';
 }
 
 function markText(c: AuditedCertificate): string {
@@ -133,9 +145,16 @@ export function renderAuditText(report: AuditReport): string {
       `${h.host} (${printableField(s.serverName)}, incus ${printableField(s.version)}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
     );
     if (count > 0) {
-      const rows = [['NAME', 'TYPE', 'FINGERPRINT', 'EXPIRES', 'STATUS']];
+      const rows = [['NAME', 'TYPE', 'FINGERPRINT', 'PROJECTS', 'EXPIRES', 'STATUS']];
       for (const c of h.certificates)
-        rows.push([printableField(c.name), printableField(c.type), c.fingerprint.slice(0, 12), c.notAfter?.slice(0, 10) ?? 'unknown', markText(c)]);
+        rows.push([
+          printableField(c.name),
+          printableField(c.type),
+          c.fingerprint.slice(0, 12),
+          printableField(projectsCell(c)),
+          c.notAfter?.slice(0, 10) ?? 'unknown',
+          markText(c),
+        ]);
       out.push(...table(rows).map((l) => `  ${l}`));
     }
     out.push('');

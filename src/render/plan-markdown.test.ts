@@ -78,7 +78,7 @@ describe('renderPlanMarkdown', () => {
         'web1:',
         `+  + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)`,
         `-  - incus certificate "old" [bbbbbbbbbbbb]: remove (absent)`,
-        `#  ? incus certificate "x|y" [cccccccccccc]: unmanaged, kept (not-in-inventory)`,
+        `#  ? incus certificate "x|y" [cccccccccccc]: unmanaged, still trusted (not-in-inventory)`,
         '```',
       ].join('\n'),
     );

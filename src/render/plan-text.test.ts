@@ -46,6 +46,7 @@ const actions: Action[] = [
     kind: 'incus certificate',
     name: 'stranger',
     reason: 'not-in-inventory',
+    detail: 'aaaaaaaaaaaa',
     fingerprint: FP1,
     before: { name: 'stranger' },
     applies: false,
@@ -76,8 +77,8 @@ describe('renderPlan', () => {
   + incus certificate "alice" [aaaaaaaaaaaa]: add (missing)
   ~ incus certificate "bob" [bbbbbbbbbbbb]: update in place (fields differ: description, projects)
 -/+ incus certificate "metrics" [(known after apply)]: rotate (add new, then remove old) (new certificate (key pair to be generated))
-  - incus certificate "old" [bbbbbbbbbbbb]: remove (absent in inventory)
-  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)
+  - incus certificate "old" [bbbbbbbbbbbb]: remove (state: absent in the inventory)
+  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: aaaaaaaaaaaa)
 
 web2: no changes (incus_trust covered by web1)
 
@@ -107,11 +108,11 @@ Plan: 2 to add, 1 to change, 1 to rotate, 1 to remove; 1 unmanaged
         ~ projects: ["default"] → ["default", "p1"]
 -/+ incus certificate "metrics" [(known after apply)]: rotate (add new, then remove old) (new certificate (key pair to be generated))
         ~ fingerprint: "${FP1}" → "(known after apply)"
-  - incus certificate "old" [bbbbbbbbbbbb]: remove (absent in inventory)
+  - incus certificate "old" [bbbbbbbbbbbb]: remove (state: absent in the inventory)
         - name: "old"
         - type: "client"
-  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)
-          name: "stranger"
+  ? incus certificate "stranger" [aaaaaaaaaaaa]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: aaaaaaaaaaaa)
+        ? name: "stranger"
 
 Plan: 1 to add, 1 to change, 1 to rotate, 1 to remove; 1 unmanaged
 `,
@@ -179,7 +180,7 @@ describe('renderRecap', () => {
       { diff: false, words: reasonWords() },
     );
     expect(text).toBe(
-      'web1:\n  ? incus certificate "\\x1b[2K\\rh9: no changes\\x1b]0;owned\\x07" [aaaaaaaaaaaa]: unmanaged, kept (not in inventory)\n\nPlan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged\n',
+      'web1:\n  ? incus certificate "\\x1b[2K\\rh9: no changes\\x1b]0;owned\\x07" [aaaaaaaaaaaa]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: …)\n\nPlan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged\n',
     );
     expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
   });

@@ -73,7 +73,7 @@ function renderAction(a: Action, reason: string, options: PlanTextOptions): stri
       for (const [k, v] of fields(a.before)) lines.push(`${pad}- ${k}: ${show(v)}`);
       break;
     case 'unmanaged':
-      for (const [k, v] of fields(a.before)) lines.push(`${pad}  ${k}: ${show(v)}`);
+      for (const [k, v] of fields(a.before)) lines.push(`${pad}? ${k}: ${show(v)}`);
       break;
     default:
       assertNever(a.action);
@@ -99,7 +99,7 @@ function describeAction(t: ActionType): string {
     case 'remove':
       return 'remove';
     case 'unmanaged':
-      return 'unmanaged, kept';
+      return 'unmanaged, still trusted';
     default:
       return assertNever(t);
   }
@@ -132,17 +132,26 @@ export function renderSummaryLine(plan: Pick<RunPlan, 'controller' | 'hosts'>): 
   return `Plan: ${c.add} to add, ${c.update} to change, ${c.rotate} to rotate, ${c.remove} to remove; ${c.unmanaged} unmanaged`;
 }
 
-/** The recap after a run: one line per host with its status and what was (not) applied. */
-export function renderRecap(report: RunReport): string {
+/**
+ * The recap after a run: one line per host with its status and what was (not) applied.
+ * `shownAbove`: hosts whose error the plan text already printed; their line names only the
+ * step, so an unreachable host's error is read once, not three times.
+ */
+export function renderRecap(report: RunReport, shownAbove: ReadonlySet<string> = new Set()): string {
   const width = Math.max(4, ...report.hosts.map((h) => h.host.length));
   const lines = ['Recap:'];
   const failed = new Set(report.hosts.filter((h) => h.status === 'failed').map((h) => h.host));
   for (const h of report.hosts)
-    lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${printableField(recapDetail(h, report.mode, failed))}`.trimEnd());
+    lines.push(`  ${h.host.padEnd(width)}  ${h.status.padEnd(11)}  ${printableField(recapDetail(h, report.mode, failed, shownAbove.has(h.host)))}`.trimEnd());
   return lines.join('\n') + '\n';
 }
 
-function recapDetail(h: HostReport, mode: 'check' | 'apply', failedHosts: Set<string>): string {
+/** Hosts whose plan block carries their error (a failure while reading, or a plan error). */
+export function hostsWithErrorShown(plan: Pick<RunPlan, 'hosts'>): Set<string> {
+  return new Set(plan.hosts.filter((h) => h.failure !== undefined || h.plans.some((p) => p.errors.length > 0)).map((h) => h.host));
+}
+
+function recapDetail(h: HostReport, mode: 'check' | 'apply', failedHosts: Set<string>, errorShown: boolean): string {
   const applying = h.actions.filter((a) => a.action !== 'unmanaged');
   const applied = applying.filter((a) => a.applied).length;
   const unmanaged = h.actions.length - applying.length;
@@ -153,7 +162,7 @@ function recapDetail(h: HostReport, mode: 'check' | 'apply', failedHosts: Set<st
       break;
     case 'unreachable':
     case 'failed':
-      parts.push(`${h.error?.step ?? '?'}: ${h.error?.message ?? ''}`);
+      parts.push(errorShown ? `${h.error?.step ?? '?'} (error above)` : `${h.error?.step ?? '?'}: ${h.error?.message ?? ''}`);
       if (mode === 'apply' && applying.length > 0) parts.push(`${applied} of ${applying.length} applied`);
       break;
     case 'drift':

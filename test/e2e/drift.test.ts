@@ -149,7 +149,7 @@ describe('drift detection (cron use)', () => {
     const text = await cli(['-i', inv, '--check']);
     expect(text.exitCode, text.stderr).toBe(2);
     expect(text.stdout).toContain(`web1:\n  ~ incus certificate "alice" [${fp(certs.alice)}]: update in place`);
-    expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, kept`);
+    expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, still trusted`);
     expect(text.stdout).toContain(`web2:\n  + incus certificate "bob" [${fp(certs.bob)}]: add (missing)`);
     const logged = expectLogLines(text.stderr);
     expect(logged).toEqual(expect.arrayContaining(['checking 2 host(s): web1, web2', 'web1: drift', 'web2: drift']));
@@ -245,7 +245,7 @@ describe('drift detection (cron use)', () => {
       }
       const text = await cli(['-i', inv, '--check']);
       expect(text.exitCode).toBe(0);
-      expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, kept (not in inventory)`);
+      expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, still trusted (not in inventory)`);
       expect(text.stdout).toContain('Plan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged');
       expect((await cli(['-i', inv, '--check', '-q'])).stderr).toBe('');
     } finally {

@@ -151,15 +151,15 @@ Recap:
     const inv = await writeInventory(root, [h1], vars);
     const apply = await cli(['-i', inv]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
-    expect(apply.stdout).toContain(`  - incus certificate "alice" [${fp(certs.alice!)}]: remove (absent in inventory)\n`);
-    expect(apply.stdout).toContain(`  ? incus certificate "stranger" [${fp(certs.dave!)}]: unmanaged, kept (not in inventory)\n`);
+    expect(apply.stdout).toContain(`  - incus certificate "alice" [${fp(certs.alice!)}]: remove (state: absent in the inventory)\n`);
+    expect(apply.stdout).toContain(`  ? incus certificate "stranger" [${fp(certs.dave!)}]: unmanaged, still trusted (not in inventory)\n`);
     expect(Object.keys(storeView(await h1.trust()))).toEqual([`stranger@${fp(certs.dave!)}`]);
     // An unmanaged certificate kept without pruning is reported, not drift: --check stays green.
     await expectExit(cli(['-i', inv, '--check']), 0);
 
     const pruned = await cli(['-i', inv, '--prune']);
     expect(pruned.exitCode, pruned.stdout + pruned.stderr).toBe(0);
-    expect(pruned.stdout).toContain(`  - incus certificate "stranger" [${fp(certs.dave!)}]: remove (not in inventory (pruning))\n`);
+    expect(pruned.stdout).toContain(`  - incus certificate "stranger" [${fp(certs.dave!)}]: remove (not in the inventory; pruning is on)\n`);
     expect(await h1.trust()).toEqual([]);
 
     await addByHand(h1, 'stranger', certs.dave!);

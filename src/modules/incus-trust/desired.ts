@@ -17,7 +17,7 @@ import type { Problem, SourceLocation } from '../../errors.js';
 import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, containsPrivateKey, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
 import type { DesiredContext } from '../types.js';
-import type { DesiredCertificate } from './model.js';
+import type { DesiredCertificate, PreviousCertificate } from './model.js';
 
 export interface DesiredTrustClients {
   certificates: DesiredCertificate[];
@@ -28,8 +28,12 @@ export interface DesiredTrustClients {
 
 interface RawEntry {
   name?: unknown;
+  type?: unknown;
   description?: unknown;
   certificate_file?: unknown;
+  fingerprint?: unknown;
+  previous_certificate_file?: unknown;
+  previous_until?: unknown;
   restricted?: unknown;
   projects?: unknown;
   state?: unknown;
@@ -65,7 +69,17 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
     }
     const state = raw.state === 'absent' ? 'absent' : 'present';
     const file = typeof raw.certificate_file === 'string' ? raw.certificate_file : '';
+    if (state === 'present' && raw.certificate_file === undefined) {
+      error('', 'is missing the required key "certificate_file" (only an entry with state: absent may go without it)');
+    }
     const certificate = file ? readCertificate(file, state, ctx, (m) => error('.certificate_file', m)) : undefined;
+    const fingerprint = typeof raw.fingerprint === 'string' ? raw.fingerprint.toLowerCase() : undefined;
+    if (fingerprint !== undefined && state === 'present') {
+      error('.fingerprint', "fingerprint names a certificate to revoke and goes with state: absent; a present entry's certificate is its certificate_file");
+    } else if (fingerprint !== undefined && certificate && !certificate.fingerprint.startsWith(fingerprint)) {
+      error('.fingerprint', `fingerprint ${fingerprint} is not the one of "${file}" (${certificate.fingerprint}); give one of them`);
+    }
+    const previous = previousCertificate(raw, state, certificate, ctx, error);
     const restricted = raw.restricted === true;
     const projects = Array.isArray(raw.projects) ? raw.projects.map(String) : [];
     if (projects.length > 0 && !restricted && state === 'present') {
@@ -76,9 +90,9 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
         message: 'projects have no effect without restricted: true (the certificate can reach every project)',
       });
     }
-    certificates.push({
+    const entry: DesiredCertificate = {
       name: raw.name,
-      type: 'client',
+      type: raw.type === 'metrics' ? 'metrics' : 'client',
       description: typeof raw.description === 'string' ? raw.description : '',
       restricted,
       projects,
@@ -87,7 +101,10 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
       certificateFile: file,
       location: at(''),
       valuePath,
-    });
+    };
+    if (fingerprint !== undefined && state === 'absent') entry.fingerprint = fingerprint;
+    if (previous) entry.previous = previous;
+    certificates.push(entry);
   });
   return {
     certificates,
@@ -95,6 +112,64 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
     protected: stringList(host.vars.incus_trust_protected),
     problems,
   };
+}
+
+/**
+ * previous_certificate_file + previous_until: the certificate an entry replaced stays trusted
+ * through that date (a day is UTC and ends at its midnight; a full ISO 8601 time is that
+ * instant), so that a client still holding the old key keeps working while it moves over.
+ */
+function previousCertificate(
+  raw: RawEntry,
+  state: 'present' | 'absent',
+  current: CertificateInfo | undefined,
+  ctx: DesiredContext,
+  error: (sub: string, message: string) => void,
+): PreviousCertificate | undefined {
+  const file = raw.previous_certificate_file;
+  const until = raw.previous_until;
+  if (file === undefined && until === undefined) return undefined;
+  if (typeof file !== 'string' || typeof until !== 'string') {
+    error(
+      file === undefined ? '.previous_until' : '.previous_certificate_file',
+      'previous_certificate_file and previous_until go together: the date says until when the previous certificate stays trusted',
+    );
+    return undefined;
+  }
+  if (state === 'absent') {
+    error('.previous_certificate_file', 'an entry with state: absent revokes its certificate; it keeps no previous one');
+    return undefined;
+  }
+  const end = endOf(until);
+  if (end === undefined) {
+    error('.previous_until', `previous_until "${until}" is not a date (YYYY-MM-DD, or an ISO 8601 time such as 2027-01-31T12:00:00Z)`);
+    return undefined;
+  }
+  const kept = ctx.now.getTime() < end.getTime();
+  // Once the date has passed the file may be gone: the old certificate is then found by its name.
+  const exists = ctx.readInventoryFile(file) !== undefined;
+  const certificate = exists || kept ? readCertificate(file, kept ? 'present' : 'absent', ctx, (m) => error('.previous_certificate_file', m)) : undefined;
+  if (certificate && current && certificate.fingerprint === current.fingerprint) {
+    error('.previous_certificate_file', `"${file}" holds the same certificate as certificate_file; the previous certificate is the one this entry replaced`);
+    return undefined;
+  }
+  if (kept && !certificate) return undefined;
+  return certificate ? { certificate, until, kept } : { until, kept };
+}
+
+/** The first instant after `until`: the next UTC midnight for a day, the instant itself for a time. */
+function endOf(until: string): Date | undefined {
+  const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(until);
+  if (day) {
+    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
+    const start = new Date(Date.UTC(y, m - 1, d));
+    // 2027-02-30 is not a day: Date would roll it over to March.
+    if (start.getUTCFullYear() !== y || start.getUTCMonth() !== m - 1 || start.getUTCDate() !== d) return undefined;
+    return new Date(start.getTime() + 86_400_000);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(until)) return undefined;
+  const at = new Date(until);
+  return Number.isNaN(at.getTime()) ? undefined : at;
 }
 
 /** Reads and checks one certificate_file; reports through `fail` and returns undefined on a problem. */

@@ -34,6 +34,24 @@ export interface DesiredCertificate {
   valuePath: string;
   /** Optional: why the entry is there beyond the inventory (a metrics rotation), appended to an add's reason. */
   planNote?: string;
+  /**
+   * state: absent only: the certificate to revoke, by fingerprint (lowercase hex, 12 to 64
+   * digits: a prefix as `incus config trust list` shows it). Without it and without a
+   * readable certificate_file, the entry revokes by name, when the name is unique on the host.
+   */
+  fingerprint?: string;
+  /** A client rotation with an overlap: the certificate the entry replaced stays trusted until `until`. */
+  previous?: PreviousCertificate;
+}
+
+/** previous_certificate_file + previous_until of an incus_trusted_clients entry. */
+export interface PreviousCertificate {
+  /** Undefined when the file is gone once the date has passed (nothing left to keep). */
+  certificate?: CertificateInfo;
+  /** previous_until as written (the plan shows it). */
+  until: string;
+  /** Whether `until` is still ahead (decided where the clock is: desired()). */
+  kept: boolean;
 }
 
 export interface DesiredTrust {

@@ -116,16 +116,18 @@ describe('planTrust', () => {
 
   it('reports unmanaged certificates and removes them only when pruning', () => {
     const store = observed([live('a', 1), live('stranger', 9)]);
-    expect(summary(planTrust(desired([want('a', 1)]), store, ctx))).toEqual(['unmanaged stranger 09 (not in inventory)']);
+    expect(summary(planTrust(desired([want('a', 1)]), store, ctx))).toEqual([
+      'unmanaged stranger 09 (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ' + fp(9).slice(0, 12) + ')',
+    ]);
     expect(planTrust(desired([want('a', 1)]), store, ctx).actions[0]!.applies).toBe(false);
-    expect(summary(planTrust(desired([want('a', 1)], { prune: true }), store, ctx))).toEqual(['remove stranger 09 (not in inventory (pruning))']);
-    expect(summary(planTrust(desired([want('a', 1)]), store, { ...ctx, prune: true }))).toEqual(['remove stranger 09 (not in inventory (pruning))']);
+    expect(summary(planTrust(desired([want('a', 1)], { prune: true }), store, ctx))).toEqual(['remove stranger 09 (not in the inventory; pruning is on)']);
+    expect(summary(planTrust(desired([want('a', 1)]), store, { ...ctx, prune: true }))).toEqual(['remove stranger 09 (not in the inventory; pruning is on)']);
   });
 
   it('never removes server certificates nor protected ones, by name or fingerprint prefix', () => {
     const store = observed([live('member2', 5, { type: 'server' }), live('keep-me', 6), live('by-fp', 7), live('gone', 8)]);
     const plan = planTrust(desired([want('member2', undefined, { state: 'absent' })], { prune: true, protected: ['keep-me', fp(7).slice(0, 12)] }), store, ctx);
-    expect(summary(plan)).toEqual(['remove gone 08 (not in inventory (pruning))']);
+    expect(summary(plan)).toEqual(['remove gone 08 (not in the inventory; pruning is on)']);
     expect(plan.warnings).toEqual(['certificate "member2" has state: absent but is a server (cluster member) certificate; it is kept']);
   });
 
@@ -135,7 +137,38 @@ describe('planTrust', () => {
       observed([live('x-renamed', 1), live('y', 2)]),
       ctx,
     );
-    expect(summary(plan)).toEqual(['remove x-renamed 01 (absent in inventory)', 'remove y 02 (absent in inventory)']);
+    expect(summary(plan)).toEqual(['remove x-renamed 01 (state: absent in the inventory)', 'remove y 02 (state: absent in the inventory)']);
+  });
+
+  it('revokes without the file: by a fingerprint prefix, or by a name only one certificate has', () => {
+    const store = observed([live('a', 1), live('twin', 2), live('twin', 3)]);
+    const byFingerprint = planTrust(desired([want('whatever', undefined, { state: 'absent', fingerprint: fp(3).slice(0, 12) })]), store, ctx);
+    expect(summary(byFingerprint).slice(0, 1)).toEqual(['remove twin 03 (state: absent in the inventory)']);
+    expect(summary(planTrust(desired([want('a', undefined, { state: 'absent' })]), store, ctx))[0]).toBe('remove a 01 (state: absent in the inventory)');
+    const ambiguous = planTrust(desired([want('twin', undefined, { state: 'absent' })]), store, ctx);
+    expect(ambiguous.errors).toEqual([
+      `certificate "twin" (state: absent) names 2 trusted certificates (${fp(2).slice(0, 12)}, ${fp(3).slice(0, 12)}); add fingerprint: to say which to revoke`,
+    ]);
+    expect(ambiguous.actions.filter((a) => a.applies)).toEqual([]);
+  });
+
+  it('keeps the previous certificate until previous_until, then removes it', () => {
+    const until = '2026-02-01';
+    const kept = { certificate: cert(1), until, kept: true };
+    // The rotation itself: the new certificate is added, the old one stays.
+    expect(summary(planTrust(desired([want('ci', 2, { previous: kept })]), observed([live('ci', 1)]), ctx))).toEqual([
+      `add ci 02 (new certificate; the previous one stays trusted until ${until})`,
+    ]);
+    // Converged: both trusted, nothing to do; a host without the old one gets it back with the entry's access.
+    expect(planTrust(desired([want('ci', 2, { previous: kept })]), observed([live('ci', 1), live('ci', 2)]), ctx).actions).toEqual([]);
+    const restricted = planTrust(desired([want('ci', 2, { previous: kept, restricted: true })]), observed([live('ci', 2, { restricted: true })]), ctx);
+    expect(summary(restricted)).toEqual([`add ci 01 (previous certificate, trusted until ${until})`]);
+    expect(restricted.actions[0]!.after).toMatchObject({ name: 'ci', restricted: true, fingerprint: fp(1) });
+    // The date passed: removed, and said why.
+    const passed = { certificate: cert(1), until, kept: false };
+    expect(summary(planTrust(desired([want('ci', 2, { previous: passed })]), observed([live('ci', 1), live('ci', 2)]), ctx))).toEqual([
+      `remove ci 01 (previous certificate, trusted until ${until}, which has passed)`,
+    ]);
   });
 
   it('finishes an interrupted rotation: the old certificate under the same name is removed', () => {

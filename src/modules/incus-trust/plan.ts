@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Action, FieldChange, ModulePlan, PlanContext, Precondition } from '../types.js';
-import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, TrustType } from './model.js';
+import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, PreviousCertificate, TrustType } from './model.js';
 import type { TrustReason } from './reasons.js';
 
 /** Shown where the fingerprint of a key pair still to be generated will be, as Terraform does. */
@@ -99,13 +99,31 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
       fingerprintMatch.set(d, live);
     }
   }
+  // Then the previous certificates still kept (previous_until ahead): never taken for a rotation's old half.
+  const previousMatch = new Map<DesiredCertificate, LiveCertificate>();
+  for (const d of present) {
+    const previous = keptPrevious(d);
+    if (!previous?.certificate) continue;
+    const other = claimedBy.get(previous.certificate.fingerprint);
+    if (other !== undefined) {
+      errors.push(
+        `certificates "${other}" and "${d.name}" (its previous_certificate_file) have the same certificate (fingerprint ${previous.certificate.fingerprint})`,
+      );
+      continue;
+    }
+    claimedBy.set(previous.certificate.fingerprint, d.name);
+    const live = byFingerprint(previous.certificate.fingerprint);
+    if (live) {
+      consumed.add(live);
+      previousMatch.set(d, live);
+    }
+  }
 
   for (const d of present) {
     const live = fingerprintMatch.get(d);
     const wanted = viewOfDesired(d);
     let acts = false;
     if (live) {
-      const before = viewOfLive(live);
       if (live.type !== d.type) {
         if (!isRemovable(live)) {
           warnings.push(
@@ -119,26 +137,9 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
         changes.push(addAction(d, wanted, 'type-changed', detail));
         acts = true;
       } else {
-        const fieldChanges = diffFields(before, wanted);
-        if (fieldChanges.length > 0) {
-          changes.push({
-            action: 'update',
-            kind: TRUST_KIND,
-            name: d.name,
-            reason: 'fields-differ',
-            detail: fieldChanges.map((c) => c.field).join(', '),
-            fingerprint: live.fingerprint,
-            before,
-            after: wanted,
-            changes: fieldChanges,
-            applies: true,
-            precondition: entryPrecondition(live),
-            payload: {
-              op: 'update',
-              fingerprint: live.fingerprint,
-              fields: { name: wanted.name, description: wanted.description, restricted: wanted.restricted, projects: wanted.projects },
-            },
-          });
+        const update = updateAction(live, wanted);
+        if (update) {
+          changes.push(update);
           acts = true;
         }
       }
@@ -160,10 +161,23 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
           precondition: entryPrecondition(old),
           payload: { op: 'rotate', entry: newEntry(d), oldFingerprint: old.fingerprint },
         });
+      } else if (keptPrevious(d)) {
+        changes.push(addAction(d, wanted, 'new-with-overlap', keptPrevious(d)!.until));
       } else {
         changes.push(addAction(d, wanted, d.certificate ? 'missing' : 'missing-pair', d.planNote));
       }
       acts = true;
+    }
+    const previous = keptPrevious(d);
+    if (previous?.certificate) {
+      // The old key keeps working until the date: its certificate stays (or is put back) with the entry's access.
+      const asPrevious: DesiredCertificate = { ...d, certificate: previous.certificate, previous: undefined };
+      const live = previousMatch.get(d);
+      const change = live ? updateAction(live, viewOfDesired(asPrevious)) : addAction(asPrevious, viewOfDesired(asPrevious), 'previous-kept', previous.until);
+      if (change) {
+        changes.push(change);
+        acts = true;
+      }
     }
     if (acts) {
       for (const p of d.projects) {
@@ -172,6 +186,20 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
         }
       }
     }
+  }
+
+  // A previous certificate whose date has passed leaves, named as such.
+  for (const d of present) {
+    const previous = d.previous;
+    if (!previous || previous.kept || !previous.certificate) continue;
+    const live = byFingerprint(previous.certificate.fingerprint);
+    if (!live) continue;
+    consumed.add(live);
+    if (!isRemovable(live)) {
+      warnings.push(`the previous certificate of "${d.name}" was trusted until ${previous.until} but is ${describeKeep(live, protectedSet)}; it is kept`);
+      continue;
+    }
+    removals.push(removeAction(live, 'previous-expired', previous.until));
   }
 
   // Any other certificate still carrying the name of a present entry is superseded — typically
@@ -184,14 +212,22 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     }
   }
 
-  // Revoking an entry revokes its certificate and anything still trusted under its name, so
-  // that a second run finds nothing left to revoke.
+  // Revoking an entry with its certificate_file revokes that certificate and anything still
+  // trusted under its name, so that a second run finds nothing left to revoke. Without the file
+  // the entry names one certificate: by fingerprint, or by a name only one certificate has.
   for (const d of absent) {
-    const fingerprint = d.certificate?.fingerprint.toLowerCase();
-    for (const live of observed.certificates) {
-      if (consumed.has(live)) continue;
-      if (live.name !== d.name && live.fingerprint.toLowerCase() !== fingerprint) continue;
-      consumed.add(live);
+    const matches = observed.certificates.filter((live) => !consumed.has(live) && revokes(d, live));
+    matches.forEach((live) => consumed.add(live));
+    if (!d.certificate && matches.length > 1) {
+      const which = matches.map((m) => shortFingerprint(m.fingerprint)).join(', ');
+      errors.push(
+        d.fingerprint !== undefined
+          ? `certificate "${d.name}": fingerprint ${d.fingerprint} matches ${matches.length} trusted certificates (${which}); give more of its digits`
+          : `certificate "${d.name}" (state: absent) names ${matches.length} trusted certificates (${which}); add fingerprint: to say which to revoke`,
+      );
+      continue;
+    }
+    for (const live of matches) {
       if (!isRemovable(live)) {
         warnings.push(`certificate "${d.name}" has state: absent but is ${describeKeep(live, protectedSet)}; it is kept`);
         continue;
@@ -210,6 +246,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
         kind: TRUST_KIND,
         name: live.name,
         reason: 'not-in-inventory',
+        detail: shortFingerprint(live.fingerprint),
         fingerprint: live.fingerprint,
         before: viewOfLive(live),
         applies: false,
@@ -225,6 +262,19 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   };
   if (observed.server.clusterId) plan.scope = `incus-cluster:${observed.server.clusterId}`;
   return plan;
+}
+
+/** Whether a state: absent entry names this live certificate. */
+function revokes(d: DesiredCertificate, live: LiveCertificate): boolean {
+  const fp = live.fingerprint.toLowerCase();
+  if (d.certificate) return live.name === d.name || fp === d.certificate.fingerprint.toLowerCase();
+  if (d.fingerprint !== undefined) return fp.startsWith(d.fingerprint);
+  return live.name === d.name;
+}
+
+/** The previous certificate of an entry while previous_until is still ahead. */
+function keptPrevious(d: DesiredCertificate): PreviousCertificate | undefined {
+  return d.previous?.kept ? d.previous : undefined;
 }
 
 /** incus_trust_protected holds names or fingerprints (a fingerprint prefix of 12+ hex digits, as `incus config trust list` shows). */
@@ -281,6 +331,31 @@ function addAction(d: DesiredCertificate, wanted: TrustEntryView, reason: TrustR
   };
   if (detail !== undefined) action.detail = detail;
   return action;
+}
+
+/** An update in place of the fields that differ, or undefined when none does. */
+function updateAction(live: LiveCertificate, wanted: TrustEntryView): TrustAction | undefined {
+  const before = viewOfLive(live);
+  const fieldChanges = diffFields(before, wanted);
+  if (fieldChanges.length === 0) return undefined;
+  return {
+    action: 'update',
+    kind: TRUST_KIND,
+    name: wanted.name,
+    reason: 'fields-differ',
+    detail: fieldChanges.map((c) => c.field).join(', '),
+    fingerprint: live.fingerprint,
+    before,
+    after: { ...wanted, fingerprint: live.fingerprint },
+    changes: fieldChanges,
+    applies: true,
+    precondition: entryPrecondition(live),
+    payload: {
+      op: 'update',
+      fingerprint: live.fingerprint,
+      fields: { name: wanted.name, description: wanted.description, restricted: wanted.restricted, projects: wanted.projects },
+    },
+  };
 }
 
 function removeAction(live: LiveCertificate, reason: TrustReason, detail?: string): TrustAction {

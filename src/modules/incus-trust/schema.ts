@@ -67,10 +67,30 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
         name: {
           $ref: '#/$defs/certificateName',
         },
+        type: {
+          description: 'The Incus certificate type (default client).',
+          enum: ['client', 'metrics'],
+        },
         description: {
           $ref: '#/$defs/text',
         },
         certificate_file: {
+          description: 'The public certificate, relative to the inventory folder. Required unless state: absent.',
+          type: 'string',
+          minLength: 1,
+        },
+        fingerprint: {
+          description: 'With state: absent: the certificate to revoke, by its SHA-256 fingerprint or a prefix of at least 12 hex digits.',
+          type: 'string',
+          pattern: '^[0-9a-fA-F]{12,64}$',
+        },
+        previous_certificate_file: {
+          description: 'The certificate this entry replaced: it stays trusted until previous_until, then is removed.',
+          type: 'string',
+          minLength: 1,
+        },
+        previous_until: {
+          description: 'YYYY-MM-DD (through that day, UTC) or an ISO 8601 time.',
           type: 'string',
           minLength: 1,
         },
@@ -84,7 +104,7 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
           enum: ['present', 'absent'],
         },
       },
-      required: ['name', 'certificate_file'],
+      required: ['name'],
       additionalProperties: false,
     },
     metricsCertificate: {
