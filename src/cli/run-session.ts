@@ -17,7 +17,7 @@ import { generatedKeyPairLine } from '../render/key-pairs.js';
 import { renderJsonReport } from '../render/json-report.js';
 import { logLineWriter, quietLogHooks } from '../render/log-lines.js';
 import { renderFailedRunMetrics, renderMetrics } from '../render/metrics-file.js';
-import { hostsWithErrorShown, renderPlan, renderRecap, renderSummaryLine } from '../render/plan-text.js';
+import { expiryWindow, hostsWithErrorShown, renderPlan, renderRecap, renderSummaryLine } from '../render/plan-text.js';
 import { listrHooks, logLineHooks } from './progress.js';
 import { combineViews, type ReasonWords, type RunView } from '../render/view.js';
 import type { CliIO } from './io.js';
@@ -221,7 +221,7 @@ export function chooseViews(
             ? {
                 planned: (plan: RunPlan) => {
                   shownInPlan = hostsWithErrorShown(plan);
-                  io.stdout(renderPlan(plan, { diff: options.diff, words }));
+                  io.stdout(renderPlan(plan, { diff: options.diff, words, expiring: expiryWindow(plan) }));
                 },
               }
             : {}),

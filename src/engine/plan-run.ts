@@ -456,8 +456,9 @@ function trustedCertificates(obs: HostObservation): PlannedCertificate[] {
   for (const m of obs.selected.modules) {
     const observed = obs.observed.get(m.module.name);
     if (observed === undefined || !m.module.trustedCertificates) continue;
-    for (const c of m.module.trustedCertificates(observed)) {
-      out.push({ name: c.name, fingerprint: c.fingerprint, type: c.type, notAfter: c.notAfter ? c.notAfter.toISOString() : '' });
+    for (const c of m.module.trustedCertificates(observed, m.desired)) {
+      const notAfter = c.notAfter ? c.notAfter.toISOString() : '';
+      out.push({ name: c.name, fingerprint: c.fingerprint, type: c.type, notAfter, module: m.module.name, managed: c.managed });
     }
   }
   return out;

@@ -134,7 +134,7 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
    * Optional: the trusted certificates this module observed on the host, for the report's
    * `certificates` / `expiring` (audit, expiry metrics). Pure.
    */
-  trustedCertificates?(observed: O): ObservedCertificate[];
+  trustedCertificates?(observed: O, desired: D): ObservedCertificate[];
   /** Optional: reads across hosts once per run, before desired() (see RunObserveContext). */
   observeRun?(ctx: RunObserveContext): Promise<RunObserveResult>;
   /**
@@ -154,4 +154,6 @@ export interface ObservedCertificate {
   type: string;
   /** Undefined when the host returned something unparsable. */
   notAfter?: Date;
+  /** The inventory names this certificate (it is the inventory's to renew). */
+  managed: boolean;
 }

@@ -98,6 +98,10 @@ export interface PlannedCertificate {
   type: string;
   /** ISO 8601, or '' when the host returned something unparsable. */
   notAfter: string;
+  /** The module that read it (a covered member's shared store is shown by its owner only). */
+  module?: string;
+  /** The inventory names it: its expiry is the inventory's to act on (shown in the plan). */
+  managed?: boolean;
 }
 
 /** What the run will do on one host. */

@@ -7,6 +7,7 @@
  */
 import type { HostReport, ReportedAction } from '../engine/report.js';
 import { ACTION_SYMBOL } from '../plan/types.js';
+import { expiringManaged, expiringText, expiryWindow } from './plan-text.js';
 import type { ReasonWords, RunView } from './view.js';
 
 export interface LogLineWriterOptions {
@@ -40,11 +41,21 @@ export function oneLine(text: string): string {
     .join(' | ');
 }
 
-/** -q: only drift and errors, one line each, from each host's final report. */
+/** -q: only drift, errors and managed certificates about to expire, one line each. */
 export function quietLogHooks(writeLine: (event: string) => void, words: ReasonWords): RunView {
+  const expiring = new Map<string, string[]>();
   return {
+    planned: (plan) => {
+      const window = expiryWindow(plan);
+      for (const h of plan.hosts)
+        expiring.set(
+          h.host,
+          expiringManaged(h, window).map((c) => `${h.host}: ${expiringText(c, window.now)}`),
+        );
+    },
     hostFinished: (r) => {
       for (const line of quietLines(r, words)) writeLine(line);
+      for (const line of expiring.get(r.host) ?? []) writeLine(line);
     },
   };
 }

@@ -3,7 +3,7 @@ import type { RunPlan } from '../plan/types.js';
 import { reasonWords } from '../engine/inputs.js';
 import type { RunReport } from '../engine/report.js';
 import type { Action } from '../modules/types.js';
-import { renderPlan, renderRecap } from './plan-text.js';
+import { hostsWithErrorShown, renderPlan, renderRecap } from './plan-text.js';
 
 const FP1 = 'a'.repeat(64);
 const FP2 = 'b'.repeat(64);
@@ -158,6 +158,12 @@ describe('renderRecap', () => {
   web5   unreachable  connect: connection refused
 `,
     );
+    // An error the plan text already printed is not repeated: the recap names the step.
+    expect(
+      renderRecap(report, hostsWithErrorShown(plan))
+        .split('\n')
+        .filter((l) => l.includes('web5')),
+    ).toEqual(['  web5   unreachable  connect (error above)']);
   });
 
   it('a name from the host with control characters is shown escaped, never sent to the terminal as is', () => {
@@ -183,5 +189,33 @@ describe('renderRecap', () => {
       'web1:\n  ? incus certificate "\\x1b[2K\\rh9: no changes\\x1b]0;owned\\x07" [aaaaaaaaaaaa]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: …)\n\nPlan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged\n',
     );
     expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+
+  it('lists the managed certificates expiring within --warn-days under their host, not a covered member', () => {
+    const now = new Date('2026-12-01T00:00:00Z');
+    const cert = (name: string, notAfter: string, managed: boolean) => ({ name, fingerprint: FP1, type: 'client', notAfter, module: 'incus_trust', managed });
+    const hosts: RunPlan['hosts'] = [
+      {
+        host: 'web1',
+        plans: [{ module: 'incus_trust', actions: [], errors: [], warnings: [] }],
+        covered: [],
+        warnings: [],
+        certificates: [
+          cert('ci', '2026-12-10T00:00:00.000Z', true),
+          cert('later', '2027-06-01T00:00:00.000Z', true),
+          cert('stranger', '2026-12-02T00:00:00.000Z', false),
+        ],
+      },
+      { host: 'web2', plans: [], covered: [{ module: 'incus_trust', by: 'web1' }], warnings: [], certificates: [cert('ci', '2026-12-10T00:00:00.000Z', true)] },
+    ];
+    expect(renderPlan({ controller: [], hosts }, { diff: false, words: reasonWords(), expiring: { now, days: 30 } })).toBe(
+      `web1: no changes
+  expiring: certificate "ci" [aaaaaaaaaaaa] on 2026-12-10 (in 9 days); renew its certificate_file
+
+web2: no changes (incus_trust covered by web1)
+
+Plan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 0 unmanaged
+`,
+    );
   });
 });

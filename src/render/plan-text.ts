@@ -4,7 +4,7 @@
  * line, and after the run a recap per host. Pure: strings in, strings out.
  */
 import type { HostReport, RunReport } from '../engine/report.js';
-import { ACTION_SYMBOL, CONTROLLER, type Action, type ActionType, type HostPlan, type RunPlan } from '../plan/types.js';
+import { ACTION_SYMBOL, CONTROLLER, type Action, type ActionType, type HostPlan, type PlannedCertificate, type RunPlan } from '../plan/types.js';
 import type { ReasonWords } from './view.js';
 import { printable, printableField } from './printable.js';
 
@@ -13,6 +13,8 @@ export interface PlanTextOptions {
   diff: boolean;
   /** The words of each reason code (the modules' vocabularies). */
   words: ReasonWords;
+  /** Managed certificates expiring within `days` of `now` are listed under their host. */
+  expiring?: { now: Date; days: number };
 }
 
 export function renderPlan(plan: Pick<RunPlan, 'controller' | 'hosts'>, options: PlanTextOptions): string {
@@ -51,9 +53,30 @@ function hostPlanText(h: HostPlan, options: PlanTextOptions): string {
     for (const a of p.actions) lines.push(...renderAction(a, options.words(p.module, a.reason, a.detail), options));
   }
   for (const e of errors) lines.push(`  error: ${e} (nothing will be applied on ${h.host})`);
+  if (options.expiring) for (const c of expiringManaged(h, options.expiring)) lines.push(`  ${expiringText(c, options.expiring.now)}`);
   for (const w of h.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n') + '\n';
 }
+
+/**
+ * The certificates the inventory keeps trusted on this host that expire within the window: the
+ * inventory's to renew, so the plan says so (not only the JSON report and the metrics). A
+ * shared store covered by another member is listed under that member only.
+ */
+export function expiringManaged(h: HostPlan, window: { now: Date; days: number }): PlannedCertificate[] {
+  const covered = new Set(h.covered.map((c) => c.module));
+  const limit = window.now.getTime() + window.days * DAY;
+  return h.certificates.filter((c) => c.managed && c.notAfter !== '' && !covered.has(c.module ?? '') && new Date(c.notAfter).getTime() < limit);
+}
+
+/** `expiring: certificate "ci" [0d830675e0ca] on 2026-12-08 (in 9 days); renew …` (a metrics pair renews itself: no advice). */
+export function expiringText(c: PlannedCertificate, now: Date): string {
+  const left = Math.floor((new Date(c.notAfter).getTime() - now.getTime()) / DAY);
+  const when = left < 0 ? `${-left} day${left === -1 ? '' : 's'} ago` : left === 0 ? 'today' : `in ${left} day${left === 1 ? '' : 's'}`;
+  return `expiring: certificate "${printableField(c.name)}" [${shortFingerprint(c.fingerprint)}] on ${c.notAfter.slice(0, 10)} (${when})${c.type === 'client' ? '; renew its certificate_file' : ''}`;
+}
+
+const DAY = 86_400_000;
 
 function renderAction(a: Action, reason: string, options: PlanTextOptions): string[] {
   const symbol = ACTION_SYMBOL[a.action].padStart(3);
@@ -118,6 +141,11 @@ function show(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map((x) => show(x)).join(', ')}]`;
   if (typeof v === 'string') return JSON.stringify(v);
   return String(v);
+}
+
+/** The plan's own clock and --warn-days: a saved plan shows what its --check showed. */
+export function expiryWindow(plan: Pick<RunPlan, 'createdAt' | 'options'>): { now: Date; days: number } {
+  return { now: new Date(plan.createdAt), days: plan.options.warnDays };
 }
 
 export function countActions(plan: Pick<RunPlan, 'controller' | 'hosts'>): Record<ActionType, number> {

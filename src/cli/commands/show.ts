@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { reasonWords } from '../../engine/inputs.js';
 import { buildReport } from '../../engine/report.js';
 import { serializePlan } from '../../plan/saved-plan.js';
-import { renderPlan, renderRecap } from '../../render/plan-text.js';
+import { expiryWindow, renderPlan, renderRecap } from '../../render/plan-text.js';
 import { renderPlanMarkdown } from '../../render/plan-markdown.js';
 import { readPlanFile } from '../plan-file.js';
 
@@ -49,7 +49,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   else if (format === 'markdown') io.stdout(renderPlanMarkdown(plan, { diff, words }));
   else {
     const created = new Date(plan.createdAt);
-    io.stdout(renderPlan(plan, { diff, words }));
+    io.stdout(renderPlan(plan, { diff, words, expiring: expiryWindow(plan) }));
     io.stdout(`\n${renderRecap(buildReport(plan, { mode: 'check', startedAt: created, finishedAt: created }))}`);
   }
   return 0;

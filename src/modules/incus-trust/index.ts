@@ -20,6 +20,17 @@ import { TRUST_REASONS, type TrustReason } from './reasons.js';
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
 const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
 
+/** The certificates the inventory keeps trusted: each entry's, and a previous one while previous_until is ahead. */
+function managedFingerprints(desired: DesiredTrust): Set<string> {
+  const out = new Set<string>();
+  for (const d of desired.certificates) {
+    if (d.state !== 'present') continue;
+    if (d.certificate) out.add(d.certificate.fingerprint);
+    if (d.previous?.kept && d.previous.certificate) out.add(d.previous.certificate.fingerprint);
+  }
+  return out;
+}
+
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPayload, TrustReason> = {
   name: 'incus_trust',
   reasons: TRUST_REASONS,
@@ -44,6 +55,14 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
   apply: applyTrust,
   planController: planKeyPairs,
   applyController: (plan, hooks, ctx) => applyKeyPairs(plan as Parameters<typeof applyKeyPairs>[0], hooks, ctx),
-  trustedCertificates: (observed): ObservedCertificate[] =>
-    observed.certificates.map((c) => ({ name: c.name, fingerprint: c.fingerprint, type: c.type, notAfter: c.notAfter })),
+  trustedCertificates: (observed, desired): ObservedCertificate[] => {
+    const managed = managedFingerprints(desired);
+    return observed.certificates.map((c) => ({
+      name: c.name,
+      fingerprint: c.fingerprint,
+      type: c.type,
+      notAfter: c.notAfter,
+      managed: managed.has(c.fingerprint),
+    }));
+  },
 };
