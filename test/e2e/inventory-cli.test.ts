@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,9 +26,9 @@ interface Result {
   stderr: string;
 }
 
-async function run(cmd: string, args: string[], cwd = work): Promise<Result> {
+async function run(cmd: string, args: string[], cwd = work, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   try {
-    const { stdout, stderr } = await exec(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', ANSIBLE_NOCOLOR: '1' } });
+    const { stdout, stderr } = await exec(cmd, args, { cwd, env: { ...process.env, NO_COLOR: '1', ANSIBLE_NOCOLOR: '1', ...env } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -274,6 +274,47 @@ describe('reconcile cert', () => {
       stdout: '',
       stderr: 'reconcile: cert generate: pki/prometheus-metrics.crt already exists; use --force to replace it\n',
     });
+  });
+
+  it('generate refuses a key in a Git work tree that does not ignore it; --key-out sends it elsewhere; --force keeps the replaced pair', async () => {
+    const repo = join(work, 'infra');
+    mkdirSync(repo);
+    expect((await run('git', ['init', '-q'], repo)).code).toBe(0);
+    const home = join(work, 'home');
+    const inRepo = (...args: string[]) => run('node', [join(REPO, 'bin/reconcile.js'), 'cert', 'generate', ...args], repo, { HOME: home });
+
+    expect(await inRepo('ci', '--out-dir', 'incus/trusted-client-certs')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `reconcile: cert generate: incus/trusted-client-certs/ci.key would be inside the Git work tree ${repo} and no ignore rule covers it: one 'git add' from a leaked key.\n` +
+        "  Keep the key out of the repository (--key-out ~/.config/incus/client.key), or ignore it: echo '*.key' >> incus/trusted-client-certs/.gitignore\n" +
+        '  (--allow-key-in-repo writes it anyway)\n',
+    });
+    expect(existsSync(join(repo, 'incus'))).toBe(false);
+
+    const elsewhere = await inRepo('ci', '--out-dir', 'incus/trusted-client-certs', '--key-out', '~/.config/incus/client.key');
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(statSync(join(home, '.config/incus/client.key')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(repo, 'incus/trusted-client-certs'))).toEqual(['ci.crt']);
+    expect(elsewhere.stdout).toContain('       incus_trusted_clients:\n         - name: ci\n');
+    expect(elsewhere.stdout).toContain('           certificate_file: incus/trusted-client-certs/ci.crt\n');
+    expect(elsewhere.stdout).toMatch(/On this client, add each server as a remote:\n {7}incus remote add REMOTE SERVER:8443 --accept-certificate\n$/);
+
+    // With an ignore rule the key may stay beside the certificate; --force keeps what it replaces.
+    writeFileSync(join(repo, 'incus/trusted-client-certs/.gitignore'), '*.key\n');
+    expect((await inRepo('laptop', '--out-dir', 'incus/trusted-client-certs')).code).toBe(0);
+    const oldKey = readFileSync(join(repo, 'incus/trusted-client-certs/laptop.key'), 'utf8');
+    const rotated = await inRepo('laptop', '--out-dir', 'incus/trusted-client-certs', '--force');
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const files = readdirSync(join(repo, 'incus/trusted-client-certs')).sort();
+    const previousKey = files.find((f) => /^laptop\.previous-\d{8}T\d{6}Z\.key$/.test(f))!;
+    const previousCrt = previousKey.replace(/\.key$/, '.crt');
+    expect(files).toEqual(['.gitignore', 'ci.crt', 'laptop.crt', 'laptop.key', previousCrt, previousKey].sort());
+    expect(readFileSync(join(repo, 'incus/trusted-client-certs', previousKey), 'utf8')).toBe(oldKey);
+    expect(statSync(join(repo, 'incus/trusted-client-certs', previousKey)).mode & 0o777).toBe(0o600);
+    expect(rotated.stdout).toContain(`           previous_certificate_file: incus/trusted-client-certs/${previousCrt}\n`);
+    expect(rotated.stdout).not.toContain('PRIVATE KEY');
   });
 
   it('info shows the SHA-256 fingerprint exactly as openssl computes it (lowercase, no colons)', async () => {

@@ -1,17 +1,21 @@
 /**
- * `reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]`
- * and `reconcile cert info FILE`.
+ * `reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR]
+ *  [--key-out PATH] [--cert-out PATH] [--force] [--allow-key-in-repo]` and `reconcile cert info FILE`.
  *
  * generate: an ECDSA P-384 self-signed certificate (src/pki/generate.ts) as NAME.crt and its key
- * as NAME.key, written atomically, the key with mode 0600; the key is never printed.
+ * as NAME.key, written atomically, the key with mode 0600; the key is never printed. A key that
+ * would land in a Git work tree without an ignore rule is refused (one `git add` from a leak);
+ * --force keeps the pair it replaces beside it (key 0600) for previous_certificate_file. The
+ * output ends with the inventory entry to paste and the `incus remote add` of the seed's guide.
  * info: subject, issuer, SHA-256 fingerprint as Incus shows it (lowercase hex, no colons),
  * validity and days left. A file holding a private key is refused, not shown.
  *
  * Exports: HELP, run(argv: string[], io: CliIO): Promise<number>
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { constants, existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile } from 'node:fs/promises';
+import { dirname, extname, join, relative, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
@@ -29,7 +33,8 @@ import { writeFileAtomic } from '../write-atomic.js';
 
 const MAX_VALIDITY_DAYS = 36_500;
 
-export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR] [--force]
+export const HELP = `Usage: reconcile cert generate NAME [--type client|metrics] [--days N] [--cn CN] [--out-dir DIR]
+                              [--key-out PATH] [--cert-out PATH] [--force] [--allow-key-in-repo]
        reconcile cert info FILE
 
 generate   makes an ECDSA P-384 key pair and a self-signed certificate for Incus:
@@ -39,7 +44,13 @@ generate   makes an ECDSA P-384 key pair and a self-signed certificate for Incus
   --days N                validity in days (default 3650)
   --cn CN                 common name (default NAME; metrics.local for --type metrics)
   --out-dir DIR           where to write (default the current folder; created if missing)
-  --force                 replace existing NAME.crt / NAME.key
+  --key-out PATH          write the key there instead (e.g. ~/.config/incus/client.key,
+                          where the incus client looks for it)
+  --cert-out PATH         write the certificate there instead
+  --force                 replace an existing pair; the old one is kept beside it as
+                          NAME.previous-DATE.crt / .key (key 0600), for previous_certificate_file
+  --allow-key-in-repo     write the key into a Git work tree even where no ignore rule covers it
+                          (refused by default: one 'git add' from a leaked key)
 
 info       shows a certificate (PEM or DER): subject, issuer, SHA-256 fingerprint as Incus
            shows it (lowercase hex, no colons), validity and days left.
@@ -52,7 +63,10 @@ const GENERATE_OPTIONS = {
   days: { type: 'string' },
   cn: { type: 'string' },
   'out-dir': { type: 'string' },
+  'key-out': { type: 'string' },
+  'cert-out': { type: 'string' },
   force: { type: 'boolean' },
+  'allow-key-in-repo': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -87,21 +101,122 @@ async function generate(argv: string[], io: CliIO): Promise<number> {
   if (days > MAX_VALIDITY_DAYS) throw new UsageError(`cert generate: --days takes at most ${MAX_VALIDITY_DAYS} (100 years), not '${values.days}'`);
   const commonName = values.cn ?? (type === 'metrics' ? 'metrics.local' : name);
   if (commonName === '') throw new UsageError('cert generate: --cn must not be empty');
-  const dir = values['out-dir'] ?? io.cwd;
-  const crtPath = join(dir, `${name}.crt`);
-  const keyPath = join(dir, `${name}.key`);
-  if (!values.force) {
-    for (const p of [crtPath, keyPath]) {
-      if (existsSync(p)) throw new UsageError(`cert generate: ${p} already exists; use --force to replace it`);
-    }
+  const dir = values['out-dir'] ?? '.';
+  const crtPath = values['cert-out'] !== undefined ? expandHome(values['cert-out'], io) : join(dir, `${name}.crt`);
+  const keyPath = values['key-out'] !== undefined ? expandHome(values['key-out'], io) : join(dir, `${name}.key`);
+  if (resolve(io.cwd, crtPath) === resolve(io.cwd, keyPath)) throw new UsageError(`cert generate: the certificate and the key cannot both be ${keyPath}`);
+  const now = new Date();
+  const replaced = [crtPath, keyPath].filter((p) => existsSync(resolve(io.cwd, p)));
+  if (replaced.length > 0 && !values.force) throw new UsageError(`cert generate: ${replaced[0]} already exists; use --force to replace it`);
+  const backups = replaced.map((p) => ({ from: p, to: previousName(p, now) }));
+  for (const b of backups)
+    if (existsSync(resolve(io.cwd, b.to))) throw new UsageError(`cert generate: ${b.to} already exists (a replacement in the same second); try again`);
+  if (!values['allow-key-in-repo']) {
+    for (const key of [keyPath, ...backups.filter((b) => b.from === keyPath).map((b) => b.to)]) await refuseUnignoredKey(key, io);
   }
-  const pair = await generateSelfSigned({ commonName, validityDays: days, now: new Date(), type });
-  await mkdir(dir, { recursive: true });
+  const pair = await generateSelfSigned({ commonName, validityDays: days, now, type });
+  for (const path of [crtPath, keyPath]) await mkdir(dirname(resolve(io.cwd, path)), { recursive: true });
+  // The pair being replaced is kept, never lost: copied (the key keeps 0600) before anything is written.
+  for (const b of backups) await copyFile(resolve(io.cwd, b.from), resolve(io.cwd, b.to), constants.COPYFILE_EXCL);
+  for (const b of backups.filter((x) => x.from === keyPath)) await chmod(resolve(io.cwd, b.to), 0o600);
   // Key first: a certificate on disk without its key would be useless to register.
-  await writeFileAtomic(keyPath, pair.privateKeyPem, { mode: 0o600 });
-  await writeFileAtomic(crtPath, pair.certificatePem, { mode: 0o644 });
-  io.stdout(`wrote ${crtPath} (certificate, ${type}) and ${keyPath} (private key, mode 0600: keep it out of Git)\n` + describe(pair.info, new Date(), crtPath));
+  await writeFileAtomic(resolve(io.cwd, keyPath), pair.privateKeyPem, { mode: 0o600 });
+  await writeFileAtomic(resolve(io.cwd, crtPath), pair.certificatePem, { mode: 0o644 });
+  const kept = backups
+    .map((b) => `kept the replaced ${b.from === keyPath ? 'key' : 'certificate'} as ${b.to}${b.from === keyPath ? ' (mode 0600)' : ''}\n`)
+    .join('');
+  io.stdout(
+    `wrote ${crtPath} (certificate, ${type}) and ${keyPath} (private key, mode 0600: keep it out of Git)\n` +
+      kept +
+      describe(pair.info, now, crtPath) +
+      nextSteps({ name, type, crtPath, keyPath, previousCrt: backups.find((b) => b.from === crtPath)?.to, days }),
+  );
   return 0;
+}
+
+/** `~/x` as a shell would give it: the flag is often written quoted, or by a script. */
+function expandHome(path: string, io: CliIO): string {
+  const home = io.env.HOME;
+  return home && (path === '~' || path.startsWith('~/')) ? join(home, path.slice(1)) : path;
+}
+
+/** NAME.crt → NAME.previous-20261129T043000Z.crt: still matched by a `*.key` / `*.crt` rule. */
+function previousName(path: string, now: Date): string {
+  const stamp = `${now.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
+  const ext = extname(path);
+  return `${path.slice(0, path.length - ext.length)}.previous-${stamp}${ext}`;
+}
+
+/**
+ * A key inside a Git work tree must be ignored there. Fails closed: a work tree where git cannot
+ * say (git missing) is treated as not ignoring it.
+ */
+async function refuseUnignoredKey(keyPath: string, io: CliIO): Promise<void> {
+  const absolute = resolve(io.cwd, keyPath);
+  const root = workTreeOf(dirname(absolute));
+  if (root === undefined) return;
+  const ignored = await new Promise<boolean | undefined>((done) => {
+    execFile('git', ['check-ignore', '-q', '--', relative(root, absolute)], { cwd: root }, (error) => {
+      if (!error) return done(true);
+      const code = (error as { code?: unknown }).code;
+      done(code === 1 ? false : undefined);
+    });
+  });
+  if (ignored) return;
+  const ignoreFile = join(relative(io.cwd, dirname(absolute)) || '.', '.gitignore');
+  const why = ignored === false ? 'no ignore rule covers it' : 'git could not say whether it is ignored';
+  throw new UsageError(
+    `cert generate: ${keyPath} would be inside the Git work tree ${root} and ${why}: one 'git add' from a leaked key.\n` +
+      `  Keep the key out of the repository (--key-out ~/.config/incus/client.key), or ignore it: echo '*.key' >> ${ignoreFile}\n` +
+      `  (--allow-key-in-repo writes it anyway)`,
+  );
+}
+
+/** The folder holding `.git` (a folder, or a file for worktrees and submodules) at or above `dir`. */
+function workTreeOf(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return d;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/** The seed guide's next steps: the inventory entry to paste, and how the client uses the pair. */
+function nextSteps(p: { name: string; type: 'client' | 'metrics'; crtPath: string; keyPath: string; previousCrt?: string; days: number }): string {
+  const entry =
+    p.type === 'client'
+      ? [
+          'incus_trusted_clients:',
+          `  - name: ${p.name}`,
+          `    description: "${p.name}"`,
+          `    certificate_file: ${p.crtPath}`,
+          '    restricted: true',
+          '    projects: [default]',
+          ...(p.previousCrt ? [`    previous_certificate_file: ${p.previousCrt}`, `    previous_until: YYYY-MM-DD   # the old key works until then`] : []),
+        ]
+      : [
+          'incus_metrics_certificates:',
+          `  - name: ${p.name}`,
+          `    certificate_file: ${p.crtPath}`,
+          `    key_file: ${p.keyPath}`,
+          `    validity_days: ${p.days}`,
+        ];
+  const lines = [
+    '',
+    'Next steps:',
+    '  1. Add it to the inventory (paths are relative to the inventory folder: adjust them if it is not this one):',
+    ...entry.map((l) => `       ${l}`),
+    '  2. Deploy it: reconcile -i INVENTORY',
+  ];
+  if (p.type === 'client') {
+    const standard = /(^|\/)\.config\/incus\/client\.key$/.test(p.keyPath);
+    lines.push(
+      standard
+        ? '  3. On this client, add each server as a remote:'
+        : `  3. On the client, the incus client reads ~/.config/incus/client.crt and client.key: put ${p.crtPath} and ${p.keyPath} there, then add each server:`,
+      '       incus remote add REMOTE SERVER:8443 --accept-certificate',
+    );
+  }
+  return lines.join('\n') + '\n';
 }
 
 async function info(argv: string[], io: CliIO): Promise<number> {
