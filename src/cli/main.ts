@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   validate: () => import('./commands/validate.js'),
   inventory: () => import('./commands/inventory.js'),
   audit: () => import('./commands/audit.js'),
+  import: () => import('./commands/import.js'),
   cert: () => import('./commands/cert.js'),
   'scrape-config': () => import('./commands/scrape-config.js'),
 };
@@ -32,6 +33,7 @@ Commands:
   validate        check an inventory (and a playbook) without connecting to any host
   inventory       show the inventory as understood: --list, --host NAME, --graph
   audit           report what every host trusts today, and what expires soon
+  import          bring what hosts trust today under the inventory (certificate files + entries)
   cert            generate a key pair and certificate, or show a certificate
   scrape-config   print the Prometheus scrape configuration for the inventory
 

@@ -5,19 +5,17 @@
  * Read-only. Exit 0 when every host was read, 1 when any could not be.
  */
 import { resolve } from 'node:path';
-import pLimit from 'p-limit';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
-import { formatProblem, InventoryError, TransportError, UsageError } from '../../errors.js';
+import { readTrustStores, type TrustStoreRead } from '../trust-stores.js';
+import { formatProblem, InventoryError, UsageError } from '../../errors.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
-import type { InventoryHost } from '../../inventory/model.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { validateInventory } from '../../inventory/validate.js';
 import { MODULES } from '../../modules/registry.js';
-import type { DesiredTrust, ObservedTrust } from '../../modules/incus-trust/model.js';
+import type { DesiredTrust } from '../../modules/incus-trust/model.js';
 import { auditCertificate, renderAuditJson, renderAuditText, summarize, type AuditedHost } from '../../render/audit.js';
-import type { HostSession } from '../../transport/types.js';
 
 export const HELP = `Usage: reconcile audit -i INVENTORY [--limit PATTERN] [--json] [--warn-days N]
 
@@ -75,65 +73,30 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   for (const w of selection.warnings) io.stderr(`audit: ${w}\n`);
 
   const transport = transportOptions(io, values['accept-new-host-keys'] ?? false);
-  // ssh2 loads only once there is something to read: --help and usage errors stay fast.
-  const { connectHost, connectionSpecOf } = await import('../../transport/connect.js');
-  const { observeTrust } = await import('../../modules/incus-trust/observe.js');
-  const readHost = async (host: InventoryHost) => {
-    const session = await connectHost(connectionSpecOf(host, transport), transport);
-    try {
-      return { session, observed: await observeTrust(session) };
-    } catch (e) {
-      await session.close();
-      throw e;
-    }
-  };
   const ctx = { inventory, readInventoryFile: (rel: string) => readInventoryFile(inventory, rel), now };
-  const limit = pLimit(forks);
-  const hosts = await Promise.all(
-    selection.hosts.map((name) =>
-      limit(async () => {
-        const host = inventory.hosts.get(name)!;
-        const desired = MODULES.incus_trust.desired(host, ctx).desired as DesiredTrust | undefined;
-        return auditHost(host, desired, readHost, now, warnDays);
-      }),
-    ),
+  const reads = await readTrustStores(
+    selection.hosts.map((name) => inventory.hosts.get(name)!),
+    transport,
+    forks,
   );
+  const hosts = reads.map((read) => auditHost(read, MODULES.incus_trust.desired(read.host, ctx).desired as DesiredTrust | undefined, now, warnDays));
   const report = summarize(inventoryPath, hosts, now, warnDays);
   io.stdout(values.json ? renderAuditJson(report) : renderAuditText(report));
   return report.exitCode;
 }
 
-async function auditHost(
-  host: InventoryHost,
-  desired: DesiredTrust | undefined,
-  readHost: (host: InventoryHost) => Promise<{ session: HostSession; observed: ObservedTrust }>,
-  now: Date,
-  warnDays: number,
-): Promise<AuditedHost> {
-  let session: HostSession | undefined;
-  try {
-    const read = await readHost(host);
-    session = read.session;
-    const observed = read.observed;
-    return {
-      host: host.name,
-      status: 'ok',
-      server: observed.server,
-      managedByInventory: desired !== undefined,
-      certificates: observed.certificates
-        .map((c) => auditCertificate(c, desired, now, warnDays))
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.fingerprint < b.fingerprint ? -1 : 1)),
-    };
-  } catch (e) {
-    if (!(e instanceof TransportError)) throw e;
-    return {
-      host: host.name,
-      status: e.unreachable ? 'unreachable' : 'failed',
-      managedByInventory: desired !== undefined,
-      certificates: [],
-      error: { step: e.step, message: e.message.slice(`${e.host}: ${e.step}: `.length) },
-    };
-  } finally {
-    await session?.close();
+function auditHost(read: TrustStoreRead, desired: DesiredTrust | undefined, now: Date, warnDays: number): AuditedHost {
+  if ('error' in read) {
+    const { unreachable, ...error } = read.error;
+    return { host: read.host.name, status: unreachable ? 'unreachable' : 'failed', managedByInventory: desired !== undefined, certificates: [], error };
   }
+  return {
+    host: read.host.name,
+    status: 'ok',
+    server: read.observed.server,
+    managedByInventory: desired !== undefined,
+    certificates: read.observed.certificates
+      .map((c) => auditCertificate(c, desired, now, warnDays))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.fingerprint < b.fingerprint ? -1 : 1)),
+  };
 }
