@@ -44,6 +44,7 @@ export const EXPECTED: Record<string, string[]> = {
   ],
   jinja: [
     'jinja/hosts.yaml:8:27: error: all.vars.incus_trusted_clients[0].certificate_file: holds a Jinja template ({{ … }}); reconcile does not evaluate templates in the variables it reads: write the value itself\n            certificate_file: "{{ cert_dir }}/good.crt"\n                              ^',
+    'jinja/hosts.yaml:10:27: error: all.vars.incus_trusted_clients[1].certificate_file: certificate file "certs/missing.crt" does not exist (paths are relative to the inventory folder jinja)\n            certificate_file: certs/missing.crt\n                              ^',
   ],
   'missing-certificate-file': [
     'missing-certificate-file/hosts.yaml:6:9: error: all.vars.incus_trusted_clients[0]: is missing the required key "certificate_file" (only an entry with state: absent may go without it)\n          - name: admin\n            ^',
@@ -66,6 +67,16 @@ export const EXPECTED: Record<string, string[]> = {
   ],
   'not-yet-valid': [
     'not-yet-valid/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate in "certs/future.crt" is not valid before 2099-12-31T23:59:00.000Z; Incus refuses it until then\n            certificate_file: certs/future.crt\n                              ^',
+  ],
+  'previous-until': [
+    'previous-until/hosts.yaml:9:25: error: all.vars.incus_trusted_clients[0].previous_until: previous_until "2099-02-30" is not a date (YYYY-MM-DD, or an ISO 8601 time such as 2027-01-31T12:00:00Z)\n            previous_until: 2099-02-30\n                            ^',
+    'previous-until/hosts.yaml:12:36: error: all.vars.incus_trusted_clients[1].previous_certificate_file: previous_certificate_file and previous_until go together: the date says until when the previous certificate stays trusted\n            previous_certificate_file: certs/good.crt\n                                       ^',
+    'previous-until/hosts.yaml:15:36: error: all.vars.incus_trusted_clients[2].previous_certificate_file: certificate in "certs/expired.crt" expired on 2020-01-31T00:00:00.000Z; Incus refuses expired certificates: issue a new one\n            previous_certificate_file: certs/expired.crt\n                                       ^',
+  ],
+  'revoke-fingerprint': [
+    'revoke-fingerprint/hosts.yaml:10:22: error: all.vars.incus_trusted_clients[1].fingerprint: must be a SHA-256 fingerprint: 12 to 64 hex digits, as \'incus config trust list\' shows it, not the string "0123abc"\n            fingerprint: 0123abc\n                         ^',
+    "revoke-fingerprint/hosts.yaml:8:22: error: all.vars.incus_trusted_clients[0].fingerprint: fingerprint names a certificate to revoke and goes with state: absent; a present entry's certificate is its certificate_file\n            fingerprint: 0123456789ab\n                         ^",
+    'revoke-fingerprint/hosts.yaml:14:22: error: all.vars.incus_trusted_clients[2].fingerprint: fingerprint 0123456789ab is not the one of "certs/expired.crt" (\'reconcile cert info certs/expired.crt\' shows it); give one of the two\n            fingerprint: 0123456789ab\n                         ^',
   ],
   'private-key': [
     'private-key/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate file "certs/admin.key" holds a private key; only the public certificate belongs in the inventory (keep the key out of it and out of Git)\n            certificate_file: certs/admin.key\n                              ^',

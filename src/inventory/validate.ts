@@ -82,22 +82,48 @@ export function validateInventory(
   function checkHost(host: InventoryHost, problems: { add(p: Problem): void }): void {
     const refused = new Set<string>();
     const checked: Record<string, unknown> = {};
+    // A bad item of a list refuses that item only: the other items are still checked by the modules.
+    const refusedItems = new Map<string, Set<number>>();
     for (const name of READ_VARIABLES) {
       const def = host.vars[name];
       if (!def) continue;
-      if (refuseTemplatesAndVault(def, problems)) checked[name] = def.value;
-      else refused.add(name);
+      const templated = refuseTemplatesAndVault(def, problems);
+      if (templated === 'whole') {
+        refused.add(name);
+        continue;
+      }
+      // A template in one item: the item's other fields are still checked against the schema.
+      checked[name] = def.value;
+      if (templated.size > 0) refusedItems.set(name, templated);
     }
     if (!validateHostVars(checked)) {
       for (const e of collapse(validateHostVars.errors ?? [])) {
-        refused.add(e.instancePath.split('/')[1]!);
+        const [name, item] = e.instancePath.split('/').slice(1);
+        if (Array.isArray(checked[name!]) && item !== undefined && /^\d+$/.test(item)) {
+          refusedItems.set(name!, (refusedItems.get(name!) ?? new Set()).add(Number(item)));
+        } else {
+          refused.add(name!);
+        }
         problems.add(schemaProblem(host, checked, e));
       }
     }
-    // Modules see only well-typed variables: a refused one is left out (its problems are
-    // reported above), so the semantic rules still run on everything else.
+    // Modules see only well-typed values: a refused variable is left out, a refused item is
+    // null in its place (positions stay those of the file), its problems reported above.
     // The host itself when nothing was refused, so that a run can reuse what desired() gave here.
-    const seen = refused.size === 0 ? host : { ...host, vars: Object.fromEntries(Object.entries(host.vars).filter(([name]) => !refused.has(name))) };
+    const seen =
+      refused.size === 0 && refusedItems.size === 0
+        ? host
+        : {
+            ...host,
+            vars: Object.fromEntries(
+              Object.entries(host.vars)
+                .filter(([name]) => !refused.has(name))
+                .map(([name, def]) => {
+                  const items = refusedItems.get(name);
+                  return [name, items ? { ...def, value: (def.value as unknown[]).map((v, i) => (items.has(i) ? null : v)) } : def];
+                }),
+            ),
+          };
     for (const module of Object.values(modules)) {
       for (const p of module.desired(seen, ctx).problems) problems.add(p);
     }
@@ -144,14 +170,19 @@ class ProblemList {
 /**
  * Ansible would template `{{ }}` and decrypt `!vault` at run time; reconcile does neither,
  * so such a value in a variable it reads is refused rather than used as literal text.
- * Returns true when the variable is free of both.
+ * Returns 'whole' when the variable is refused, else the items of a list refused for a template
+ * (empty: free of both), so that the rest of the list is still checked.
  */
-function refuseTemplatesAndVault(def: VarDefinition, problems: { add(p: Problem): void }): boolean {
-  let clean = true;
+function refuseTemplatesAndVault(def: VarDefinition, problems: { add(p: Problem): void }): 'whole' | Set<number> {
+  let whole = false;
+  const items = new Set<number>();
   const visit = (value: unknown, sub: string) => {
     const location = (sub ? def.nested.get(sub) : undefined) ?? def.location;
     if (typeof value === 'string' && /\{\{|\{%|\{#/.test(value)) {
-      clean = false;
+      // Inside an item of a list: that item is refused; anywhere else, the whole variable.
+      const item = /^\[(\d+)\]./.exec(sub);
+      if (item && Array.isArray(def.value)) items.add(Number(item[1]));
+      else whole = true;
       problems.add({
         severity: 'error',
         location,
@@ -162,7 +193,7 @@ function refuseTemplatesAndVault(def: VarDefinition, problems: { add(p: Problem)
       value.forEach((v, i) => visit(v, `${sub}[${i}]`));
     } else if (value !== null && typeof value === 'object') {
       if (VAULT_KEY in value) {
-        clean = false;
+        whole = true;
         problems.add({
           severity: 'error',
           location,
@@ -175,7 +206,7 @@ function refuseTemplatesAndVault(def: VarDefinition, problems: { add(p: Problem)
     }
   };
   visit(def.value, '');
-  return clean;
+  return whole ? 'whole' : items;
 }
 
 /** anyOf branches each report an error; keep the anyOf error alone. */
@@ -240,13 +271,17 @@ function schemaProblem(host: InventoryHost, checked: Record<string, unknown>, e:
     case 'maximum':
       message = `must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}, not ${describe(value)}`;
       break;
-    case 'pattern':
-      message = String(params.pattern).startsWith('^[^\\u0000]')
+    case 'pattern': {
+      const pattern = String(params.pattern);
+      message = pattern.startsWith('^[^\\u0000]')
         ? 'must not contain a NUL character: Incus cuts the text there, so every run would find it changed'
-        : variable.startsWith('incus_')
-          ? 'must not start with a space nor contain "/" or a control character'
-          : `must match ${String(params.pattern)}`;
+        : pattern === '^[0-9a-fA-F]{12,64}$'
+          ? `must be a SHA-256 fingerprint: 12 to 64 hex digits, as 'incus config trust list' shows it, not ${describe(value)}`
+          : variable.startsWith('incus_')
+            ? 'must not start with a space nor contain "/" or a control character'
+            : `must match ${pattern}`;
       break;
+    }
     case 'anyOf':
       message =
         variable === 'ansible_port' || variable === 'ansible_ssh_port'

@@ -4,7 +4,7 @@
  * (fingerprint), and the words the plan, --diff and audit use for it. Every result is read back
  * with the incus client, and the old key's access is tried against the real HTTPS API.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -49,6 +49,11 @@ async function pair(dir: string, name: string, days = 365): Promise<Pair> {
   await writeFile(join(dir, 'keys', `${name}.key`), p.privateKeyPem, { mode: 0o600 });
   return { crt: `certs/${name}.crt`, key: join(dir, 'keys', `${name}.key`), fingerprint: p.info.fingerprint };
 }
+
+/** Each scenario starts from empty trust stores (emptied with the incus client, out of band). */
+beforeEach(async () => {
+  for (const h of [h1, h2]) for (const row of await h.trust()) await h.incus(['config', 'trust', 'remove', row.fingerprint]);
+});
 
 /** Adds a certificate by hand, as a user does with the incus client. */
 async function addByHand(host: TestIncus, dir: string, p: Pair, name: string, flags: string[] = []): Promise<void> {
@@ -186,6 +191,122 @@ describe('reconcile import', () => {
     expect(report.hosts.map((h) => [h.host, h.actions.map((a) => `${a.action} ${a.name}`).sort()])).toEqual([
       ['h1', ['unmanaged backup', 'unmanaged clash']],
       ['h2', ['unmanaged clash']],
+    ]);
+  });
+});
+
+describe('a client rotation with an overlap (previous_until)', () => {
+  it('keeps the old certificate trusted until the date, the old key still working; once it has passed the old one is removed', async () => {
+    const dir = join(root, 'overlap');
+    const old = await pair(dir, 'ci-2025');
+    const fresh = await pair(dir, 'ci-2026');
+    const inv = join(dir, 'hosts.yaml');
+    const entry = (extra: string) => `      - name: ci\n        certificate_file: ${fresh.crt}\n${extra}`;
+    await writeFile(inv, hostsYaml(`      - name: ci\n        certificate_file: ${old.crt}\n`));
+    expect((await run(['-i', inv, '--limit', 'h1'])).exitCode).toBe(0);
+    expect(await authOf(dir, old)).toBe('trusted');
+
+    await writeFile(inv, hostsYaml(entry(`        previous_certificate_file: ${old.crt}\n        previous_until: 2099-01-31\n`)));
+    const plan = await run(['-i', inv, '--limit', 'h1', '--check']);
+    expect(plan.exitCode).toBe(2);
+    expect(plan.stdout).toContain(
+      `h1:\n  + incus certificate "ci" [${fresh.fingerprint.slice(0, 12)}]: add (new certificate; the previous one stays trusted until 2099-01-31)\n\n`,
+    );
+    expect((await run(['-i', inv, '--limit', 'h1'])).exitCode).toBe(0);
+    expect((await run(['-i', inv, '--limit', 'h1', '--check'])).exitCode).toBe(0);
+    // Both keys reach the API: the CI job still holding the old one keeps working.
+    expect([await authOf(dir, old), await authOf(dir, fresh)]).toEqual(['trusted', 'trusted']);
+
+    await writeFile(inv, hostsYaml(entry(`        previous_certificate_file: ${old.crt}\n        previous_until: 2020-01-31\n`)));
+    const after = await run(['-i', inv, '--limit', 'h1']);
+    expect(after.exitCode, after.stderr).toBe(0);
+    expect(after.stdout).toContain(
+      `  - incus certificate "ci" [${old.fingerprint.slice(0, 12)}]: remove (previous certificate, trusted until 2020-01-31, which has passed)\n`,
+    );
+    expect((await run(['-i', inv, '--limit', 'h1', '--check'])).exitCode).toBe(0);
+    expect([await authOf(dir, old), await authOf(dir, fresh)]).toEqual(['untrusted', 'trusted']);
+    expect((await h1.trust()).map((r) => `${r.name} ${r.fingerprint}`)).toEqual([`ci ${fresh.fingerprint}`]);
+  });
+});
+
+describe('revoking, and the words for it', () => {
+  it('state: absent with only a fingerprint revokes; plan, --diff and audit say it as the golden strings do', async () => {
+    const dir = join(root, 'revoke');
+    const keep = await pair(dir, 'keep', 20);
+    const lost = await pair(dir, 'lost-laptop');
+    const stranger = await pair(dir, 'stranger');
+    await addByHand(h1, dir, lost, 'lost-laptop');
+    await addByHand(h1, dir, stranger, 'stranger', ['--restricted', '--projects', 'default']);
+    const inv = join(dir, 'hosts.yaml');
+    const fp = (p: Pair) => p.fingerprint.slice(0, 12);
+    await writeFile(
+      inv,
+      hostsYaml(
+        `      - name: keep\n        certificate_file: ${keep.crt}\n      - name: lost laptop\n        fingerprint: ${fp(lost)}\n        state: absent\n`,
+      ),
+    );
+
+    const plan = await run(['-i', inv, '--limit', 'h1', '--check', '--diff']);
+    expect(plan.exitCode).toBe(2);
+    expect(plan.stdout).toBe(
+      [
+        'h1:',
+        `  + incus certificate "keep" [${fp(keep)}]: add (missing)`,
+        '        + name: "keep"',
+        '        + type: "client"',
+        '        + description: ""',
+        '        + restricted: false',
+        '        + projects: []',
+        `        + fingerprint: "${keep.fingerprint}"`,
+        `  - incus certificate "lost-laptop" [${fp(lost)}]: remove (state: absent in the inventory)`,
+        '        - name: "lost-laptop"',
+        '        - type: "client"',
+        '        - description: ""',
+        '        - restricted: false',
+        '        - projects: []',
+        `        - fingerprint: "${lost.fingerprint}"`,
+        `  ? incus certificate "stranger" [${fp(stranger)}]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ${fp(stranger)})`,
+        '        ? name: "stranger"',
+        '        ? type: "client"',
+        '        ? description: ""',
+        '        ? restricted: true',
+        '        ? projects: ["default"]',
+        `        ? fingerprint: "${stranger.fingerprint}"`,
+        '',
+        'Plan: 1 to add, 0 to change, 0 to rotate, 1 to remove; 1 unmanaged',
+        '',
+        'Recap:',
+        '  h1    drift        2 to apply, 1 unmanaged',
+        '',
+      ].join('\n'),
+    );
+    expect((await run(['-i', inv, '--limit', 'h1'])).exitCode).toBe(0);
+    expect((await h1.trust()).map((r) => r.name)).toEqual(['keep', 'stranger']);
+
+    // The next plan: nothing to do, the certificate about to expire named under its host.
+    const check = await run(['-i', inv, '--limit', 'h1', '--check']);
+    expect(check.exitCode).toBe(0);
+    const expires = parseCertificatePem(await readFile(join(dir, keep.crt), 'utf8'))
+      .notAfter.toISOString()
+      .slice(0, 10);
+    expect(check.stdout.split('\n').slice(0, 3)).toEqual([
+      'h1:',
+      `  ? incus certificate "stranger" [${fp(stranger)}]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ${fp(stranger)})`,
+      `  expiring: certificate "keep" [${fp(keep)}] on ${expires} (in 19 days); renew its certificate_file`,
+    ]);
+    const quiet = await run(['-i', inv, '--limit', 'h1', '--check', '-q']);
+    expect(quiet.stderr).toMatch(
+      new RegExp(`h1: expiring: certificate "keep" \\[${fp(keep)}\\] on ${expires} \\(in 19 days\\); renew its certificate_file\\n$`),
+    );
+
+    const audit = await runPlain(['audit', '-i', inv, '--limit', 'h1']);
+    expect(audit.exitCode).toBe(0);
+    expect(audit.stdout.split('\n').slice(1, 4)).toEqual([
+      '  NAME      TYPE    FINGERPRINT   PROJECTS  EXPIRES     STATUS',
+      `  keep      client  ${fp(keep)}  all       ${expires}  managed, expiring in 19 days, unrestricted`,
+      `  stranger  client  ${fp(stranger)}  default   ${parseCertificatePem(await readFile(join(dir, stranger.crt), 'utf8'))
+        .notAfter.toISOString()
+        .slice(0, 10)}  unmanaged`,
     ]);
   });
 });

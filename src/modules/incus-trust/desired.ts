@@ -77,7 +77,7 @@ export function desiredTrustClients(host: InventoryHost, ctx: DesiredContext): D
     if (fingerprint !== undefined && state === 'present') {
       error('.fingerprint', "fingerprint names a certificate to revoke and goes with state: absent; a present entry's certificate is its certificate_file");
     } else if (fingerprint !== undefined && certificate && !certificate.fingerprint.startsWith(fingerprint)) {
-      error('.fingerprint', `fingerprint ${fingerprint} is not the one of "${file}" (${certificate.fingerprint}); give one of them`);
+      error('.fingerprint', `fingerprint ${fingerprint} is not the one of "${file}" ('reconcile cert info ${file}' shows it); give one of the two`);
     }
     const previous = previousCertificate(raw, state, certificate, ctx, error);
     const restricted = raw.restricted === true;
