@@ -174,7 +174,7 @@ describe('reconcile audit', () => {
       const block = blocks.find((b) => b.startsWith(`${name} (`))!;
       expect(block, r.stdout).toBeDefined();
       const lines = block.split('\n').slice(2);
-      // csv columns as the table shows them: name, type, description, fingerprint (12), expiry date
+      // csv columns as the table shows them: name, type, description, fingerprint (12), expiry date (projects: its own column)
       const csv = (await lab.host(name).incus(['config', 'trust', 'list', '--format', 'csv']))
         .trim()
         .split('\n')
@@ -183,7 +183,7 @@ describe('reconcile audit', () => {
       for (const [certName, type, , shortFingerprint, expiry] of csv) {
         const expires = expiry!.slice(0, 10).replace(/\//g, '-');
         expect(
-          lines.some((l) => new RegExp(`^  ${certName}\\s+${type}\\s+${shortFingerprint}\\s+${expires}\\s`).test(l)),
+          lines.some((l) => new RegExp(`^  ${certName}\\s+${type}\\s+${shortFingerprint}\\s+(all|none|[\\w,-]+)\\s+${expires}\\s`).test(l)),
           `${certName} on ${name}:\n${block}`,
         ).toBe(true);
       }

@@ -245,7 +245,9 @@ describe('drift detection (cron use)', () => {
       }
       const text = await cli(['-i', inv, '--check']);
       expect(text.exitCode).toBe(0);
-      expect(text.stdout).toContain(`  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, still trusted (not in inventory)`);
+      expect(text.stdout).toContain(
+        `  ? incus certificate "mallory" [${fp(certs.mallory)}]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ${fp(certs.mallory)})`,
+      );
       expect(text.stdout).toContain('Plan: 0 to add, 0 to change, 0 to rotate, 0 to remove; 1 unmanaged');
       expect((await cli(['-i', inv, '--check', '-q'])).stderr).toBe('');
     } finally {
@@ -308,6 +310,13 @@ describe('drift detection (cron use)', () => {
       expect(m.get(`reconcile_last_run_exit_code{inventory="${inv}"}`)).toBe(1);
       expect(m.get(`reconcile_host_status{inventory="${inv}",host="web3",status="unreachable"}`)).toBe(1);
       await promtoolCheck(metricsFile);
+      // As text, the error is read once: in the plan; the recap and the log name only the step.
+      const text = await cli(['-i', inv, '--check']);
+      const message = /^web3: unreachable: connect: (.+)$/m.exec(text.stdout)?.[1];
+      expect(message, text.stdout).toBeDefined();
+      expect((text.stdout + text.stderr).split(message!).length - 1).toBe(1);
+      expect(text.stdout).toContain('\n  web3  unreachable  connect (error above)\n');
+      expect(text.stderr).toContain(' web3: unreachable: connect (see the plan)\n');
     } finally {
       await web1.incus(['config', 'trust', 'add-certificate', join(dir, certs.bob.file), '--name', 'bob']);
     }
@@ -430,7 +439,7 @@ describe('drift detection (cron use)', () => {
     };
     const SGR = /\u001b\[[0-9;]*m/;
     const plain = await onTerminal({ NO_COLOR: '1' });
-    expect(plain).toMatch(/Recap:\r?\n {2}web3 +unreachable +connect: /);
+    expect(plain).toMatch(/Recap:\r?\n {2}web3 +unreachable +connect \(error above\)/);
     expect(plain).toContain('exit=1');
     expect(plain).not.toMatch(/^\s+at /m);
     expect(plain).not.toMatch(SGR);

@@ -152,7 +152,9 @@ Recap:
     const apply = await cli(['-i', inv]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain(`  - incus certificate "alice" [${fp(certs.alice!)}]: remove (state: absent in the inventory)\n`);
-    expect(apply.stdout).toContain(`  ? incus certificate "stranger" [${fp(certs.dave!)}]: unmanaged, still trusted (not in inventory)\n`);
+    expect(apply.stdout).toContain(
+      `  ? incus certificate "stranger" [${fp(certs.dave!)}]: unmanaged, still trusted (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ${fp(certs.dave!)})\n`,
+    );
     expect(Object.keys(storeView(await h1.trust()))).toEqual([`stranger@${fp(certs.dave!)}`]);
     // An unmanaged certificate kept without pruning is reported, not drift: --check stays green.
     await expectExit(cli(['-i', inv, '--check']), 0);

@@ -36,9 +36,23 @@ async function applyTrustAction(session: HostSession, action: TrustAction, ctx: 
       // PATCH merges only the fields we manage. The entry is read here and checked against the
       // plan's precondition, and its ETag makes the PATCH conditional (Incus answers 412 to a
       // change in between), in which case this host fails and the next run re-plans.
-      const check = await checkEntry(session, path, step, action.precondition, seen, action.after as TrustEntryView | undefined);
+      const wanted = action.after as TrustEntryView | undefined;
+      const check = await checkEntry(session, path, step, action.precondition, seen, wanted);
       if (check.done) return;
-      await session.incus.request('PATCH', path, step, data.fields, check.etag ? { ifMatch: check.etag } : undefined);
+      try {
+        await session.incus.request('PATCH', path, step, data.fields, check.etag ? { ifMatch: check.etag } : undefined);
+      } catch (e) {
+        // 412: it changed in the round trip since the read. Done if into what was wanted (another
+        // controller with the same inventory got there first); refused otherwise, as above.
+        if (!(e instanceof TransportError) || !/\(412\)/.test(e.message) || !wanted) throw e;
+        const live = await readEntry(session, path, step);
+        if (live && trustEntryDigest(live.view) === trustEntryDigest(wanted)) return;
+        throw new TransportError(
+          session.spec.host,
+          step,
+          'the entry was changed by someone else while it was being updated; left as it is — the next run plans again',
+        );
+      }
       return;
     }
     case 'remove':
