@@ -1,8 +1,8 @@
 /**
  * What every command that may change hosts does around the engine, in one place: take the run
  * lock, pick the views, read (or load) the plan, show it, ask before applying on a terminal,
- * apply it, write the metrics file, and turn the report into an exit code. SIGINT/SIGTERM while
- * applying start no new action and still report; before apply they stop at once.
+ * apply it, write the metrics file, and turn the report into an exit code. SIGINT/SIGTERM/SIGHUP
+ * while applying start no new action and still report; before apply they stop at once.
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -24,6 +24,13 @@ import type { CliIO } from './io.js';
 import { acquireRunLock, RunLockHeldError } from './run-lock.js';
 import { writeFileAtomic } from './write-atomic.js';
 import type { TransportOptions } from '../transport/types.js';
+
+/**
+ * Signals that stop a run: while applying, the actions in flight finish, no new one starts and
+ * the report is written; before, at once. SIGHUP is the terminal going away (an SSH session to
+ * the controller dropped): the same report as SIGTERM, never a run cut off mid-action.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** The options every command that may change hosts takes (the default command and `apply PLAN`). */
 export const SESSION_FLAGS = {
@@ -81,8 +88,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
   const interrupt = new AbortController();
   let applying = false;
   const stopInterruptHandlers = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   };
   function onSignal(signal: NodeJS.Signals): void {
     if (!applying || interrupt.signal.aborted) {
@@ -95,8 +101,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
     interrupt.abort(signal);
     logLine(`${signal} received: finishing the actions in flight, starting no new ones (send it again to stop at once)`);
   }
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   // The output's reader went away (`| head`): as SIGTERM during apply — the actions in flight
   // finish, no new one starts, the report files are written — and no apply starts after it.
   const onOutputClosed = () => {
@@ -130,7 +135,7 @@ export async function runSession(options: SessionOptions, io: CliIO, makePlan: P
     await view.finished?.(report);
     if (metricsFile !== undefined) await writeMetrics(metricsFile, renderMetrics(report));
     // Interrupted: the report is out; the exit status says which signal (128 + n), as a shell's would.
-    if (interrupt.signal.aborted) return { SIGINT: 130, EPIPE: 141 }[String(interrupt.signal.reason)] ?? 143;
+    if (interrupt.signal.aborted) return { SIGHUP: 129, SIGINT: 130, EPIPE: 141 }[String(interrupt.signal.reason)] ?? 143;
     return exitCodeOf(report);
   } catch (e) {
     // A run that ended without a report (invalid inventory …) still tells Prometheus it failed.

@@ -65,6 +65,11 @@ export const EXPECTED: Record<string, string[]> = {
   'not-a-certificate': [
     'not-a-certificate/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate file "certs/README.md": no PEM certificate block (-----BEGIN CERTIFICATE-----) found\n            certificate_file: certs/README.md\n                              ^',
   ],
+  'not-a-file': [
+    'not-a-file/hosts.yaml:8:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate file "/dev/zero" is a device, not a file\n            certificate_file: /dev/zero\n                              ^',
+    'not-a-file/hosts.yaml:10:27: error: all.vars.incus_trusted_clients[1].certificate_file: certificate file "certs/pipe" is a FIFO (named pipe), not a file\n            certificate_file: certs/pipe\n                              ^',
+    'not-a-file/hosts.yaml:12:27: error: all.vars.incus_trusted_clients[2].certificate_file: certificate file "certs" is a folder, not a file\n            certificate_file: certs\n                              ^',
+  ],
   'not-yet-valid': [
     'not-yet-valid/hosts.yaml:7:27: error: all.vars.incus_trusted_clients[0].certificate_file: certificate in "certs/future.crt" is not valid before 2099-12-31T23:59:00.000Z; Incus refuses it until then\n            certificate_file: certs/future.crt\n                              ^',
   ],

@@ -4,6 +4,7 @@
  * Certificate files are generated here (never committed): a valid one, an expired one, one not
  * valid yet, and a private key where a certificate belongs.
  */
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,8 @@ beforeAll(async () => {
     writeFileSync(join(certs, 'admin.key'), good.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(certs, 'README.md'), '# Certificates\nPublic certificates of our clients.\n');
   }
+  // A FIFO cannot be committed: made here. Reading one would wait for a writer forever.
+  execFileSync('mkfifo', [join(root, 'not-a-file', 'certs', 'pipe')]);
 });
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));

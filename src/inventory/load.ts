@@ -19,13 +19,13 @@
  * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ParsedNode, type ScalarTag } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
 import { expandHostPattern } from './host-ranges.js';
 import { parseIniInventory } from './ini.js';
-import { VAULT_KEY, type Inventory, type InventoryGroup, type InventoryHost, type VarDefinition } from './model.js';
+import { readLocalFile } from '../local-file.js';
+import { unreadableFile, VAULT_KEY, type Inventory, type InventoryGroup, type InventoryHost, type VarDefinition } from './model.js';
 
 /** Files of a group_vars/host_vars folder and the inventory folder that are read. */
 const VARS_EXTENSIONS = ['', '.yml', '.yaml', '.json'];
@@ -185,11 +185,9 @@ export async function loadInventory(source: string): Promise<Inventory> {
 }
 
 export function readInventoryFile(inventory: Inventory, relativePath: string): Buffer | undefined {
-  try {
-    return readFileSync(resolve(inventory.baseDir, relativePath));
-  } catch {
-    return undefined;
-  }
+  const file = readLocalFile(resolve(inventory.baseDir, relativePath));
+  if ('bytes' in file) return file.bytes;
+  return 'refused' in file ? unreadableFile(file.refused) : undefined;
 }
 
 async function parseFile(state: LoadState, file: string): Promise<ParsedFile | undefined> {

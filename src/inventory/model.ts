@@ -78,3 +78,21 @@ export function plainVars(host: InventoryHost): Record<string, unknown> {
   for (const [k, d] of Object.entries(host.vars)) out[k] = d.value;
   return out;
 }
+
+/**
+ * A file beside the inventory that exists but cannot be one (a folder, a FIFO, a device, too
+ * large) is read as an empty Buffer, so that every reader fails safe (nothing parses from it,
+ * nothing is generated over it); its reason is kept here for the readers that explain.
+ */
+const unreadable = new WeakMap<Buffer, string>();
+
+export function unreadableFile(reason: string): Buffer {
+  const bytes = Buffer.alloc(0);
+  unreadable.set(bytes, reason);
+  return bytes;
+}
+
+/** Why this file could not be read ("is a FIFO (named pipe), not a file"), or undefined. */
+export function unreadableReason(bytes: Buffer | undefined): string | undefined {
+  return bytes ? unreadable.get(bytes) : undefined;
+}

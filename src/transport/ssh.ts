@@ -14,6 +14,7 @@ import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError } from '../errors.js';
+import { readLocalFile } from '../local-file.js';
 import { readHostFile, writeHostFile } from './host-files.js';
 import { HttpPool } from './http1.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
@@ -56,13 +57,12 @@ async function loadKeys(host: string, hop: Hop): Promise<{ file: string; key: Bu
   const files = named ? [hop.privateKeyFile!] : DEFAULT_KEYS.map((k) => path.join(os.homedir(), '.ssh', k)).filter((f) => existsSync(f));
   const keys: { file: string; key: Buffer }[] = [];
   for (const file of files) {
-    let key: Buffer;
-    try {
-      key = await readFile(file);
-    } catch (e) {
-      if (named) throw new TransportError(host, 'read private key', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, true);
+    const read = readLocalFile(file);
+    if (!('bytes' in read)) {
+      if (named) throw new TransportError(host, 'read private key', `${file} ${'refused' in read ? read.refused : 'does not exist'}`, true);
       continue;
     }
+    const key = read.bytes;
     const parsed = utils.parseKey(key);
     // An encrypted key cannot be used without a prompt; the agent may hold it.
     if (parsed instanceof Error) {

@@ -193,6 +193,12 @@ describe('ssh transport, other paths', () => {
       expect(none.message).toMatch(/no key to offer root@127\.77\.[0-9.]+: no ssh-agent \(SSH_AUTH_SOCK\) and no key file/);
       const refused = await failure(connect('web1', { ansible_ssh_private_key_file: path.join(dir, 'stranger_key') }, { agentSocket: null }));
       expect(refused.message).toBe(`web1: authenticate: root@${lab.host('web1').address}:22 accepted none of the keys offered`);
+      // A key "file" that never ends, or never answers, is refused at once (not read forever).
+      const endless = await failure(connect('web1', { ansible_ssh_private_key_file: '/dev/zero' }, { agentSocket: null }));
+      expect(endless.message).toBe('web1: read private key: /dev/zero is a device, not a file');
+      await exec('mkfifo', [path.join(dir, 'key_fifo')]);
+      const fifo = await failure(connect('web1', { ansible_ssh_private_key_file: path.join(dir, 'key_fifo') }, { agentSocket: null }));
+      expect(fifo.message).toBe(`web1: read private key: ${path.join(dir, 'key_fifo')} is a FIFO (named pipe), not a file`);
     } finally {
       process.env.HOME = home;
       agent.kill();

@@ -292,8 +292,9 @@ describe('faults of the Incus daemon', () => {
     note('`reconcile -v … 2>&1 | head -3`, 2 hosts × 40 adds', `${stored.length} of 80 added before the stop, exit 141, metrics file written`);
   });
 
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`${signal} during apply: the action in flight finishes, the rest is reported not applied, the lock released, exit ${signal === 'SIGINT' ? 130 : 143}`, async () => {
+  const SIGNAL_EXIT = { SIGTERM: 143, SIGINT: 130, SIGHUP: 129 } as const;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    it(`${signal} during apply: the action in flight finishes, the rest is reported not applied, the lock released, exit ${SIGNAL_EXIT[signal]}`, async () => {
       const prefix = `sig${signal.slice(3, 6).toLowerCase()}`;
       const list = await certs(prefix, 30);
       const inv = await writeInventory(dir, [{ name: 'a', vars: { ...localVars(a), incus_trusted_clients: clients(list) } }], {}, `${signal}.yaml`);
@@ -302,7 +303,7 @@ describe('faults of the Incus daemon', () => {
       cli.child.kill(signal);
       const result = await cli.done;
 
-      expect(result.exitCode).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect(result.exitCode).toBe(SIGNAL_EXIT[signal]);
       expect(result.stderr).toMatch(new RegExp(`${signal} received: finishing the actions in flight`));
       expect(result.stderr).not.toMatch(STACK_LINE);
       const report = reportOf(result);

@@ -14,7 +14,7 @@
  *     that no longer exists: it is then matched by name.
  */
 import type { Problem, SourceLocation } from '../../errors.js';
-import type { InventoryHost, VarDefinition } from '../../inventory/model.js';
+import { unreadableReason, type InventoryHost, type VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, containsPrivateKey, parseCertificatePem, validityAt, type CertificateInfo } from '../../pki/certificate.js';
 import type { DesiredContext } from '../types.js';
 import type { DesiredCertificate, PreviousCertificate } from './model.js';
@@ -175,6 +175,11 @@ function endOf(until: string): Date | undefined {
 /** Reads and checks one certificate_file; reports through `fail` and returns undefined on a problem. */
 function readCertificate(file: string, state: 'present' | 'absent', ctx: DesiredContext, fail: (message: string) => void): CertificateInfo | undefined {
   const bytes = ctx.readInventoryFile(file);
+  const unreadable = unreadableReason(bytes);
+  if (unreadable) {
+    fail(`certificate file "${file}" ${unreadable}`);
+    return undefined;
+  }
   if (!bytes) {
     if (state === 'present') fail(`certificate file "${file}" does not exist (paths are relative to the inventory folder ${ctx.inventory.baseDir})`);
     return undefined;

@@ -1,6 +1,6 @@
 import { TRUST_REASONS } from './reasons.js';
 import { describe, expect, it } from 'vitest';
-import type { Inventory, InventoryHost, VarDefinition } from '../../inventory/model.js';
+import { unreadableFile, type Inventory, type InventoryHost, type VarDefinition } from '../../inventory/model.js';
 import { generateSelfSigned } from '../../pki/generate.js';
 import type { DesiredContext } from '../types.js';
 import { planTrust } from './plan.js';
@@ -119,6 +119,15 @@ describe('desiredMetricsCertificates and the trust planner', () => {
     const promWithVar = host('prom1', { incus_metrics_certificates: [ENTRY] }, ['all', 'prometheus']);
     expect(desiredMetricsCertificates(promWithVar, ctxWith(withGroups, {})).certificates).toEqual([]);
     expect(desiredMetricsCertificates(h, ctxWith(withGroups, {})).certificates.map((c) => c.name)).toEqual(['prometheus-metrics']);
+  });
+
+  it('a certificate or key "file" that is a device or a FIFO is an error, never a missing pair to generate over it', () => {
+    const read = (rel: string) => (rel === ENTRY.key_file ? unreadableFile('is a device, not a file') : undefined);
+    const { certificates, problems } = desiredMetricsCertificates(h, { inventory, now: NOW, readInventoryFile: read });
+    expect(problems.map((p) => `${p.valuePath}: ${p.message}`)).toEqual([
+      'all.vars.incus_metrics_certificates[0].key_file: pki/metrics.key is a device, not a file',
+    ]);
+    expect(certificates.map((c) => c.name)).toEqual(['prometheus-metrics']);
   });
 
   it('a missing pair is added with its fingerprint known after apply', () => {

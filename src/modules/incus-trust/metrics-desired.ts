@@ -20,7 +20,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Problem, SourceLocation } from '../../errors.js';
-import type { Inventory, InventoryHost, VarDefinition } from '../../inventory/model.js';
+import { unreadableReason, type Inventory, type InventoryHost, type VarDefinition } from '../../inventory/model.js';
 import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import type { DesiredContext } from '../types.js';
 import type { DesiredCertificate } from './model.js';
@@ -306,6 +306,11 @@ export function desiredMetricsCertificates(
     const prometheus = prometheusHosts(ctx.inventory, spec.name);
     const parse = (file: string, field: string): CertificateInfo | undefined => {
       const bytes = ctx.readInventoryFile(file);
+      const unreadable = unreadableReason(bytes);
+      if (unreadable) {
+        problems.push({ severity: 'error', location: spec.location, valuePath: `${spec.valuePath}.${field}`, message: `${file} ${unreadable}` });
+        return undefined;
+      }
       if (!bytes) return undefined;
       try {
         return parseCertificatePem(bytes.toString('utf8'));
@@ -316,6 +321,10 @@ export function desiredMetricsCertificates(
       }
     };
     const certificate = parse(spec.certificateFile, 'certificate_file');
+    // A key "file" that is a device or a FIFO would be taken for a missing key and replaced.
+    const keyUnreadable = unreadableReason(ctx.readInventoryFile(spec.keyFile));
+    if (keyUnreadable)
+      problems.push({ severity: 'error', location: spec.location, valuePath: `${spec.valuePath}.key_file`, message: `${spec.keyFile} ${keyUnreadable}` });
     const previous = parse(spec.certificateFile + PREVIOUS_SUFFIX, 'certificate_file');
     const deployed = parseDeployedRecord(ctx.readInventoryFile(spec.certificateFile + DEPLOYED_SUFFIX)?.toString('utf8'));
     const entry = (info: CertificateInfo | undefined, state: 'present' | 'absent' = 'present', file = spec.certificateFile): DesiredCertificate => ({
