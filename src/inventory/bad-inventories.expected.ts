@@ -1,5 +1,11 @@
 /** Expected output of each bad inventory in test/fixtures/bad-inventories/, as `reconcile validate` prints it. */
 export const EXPECTED: Record<string, string[]> = {
+  'alias-bomb': [
+    'alias-bomb/hosts.yaml:10:13: error: all.vars.a4: its YAML aliases expand to far more data than they are written with (an alias bomb): refused\n        a4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n                ^',
+    'alias-bomb/hosts.yaml:11:13: error: all.vars.a5: its YAML aliases expand to far more data than they are written with (an alias bomb): refused\n        a5: &a5 [*a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4]\n                ^',
+    'alias-bomb/hosts.yaml:12:13: error: all.vars.a6: its YAML aliases expand to far more data than they are written with (an alias bomb): refused\n        a6: &a6 [*a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5]\n                ^',
+    'alias-bomb/hosts.yaml:13:28: error: all.vars.incus_trusted_clients: its YAML aliases expand to far more data than they are written with (an alias bomb): refused\n        incus_trusted_clients: *a6\n                               ^',
+  ],
   'bad-connection': [
     'bad-connection/hosts.yaml:4:27: error: all.hosts.incus1.ansible_connection: must be one of "ssh", "smart", "paramiko", "local", not the string "winrm"\n          ansible_connection: winrm\n                              ^',
   ],

@@ -130,6 +130,18 @@ describe('loading problems', () => {
     ]);
   });
 
+  it('walks a 3,000-deep :children chain and a lattice of shared parents (no stack overflow, no walk per path)', async () => {
+    const chain = ['[g0]', 'h1', ...Array.from({ length: 2999 }, (_, i) => `[g${i + 1}:children]\ng${i}`)].join('\n');
+    const deep = await loadInventory(join(tempInventory({ 'hosts.ini': `${chain}\n` }), 'hosts.ini'));
+    expect(deep.groups.get('g0')!.depth).toBe(3000);
+    expect(deep.hosts.get('h1')!.groups).toHaveLength(3001);
+    // 40 levels of two groups, each the child of both groups above: 2^40 paths from the bottom.
+    const lattice = ['[l0a]', 'h1', '[l0b]', 'h2'];
+    for (let i = 1; i < 40; i++) for (const x of ['a', 'b']) lattice.push(`[l${i}${x}:children]`, `l${i - 1}a`, `l${i - 1}b`);
+    const wide = await loadInventory(join(tempInventory({ 'hosts.ini': `${lattice.join('\n')}\n` }), 'hosts.ini'));
+    expect(wide.groups.get('l0a')!.depth).toBe(40);
+  });
+
   it('names a missing inventory', async () => {
     const error = (await loadInventory('/nonexistent/inv.yaml').catch((e: unknown) => e)) as InventoryError;
     expect(error.problems.map(formatProblem)).toEqual(['error: inventory /nonexistent/inv.yaml does not exist']);

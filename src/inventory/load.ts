@@ -445,27 +445,55 @@ function linkGroups(state: LoadState): void {
     // `ungrouped:`) and also in a real group leaves `ungrouped`.
     else if (direct.includes('ungrouped')) state.removeFromGroup(state.group('ungrouped'), h);
   }
-  const depthOf = (name: string, trail: string[]): number => {
-    if (name === 'all') return 0;
-    if (trail.includes(name)) {
-      // trail runs child → parent: the last link walked made the loop.
-      const loop = [...trail.slice(trail.indexOf(name)), name];
-      const site = state.linkSites.get(`${name}>${trail[trail.length - 1]}`);
-      state.problemAt(
-        'error',
-        site?.location,
-        site?.path,
-        `group "${trail[trail.length - 1]}" cannot be a child of "${name}": ${[...loop].reverse().join(' → ')} would be a loop`,
-      );
-      return 0;
+  if (state.problems.length > 0) return;
+  const depths = groupDepths(state);
+  if (depths) for (const g of state.groups.values()) g.depth = depths.get(g.name) ?? 0;
+}
+
+/**
+ * Each group's longest distance from `all`, walking parents without recursion (a 3,000-deep
+ * `:children` chain must not overflow the stack) and once per group (shared parents are not
+ * walked again). A loop is an error at the link that closes it; then undefined.
+ */
+function groupDepths(state: LoadState): Map<string, number> | undefined {
+  const depth = new Map<string, number>([['all', 0]]);
+  for (const start of state.groups.keys()) {
+    if (depth.has(start)) continue;
+    // The chain walked, child → parent, with the index of the next parent to visit of each.
+    const path: string[] = [start];
+    const nextParent: number[] = [0];
+    const onPath = new Set([start]);
+    while (path.length > 0) {
+      const name = path[path.length - 1]!;
+      const parents = state.groups.get(name)!.parents;
+      const i = nextParent[nextParent.length - 1]!;
+      if (i === parents.length) {
+        depth.set(name, 1 + Math.max(0, ...parents.map((p) => depth.get(p)!)));
+        path.pop();
+        nextParent.pop();
+        onPath.delete(name);
+        continue;
+      }
+      nextParent[nextParent.length - 1] = i + 1;
+      const parent = parents[i]!;
+      if (depth.has(parent)) continue;
+      if (onPath.has(parent)) {
+        const loop = [...path.slice(path.indexOf(parent)), parent];
+        const site = state.linkSites.get(`${parent}>${name}`);
+        state.problemAt(
+          'error',
+          site?.location,
+          site?.path,
+          `group "${name}" cannot be a child of "${parent}": ${[...loop].reverse().join(' → ')} would be a loop`,
+        );
+        return undefined;
+      }
+      path.push(parent);
+      nextParent.push(0);
+      onPath.add(parent);
     }
-    const g = state.groups.get(name)!;
-    return 1 + Math.max(...g.parents.map((p) => depthOf(p, [...trail, name])));
-  };
-  for (const g of state.groups.values()) {
-    if (state.problems.length > 0) return;
-    g.depth = depthOf(g.name, []);
   }
+  return depth;
 }
 
 async function readVarsFolders(state: LoadState, baseDir: string): Promise<void> {
@@ -597,12 +625,27 @@ function readVars(state: LoadState, pf: ParsedFile, map: Node, basePath: string)
       continue;
     }
     const valueNode = (pair.value as Node | null) ?? null;
+    let value: unknown = null;
+    try {
+      // First: yaml refuses an alias bomb here, before anything walks what it would expand to.
+      value = valueNode === null ? null : valueNode.toJS(pf.doc, { maxAliasCount: 1000 });
+    } catch (e) {
+      if (!/alias/i.test((e as Error).message)) throw e;
+      state.problem(
+        'error',
+        pf,
+        valueNode!,
+        basePath ? `${basePath}.${name}` : name,
+        'its YAML aliases expand to far more data than they are written with (an alias bomb): refused',
+      );
+      continue;
+    }
     const nested = new Map<string, SourceLocation>();
     // The variable's own name (`key:`), for problems about the name itself (a near miss).
     nested.set('key:', locate(pf, pair.key as Node));
     recordPositions(pf, valueNode, '', nested);
     out[name] = {
-      value: valueNode === null ? null : valueNode.toJS(pf.doc, { maxAliasCount: 1000 }),
+      value,
       location: valueNode ? locate(pf, valueNode) : locate(pf, pair.key as Node),
       valuePath: basePath ? `${basePath}.${name}` : name,
       nested,
