@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatRequest, ResponseParser } from './http1.js';
 
 function feedAll(parser: ResponseParser, text: string, pieces: number) {
@@ -36,6 +36,24 @@ describe('ResponseParser', () => {
     expect(cut.feed(Buffer.from(fixed.slice(0, -3)))).toBeUndefined();
     expect(() => cut.end()).toThrow(/truncated/);
     expect(() => new ResponseParser('GET').feed(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n'))).toThrow(/not an HTTP response/);
+  });
+
+  it('a 16 MB body arriving in 16 KiB packets is joined once, not copied again on every packet', () => {
+    const body = Buffer.alloc(16 * 1024 * 1024, 0x61);
+    const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1');
+    const bytes = Buffer.concat([head, body]);
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      const parser = new ResponseParser('GET');
+      let done;
+      for (let i = 0; i < bytes.length && !done; i += 16 * 1024) done = parser.feed(bytes.subarray(i, i + 16 * 1024));
+      expect(done?.response.body.equals(body)).toBe(true);
+      // Joined when the head arrived, then once when the whole body was there (was: once per packet, 1,025 times).
+      expect(concat.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      concat.mockRestore();
+    }
+    expect(() => new ResponseParser('GET').feed(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n'))).toThrow(/bad Content-Length "-5"/);
   });
 
   it('writes requests with a length and keep-alive', () => {

@@ -14,9 +14,17 @@ export interface HttpResponse {
   body: Buffer;
 }
 
-/** Incremental parser of one response at a time. */
+/**
+ * Incremental parser of one response at a time. Bytes that arrive before the parser can use
+ * them (the rest of a 16 MB body) are only queued: they are joined once enough are there, so a
+ * body costs O(n), not a copy of everything so far on every packet.
+ */
 export class ResponseParser {
   private buffer: Buffer = Buffer.alloc(0);
+  private queued: Buffer[] = [];
+  private queuedLength = 0;
+  /** How many bytes `buffer` must hold before parsing can go on. */
+  private need = 0;
   private head?: { status: number; headers: Record<string, string> };
   private chunks: Buffer[] = [];
 
@@ -24,12 +32,32 @@ export class ResponseParser {
 
   /** Feeds bytes; returns the response once complete, with any bytes after it. */
   feed(data: Buffer): { response: HttpResponse; rest: Buffer } | undefined {
-    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
+    this.queued.push(data);
+    this.queuedLength += data.length;
+    if (this.buffer.length + this.queuedLength < this.need) return undefined;
+    this.flush();
+    return this.parse();
+  }
+
+  private flush(): void {
+    if (this.queued.length === 0) return;
+    this.buffer = this.buffer.length === 0 && this.queued.length === 1 ? this.queued[0]! : Buffer.concat([this.buffer, ...this.queued]);
+    this.queued = [];
+    this.queuedLength = 0;
+  }
+
+  /** Waits for `bytes` in the buffer before parsing again. */
+  private wait(bytes: number): undefined {
+    this.need = bytes;
+    return undefined;
+  }
+
+  private parse(): { response: HttpResponse; rest: Buffer } | undefined {
     if (!this.head) {
       const end = this.buffer.indexOf('\r\n\r\n');
       if (end < 0) {
         if (this.buffer.length > 64 * 1024) throw new Error('response headers larger than 64 KiB');
-        return undefined;
+        return this.wait(this.buffer.length + 1);
       }
       const lines = this.buffer.subarray(0, end).toString('latin1').split('\r\n');
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
@@ -49,29 +77,31 @@ export class ResponseParser {
     if ((headers['transfer-encoding'] ?? '').toLowerCase().includes('chunked')) {
       for (;;) {
         const lineEnd = this.buffer.indexOf('\r\n');
-        if (lineEnd < 0) return undefined;
+        if (lineEnd < 0) return this.wait(this.buffer.length + 1);
         const size = parseInt(this.buffer.subarray(0, lineEnd).toString('latin1').split(';')[0]!.trim(), 16);
         if (Number.isNaN(size)) throw new Error('broken chunked encoding');
         if (size === 0) {
           // Trailers (none expected) end with an empty line.
           const end = this.buffer.indexOf('\r\n\r\n', lineEnd);
-          if (end < 0) return undefined;
+          if (end < 0) return this.wait(this.buffer.length + 1);
           return { response: { status, headers, body: Buffer.concat(this.chunks) }, rest: this.buffer.subarray(end + 4) };
         }
-        if (this.buffer.length < lineEnd + 2 + size + 2) return undefined;
+        if (this.buffer.length < lineEnd + 2 + size + 2) return this.wait(lineEnd + 2 + size + 2);
         this.chunks.push(this.buffer.subarray(lineEnd + 2, lineEnd + 2 + size));
         this.buffer = this.buffer.subarray(lineEnd + 2 + size + 2);
       }
     }
     const length = headers['content-length'];
-    if (length === undefined) return undefined; // body until the stream ends: see end()
+    if (length === undefined) return this.wait(Infinity); // body until the stream ends: see end()
     const n = Number(length);
-    if (this.buffer.length < n) return undefined;
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`bad Content-Length ${JSON.stringify(length.slice(0, 40))}`);
+    if (this.buffer.length < n) return this.wait(n);
     return { response: { status, headers, body: this.buffer.subarray(0, n) }, rest: this.buffer.subarray(n) };
   }
 
   /** The stream ended: a body without length ends here; anything else was cut short. */
   end(): HttpResponse {
+    this.flush();
     if (this.head && this.head.headers['content-length'] === undefined && !(this.head.headers['transfer-encoding'] ?? '').includes('chunked')) {
       return { ...this.head, body: this.buffer };
     }
