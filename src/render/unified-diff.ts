@@ -11,6 +11,8 @@ export interface UnifiedDiffOptions {
   toLabel: string;
   /** Unchanged lines shown around each change (default 3, as diff -u). */
   context?: number;
+  /** Applied to every line shown (not to what is compared): hides secret values, say. */
+  show?: (line: string) => string;
 }
 
 /** One line of the edit script. */
@@ -44,7 +46,7 @@ export function unifiedDiff(before: string | undefined, after: string, options: 
       )} @@`,
     );
     for (const e of hunk) {
-      out.push(`${e.op}${e.line}`);
+      out.push(`${e.op}${options.show ? options.show(e.line) : e.line}`);
       // diff -u marks a last line without its newline right after that line.
       if (e.op !== '+' && e.oldIndex === a.lines.length - 1 && !a.finalNewline) out.push('\\ No newline at end of file');
       else if (e.op === '+' && e.newIndex === b.lines.length - 1 && !b.finalNewline) out.push('\\ No newline at end of file');

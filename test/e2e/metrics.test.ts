@@ -319,6 +319,34 @@ describe('metrics certificates end to end', () => {
     expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
   });
 
+  it('--diff of the configuration never shows a password or a token, from the host nor from the inventory; --json carries no text of it', async () => {
+    const good = await readFile(prom!.configFile, 'utf8');
+    await writeFile(
+      prom!.configFile,
+      "scrape_configs:\n  - job_name: by-hand\n    basic_auth: {username: u, password: 'host-secret-1'}\n    static_configs: [{targets: ['127.0.0.1:9']}]\n",
+    );
+    await writeInventoryFile(
+      { validity_days: 40, rotate_before_days: 5 },
+      {
+        prometheus_extra_scrape_configs: [
+          { job_name: 'node', basic_auth: { username: 'prom', password: 'inventory-secret-2' }, static_configs: [{ targets: ['127.0.0.1:9100'] }] },
+        ],
+      },
+    );
+    try {
+      const diff = await reconcile(['-i', inventory, '--check', '--diff'], { env: lab!.env });
+      expect(diff.exitCode, diff.stdout + diff.stderr).toBe(2);
+      expect(diff.stdout).toContain('-    basic_auth: {username: u, password: (redacted)}');
+      expect(diff.stdout).toMatch(/\+ +password: \(redacted\)/);
+      const json = await reconcile(['-i', inventory, '--check', '--json'], { env: lab!.env });
+      for (const secret of ['host-secret-1', 'inventory-secret-2']) expect(diff.stdout + diff.stderr + json.stdout + json.stderr).not.toContain(secret);
+    } finally {
+      await writeFile(prom!.configFile, good);
+      await writeInventoryFile({ validity_days: 40, rotate_before_days: 5 });
+    }
+    expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
+  });
+
   it('a configuration promtool refuses is not installed: the host fails, the old file and Prometheus stay as they were', async () => {
     const before = await readFile(prom!.configFile, 'utf8');
     await writeInventoryFile(

@@ -5,7 +5,9 @@ import { generateSelfSigned } from '../../pki/generate.js';
 import type { DesiredContext } from '../types.js';
 import { desiredScrape } from './desired.js';
 import type { ObservedScrape, ScrapeFacts } from './model.js';
-import { lineDiff, planScrape } from './plan.js';
+import { planScrape } from './plan.js';
+import { redactSecretLine } from '../../render/redact.js';
+import { unifiedDiff } from '../../render/unified-diff.js';
 
 const FILE = '/inv/hosts.yaml';
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -120,8 +122,29 @@ describe('prometheus_scrape plan', () => {
   });
 });
 
-describe('lineDiff', () => {
-  it('marks removed and added lines, keeps common ones out', () => {
-    expect(lineDiff('a\nb\nc\n', 'a\nB\nc\nd\n')).toBe('-b\n+B\n+d');
+describe('the configuration diff', () => {
+  it('is a unified diff that never shows a password or a token, from the host nor from the inventory', () => {
+    const before = 'scrape_configs:\n  - job_name: node\n    basic_auth:\n      username: prom\n      password: hunter2\n    bearer_token: "abc.def"\n';
+    const after =
+      'scrape_configs:\n  - job_name: node\n    basic_auth:\n      username: prom\n      password: s3cret\n    authorization:\n      credentials: xyz\n      credentials_file: /etc/prometheus/token\n';
+    const diff = unifiedDiff(before, after, { fromLabel: 'prometheus.yml', toLabel: 'prometheus.yml (planned)', show: redactSecretLine });
+    expect(diff).toBe(
+      [
+        '--- prometheus.yml',
+        '+++ prometheus.yml (planned)',
+        '@@ -2,5 +2,7 @@',
+        '   - job_name: node',
+        '     basic_auth:',
+        '       username: prom',
+        '-      password: (redacted)',
+        '-    bearer_token: (redacted)',
+        '+      password: (redacted)',
+        '+    authorization:',
+        '+      credentials: (redacted)',
+        '+      credentials_file: /etc/prometheus/token',
+        '',
+      ].join('\n'),
+    );
+    for (const secret of ['hunter2', 'abc.def', 's3cret', 'xyz']) expect(diff).not.toContain(secret);
   });
 });

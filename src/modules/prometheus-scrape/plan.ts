@@ -11,6 +11,8 @@ import type { Action, ModulePlan, PlanContext } from '../types.js';
 import type { DesiredScrape, ObservedScrape, PendingPair, ScrapePayload } from './model.js';
 import { UNKNOWN_FINGERPRINT } from './desired.js';
 import type { ScrapeReason } from './reasons.js';
+import { redactSecretLine } from '../../render/redact.js';
+import { unifiedDiff } from '../../render/unified-diff.js';
 
 export type ScrapeAction = Action<ScrapePayload, ScrapeReason>;
 export type ScrapePlan = ModulePlan<ScrapePayload, ScrapeReason>;
@@ -86,7 +88,15 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
       reason: observed.configText === undefined ? 'missing' : refused ? 'refused-at-reload' : notLoaded ? 'not-loaded' : 'content-differs',
       before: observed.configText === undefined ? undefined : { bytes: Buffer.byteLength(observed.configText) },
       after: { targets: desired.targets, bytes: Buffer.byteLength(desired.configText) },
-      diff: observed.configText === undefined || refused || notLoaded ? undefined : lineDiff(observed.configText, desired.configText),
+      // Passwords and tokens of the configuration are never shown (CI logs, pull requests).
+      diff:
+        observed.configText === undefined || refused || notLoaded
+          ? undefined
+          : unifiedDiff(observed.configText, desired.configText, {
+              fromLabel: desired.configFile,
+              toLabel: `${desired.configFile} (planned)`,
+              show: redactSecretLine,
+            }),
       applies: true,
       // The file as read: apply refuses to overwrite a version it has not seen.
       precondition: {
@@ -139,27 +149,4 @@ export function planScrape(desired: DesiredScrape, observed: ObservedScrape, _ct
     errors: desired.errors,
     warnings: [...desired.warnings, ...(observed.promtool ? [] : [`${desired.promtool} not found on the host: the configuration is deployed unchecked`])],
   };
-}
-
-/** A small line diff (removed lines `-`, added lines `+`) for --diff; no key material is in these files' text. */
-export function lineDiff(before: string, after: string): string {
-  const a = before.split('\n');
-  const b = after.split('\n');
-  // Longest common subsequence, fine for configuration files of a few hundred lines.
-  const n = a.length;
-  const m = b.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => Array.from<number>({ length: m + 1 }).fill(0));
-  for (let i = n - 1; i >= 0; i--)
-    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      i++;
-      j++;
-    } else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push(`-${a[i++]}`);
-    else out.push(`+${b[j++]}`);
-  }
-  return out.join('\n');
 }
