@@ -374,6 +374,7 @@ async function observeHost(
       step = `observe ${m.module.name}`;
       obs.observed.set(m.module.name, await m.module.observe(session, m.desired));
     }
+    obs.warnings.push(...(session.notes ?? []));
   } catch (e) {
     obs.failure = failureOf(e, s.host.name, step);
   }

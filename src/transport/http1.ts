@@ -221,6 +221,11 @@ export class HttpPool {
         this.opened++;
         this.all.add(c);
         return c;
+      } catch (e) {
+        // A request waiting for this stream would wait forever: it tries to open one itself.
+        const w = this.waiting.shift();
+        if (w) queueMicrotask(() => this.acquire().then(w, w));
+        throw e;
       } finally {
         this.opening--;
       }

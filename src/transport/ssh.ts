@@ -1,8 +1,8 @@
 /**
  * The SSH transport (ssh2): one connection per host for the whole run (plus one per jump
  * host), every command an exec channel on it, the Incus API over stream-local forwarding of
- * its unix socket (keep-alive HTTP, a few channels at most) or `incus query` through `sudo -n`
- * when the host needs become. Host keys are checked against known_hosts before anything is
+ * its unix socket (keep-alive HTTP, a few channels at most) or, when the host needs become,
+ * over a relay to the socket run with `sudo -n`; `incus query` where neither can be opened. Host keys are checked against known_hosts before anything is
  * sent; an unknown or changed key fails the host with the key's SHA256 fingerprint.
  */
 import { existsSync, statSync } from 'node:fs';
@@ -36,6 +36,22 @@ const { Client: SshClient, utils } = ssh2;
 
 /** The Incus socket could not be reached through forwarding. */
 class StreamOpenError extends Error {}
+
+/**
+ * Relays stdin/stdout to the unix socket named by its argument, both ways, until either side
+ * ends; "ready" on stderr once connected. Run as root through `sudo -n` on become hosts.
+ */
+const SOCKET_RELAY = [
+  'use IO::Socket::UNIX; use IO::Select;',
+  'my $s = IO::Socket::UNIX->new(Peer => $ARGV[0], Type => SOCK_STREAM) or die "cannot connect to $ARGV[0]: $!\\n";',
+  'binmode STDIN; binmode STDOUT; binmode $s; print STDERR "ready\\n";',
+  'my $sel = IO::Select->new(\\*STDIN, $s);',
+  'for (;;) { for my $in ($sel->can_read) {',
+  '  my $n = sysread($in, my $buf, 65536); exit 0 unless $n;',
+  '  my $out = fileno($in) == fileno($s) ? \\*STDOUT : $s;',
+  '  while (length $buf) { my $w = syswrite($out, $buf); die "write: $!\\n" unless defined $w; substr($buf, 0, $w) = ""; }',
+  '} }',
+].join('\n');
 
 /** OpenSSH's MaxSessions is 10 by default: stay under it. */
 const MAX_EXEC_CHANNELS = 8;
@@ -302,51 +318,103 @@ class SshSession implements HostSession {
       c.on('error', (e: Error) => (this.lost ??= e));
       c.on('close', () => (this.lost ??= new Error('connection closed')));
     }
-    this.pool = new HttpPool(
-      () =>
-        new Promise<Duplex>((resolve, reject) => {
-          if (this.lost) return reject(this.lost);
-          const timer = setTimeout(
-            () => reject(new Error(`sshd did not open ${spec.incusSocket} within ${options.commandTimeoutMs} ms`)),
-            options.commandTimeoutMs,
-          );
-          this.client.openssh_forwardOutStreamLocal(spec.incusSocket, (err, stream) => {
-            clearTimeout(timer);
-            if (err) reject(new StreamOpenError(`cannot open ${spec.incusSocket} on the host: ${err.message}`));
-            else resolve(stream);
-          });
-        }),
-      MAX_HTTP_STREAMS,
-    );
+    // Under sudo the socket is root's: a relay the host runs as root carries the same HTTP, so
+    // updates keep their ETag (If-Match) as over a forwarded socket.
+    this.pool = new HttpPool(() => (spec.become ? this.openRelay(spec.incusSocket) : this.openForwarded(spec.incusSocket)), MAX_HTTP_STREAMS);
     const query = incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: spec.become }));
-    if (spec.become) {
-      this.incus = query;
-    } else {
-      // Socket forwarding first. When the socket cannot be opened through SSH (sshd may forbid
-      // stream-local forwarding; OpenSSH answers "open failed" either way), try `incus query`
-      // over exec: if that works, forwarding was the problem and the run keeps using exec.
-      const http = incusOverHttp(spec.host, this.pool, options.commandTimeoutMs);
-      let viaExec = false;
-      this.incus = {
-        async request<T>(...args: Parameters<IncusApi['request']>): Promise<IncusResponse<T>> {
-          if (viaExec) return query.request<T>(...args);
+    // The socket first. When it cannot be opened (sshd may forbid stream-local forwarding, and
+    // OpenSSH answers "open failed" either way; a sudo that allows only `incus` refuses the
+    // relay), try `incus query` over exec: if that works, the run keeps using it.
+    const http = incusOverHttp(spec.host, this.pool, options.commandTimeoutMs);
+    let viaExec = false;
+    const notes = this.notes;
+    this.incus = {
+      async request<T>(...args: Parameters<IncusApi['request']>): Promise<IncusResponse<T>> {
+        if (viaExec) return query.request<T>(...args);
+        try {
+          return await http.request<T>(...args);
+        } catch (e) {
+          if (!(e instanceof TransportError && e.cause instanceof StreamOpenError)) throw e;
+          let answer: IncusResponse<T>;
           try {
-            return await http.request<T>(...args);
-          } catch (e) {
-            if (!(e instanceof TransportError && e.cause instanceof StreamOpenError)) throw e;
-            let answer: IncusResponse<T>;
-            try {
-              answer = await query.request<T>(...args);
-            } catch (again) {
-              const why = again instanceof TransportError ? again.message.slice(`${again.host}: ${again.step}: `.length) : String(again);
-              throw new TransportError(spec.host, args[2], `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`, false, { cause: again });
-            }
-            viaExec = true;
-            return answer;
+            answer = await query.request<T>(...args);
+          } catch (again) {
+            const why = again instanceof TransportError ? again.message.slice(`${again.host}: ${again.step}: `.length) : String(again);
+            throw new TransportError(spec.host, args[2], `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`, false, { cause: again });
           }
-        },
+          viaExec = true;
+          notes.push(
+            `the Incus socket is reached through \`incus query\` (${e.cause.message}): an update is re-read right before it is written, but without the entry's ETag, so a change in that last round trip is not detected`,
+          );
+          return answer;
+        }
+      },
+    };
+  }
+
+  /** Transport notes the plan shows under the host (how it was reached when that weakens a guarantee). */
+  readonly notes: string[] = [];
+
+  /** The Incus socket through sshd's stream-local forwarding. */
+  private openForwarded(socket: string): Promise<Duplex> {
+    return new Promise<Duplex>((resolve, reject) => {
+      if (this.lost) return reject(this.lost);
+      const timer = setTimeout(
+        () => reject(new Error(`sshd did not open ${socket} within ${this.options.commandTimeoutMs} ms`)),
+        this.options.commandTimeoutMs,
+      );
+      this.client.openssh_forwardOutStreamLocal(socket, (err, stream) => {
+        clearTimeout(timer);
+        if (err) reject(new StreamOpenError(`cannot open ${socket} on the host: ${err.message}`));
+        else resolve(stream);
+      });
+    });
+  }
+
+  /**
+   * The Incus socket through a relay run with `sudo -n` (perl: every Debian and Ubuntu has it,
+   * perl-base is essential): its stdin and stdout are the socket's two directions. It says
+   * "ready" on stderr once connected, so a relay that cannot run fails here, before any request.
+   */
+  private openRelay(socket: string): Promise<Duplex> {
+    return new Promise<Duplex>((resolve, reject) => {
+      if (this.lost) return reject(this.lost);
+      const command = shellCommand(['sudo', '-n', '--', 'perl', '-e', SOCKET_RELAY, socket]);
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        reject(new StreamOpenError(why));
       };
-    }
+      const timer = setTimeout(
+        () => fail(`the relay to ${socket} under sudo did not start within ${this.options.commandTimeoutMs} ms`),
+        this.options.commandTimeoutMs,
+      );
+      this.client.exec(command, (err, channel) => {
+        if (err) {
+          clearTimeout(timer);
+          return fail(`cannot run the relay to ${socket} under sudo: ${err.message}`);
+        }
+        let stderr = '';
+        const onStderr = (d: Buffer) => {
+          stderr += d.toString('utf8');
+          if (stderr.includes('ready\n') && !settled) {
+            settled = true;
+            clearTimeout(timer);
+            channel.stderr.off('data', onStderr);
+            resolve(channel);
+          }
+        };
+        channel.stderr.on('data', onStderr);
+        // 'exit' comes even while nobody reads stdout (before "ready" nothing does: 'close' would wait).
+        const ended = () => {
+          clearTimeout(timer);
+          fail(`the relay to ${socket} under sudo did not start: ${stderr.trim().split('\n')[0] || 'it ended at once'}`);
+        };
+        channel.on('exit', ended);
+        channel.on('close', ended);
+      });
+    });
   }
 
   exec(argv: string[], step: string, options: ExecOptions = {}): Promise<ExecResult> {

@@ -114,8 +114,10 @@ export interface HostSession {
    * connections throw TransportError.
    */
   exec(argv: string[], step: string, options?: ExecOptions): Promise<ExecResult>;
-  /** The Incus API of this host (socket forwarding, or `incus query` when become is set). */
+  /** The Incus API of this host (its unix socket forwarded, or relayed under sudo; `incus query` where neither works). */
   readonly incus: IncusApi;
+  /** What the plan says under the host about how it was reached, where that weakens a guarantee. */
+  readonly notes?: readonly string[];
   /** A file's bytes, or undefined when it does not exist. */
   readFile(path: string, step: string, privileged?: boolean): Promise<Buffer | undefined>;
   /** Atomic write: temporary file in the same folder, optional check, backup, rename. */
