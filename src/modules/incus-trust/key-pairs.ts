@@ -6,9 +6,18 @@
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { Inventory } from '../../inventory/model.js';
-import { CertificateParseError, daysLeft, parseCertificatePem } from '../../pki/certificate.js';
+import { CertificateParseError, daysLeft, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import type { Action, ControllerPlanContext, ModulePlan } from '../types.js';
-import { inventoryPath, readMetricsCertificateSpecs, type MetricsCertificateSpec } from './metrics-desired.js';
+import {
+  DEPLOYED_SUFFIX,
+  inventoryPath,
+  metricsPairPhase,
+  parseDeployedRecord,
+  PREVIOUS_SUFFIX,
+  prometheusHosts,
+  readMetricsCertificateSpecs,
+  type MetricsCertificateSpec,
+} from './metrics-desired.js';
 import { KNOWN_AFTER_APPLY } from './plan.js';
 import type { TrustReason } from './reasons.js';
 
@@ -31,26 +40,35 @@ export type KeyPairAction = Action<KeyPairPayload, TrustReason>;
 
 /** Every metrics entry the hosts read (each pair once), and what its files say must happen. */
 export function planKeyPairs(ctx: ControllerPlanContext): ModulePlan<KeyPairPayload, TrustReason> | undefined {
-  const actions: KeyPairAction[] = [];
+  const plan: ModulePlan<KeyPairPayload, TrustReason> = { module: 'incus_trust', actions: [], errors: [], warnings: [] };
   const seen = new Set<string>();
   for (const host of ctx.hosts) {
     for (const spec of readMetricsCertificateSpecs(host).specs) {
       const certificatePath = inventoryPath(ctx.inventory, spec.certificateFile);
       if (seen.has(certificatePath)) continue;
       seen.add(certificatePath);
-      const action = planKeyPair(spec, ctx.inventory, ctx.readInventoryFile, ctx.now);
-      if (action) actions.push(action);
+      const outcome = planKeyPair(spec, ctx.inventory, ctx.readInventoryFile, ctx.now);
+      if (outcome?.action) plan.actions.push(outcome.action);
+      if (outcome?.error) plan.errors.push(outcome.error);
+      if (outcome?.warning) plan.warnings.push(outcome.warning);
     }
   }
-  return seen.size > 0 ? { module: 'incus_trust', actions, errors: [], warnings: [] } : undefined;
+  return seen.size > 0 ? plan : undefined;
 }
 
+/**
+ * What one pair needs. A rotation under way (CERT.previous still trusted because a Prometheus
+ * host has not recorded the new pair: it may be down) is never started over: that would
+ * overwrite CERT.previous and retire the certificate that host still runs. A key missing beside
+ * its certificate (a checkout without it: keys stay out of Git) is an error, never a reason to
+ * make a new pair that retires the one Prometheus runs with.
+ */
 function planKeyPair(
   spec: MetricsCertificateSpec,
-  inventory: Pick<Inventory, 'baseDir'>,
+  inventory: Inventory,
   read: (rel: string) => Buffer | undefined,
   now: Date,
-): KeyPairAction | undefined {
+): { action?: KeyPairAction; error?: string; warning?: string } | undefined {
   const certBytes = read(spec.certificateFile);
   const payload: KeyPairPayload = {
     op: 'key-pair',
@@ -79,21 +97,55 @@ function planKeyPair(
     precondition: { subject: spec.certificateFile, digest: certBytes ? sha256(certBytes) : null },
     payload,
   };
-  if (read(spec.certificateFile + NEXT_SUFFIX) || read(spec.keyFile + NEXT_SUFFIX)) return { ...base, action: 'update', reason: 'pair-install-interrupted' };
-  if (!certBytes) return { ...base, action: 'add', reason: 'pair-missing' };
-  let current;
+  if (read(spec.certificateFile + NEXT_SUFFIX) || read(spec.keyFile + NEXT_SUFFIX))
+    return { action: { ...base, action: 'update', reason: 'pair-install-interrupted' } };
+  if (!certBytes) return { action: { ...base, action: 'add', reason: 'pair-missing' } };
+  const current = parsed(certBytes);
+  if (!current) return undefined; // desired() reports it with file:line
+  const name = `metrics key pair "${spec.name}"`;
+  const key = read(spec.keyFile);
+  if (!key || key.length === 0) {
+    return {
+      error:
+        `${name}: ${spec.certificateFile} is here but its key ${spec.keyFile} is not — this checkout lacks it (keys stay out of Git): ` +
+        `copy it from where the pair was made; a new pair would retire the certificate Prometheus runs with. To replace the pair on purpose, move ${spec.certificateFile} away and run again`,
+    };
+  }
+  const keyMatches = keyMatchesCertificate(key.toString('utf8'), current.pem);
+  const due = daysLeft(current, now) < spec.rotateBeforeDays;
+  const previousBytes = read(spec.certificateFile + PREVIOUS_SUFFIX);
+  const deployed = parseDeployedRecord(read(spec.certificateFile + DEPLOYED_SUFFIX)?.toString('utf8'));
+  const phase = metricsPairPhase(
+    spec,
+    { certificate: current, previous: previousBytes ? parsed(previousBytes) : undefined, deployed },
+    prometheusHosts(inventory, spec.name),
+    now,
+  );
+  if (phase.phase === 'rotating') {
+    const waiting = `${phase.waitingFor.join(', ')} ${phase.waitingFor.length === 1 ? 'has' : 'have'} not recorded the new pair yet`;
+    if (!keyMatches) {
+      return {
+        error: `${name}: a rotation is under way (${waiting}) and ${spec.keyFile} does not belong to ${spec.certificateFile}: restore the key that belongs to it; a new pair now would retire the certificate those hosts still run`,
+      };
+    }
+    if (due)
+      return {
+        warning: `${name}: ${spec.certificateFile} expires ${current.notAfter.toISOString().slice(0, 10)}, but the rotation under way waits (${waiting}); the next one starts once it is done`,
+      };
+    return undefined;
+  }
+  if (due) return { action: { ...base, action: 'rotate', reason: 'pair-due', detail: current.notAfter.toISOString().slice(0, 10) } };
+  if (!keyMatches) return { action: { ...base, action: 'rotate', reason: 'pair-key-mismatch' } };
+  return undefined;
+}
+
+function parsed(bytes: Buffer): CertificateInfo | undefined {
   try {
-    current = parseCertificatePem(certBytes.toString('utf8'));
+    return parseCertificatePem(bytes.toString('utf8'));
   } catch (e) {
-    if (e instanceof CertificateParseError) return undefined; // desired() reports it with file:line
+    if (e instanceof CertificateParseError) return undefined;
     throw e;
   }
-  if (daysLeft(current, now) < spec.rotateBeforeDays) {
-    return { ...base, action: 'rotate', reason: 'pair-due', detail: current.notAfter.toISOString().slice(0, 10) };
-  }
-  const key = read(spec.keyFile);
-  if (!key || !keyMatchesCertificate(key.toString('utf8'), current.pem)) return { ...base, action: 'rotate', reason: 'pair-key-mismatch' };
-  return undefined;
 }
 
 /** True when the PEM private key is the one of the certificate (compares public keys). */
