@@ -12,7 +12,7 @@
  * `incus config trust list`, the files and their modes, /1.0/metrics fetched with a pair.
  */
 import { readFileSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -508,6 +508,66 @@ describe('metrics certificates end to end', () => {
       for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
       expect((await reconcile(['-i', inventory, '--check'], { env: lab!.env })).exitCode).toBe(0);
     } finally {
+      expect(await watch.stop()).toEqual([]);
+    }
+  });
+
+  it('a Prometheus host down during a rotation: the rotation is not started over, the certificate it runs stays trusted (no 403 sample), a checkout without the key is stopped', async () => {
+    const oldFp = await fingerprintOf('pki/metrics.crt');
+    const promHost = lab!.host('prom1');
+    const run = (...args: string[]) => reconcile(['-i', inventory, ...args], { env: lab!.env });
+    const watch = watchTargets();
+    await promHost.stopSshd();
+    try {
+      // Due (about 400 days left, rotated 450 days before expiry): the rotation starts, prom1 cannot be reached.
+      await writeInventoryFile({ validity_days: 500, rotate_before_days: 450 });
+      const first = await run();
+      expect(first.exitCode, first.stdout + first.stderr).toBe(1);
+      expect(first.stdout).toMatch(/prom1 +unreachable/);
+      const newFp = await fingerprintOf('pki/metrics.crt');
+      expect(newFp).not.toBe(oldFp);
+      for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
+
+      // The new certificate is due as well now: the rotation under way is not started over.
+      await writeInventoryFile({ validity_days: 600, rotate_before_days: 550 });
+      const second = await run();
+      expect(second.exitCode, second.stdout + second.stderr).toBe(1);
+      expect(second.stdout).toContain(
+        `controller: no changes\n  warning: metrics key pair "${NAME}": pki/metrics.crt expires ${parseCertificatePem(await pem('pki/metrics.crt'))
+          .notAfter.toISOString()
+          .slice(0, 10)}, but the rotation under way waits (prom1 has not recorded the new pair yet); the next one starts once it is done\n`,
+      );
+      expect([await fingerprintOf('pki/metrics.crt.previous'), await fingerprintOf('pki/metrics.crt')]).toEqual([oldFp, newFp]);
+      for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
+      // Never in sync while prom1 runs a certificate that is not the current one.
+      expect((await run('--check')).exitCode).toBe(1);
+
+      // A checkout without the key (keys stay out of Git): stopped, nothing made, nothing removed.
+      const key = join(root, 'pki/metrics.key');
+      await rename(key, `${key}.elsewhere`);
+      try {
+        const noKey = await run();
+        expect(noKey.exitCode).toBe(1);
+        expect(noKey.stdout).toContain(
+          `  error: incus_trust: metrics key pair "${NAME}": pki/metrics.crt is here but its key pki/metrics.key is not — this checkout lacks it (keys stay out of Git)`,
+        );
+        expect(await fingerprintOf('pki/metrics.crt')).toBe(newFp);
+        for (const h of hosts) expect((await metricsTrust(h)).sort()).toEqual([`${NAME} ${newFp}`, `${NAME} ${oldFp}`].sort());
+      } finally {
+        await rename(`${key}.elsewhere`, key);
+      }
+
+      // prom1 back: it gets the new pair, then the old certificate goes.
+      await promHost.startSshd();
+      await writeInventoryFile({ validity_days: 600, rotate_before_days: 5 });
+      const back = await run();
+      expect(back.exitCode, back.stdout + back.stderr).toBe(0);
+      expect(await readFile(prom!.configFile, 'utf8')).toContain(`${NAME}-${newFp.slice(0, 12)}.crt`);
+      expect((await run()).exitCode).toBe(0);
+      for (const h of hosts) expect(await metricsTrust(h)).toEqual([`${NAME} ${newFp}`]);
+      expect((await run('--check')).exitCode).toBe(0);
+    } finally {
+      await promHost.startSshd().catch(() => undefined);
       expect(await watch.stop()).toEqual([]);
     }
   });
