@@ -1,6 +1,8 @@
 /** The default command's own interface: help, usage errors and an unusable inventory, as a user sees them. */
 import { describe, expect, it } from 'vitest';
-import { writeFile, rm } from 'node:fs/promises';
+import { readFile, writeFile, rm } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { startLab } from '../lab/lab.js';
 import { join } from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -153,6 +155,47 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
       expect((await reconcile(['-i', inv, '--lock-timeout', '0'])).exitCode).toBe(0);
     } finally {
       await stopHosts(hosts, dir);
+    }
+  });
+
+  it("the seed's layout plus a NAS outside the incus group: incus_trust never connects to the NAS, and the run converges", async () => {
+    const lab = await startLab({ name: 'trust-group', hosts: [{ name: 'incus1' }, { name: 'nas', incus: false }] });
+    try {
+      const cert = await makeCert(lab.dir, 'admin');
+      const inv = join(lab.dir, 'hosts.yaml');
+      const write = (vars: Record<string, unknown> = {}, groups: Record<string, unknown> = {}) =>
+        writeFile(
+          inv,
+          stringify({
+            all: {
+              vars: { incus_trusted_clients: [{ name: 'admin', certificate_file: cert.file }], ...vars },
+              children: {
+                incus: { hosts: { incus1: lab.host('incus1').inventoryVars() } },
+                storage: { hosts: { nas: lab.host('nas').inventoryVars() } },
+                ...groups,
+              },
+            },
+          }),
+        );
+      await write();
+      const env = lab.env;
+      const check = await reconcile(['-i', inv, '--check', '--lock-timeout', '0'], { env });
+      expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+      expect(check.stderr).toContain('checking 1 host(s): incus1\n');
+      expect((await reconcile(['-i', inv, '--lock-timeout', '0'], { env })).exitCode).toBe(0);
+      expect((await reconcile(['-i', inv, '--check', '--lock-timeout', '0'], { env })).exitCode).toBe(0);
+      // sshd logs every TCP connection (LogLevel VERBOSE): the NAS saw none.
+      const nasLog = await readFile(join(lab.dir, 'logs', 'nas.sshd.log'), 'utf8');
+      expect(nasLog).not.toMatch(/Connection from/);
+      // Another name for the group: a group without the NAS still leaves it alone; naming its group takes it in.
+      await write({ incus_trust_group: 'servers' }, { servers: { children: { incus: {} } } });
+      expect((await reconcile(['-i', inv, '--check', '--lock-timeout', '0'], { env })).exitCode).toBe(0);
+      await write({ incus_trust_group: 'storage' });
+      const nas = await reconcile(['-i', inv, '--check', '--lock-timeout', '0'], { env });
+      expect(nas.stderr).toContain('checking 1 host(s): nas\n');
+      expect(nas.exitCode).toBe(1); // the NAS runs no Incus: it fails, as it would for any Incus host without one
+    } finally {
+      await lab.stop();
     }
   });
 });

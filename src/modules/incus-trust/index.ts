@@ -5,6 +5,7 @@
  * controller it plans the metrics key pairs to generate or rotate (key-pairs.ts), which apply
  * makes first (metrics-keys.ts).
  */
+import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import { INCUS_TRUST_SCHEMA } from './schema.js';
 import type { ObservedCertificate, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
@@ -19,6 +20,20 @@ import { TRUST_REASONS, type TrustReason } from './reasons.js';
 
 /** Variables that make a host's trust store managed; a host with none of them is left alone. */
 const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 'incus_trust_prune', 'incus_trust_protected'];
+
+/**
+ * The hosts whose trust store is managed: the group named by incus_trust_group (default
+ * "incus", the group of the seed's layout) when the inventory has it, else every host that sets
+ * the variables (an inventory of Incus servers only).
+ */
+function inTrustGroup(host: InventoryHost, inventory: Inventory): boolean {
+  const def = host.vars[TRUST_GROUP_VARIABLE];
+  const group = typeof def?.value === 'string' && def.value !== '' ? def.value : DEFAULT_TRUST_GROUP;
+  return !inventory.groups.has(group) || host.groups.includes(group);
+}
+
+const TRUST_GROUP_VARIABLE = 'incus_trust_group';
+const DEFAULT_TRUST_GROUP = 'incus';
 
 /** The certificates the inventory keeps trusted: each entry's, and a previous one while previous_until is ahead. */
 function managedFingerprints(desired: DesiredTrust): Set<string> {
@@ -39,6 +54,8 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
   // A metrics key file that others may read gets a warning on every run.
   observeRun: async (ctx) => ({ problems: keyFileModeWarnings(ctx.inventory, ctx.hosts) }),
   desired: (host, ctx) => {
+    // A NAS or a router in the same inventory gets all.vars too: only the Incus group is managed.
+    if (!inTrustGroup(host, ctx.inventory)) return { problems: [] };
     const metrics = desiredMetricsCertificates(host, ctx);
     // incus_metrics_certificates alone does not make a host managed when it does not register them (a Prometheus host).
     if (!TRUST_VARIABLES.some((v) => host.vars[v] !== undefined && (v !== 'incus_metrics_certificates' || metrics.registers))) {

@@ -33,6 +33,11 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
         minLength: 1,
       },
     },
+    incus_trust_group: {
+      description: 'The inventory group whose hosts are Incus servers (default incus): where the group exists, a host outside it is never reconciled for trust.',
+      type: 'string',
+      minLength: 1,
+    },
     incus_socket: {
       type: 'string',
       minLength: 1,
