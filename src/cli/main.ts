@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   audit: () => import('./commands/audit.js'),
   import: () => import('./commands/import.js'),
   cert: () => import('./commands/cert.js'),
+  config: () => import('./commands/config.js'),
   'scrape-config': () => import('./commands/scrape-config.js'),
 };
 const TOP_LEVEL_HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [--check] [--diff] [--limit PATTERN] [--forks N] [--prune] [--json]
@@ -35,6 +36,7 @@ Commands:
   audit           report what every host trusts today, and what expires soon
   import          bring what hosts trust today under the inventory (certificate files + entries)
   cert            generate a key pair and certificate, or show a certificate
+  config          show the Ansible settings reconcile takes (ansible.cfg, ANSIBLE_*) and where from
   scrape-config   print the Prometheus scrape configuration for the inventory
 
 'reconcile COMMAND --help' describes each; 'reconcile --check --help' the run's options;

@@ -6,22 +6,57 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import type { ConnectionDefaults } from '../transport/connection-spec.js';
 import type { TransportOptions } from '../transport/types.js';
+import type { AnsibleSettings } from './ansible-config.js';
 import type { CliIO } from './io.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
 
-export function transportOptions(io: CliIO, acceptNewHostKeys: boolean): TransportOptions {
+export function transportOptions(io: CliIO, acceptNewHostKeys: boolean, ansible?: AnsibleConnection): TransportOptions {
   const home = io.env.HOME ?? '';
   const sshConfig = join(home, '.ssh', 'config');
-  return {
-    connectTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_CONNECT_TIMEOUT_MS', DEFAULT_CONNECT_TIMEOUT_MS),
+  const timeout = ansible?.settings.timeout;
+  const options: TransportOptions = {
+    connectTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_CONNECT_TIMEOUT_MS', timeout ? timeout.value * 1000 : DEFAULT_CONNECT_TIMEOUT_MS),
     commandTimeoutMs: timeoutFromEnv(io.env, 'RECONCILE_COMMAND_TIMEOUT_MS', DEFAULT_COMMAND_TIMEOUT_MS),
     knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
-    acceptNewHostKeys,
+    acceptNewHostKeys: acceptNewHostKeys || ansible?.settings.hostKeyChecking?.value === false,
     sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
   };
+  if (ansible) options.defaults = connectionDefaults(ansible);
+  return options;
+}
+
+/** The Ansible settings (ansible-config.ts) and the flags that override them, for the connections. */
+export interface AnsibleConnection {
+  settings: AnsibleSettings;
+  /** -u / --user */
+  user?: string;
+  /** --private-key */
+  privateKey?: string;
+}
+
+function connectionDefaults(a: AnsibleConnection): ConnectionDefaults {
+  const s = a.settings;
+  const defaults: ConnectionDefaults = {};
+  const remoteUser = a.user !== undefined ? { value: a.user, source: '-u' } : s.remoteUser;
+  if (remoteUser) defaults.remoteUser = remoteUser;
+  const key = a.privateKey !== undefined ? { value: a.privateKey, source: '--private-key' } : s.privateKeyFile;
+  if (key) defaults.privateKeyFile = key;
+  if (s.become) defaults.become = s.become;
+  if (s.becomeUser) defaults.becomeUser = s.becomeUser;
+  const args = [s.sshArgs, s.sshCommonArgs].filter((x): x is { value: string; source: string } => x !== undefined);
+  if (args.length > 0) defaults.sshArgs = args;
+  return defaults;
+}
+
+/** What a run says about host_key_checking = False: honoured as accept-new, never weaker. */
+export function hostKeyCheckingWarning(settings: AnsibleSettings): string | undefined {
+  const h = settings.hostKeyChecking;
+  if (!h || h.value) return undefined;
+  return `host_key_checking = False (${h.source}) is honoured as accept-new: host keys never seen are recorded in known_hosts, a changed key is still refused`;
 }
 
 function timeoutFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

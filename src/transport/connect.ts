@@ -60,10 +60,15 @@ export function loadSshConfig(file: string | undefined): SshConfig | undefined {
 
 /** How to reach an inventory host; a variable we cannot honour fails that host, naming file:line:column. */
 export function connectionSpecOf(host: InventoryHost, options: TransportOptions): ConnectionSpec {
-  const { spec, problems } = buildConnectionSpec(host, loadSshConfig(options.sshConfigFile), {
-    user: localUser(),
-    home: os.homedir(),
-  });
+  const { spec, problems } = buildConnectionSpec(
+    host,
+    loadSshConfig(options.sshConfigFile),
+    {
+      user: localUser(),
+      home: os.homedir(),
+    },
+    options.defaults,
+  );
   if (!spec) {
     throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '));
   }

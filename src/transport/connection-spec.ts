@@ -19,6 +19,19 @@ export interface LocalIdentity {
   home: string;
 }
 
+/**
+ * What ansible.cfg, ANSIBLE_* and the command line (-u, --private-key) set for every host, below
+ * the host's own inventory variables (Ansible's precedence). `source` names where each came from.
+ */
+export interface ConnectionDefaults {
+  remoteUser?: { value: string; source: string };
+  privateKeyFile?: { value: string; source: string };
+  become?: { value: boolean; source: string };
+  becomeUser?: { value: string; source: string };
+  /** [ssh_connection] ssh_args / ssh_common_args: read as ansible_ssh_common_args is. */
+  sshArgs?: { value: string; source: string }[];
+}
+
 export interface ConnectionSpecResult {
   spec?: ConnectionSpec;
   problems: Problem[];
@@ -34,10 +47,17 @@ export function parseJumpTarget(text: string): { user?: string; host: string; po
 const TRUE_WORDS = new Set(['true', 'yes', 'on', '1', 'y']);
 const FALSE_WORDS = new Set(['false', 'no', 'off', '0', 'n', '']);
 
-export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | undefined, local: LocalIdentity): ConnectionSpecResult {
+export function buildConnectionSpec(
+  host: InventoryHost,
+  sshConfig: SshConfig | undefined,
+  local: LocalIdentity,
+  defaults: ConnectionDefaults = {},
+): ConnectionSpecResult {
   const problems: Problem[] = [];
-  const problem = (def: VarDefinition | undefined, message: string) =>
-    problems.push({ severity: 'error', location: def?.location, valuePath: def?.valuePath ?? host.name, message });
+  const problem = (def: VarDefinition | string | undefined, message: string) =>
+    typeof def === 'string'
+      ? problems.push({ severity: 'error', valuePath: host.name, message: `${message} (from ${def})` })
+      : problems.push({ severity: 'error', location: def?.location, valuePath: def?.valuePath ?? host.name, message });
 
   /** A string variable (numbers are accepted as their text); Jinja is refused. */
   const str = (...names: string[]): string | undefined => {
@@ -74,11 +94,11 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
     if (/^\d+$/.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535) port = Number(portText);
     else problem(defOf('ansible_port', 'ansible_ssh_port'), `ansible_port must be a port number (1-65535), not ${JSON.stringify(portText)}`);
   }
-  const user = str('ansible_user', 'ansible_ssh_user') ?? config.user ?? local.user;
+  const user = str('ansible_user', 'ansible_ssh_user') ?? defaults.remoteUser?.value ?? config.user ?? local.user;
   const tokens = { h: address, p: port, r: user, u: local.user, d: local.home };
   const expand = (p: string) => expandTokens(p, tokens);
 
-  let privateKeyFile = str('ansible_ssh_private_key_file', 'ansible_private_key_file');
+  let privateKeyFile = str('ansible_ssh_private_key_file', 'ansible_private_key_file') ?? defaults.privateKeyFile?.value;
   if (privateKeyFile !== undefined) privateKeyFile = expand(privateKeyFile);
   else if (config.identityFiles[0] !== undefined) privateKeyFile = expand(config.identityFiles[0]);
 
@@ -86,10 +106,15 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
 
   // ansible_ssh_common_args / ansible_ssh_extra_args: the options we honour, refuse or skip.
   let proxyJump: string | undefined;
+  // The host's own arguments first (the first ProxyJump wins, as in OpenSSH), then ansible.cfg's.
+  const argSources: { name: string; text: string; def: VarDefinition | string }[] = [];
   for (const name of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
     const text = str(name);
-    if (text === undefined) continue;
-    const def = host.vars[name]!;
+    if (text !== undefined) argSources.push({ name, text, def: host.vars[name]! });
+  }
+  if (host.vars.ansible_ssh_common_args === undefined)
+    for (const a of defaults.sshArgs ?? []) argSources.push({ name: 'ssh_args', text: a.value, def: a.source });
+  for (const { name, text, def } of argSources) {
     let words: string[];
     try {
       words = splitShellWords(text);
@@ -157,7 +182,7 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
   }
 
   const becomeDef = defOf('ansible_become');
-  let become = false;
+  let become = defaults.become?.value ?? false;
   if (becomeDef) {
     const v = becomeDef.value;
     if (typeof v === 'boolean') become = v;
@@ -169,9 +194,9 @@ export function buildConnectionSpec(host: InventoryHost, sshConfig: SshConfig | 
   if (become && method !== undefined && method !== 'sudo') {
     problem(defOf('ansible_become_method'), `ansible_become_method: ${method} is not supported; reconcile uses sudo -n`);
   }
-  const becomeUser = str('ansible_become_user');
+  const becomeUser = str('ansible_become_user') ?? defaults.becomeUser?.value;
   if (become && becomeUser !== undefined && becomeUser !== 'root') {
-    problem(defOf('ansible_become_user'), `ansible_become_user: ${becomeUser} is not supported; reconcile becomes root`);
+    problem(defOf('ansible_become_user') ?? defaults.becomeUser?.source, `ansible_become_user: ${becomeUser} is not supported; reconcile becomes root`);
   }
 
   const incusSocket = str('incus_socket') ?? DEFAULT_INCUS_SOCKET;

@@ -49,6 +49,8 @@ export interface TransportOptions {
   sshConfigFile?: string;
   /** ssh-agent socket; undefined: SSH_AUTH_SOCK of the process; null: no agent. */
   agentSocket?: string | null;
+  /** ansible.cfg, ANSIBLE_* and -u/--private-key: below every host's own variables. */
+  defaults?: import('./connection-spec.js').ConnectionDefaults;
 }
 
 export interface ExecResult {

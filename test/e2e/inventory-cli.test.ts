@@ -107,7 +107,8 @@ describe('reconcile validate', () => {
     expect(await reconcile('validate')).toEqual({
       code: 1,
       stdout: '',
-      stderr: "reconcile: validate: -i INVENTORY is required (see 'reconcile validate --help')\n",
+      stderr:
+        "reconcile: validate: -i INVENTORY is required, or an inventory in ansible.cfg ([defaults] inventory) or ANSIBLE_INVENTORY (see 'reconcile validate --help')\n",
     });
     expect(await reconcile('validate', '-i', 'nowhere.yaml')).toEqual({
       code: 1,

@@ -43,7 +43,11 @@ describe('reconcile [PLAYBOOK] -i INVENTORY', () => {
   });
 
   it('usage errors are one line, exit 1', async () => {
-    expect(await reconcile([])).toEqual({ exitCode: 1, stdout: '', stderr: "reconcile: -i INVENTORY is required (see 'reconcile --help')\n" });
+    expect(await reconcile([])).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: "reconcile: -i INVENTORY is required, or an inventory in ansible.cfg ([defaults] inventory) or ANSIBLE_INVENTORY (see 'reconcile --help')\n",
+    });
     expect(await reconcile(['-i', 'x', '--forks', '0'])).toEqual({
       exitCode: 1,
       stdout: '',

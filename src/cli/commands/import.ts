@@ -9,6 +9,7 @@
  * (src/inventory/insert-entries.ts, every other byte kept).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
@@ -77,7 +78,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const see = "(see 'reconcile import --help')";
-  if (!values.inventory) throw new UsageError(`import: -i INVENTORY is required ${see}`);
+  // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
+  const inventoryArg = values.inventory ?? inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'import');
   if (positionals.length > 0) throw new UsageError(`import: unexpected argument '${positionals[0]}' ${see}`);
   if (!values['out-dir']) throw new UsageError(`import: --out-dir DIR is required: the certificate files are written there ${see}`);
   const names = values.names?.flatMap((n) => n.split(',')).map((n) => n.trim());
@@ -86,14 +88,14 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const forks = positiveInt('import', '--forks', values.forks, 10);
   const now = new Date();
 
-  const inventory = await loadInventory(resolve(io.cwd, values.inventory));
+  const inventory = await loadInventory(resolve(io.cwd, inventoryArg));
   const problems = validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(formatProblem(p) + '\n');
   const writeTo = values.write === undefined ? undefined : resolve(io.cwd, values.write);
   if (writeTo !== undefined && !inventory.files.includes(writeTo)) {
     throw new UsageError(
-      `import: --write ${values.write} is not a file of the inventory ${values.inventory}; give the inventory file or the group_vars/host_vars file the entries belong in`,
+      `import: --write ${values.write} is not a file of the inventory ${inventoryArg}; give the inventory file or the group_vars/host_vars file the entries belong in`,
     );
   }
 
@@ -148,7 +150,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const mode = statSync(writeTo).mode & 0o777;
   await writeFileAtomic(writeTo, inserted.text, { mode });
-  const after = desiredTrust(await loadInventory(resolve(io.cwd, values.inventory)), now);
+  const after = desiredTrust(await loadInventory(resolve(io.cwd, inventoryArg)), now);
   const hidden = hiddenEntries(inventory, desiredOf, after);
   if (hidden.length > 0) {
     // Ansible does not merge lists: a host's own incus_trusted_clients replaces its groups'.

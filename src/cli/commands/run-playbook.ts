@@ -12,8 +12,9 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
-import { transportOptions } from '../transport-options.js';
-import { UsageError } from '../../errors.js';
+import { hostKeyCheckingWarning, transportOptions, type AnsibleConnection } from '../transport-options.js';
+import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { InventoryError, UsageError } from '../../errors.js';
 import { planRun, type PlanRequest } from '../../engine/plan-run.js';
 import { defaultPlanDeps } from '../../engine/inputs.js';
 import { parseLockTimeout } from '../run-lock.js';
@@ -29,7 +30,11 @@ Reconciles the hosts of an Ansible inventory with what it declares: reads every 
 host's live state over SSH, prints the plan, and applies it (or, with --check, only shows it).
 
   PLAYBOOK                 plays of {name, hosts, reconcile: [...]} (default: the shipped playbooks/site.yaml)
-  -i, --inventory FILE     Ansible YAML inventory (file or folder)
+  -i, --inventory FILE     Ansible YAML inventory (file or folder); default: [defaults] inventory
+                           of ansible.cfg or ANSIBLE_INVENTORY, as Ansible finds them
+  -u, --user USER          remote user for hosts without ansible_user (over remote_user of ansible.cfg)
+  --private-key FILE       SSH key for hosts without ansible_ssh_private_key_file
+  --list-hosts             print the hosts each play selects (as ansible-playbook --list-hosts), connect to none
   -C, --check              dry run: show the plan, change nothing
   --out PLAN               also save the plan to PLAN (JSON, mode 0600; 'reconcile apply PLAN'
                            applies exactly it, 'reconcile show PLAN' prints it)
@@ -38,7 +43,7 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
   --strict                 a variable that looks like one reconcile reads but is not (a typo such
                            as incus_trusted_client) is an error, not a warning
   --limit PATTERN          only hosts matching an Ansible host pattern (a:b, a:&b, a:!b, globs)
-  --forks N                hosts worked on in parallel (default 10)
+  --forks N                hosts worked on in parallel (default: forks of ansible.cfg, else 10)
   --prune                  remove trusted certificates the inventory does not name
   --warn-days N            report trusted certificates expiring within N days (default 30;
                            in the --json report and the metrics file)
@@ -65,6 +70,9 @@ read-only, in /run/reconcile for root, else the temp folder).
 
 const OPTIONS = {
   inventory: { type: 'string', short: 'i' },
+  user: { type: 'string', short: 'u' },
+  'private-key': { type: 'string' },
+  'list-hosts': { type: 'boolean' },
   check: { type: 'boolean', short: 'C' },
   diff: { type: 'boolean', short: 'D' },
   out: { type: 'string' },
@@ -102,6 +110,10 @@ export interface RunPlaybookOptions {
   quiet: boolean;
   acceptNewHostKeys: boolean;
   verbose: boolean;
+  /** --list-hosts: print what each play selects and stop. */
+  listHosts: boolean;
+  /** ansible.cfg and ANSIBLE_*, with -u / --private-key over them. */
+  ansible: AnsibleConnection;
 }
 
 export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOptions | 'help' {
@@ -110,10 +122,16 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
   if (positionals.length > 1) {
     throw new UsageError(`one playbook at most, got ${positionals.length}: ${positionals.join(' ')} (see 'reconcile --help')`);
   }
-  if (!values.inventory) throw new UsageError(`-i INVENTORY is required (see 'reconcile --help')`);
+  const settings = readAnsibleSettings(io.env, io.cwd);
+  const inventory = inventoryOf(values.inventory, settings, io);
   const playbook = positionals[0] !== undefined ? resolve(io.cwd, positionals[0]) : shippedPlaybook();
+  const ansible: AnsibleConnection = { settings };
+  if (values.user !== undefined) ansible.user = values.user;
+  if (values['private-key'] !== undefined) ansible.privateKey = resolve(io.cwd, values['private-key']);
   return {
-    inventory: resolve(io.cwd, values.inventory),
+    inventory,
+    listHosts: values['list-hosts'] ?? false,
+    ansible,
     playbook,
     check: values.check ?? false,
     diff: values.diff ?? false,
@@ -121,7 +139,7 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     yes: (values.yes ?? false) || (values['auto-approve'] ?? false),
     strict: values.strict ?? false,
     limit: values.limit,
-    forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, 10)),
+    forks: withoutCommandPrefix(() => positiveInt('reconcile', '--forks', values.forks, settings.forks?.value ?? 10)),
     warnDays: withoutCommandPrefix(() => positiveInt('reconcile', '--warn-days', values['warn-days'], 30)),
     prune: values.prune ?? false,
     json: values.json ?? false,
@@ -139,6 +157,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
+  for (const w of [...options.ansible.settings.warnings, hostKeyCheckingWarning(options.ansible.settings)]) if (w) io.stderr(`reconcile: warning: ${w}\n`);
+  if (options.listHosts) return listHosts(options, io);
   if (options.out !== undefined && !existsSync(dirname(options.out))) {
     throw new UsageError(`--out ${options.out}: folder ${dirname(options.out)} does not exist`);
   }
@@ -174,10 +194,32 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
     prune: options.prune,
     warnDays: options.warnDays,
     strict: options.strict,
-    transport: transportOptions(io, options.acceptNewHostKeys),
+    transport: transportOptions(io, options.acceptNewHostKeys, options.ansible),
     now: () => new Date(),
     toolVersion: packageVersion(),
   };
+}
+
+/** ansible-playbook --list-hosts: each play, its pattern and the hosts it selects (∩ --limit); nothing is connected to. */
+async function listHosts(options: RunPlaybookOptions, io: CliIO): Promise<number> {
+  const deps = defaultPlanDeps();
+  const inventory = await deps.loadInventory(options.inventory);
+  const { plays, problems } = await deps.loadPlaybook(options.playbook);
+  if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
+  const limited = options.limit !== undefined ? new Set(deps.selectHosts(inventory, options.limit).hosts) : undefined;
+  const lines = ['', `playbook: ${options.playbook}`];
+  plays.forEach((play, i) => {
+    const hosts = deps.selectHosts(inventory, play.hosts).hosts.filter((h) => !limited || limited.has(h));
+    lines.push(
+      '',
+      `  play #${i + 1} (${play.hosts}): ${play.name}`,
+      `    pattern: ['${play.hosts}']`,
+      `    hosts (${hosts.length}):`,
+      ...hosts.map((h) => `      ${h}`),
+    );
+  });
+  io.stdout(`${lines.join('\n')}\n`);
+  return 0;
 }
 
 /** main.ts prefixes every usage error with `reconcile: `; the default command has no name of its own to add. */

@@ -8,6 +8,7 @@
  *
  * Exit code 0; 1 when an Incus host could not be read (the others are still printed).
  */
+import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -133,7 +134,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`scrape-config: unexpected argument '${positionals[0]}' (see 'reconcile scrape-config --help')`);
-  if (!values.inventory) throw new UsageError(`scrape-config: -i INVENTORY is required (see 'reconcile scrape-config --help')`);
+  // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
+  values.inventory ??= inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'scrape-config');
   const k8s = kubernetesOptions(values);
 
   const deps = defaultPlanDeps();

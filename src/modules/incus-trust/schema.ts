@@ -34,7 +34,8 @@ export const INCUS_TRUST_SCHEMA: SchemaFragment = {
       },
     },
     incus_trust_group: {
-      description: 'The inventory group whose hosts are Incus servers (default incus): where the group exists, a host outside it is never reconciled for trust.',
+      description:
+        'The inventory group whose hosts are Incus servers (default incus): where the group exists, a host outside it is never reconciled for trust.',
       type: 'string',
       minLength: 1,
     },
