@@ -52,7 +52,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  values.inventory ??= inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'audit');
+  const ansible = readAnsibleSettings(io.env, io.cwd);
+  values.inventory ??= inventoryOf(undefined, ansible, io, 'audit');
   if (positionals.length > 0) throw new UsageError(`audit: unexpected argument '${positionals[0]}' (see 'reconcile audit --help')`);
   const warnDays = values['warn-days'] === '0' ? 0 : positiveInt('audit', '--warn-days', values['warn-days'], 30);
   const forks = positiveInt('audit', '--forks', values.forks, 10);
@@ -74,7 +75,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   for (const w of selection.warnings) io.stderr(`audit: ${w}\n`);
 
-  const transport = transportOptions(io, values['accept-new-host-keys'] ?? false);
+  const transport = transportOptions(io, values['accept-new-host-keys'] ?? false, { settings: ansible });
   const ctx = { inventory, readInventoryFile: (rel: string) => readInventoryFile(inventory, rel), now };
   const reads = await readTrustStores(
     selection.hosts.map((name) => inventory.hosts.get(name)!),

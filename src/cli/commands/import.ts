@@ -79,7 +79,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const see = "(see 'reconcile import --help')";
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  const inventoryArg = values.inventory ?? inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'import');
+  const ansible = readAnsibleSettings(io.env, io.cwd);
+  const inventoryArg = values.inventory ?? inventoryOf(undefined, ansible, io, 'import');
   if (positionals.length > 0) throw new UsageError(`import: unexpected argument '${positionals[0]}' ${see}`);
   if (!values['out-dir']) throw new UsageError(`import: --out-dir DIR is required: the certificate files are written there ${see}`);
   const names = values.names?.flatMap((n) => n.split(',')).map((n) => n.trim());
@@ -101,7 +102,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const desiredOf = desiredTrust(inventory, now);
   const hosts = hostsToRead(inventory, values.limit, desiredOf);
-  const reads = await readTrustStores(hosts, transportOptions(io, values['accept-new-host-keys'] ?? false), forks);
+  const reads = await readTrustStores(hosts, transportOptions(io, values['accept-new-host-keys'] ?? false, { settings: ansible }), forks);
   let failed = false;
   const readable: HostTrustRead[] = [];
   for (const read of reads) {

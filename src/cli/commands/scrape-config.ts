@@ -135,7 +135,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`scrape-config: unexpected argument '${positionals[0]}' (see 'reconcile scrape-config --help')`);
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  values.inventory ??= inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'scrape-config');
+  const ansible = readAnsibleSettings(io.env, io.cwd);
+  values.inventory ??= inventoryOf(undefined, ansible, io, 'scrape-config');
   const k8s = kubernetesOptions(values);
 
   const deps = defaultPlanDeps();
@@ -176,7 +177,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const certFile = values['cert-file'] ?? `${DEFAULT_CERT_DIR}/${stem}.crt`;
   const keyFile = values['key-file'] ?? `${DEFAULT_CERT_DIR}/${stem}.key`;
 
-  const transport = transportOptions(io, false);
+  const transport = transportOptions(io, false, { settings: ansible });
   const pool = defaultSessionPool(transport);
   const sessionOf = async (h: InventoryHost): Promise<HostSession> => pool.session(await deps.connectionSpec(h, inventory, transport));
   let observed;
