@@ -67,11 +67,15 @@ interface Hop {
   label: string;
 }
 
-/** The keys we may offer: the named file, or the default files that exist. */
-async function loadKeys(host: string, hop: Hop): Promise<{ file: string; key: Buffer }[]> {
+/**
+ * The keys we may offer: the named file, or the default files that exist. `locked`: key files
+ * left out because a passphrase protects them (only an agent can use them), for the message.
+ */
+async function loadKeys(host: string, hop: Hop): Promise<{ keys: { file: string; key: Buffer }[]; locked: string[] }> {
   const named = hop.privateKeyFile !== undefined;
   const files = named ? [hop.privateKeyFile!] : DEFAULT_KEYS.map((k) => path.join(os.homedir(), '.ssh', k)).filter((f) => existsSync(f));
   const keys: { file: string; key: Buffer }[] = [];
+  const locked: string[] = [];
   for (const file of files) {
     const read = readLocalFile(file);
     if (!('bytes' in read)) {
@@ -82,14 +86,25 @@ async function loadKeys(host: string, hop: Hop): Promise<{ file: string; key: Bu
     const parsed = utils.parseKey(key);
     // An encrypted key cannot be used without a prompt; the agent may hold it.
     if (parsed instanceof Error) {
+      const encrypted = /passphrase|encrypted/i.test(parsed.message);
       if (named && !process.env.SSH_AUTH_SOCK) {
-        throw new TransportError(host, 'read private key', `${file}: ${parsed.message} (encrypted keys need ssh-agent)`, true);
+        throw new TransportError(host, 'read private key', encrypted ? lockedKeyAdvice([file]) : `${file}: ${parsed.message}`, true);
       }
+      if (encrypted) locked.push(file);
       continue;
     }
     keys.push({ file, key });
   }
-  return keys;
+  return { keys, locked };
+}
+
+/** What to do about keys only an agent could use (reconcile never asks for a passphrase). */
+function lockedKeyAdvice(files: string[]): string {
+  const shown = files.map((f) => f.replace(os.homedir(), '~'));
+  return (
+    `${shown.join(', ')} ${files.length === 1 ? 'is' : 'are'} protected by a passphrase and no ssh-agent holds ${files.length === 1 ? 'it' : 'them'} ` +
+    `(SSH_AUTH_SOCK is not set): start one and run 'ssh-add ${shown[0]}', or name a key without a passphrase (ansible_ssh_private_key_file, --private-key)`
+  );
 }
 
 function describeConnectError(e: Error & { code?: string; level?: string }, hop: Hop, timeoutMs: number): { step: string; message: string } {
@@ -175,7 +190,7 @@ class KnownHosts {
 
 /** Opens one authenticated SSH connection to a hop, over `sock` when it sits behind a jump. */
 async function connectHop(host: string, hop: Hop, options: TransportOptions, knownHosts: KnownHosts, sock?: Duplex): Promise<Client> {
-  const keys = await loadKeys(host, hop);
+  const { keys, locked } = await loadKeys(host, hop);
   const agent = options.agentSocket === undefined ? process.env.SSH_AUTH_SOCK : (options.agentSocket ?? undefined);
   const methods: AnyAuthMethod[] = [];
   if (agent) methods.push({ type: 'agent', username: hop.user, agent });
@@ -184,7 +199,9 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
     throw new TransportError(
       host,
       'authenticate',
-      `no key to offer ${hop.user}@${hop.address}: no ssh-agent (SSH_AUTH_SOCK) and no key file (${hop.privateKeyFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(', ')})`,
+      locked.length > 0
+        ? `no key to offer ${hop.user}@${hop.address}: ${lockedKeyAdvice(locked)}`
+        : `no key to offer ${hop.user}@${hop.address}: no ssh-agent (SSH_AUTH_SOCK) and no key file (${hop.privateKeyFile ?? DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(', ')})`,
       true,
     );
   }

@@ -194,6 +194,13 @@ describe('ssh transport, other paths', () => {
       const none = await failure(connect('web1', {}, { agentSocket: null }));
       expect(none).toMatchObject({ step: 'authenticate', unreachable: true });
       expect(none.message).toMatch(/no key to offer root@127\.77\.[0-9.]+: no ssh-agent \(SSH_AUTH_SOCK\) and no key file/);
+      // A passphrase-protected default key without an agent: said so, with the way out (not "no key file").
+      await mkdir(path.join(dir, 'empty-home', '.ssh'), { recursive: true });
+      await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret words', '-f', path.join(dir, 'empty-home', '.ssh', 'id_ed25519')]);
+      const locked = await failure(connect('web1', {}, { agentSocket: null }));
+      expect(locked.message).toMatch(
+        /^web1: authenticate: no key to offer root@127\.77\.[0-9.]+: ~\/\.ssh\/id_ed25519 is protected by a passphrase and no ssh-agent holds it \(SSH_AUTH_SOCK is not set\): start one and run 'ssh-add ~\/\.ssh\/id_ed25519', or name a key without a passphrase/,
+      );
       const refused = await failure(connect('web1', { ansible_ssh_private_key_file: path.join(dir, 'stranger_key') }, { agentSocket: null }));
       expect(refused.message).toBe(`web1: authenticate: root@${lab.host('web1').address}:22 accepted none of the keys offered`);
       // A key "file" that never ends, or never answers, is refused at once (not read forever).
