@@ -20,6 +20,9 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   cert: () => import('./commands/cert.js'),
   config: () => import('./commands/config.js'),
   'scrape-config': () => import('./commands/scrape-config.js'),
+  completion: () => import('./commands/completion.js'),
+  // What a completion script asks at each TAB (not listed in --help).
+  __names: async () => ({ run: (await import('./commands/completion.js')).names }),
 };
 const TOP_LEVEL_HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [--check] [--diff] [--limit PATTERN] [--forks N] [--prune] [--json]
        reconcile COMMAND [options]
@@ -38,6 +41,7 @@ Commands:
   cert            generate a key pair and certificate, or show a certificate
   config          show the Ansible settings reconcile takes (ansible.cfg, ANSIBLE_*) and where from
   scrape-config   print the Prometheus scrape configuration for the inventory
+  completion      print a shell completion script (bash, zsh, fish)
 
 'reconcile COMMAND --help' describes each; 'reconcile --check --help' the run's options;
 'reconcile --version' prints the version.
