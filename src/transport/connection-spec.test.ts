@@ -102,7 +102,6 @@ describe('buildConnectionSpec', () => {
       '8:all.hosts.h.ansible_connection: ansible_connection: winrm is not supported (use ssh or local)',
       '3:all.hosts.h.ansible_port: ansible_port must be a port number (1-65535), not "ssh"',
       '4:all.hosts.h.ansible_user: ansible_user uses a Jinja template ("{{ lookup(\\"env\\", \\"USER\\") }}"); reconcile does not evaluate templates: write the value itself',
-      '5:all.hosts.h.ansible_ssh_common_args: ansible_ssh_common_args: ProxyCommand is not supported; use -J / ProxyJump',
       '7:all.hosts.h.ansible_become_method: ansible_become_method: su is not supported; reconcile uses sudo -n',
     ]);
   });
@@ -114,7 +113,7 @@ describe('buildConnectionSpec', () => {
     );
     expect(buildConnectionSpec(host('web1', {}), cfg, local).spec?.warnings).toEqual([
       '/home/me/.ssh/config:1: Match exec test -f /x: criterion "exec" is not supported; block ignored',
-      'jump host gw: /home/me/.ssh/config:6: ProxyCommand is not supported and is ignored (use ProxyJump)',
+      'jump host gw: its ProxyCommand is not supported (a jump host is reached directly, or through the jump hosts before it)',
     ]);
     expect(buildConnectionSpec(host('web1', { ansible_connection: 'local' }), cfg, local).spec).not.toHaveProperty('warnings');
     // Nothing to say: no warnings field at all.

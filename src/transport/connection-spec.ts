@@ -106,6 +106,7 @@ export function buildConnectionSpec(
 
   // ansible_ssh_common_args / ansible_ssh_extra_args: the options we honour, refuse or skip.
   let proxyJump: string | undefined;
+  let proxyCommand: string | undefined;
   // The host's own arguments first (the first ProxyJump wins, as in OpenSSH), then ansible.cfg's.
   const argSources: { name: string; text: string; def: VarDefinition | string }[] = [];
   for (const name of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
@@ -144,14 +145,17 @@ export function buildConnectionSpec(
       }
       const key = m[1]!.toLowerCase();
       const value = m[2]!.trim();
-      if (key === 'proxyjump') proxyJump ??= value;
-      else if (key === 'userknownhostsfile') knownHostsFiles = splitShellWords(value).map(expand);
+      if (key === 'proxyjump') {
+        if (proxyCommand === undefined) proxyJump ??= value;
+      } else if (key === 'userknownhostsfile') knownHostsFiles = splitShellWords(value).map(expand);
       else if (key === 'identityfile') privateKeyFile = expand(value);
-      else if (key === 'proxycommand') problem(def, `${name}: ProxyCommand is not supported; use -J / ProxyJump`);
+      else if (key === 'proxycommand' && proxyJump === undefined) proxyCommand ??= value;
       // StrictHostKeyChecking, ControlMaster, ServerAlive* … have no bearing here.
     }
   }
-  proxyJump ??= config.proxyJump;
+  if (proxyCommand === undefined) proxyJump ??= config.proxyJump;
+  if (proxyJump === undefined) proxyCommand ??= config.proxyCommand;
+  if (proxyCommand?.toLowerCase() === 'none') proxyCommand = undefined;
 
   // What ~/.ssh/config says but reconcile cannot honour, for this host and its jump hosts.
   const warnings = new Set(config.warnings);
@@ -165,6 +169,9 @@ export function buildConnectionSpec(
       }
       // A jump host's own settings come from ~/.ssh/config too, as OpenSSH does.
       const jc = sshSettingsFor(sshConfig, target.host);
+      if (jc.proxyCommand !== undefined && jc.proxyCommand.toLowerCase() !== 'none') {
+        warnings.add(`jump host ${target.host}: its ProxyCommand is not supported (a jump host is reached directly, or through the jump hosts before it)`);
+      }
       // A line that concerns the host itself is said once, unprefixed.
       for (const w of jc.warnings) if (!warnings.has(w)) warnings.add(`jump host ${target.host}: ${w}`);
       const jumpUser = target.user ?? jc.user ?? local.user;
@@ -215,6 +222,8 @@ export function buildConnectionSpec(
     incusSocket,
   };
   if (knownHostsFiles) spec.knownHostsFiles = knownHostsFiles;
+  // Run as OpenSSH runs it: tokens expanded (%h the address, %p, %r, %n the name as given), through /bin/sh.
+  if (proxyCommand !== undefined) spec.proxyCommand = expandTokens(proxyCommand, { ...tokens, n: givenHost });
   // A local host is not reached through ssh: what its config says does not concern it.
   if (warnings.size > 0 && spec.connection === 'ssh') spec.warnings = [...warnings];
   return { spec, problems };

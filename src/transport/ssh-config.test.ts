@@ -76,14 +76,17 @@ describe('ssh config', () => {
     );
     expect(sshSettingsFor(c, 'web1').warnings).toEqual([
       '/home/u/.ssh/config:1: Include not followed',
-      '/home/u/.ssh/config:3: ProxyCommand is not supported and is ignored (use ProxyJump)',
       '/home/u/.ssh/config:4: Match user ops host web*: criterion "user" is not supported; block ignored',
     ]);
-    // ProxyCommand none (first value wins) needs nothing; a host no block concerns gets only the config's own warning.
+    // ProxyCommand as written (the first value wins, tokens expanded later); `none` is kept as none.
+    expect(sshSettingsFor(c, 'web1').proxyCommand).toBe('nc %h %p');
+    expect(sshSettingsFor(c, 'db1').proxyCommand).toBe('none');
+    expect(sshSettingsFor(c, 'other').proxyCommand).toBe('ssh -W %h:%p gw');
     expect(sshSettingsFor(c, 'db1').warnings).toEqual(['/home/u/.ssh/config:1: Include not followed', expect.stringMatching(/:4: Match user ops/)]);
   });
 
   it('expands ~ and tokens in paths', () => {
     expect(expandTokens('~/.ssh/%r@%h:%p', { h: 'w', p: 22, r: 'root', u: 'me', d: '/home/me' })).toBe('/home/me/.ssh/root@w:22');
+    expect(expandTokens('relay %n %h %%h', { h: '10.0.0.1', p: 22, r: 'root', u: 'me', d: '/home/me', n: 'web1' })).toBe('relay web1 10.0.0.1 %h');
   });
 });

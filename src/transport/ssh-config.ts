@@ -4,7 +4,7 @@
  * (IdentityFile and UserKnownHostsFile accumulate), `Host` patterns with `*`, `?` and
  * `!negation`, `Match all` and `Match host`/`originalhost` (other Match criteria never
  * match here), `Include` through a reader the caller passes. Pure. What it reads but cannot
- * honour for a host (an unsupported Match criterion, ProxyCommand, an Include not followed) comes
+ * honour for a host (an unsupported Match criterion such as `Match exec`, an Include not followed) comes
  * back as that host's warnings, naming file:line, so that the user sees it (ConnectionSpec.warnings).
  */
 
@@ -13,7 +13,8 @@ export interface SshConfigBlock {
   condition?: { kind: 'host'; patterns: string[] } | { kind: 'match'; criteria: string[] };
   /** `file:line` of the Host/Match line, for messages. */
   at?: string;
-  options: { key: string; args: string[]; line: number; file: string }[];
+  /** `raw`: the value as written (ProxyCommand is a whole command line). */
+  options: { key: string; args: string[]; raw: string; line: number; file: string }[];
 }
 
 export interface SshConfig {
@@ -30,6 +31,8 @@ export interface SshHostSettings {
   identityFiles: string[];
   /** ProxyJump as written (`none` means explicitly none). */
   proxyJump?: string;
+  /** ProxyCommand as written, tokens unexpanded (`none`: explicitly none). OpenSSH takes the first of the two. */
+  proxyCommand?: string;
   userKnownHostsFiles: string[];
 }
 
@@ -80,7 +83,7 @@ export function parseSshConfig(text: string, file: string, readInclude?: (path: 
         }
       }
     } else {
-      current.options.push({ key, args, line: i + 1, file });
+      current.options.push({ key, args, raw: m[2]!.trim(), line: i + 1, file });
     }
   });
   return config;
@@ -131,10 +134,22 @@ function blockApplies(block: SshConfigBlock, host: string, warnings: string[]): 
 }
 
 /** Expands `%h`, `%p`, `%r`, `%u`, `%d`, `%%` and a leading `~`, as OpenSSH does in paths. */
-export function expandTokens(value: string, tokens: { h: string; p: number; r: string; u: string; d: string }): string {
+export function expandTokens(value: string, tokens: { h: string; p: number; r: string; u: string; d: string; n?: string }): string {
   const withHome = value === '~' || value.startsWith('~/') ? tokens.d + value.slice(1) : value;
-  return withHome.replace(/%([hprud%])/g, (_, t: string) =>
-    t === '%' ? '%' : t === 'h' ? tokens.h : t === 'p' ? String(tokens.p) : t === 'r' ? tokens.r : t === 'u' ? tokens.u : tokens.d,
+  return withHome.replace(/%([hprudn%])/g, (all, t: string) =>
+    t === '%'
+      ? '%'
+      : t === 'h'
+        ? tokens.h
+        : t === 'p'
+          ? String(tokens.p)
+          : t === 'r'
+            ? tokens.r
+            : t === 'u'
+              ? tokens.u
+              : t === 'n'
+                ? (tokens.n ?? all)
+                : tokens.d,
   );
 }
 
@@ -147,7 +162,6 @@ export function sshSettingsFor(config: SshConfig | undefined, host: string): Ssh
   const out: SshHostSettings & { warnings: string[] } = { identityFiles: [], userKnownHostsFiles: [], warnings: [] };
   if (!config) return out;
   out.warnings.push(...config.warnings);
-  let proxyCommandSeen = false;
   for (const block of config.blocks) {
     if (!blockApplies(block, host, out.warnings)) continue;
     for (const o of block.options) {
@@ -167,14 +181,11 @@ export function sshSettingsFor(config: SshConfig | undefined, host: string): Ssh
           out.identityFiles.push(first);
           break;
         case 'proxyjump':
-          out.proxyJump ??= first;
+          // The first of ProxyJump and ProxyCommand wins, as in OpenSSH.
+          if (out.proxyCommand === undefined) out.proxyJump ??= first;
           break;
         case 'proxycommand':
-          // OpenSSH would run it to reach the host; reconcile connects without it (ProxyJump is supported).
-          if (!proxyCommandSeen && first.toLowerCase() !== 'none' && out.proxyJump === undefined) {
-            out.warnings.push(`${o.file}:${o.line}: ProxyCommand is not supported and is ignored (use ProxyJump)`);
-          }
-          proxyCommandSeen = true;
+          if (out.proxyJump === undefined) out.proxyCommand ??= o.raw;
           break;
         case 'userknownhostsfile':
           if (out.userKnownHostsFiles.length === 0) out.userKnownHostsFiles.push(...o.args);

@@ -9,7 +9,8 @@ import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
@@ -289,10 +290,22 @@ export async function connectSsh(spec: ConnectionSpec, options: TransportOptions
     ...spec.jumps.map((j) => ({ ...j, label: `jump host ${j.user}@${knownHostName(j.address, j.port)}` })),
     { address: spec.address, port: spec.port, user: spec.user, privateKeyFile: spec.privateKeyFile, label: spec.host },
   ];
+  const proxy = spec.proxyCommand !== undefined ? startProxyCommand(spec.proxyCommand) : undefined;
   try {
-    let sock: Duplex | undefined;
+    let sock: Duplex | undefined = proxy?.stream;
     for (const [i, hop] of hops.entries()) {
-      const client = await connectHop(spec.host, hop, options, knownHosts, sock);
+      const client = await connectHop(spec.host, hop, options, knownHosts, sock).catch(async (e: unknown) => {
+        // What the proxy said is why, most of the time (a relay that cannot reach the host):
+        // give it a moment to finish saying it (SSH may see the stream break first).
+        if (proxy) await proxy.ended(1000);
+        const said = proxy?.stderr().trim();
+        if (said && e instanceof TransportError) {
+          throw new TransportError(spec.host, e.step, `${e.message.slice(`${e.host}: ${e.step}: `.length)}; ProxyCommand said: ${said}`, e.unreachable, {
+            cause: e,
+          });
+        }
+        throw e;
+      });
       clients.push(client);
       const next = hops[i + 1];
       if (next) {
@@ -312,9 +325,42 @@ export async function connectSsh(spec: ConnectionSpec, options: TransportOptions
     }
   } catch (e) {
     for (const c of clients.reverse()) c.end();
+    proxy?.stop();
     throw e;
   }
-  return new SshSession(spec, options, clients);
+  const session = new SshSession(spec, options, clients);
+  if (proxy) clients[0]!.on('close', () => proxy.stop());
+  return session;
+}
+
+/**
+ * Runs a ProxyCommand as OpenSSH does (`/bin/sh -c`, in its own process group): its stdout and
+ * stdin become the byte stream ssh2 speaks SSH over; its stderr is kept for the error message.
+ */
+function startProxyCommand(command: string): { stream: Duplex; stderr(): string; ended(withinMs: number): Promise<void>; stop(): void } {
+  const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString('utf8');
+  });
+  const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+  // An exec that fails (no /bin/sh) or a proxy that dies ends the stream: ssh2 reports it.
+  child.on('error', (e) => stream.destroy(e));
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  return {
+    stream,
+    stderr: () => stderr,
+    ended: (withinMs) => Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, withinMs).unref())]),
+    stop: () => {
+      if (child.exitCode === null && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          // Gone already.
+        }
+      }
+    },
+  };
 }
 
 class SshSession implements HostSession {

@@ -18,6 +18,8 @@ export interface ConnectionSpec {
   privateKeyFile?: string;
   /** Hosts to jump through, outermost first (ProxyJump / -J). */
   jumps: JumpSpec[];
+  /** ProxyCommand (tokens expanded): run through /bin/sh, its stdin/stdout the SSH transport. */
+  proxyCommand?: string;
   /** ansible_become: run privileged commands through `sudo -n`. */
   become: boolean;
   /** Incus unix socket on the host (host var `incus_socket`, default /var/lib/incus/unix.socket). */

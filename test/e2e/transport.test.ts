@@ -242,6 +242,27 @@ describe('ssh transport, other paths', () => {
     expect(warned.spec.warnings).toEqual([`${withMatch}:1: Match exec false: criterion "exec" is not supported; block ignored`]);
   });
 
+  it('ProxyCommand: run through /bin/sh with %h %p %r expanded, its stdio the SSH transport; a failing one fails the host with what it said', async () => {
+    const home = lab.env.HOME!;
+    const bastion = lab.host('bastion');
+    const relay = `ssh -F /dev/null -o BatchMode=yes -i ${home}/.ssh/id_ed25519 -o UserKnownHostsFile=${home}/.ssh/known_hosts -o StrictHostKeyChecking=yes -W %h:%p root@${bastion.address}`;
+    const s = await connect('inner', { ansible_ssh_common_args: `-o ProxyCommand="${relay}"` });
+    expect(s.spec.proxyCommand).toBe(relay.replace('%h', lab.host('inner').address).replace('%p', '22'));
+    expect(s.spec.jumps).toEqual([]);
+    expect((await s.exec(['hostname'], 'run')).exitCode).toBe(0);
+    expect((await s.incus.request<{ api_version: string }>('GET', '/1.0', 'read server')).metadata.api_version).toBe('1.0');
+    // The same from ~/.ssh/config, as most users have it.
+    const config = path.join(lab.dir, 'ssh_config.proxycommand');
+    await writeFile(config, `Host inner\n  HostName ${lab.host('inner').address}\n  User root\n  ProxyCommand ${relay}\n`);
+    const fromConfig = await connectHost(connectionSpecOf(inventoryHost('inner', {}), { ...options, sshConfigFile: config }), options);
+    sessions.push(fromConfig);
+    expect((await fromConfig.exec(['true'], 'run')).exitCode).toBe(0);
+    const broken = await failure(connect('inner', { ansible_ssh_common_args: `-o ProxyCommand="echo 'relay: no route to %n as %r' >&2; exit 1"` }));
+    expect(broken).toMatchObject({ step: 'connect', unreachable: true });
+    // %n is the name as given to ssh: ansible_host, as Ansible passes it.
+    expect(broken.message).toMatch(new RegExp(`; ProxyCommand said: relay: no route to ${lab.host('inner').address.replace(/\./g, '\\.')} as root$`));
+  });
+
   it('wrong host key: fails the host naming the key it offered, even with --accept-new-host-keys', async () => {
     for (const acceptNewHostKeys of [false, true]) {
       const e = await failure(connect('wrongkey', {}, { acceptNewHostKeys }));
