@@ -12,8 +12,8 @@ import type { RunView } from '../render/view.js';
 export interface LogLineOptions {
   /** Writes one whole line (the caller adds timestamps, or filters, as it needs). */
   writeLine(line: string): void;
-  /** -v: also log each action as it starts. */
-  verbose: boolean;
+  /** Number of -v: 1 also logs each action as it starts; 3 each host's connection settings and their sources. */
+  verbose: number;
   /** The plan text (stdout) prints a read failure in full: the log line names only the step. */
   planShowsErrors?: boolean;
 }
@@ -26,9 +26,19 @@ export function logLineHooks(options: LogLineOptions & { mode: 'check' | 'apply'
   return {
     hostsSelected: (hosts) => line(`${options.mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
     hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : 'reading live state'}`),
+    hostConnecting: (host, c) => {
+      if (options.verbose < 3 || c.connection !== 'ssh') return;
+      const route = c.proxyCommand !== undefined ? ` via ProxyCommand ${c.proxyCommand}` : c.jumps.map((j) => ` via ${j.user}@${j.address}:${j.port}`).join('');
+      const from = Object.entries(c.sources ?? {})
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; ');
+      line(
+        `${host}: ssh ${c.user}@${c.address}:${c.port}${route}, key ${c.privateKeyFile ?? '(agent or default keys)'}, become ${c.become ? 'yes' : 'no'} — ${from}`,
+      );
+    },
     hostApplyStarted: (host) => line(`${host}: applying`),
     actionStarted: (host, module, a) => {
-      if (options.verbose) line(`${host}: ${module}: starting ${describe(a)}`);
+      if (options.verbose >= 1) line(`${host}: ${module}: starting ${describe(a)}`);
     },
     actionApplied: (host, module, a) => line(`${host}: ${module}: applied ${describe(a)}`),
     hostApplyFinished: (host, failure) => {

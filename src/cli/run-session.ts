@@ -40,7 +40,8 @@ export const SESSION_FLAGS = {
   'lock-timeout': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   'accept-new-host-keys': { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
+  // -v logs each action, -vvv each host's connection settings and their sources, -vvvv the SSH negotiation.
+  verbose: { type: 'boolean', short: 'v', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -56,7 +57,8 @@ export interface SessionOptions {
   diff: boolean;
   json: boolean;
   quiet: boolean;
-  verbose: boolean;
+  /** How many -v: 1 actions, 3 connection settings, 4 the SSH negotiation. */
+  verbose: number;
   forks: number;
   metricsFile?: string;
   lockTimeoutSeconds: number;
@@ -198,7 +200,8 @@ export function chooseViews(
 ): RunView {
   // Without a terminal every event is one timestamped, colourless line (src/render/log-lines.ts).
   const logLine = logLineWriter({ write: io.stderr, clock: () => new Date() });
-  const listr = io.isTTY && !options.json && !options.quiet;
+  // -vvv and more: plain lines, as Ansible's verbose output (a progress display would draw over them).
+  const listr = io.isTTY && !options.json && !options.quiet && options.verbose < 3;
   const warnings: RunView = options.quiet ? {} : { warning: (m) => (listr ? io.stderr(`${m}\n`) : logLine(m)) };
   // A key pair made on the controller is a change even -q reports: a log line (stderr) unless
   // the terminal shows progress, and a line of the text output (stdout); --json has `generated`.

@@ -51,6 +51,8 @@ export interface PlanHooks {
   /** The hosts this run reads, in inventory order, before anything connects. */
   hostsSelected?(hosts: string[]): void;
   hostStep?(host: string, step: 'connect' | 'observe'): void;
+  /** How a host is about to be reached (-vvv shows it, with where each setting came from). */
+  hostConnecting?(host: string, connection: ConnectionSpec): void;
   /** One host is read and planned (or failed): its line may stop spinning. */
   hostPlanned?(plan: HostPlan): void;
 }
@@ -367,6 +369,7 @@ async function observeHost(
     obs.connection = await specOf(s.host);
     step = 'connect';
     hooks.hostStep?.(s.host.name, 'connect');
+    hooks.hostConnecting?.(s.host.name, obs.connection);
     const session = await pool.session(obs.connection);
     obs.warnings.push(...(obs.connection.warnings ?? []));
     hooks.hostStep?.(s.host.name, 'observe');
@@ -447,8 +450,9 @@ function planHosts(observations: HostObservation[], ctx: { now: Date; prune: boo
   });
 }
 
+/** What a plan keeps of how a host is reached: not the warnings (reported) nor where each setting came from. */
 function withoutWarnings(spec: ConnectionSpec): ConnectionSpec {
-  const { warnings: _warnings, ...rest } = spec;
+  const { warnings: _warnings, sources: _sources, ...rest } = spec;
   return rest;
 }
 

@@ -25,7 +25,7 @@ describe('log lines', () => {
 
   it('through the progress hooks: one timestamped line per engine event', () => {
     let out = '';
-    const hooks = logLineHooks({ writeLine: logLineWriter({ write: (t) => (out += t), clock }), verbose: false, mode: 'check' });
+    const hooks = logLineHooks({ writeLine: logLineWriter({ write: (t) => (out += t), clock }), verbose: 0, mode: 'check' });
     hooks.hostsSelected!(['web1', 'web2']);
     hooks.hostStep!('web1', 'connect');
     hooks.hostFinished!(host({ host: 'web1', status: 'ok' }));

@@ -30,6 +30,7 @@ export function combineViews(...all: RunView[]): RunView {
     warning: (m) => all.forEach((v) => v.warning?.(m)),
     hostsSelected: (hosts) => all.forEach((v) => v.hostsSelected?.(hosts)),
     hostStep: (host, step) => all.forEach((v) => v.hostStep?.(host, step)),
+    hostConnecting: (host, c) => all.forEach((v) => v.hostConnecting?.(host, c)),
     hostPlanned: (p) => all.forEach((v) => v.hostPlanned?.(p)),
     planned: async (plan) => {
       for (const v of all) await v.planned?.(plan);

@@ -78,6 +78,13 @@ export function buildConnectionSpec(
     return undefined;
   };
   const defOf = (...names: string[]) => names.map((n) => host.vars[n]).find((d) => d !== undefined);
+  /** `ansible_user (hosts.yaml:5)`: the first of the variables the host sets, and where. */
+  const varSource = (...names: string[]): string | undefined => {
+    const name = names.find((n) => host.vars[n] !== undefined);
+    if (name === undefined) return undefined;
+    const at = host.vars[name]!.location;
+    return `${name} (${at.file}:${at.line})`;
+  };
 
   const connection = str('ansible_connection') ?? 'ssh';
   if (!['ssh', 'smart', 'paramiko', 'local'].includes(connection)) {
@@ -210,6 +217,19 @@ export function buildConnectionSpec(
   if (!incusSocket.startsWith('/')) problem(defOf('incus_socket'), `incus_socket must be an absolute path, not ${JSON.stringify(incusSocket)}`);
 
   if (problems.length > 0) return { problems };
+  const sources: Record<string, string> = {
+    address: varSource('ansible_host', 'ansible_ssh_host') ?? (config.hostName !== undefined ? '~/.ssh/config HostName' : 'the inventory name'),
+    user: varSource('ansible_user', 'ansible_ssh_user') ?? defaults.remoteUser?.source ?? (config.user !== undefined ? '~/.ssh/config User' : 'the local user'),
+    key:
+      privateKeyFile === undefined
+        ? 'none named (ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)'
+        : (varSource('ansible_ssh_private_key_file', 'ansible_private_key_file') ?? defaults.privateKeyFile?.source ?? '~/.ssh/config IdentityFile'),
+    become: becomeDef ? (varSource('ansible_become') ?? 'ansible_become') : (defaults.become?.source ?? 'default (no)'),
+  };
+  if (jumps.length > 0)
+    sources.route = `ProxyJump ${proxyJump} (${varSource('ansible_ssh_common_args', 'ansible_ssh_extra_args') ?? '~/.ssh/config or ansible.cfg'})`;
+  if (proxyCommand !== undefined)
+    sources.route = `ProxyCommand (${varSource('ansible_ssh_common_args', 'ansible_ssh_extra_args') ?? '~/.ssh/config or ansible.cfg'})`;
   const spec: ConnectionSpec = {
     host: host.name,
     connection: connection === 'local' ? 'local' : 'ssh',
@@ -222,6 +242,7 @@ export function buildConnectionSpec(
     incusSocket,
   };
   if (knownHostsFiles) spec.knownHostsFiles = knownHostsFiles;
+  spec.sources = sources;
   // Run as OpenSSH runs it: tokens expanded (%h the address, %p, %r, %n the name as given), through /bin/sh.
   if (proxyCommand !== undefined) spec.proxyCommand = expandTokens(proxyCommand, { ...tokens, n: givenHost });
   // A local host is not reached through ssh: what its config says does not concern it.

@@ -31,6 +31,8 @@ export interface ConnectionSpec {
   knownHostsFiles?: string[];
   /** Worth telling the user, not worth failing the host (e.g. a private key file others may read). */
   warnings?: string[];
+  /** Where each setting came from (`user: ansible_user (hosts.yaml:5)`), for -vvv; not kept in a saved plan. */
+  sources?: Record<string, string>;
 }
 
 export interface JumpSpec {
@@ -51,6 +53,8 @@ export interface TransportOptions {
   sshConfigFile?: string;
   /** ssh-agent socket; undefined: SSH_AUTH_SOCK of the process; null: no agent. */
   agentSocket?: string | null;
+  /** -vvvv: a line of the SSH negotiation (ssh2's debug output), already prefixed with the host. */
+  debug?: (line: string) => void;
   /** ansible.cfg, ANSIBLE_* and -u/--private-key: below every host's own variables. */
   defaults?: import('./connection-spec.js').ConnectionDefaults;
 }

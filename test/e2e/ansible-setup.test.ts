@@ -112,6 +112,22 @@ describe('a folder with only ansible.cfg and the inventory', () => {
       expect(JSON.parse(await lab.host(name).incus(['config', 'trust', 'list', '--format', 'json'])).map((r: { name: string }) => r.name)).toEqual(['alice']);
   });
 
+  it('-vvv names, for each host, its user, key and route and where each came from; -vvvv adds the SSH negotiation, nothing secret in it', async () => {
+    const cfg = join(project, 'ansible.cfg');
+    const r = await reconcileIn(['--check', '-vvvv', '--limit', 'sudo1']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const line = r.stderr.split('\n').find((l) => / sudo1: ssh /.test(l))!;
+    expect(line).toContain(`sudo1: ssh reconcile-sudo@${lab.host('sudo1').address}:22, key ${join(project, 'keys', 'deploy_key')}, become yes — `);
+    expect(line).toContain(`user: ${cfg}:3; key: ${cfg}:4; become: ${cfg}:8`);
+    expect(r.stderr).toMatch(/ sudo1: ssh: Handshake: /);
+    const key = await readFile(join(project, 'keys', 'deploy_key'), 'utf8');
+    const body = key
+      .split('\n')
+      .filter((l) => !l.startsWith('-----'))
+      .join('');
+    for (let i = 0; i + 40 <= body.length; i += 20) expect(r.stderr).not.toContain(body.slice(i, i + 40));
+  });
+
   it('reconcile config names where each setting comes from', async () => {
     const cfg = join(project, 'ansible.cfg');
     const r = await reconcileIn(['config'], { ANSIBLE_FORKS: '2' });

@@ -64,7 +64,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       diff: false,
       json: values.json ?? false,
       quiet: values.quiet ?? false,
-      verbose: values.verbose ?? false,
+      verbose: values.verbose?.length ?? 0,
       forks: positiveInt('apply', '--forks', values.forks, 10),
       metricsFile: values['metrics-file'] !== undefined ? resolve(io.cwd, values['metrics-file']) : undefined,
       lockTimeoutSeconds: parseLockTimeout(values['lock-timeout']),

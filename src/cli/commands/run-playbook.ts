@@ -14,6 +14,7 @@ import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { hostKeyCheckingWarning, transportOptions, type AnsibleConnection } from '../transport-options.js';
 import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { logLineWriter } from '../../render/log-lines.js';
 import { InventoryError, UsageError } from '../../errors.js';
 import { planRun, type PlanRequest } from '../../engine/plan-run.js';
 import { defaultPlanDeps } from '../../engine/inputs.js';
@@ -53,7 +54,8 @@ host's live state over SSH, prints the plan, and applies it (or, with --check, o
   --lock-timeout SECONDS   wait this long for another run on the same inventory (default 30; 0: do not wait)
   -q, --quiet              print only drift and errors, one line each (nothing when in sync)
   --accept-new-host-keys   record host keys never seen before in known_hosts
-  -v, --verbose            log every action as it starts
+  -v, --verbose            log every action as it starts; -vvv also each host's connection
+                           settings and where each came from; -vvvv the SSH negotiation
   -h, --help               this help
 
 Exit codes (stable, for cron and scripts; see docs/operations.md):
@@ -109,7 +111,8 @@ export interface RunPlaybookOptions {
   /** -q: only drift and errors. */
   quiet: boolean;
   acceptNewHostKeys: boolean;
-  verbose: boolean;
+  /** Number of -v. */
+  verbose: number;
   /** --list-hosts: print what each play selects and stop. */
   listHosts: boolean;
   /** ansible.cfg and ANSIBLE_*, with -u / --private-key over them. */
@@ -147,7 +150,7 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     lockTimeoutSeconds: parseLockTimeout(values['lock-timeout']),
     quiet: values.quiet ?? false,
     acceptNewHostKeys: values['accept-new-host-keys'] ?? false,
-    verbose: values.verbose ?? false,
+    verbose: values.verbose?.length ?? 0,
   };
 }
 
@@ -186,6 +189,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 }
 
 export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest {
+  const transport = transportOptions(io, options.acceptNewHostKeys, options.ansible);
+  // -vvvv: the SSH negotiation, one timestamped line each, as the other log lines.
+  if (options.verbose >= 4) transport.debug = logLineWriter({ write: io.stderr, clock: () => new Date() });
   return {
     inventoryPath: options.inventory,
     playbookPath: options.playbook,
@@ -194,7 +200,7 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
     prune: options.prune,
     warnDays: options.warnDays,
     strict: options.strict,
-    transport: transportOptions(io, options.acceptNewHostKeys, options.ansible),
+    transport,
     now: () => new Date(),
     toolVersion: packageVersion(),
   };
