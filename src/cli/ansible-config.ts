@@ -171,6 +171,15 @@ export function inventoryOf(flag: string | undefined, settings: AnsibleSettings,
   return from.value[0]!;
 }
 
+/** The default command's inventories: every -i (as ansible-playbook -i a -i b), else the setting's list. */
+export function inventoriesOf(flags: readonly string[] | undefined, settings: AnsibleSettings, io: Pick<CliIO, 'cwd'>): string[] {
+  if (flags !== undefined && flags.length > 0) return flags.map((f) => resolve(io.cwd, f));
+  const from = settings.inventory;
+  if (!from)
+    throw new UsageError(`-i INVENTORY is required, or an inventory in ansible.cfg ([defaults] inventory) or ANSIBLE_INVENTORY (see 'reconcile --help')`);
+  return from.value;
+}
+
 /** Ansible's booleans: yes/on/1/true/t/y (any case) are true, every other word false. */
 function ansibleBoolean(v: string): boolean {
   return ['yes', 'on', '1', 'true', 't', 'y'].includes(v.trim().toLowerCase());

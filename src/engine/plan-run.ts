@@ -26,7 +26,10 @@ export interface Play {
 }
 
 export interface PlanRequest {
+  /** The (first) inventory source: the plan is named after it. */
   inventoryPath: string;
+  /** Every source, read as one inventory (default: inventoryPath alone). */
+  inventoryPaths?: string[];
   playbookPath: string;
   /** --limit pattern, intersected with every play's hosts. */
   limit?: string;
@@ -59,7 +62,7 @@ export interface PlanHooks {
 
 /** The engine's seams to the other stages: real ones in inputs.ts, in-memory ones in unit tests. */
 export interface PlanDeps {
-  loadInventory(path: string): Promise<Inventory>;
+  loadInventory(path: string | readonly string[]): Promise<Inventory>;
   /** Every problem (errors and warnings) of the loaded inventory; it runs the modules' desired() for their rules. */
   validateInventory(
     inventory: Inventory,
@@ -124,7 +127,7 @@ interface HostObservation {
 
 export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: PlanDeps, pool: SessionPool): Promise<RunPlan> {
   const now = request.now();
-  const inventory = await deps.loadInventory(request.inventoryPath);
+  const inventory = await deps.loadInventory(request.inventoryPaths ?? request.inventoryPath);
   const readFile = onceReader(inventory, deps);
   const modules = desiredOnce(deps.modules);
   const inventoryProblems = await deps.validateInventory(inventory, now, readFile.read, modules, { strict: request.strict });

@@ -142,6 +142,19 @@ describe('loading problems', () => {
     expect(wide.groups.get('l0a')!.depth).toBe(40);
   });
 
+  it('reads several sources as one inventory, as ansible-playbook -i a -i b: each group_vars beside its source, the later winning', async () => {
+    const a = tempInventory({
+      'hosts.yaml': 'all:\n  children:\n    incus:\n      hosts:\n        h1: {}\n',
+      'group_vars/incus.yaml': 'x: from-a\ny: only-a\n',
+    });
+    const b = tempInventory({ 'more.yaml': 'incus:\n  hosts:\n    h2: {}\n', 'group_vars/incus.yaml': 'x: from-b\n', 'host_vars/h1.yaml': 'z: b\n' });
+    const inv = await loadInventory([join(a, 'hosts.yaml'), join(b, 'more.yaml')]);
+    expect([...inv.hosts.keys()]).toEqual(['h1', 'h2']);
+    expect(plainVars(inv.hosts.get('h2')!)).toMatchObject({ x: 'from-b', y: 'only-a' });
+    expect(plainVars(inv.hosts.get('h1')!)).toMatchObject({ x: 'from-b', z: 'b' });
+    expect(inv.baseDir).toBe(a);
+  });
+
   it('names a missing inventory', async () => {
     const error = (await loadInventory('/nonexistent/inv.yaml').catch((e: unknown) => e)) as InventoryError;
     expect(error.problems.map(formatProblem)).toEqual(['error: inventory /nonexistent/inv.yaml does not exist']);

@@ -140,34 +140,46 @@ class LoadState {
 // Kept importable from here, where it lived first.
 export { expandHostPattern, MAX_HOSTS_PER_RANGE } from './host-ranges.js';
 
-export async function loadInventory(source: string): Promise<Inventory> {
+/**
+ * One inventory from one or more sources (files or folders), as `ansible-playbook -i a -i b`
+ * reads them: one set of hosts and groups; each source's group_vars/ and host_vars/ beside it,
+ * a later source's winning. Paths in variables (certificate_file …) are relative to the first.
+ */
+export async function loadInventory(sources: string | readonly string[]): Promise<Inventory> {
+  const list = typeof sources === 'string' ? [sources] : [...sources];
   const state = new LoadState();
   // As Ansible's InventoryData: `ungrouped` is always the first child of `all`.
   link(state, 'all', 'ungrouped');
-  let info;
-  try {
-    info = await stat(source);
-  } catch {
-    throw new InventoryError([{ severity: 'error', message: `inventory ${source} does not exist` }]);
-  }
-  const baseDir = info.isDirectory() ? source : dirname(source);
-  if (info.isDirectory()) {
-    const entries = await listFolder(source);
-    // YAML files and files without extension (`hosts`, read as YAML or INI), in name order.
-    const names = entries
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && [...INVENTORY_EXTENSIONS, ''].includes(extname(e.name)))
-      .map((e) => e.name)
-      .sort();
-    if (names.length === 0) {
-      throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no inventory file` }]);
+  const baseDirs: string[] = [];
+  for (const source of list) {
+    let info;
+    try {
+      info = await stat(source);
+    } catch {
+      throw new InventoryError([{ severity: 'error', message: `inventory ${source} does not exist` }]);
     }
-    for (const name of names) await readAnyInventoryFile(state, join(source, name));
-  } else {
-    await readAnyInventoryFile(state, source);
+    const dir = info.isDirectory() ? source : dirname(source);
+    if (!baseDirs.includes(dir)) baseDirs.push(dir);
+    if (info.isDirectory()) {
+      const entries = await listFolder(source);
+      // YAML files and files without extension (`hosts`, read as YAML or INI), in name order.
+      const names = entries
+        .filter((e) => e.isFile() && !e.name.startsWith('.') && [...INVENTORY_EXTENSIONS, ''].includes(extname(e.name)))
+        .map((e) => e.name)
+        .sort();
+      if (names.length === 0) {
+        throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no inventory file` }]);
+      }
+      for (const name of names) await readAnyInventoryFile(state, join(source, name));
+    } else {
+      await readAnyInventoryFile(state, source);
+    }
   }
+  const source = list.join(',');
+  const baseDir = baseDirs[0]!;
   if (state.problems.length === 0) {
     linkGroups(state);
-    await readVarsFolders(state, baseDir);
+    for (const dir of baseDirs) await readVarsFolders(state, dir);
   }
   if (state.problems.length > 0) throw new InventoryError([...state.problems, ...state.warnings]);
 
@@ -505,7 +517,8 @@ async function readVarsFolders(state: LoadState, baseDir: string): Promise<void>
   for (const h of state.hostOrder) {
     const vars: Record<string, VarDefinition> = {};
     for (const file of await hostVars.filesOf(h)) Object.assign(vars, await readVarsFile(state, file));
-    state.hostFileVars.set(h, vars);
+    // Several sources: each one's host_vars/ in turn, a later one winning per variable.
+    state.hostFileVars.set(h, { ...(state.hostFileVars.get(h) ?? {}), ...vars });
   }
 }
 

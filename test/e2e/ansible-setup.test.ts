@@ -151,6 +151,10 @@ describe('a folder with only ansible.cfg and the inventory', () => {
     expect(onlyWeb.stderr).toContain('checking 1 host(s): web1\n');
     const both = await reconcileIn(['--check', '-i', 'inventory/hosts.yaml'], { ANSIBLE_INVENTORY: 'inventory/web-only.yaml' });
     expect(both.stderr).toContain('checking 2 host(s): web1, sudo1\n');
+    // -i given twice: one inventory of both, as ansible-playbook reads it.
+    const twice = await reconcileIn(['--check', '-i', 'inventory/web-only.yaml', '-i', 'inventory/hosts.yaml']);
+    expect(twice.exitCode, twice.stdout + twice.stderr).toBe(0);
+    expect(twice.stderr).toContain('checking 2 host(s): web1, sudo1\n');
 
     const sudoAddress = lab.host('sudo1').address;
     const wrongUser = await reconcileIn(['--check'], { ANSIBLE_REMOTE_USER: 'nobody-here' });

@@ -13,7 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { hostKeyCheckingWarning, transportOptions, type AnsibleConnection } from '../transport-options.js';
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { inventoriesOf, readAnsibleSettings } from '../ansible-config.js';
 import { logLineWriter } from '../../render/log-lines.js';
 import { InventoryError, UsageError } from '../../errors.js';
 import { planRun, type PlanRequest } from '../../engine/plan-run.js';
@@ -31,8 +31,8 @@ Reconciles the hosts of an Ansible inventory with what it declares: reads every 
 host's live state over SSH, prints the plan, and applies it (or, with --check, only shows it).
 
   PLAYBOOK                 plays of {name, hosts, reconcile: [...]} (default: the shipped playbooks/site.yaml)
-  -i, --inventory FILE     Ansible YAML inventory (file or folder); default: [defaults] inventory
-                           of ansible.cfg or ANSIBLE_INVENTORY, as Ansible finds them
+  -i, --inventory FILE     Ansible YAML inventory (file or folder), several times for several;
+                           default: [defaults] inventory of ansible.cfg or ANSIBLE_INVENTORY
   -u, --user USER          remote user for hosts without ansible_user (over remote_user of ansible.cfg)
   --private-key FILE       SSH key for hosts without ansible_ssh_private_key_file
   --list-hosts             print the hosts each play selects (as ansible-playbook --list-hosts), connect to none
@@ -71,7 +71,7 @@ read-only, in /run/reconcile for root, else the temp folder).
 `;
 
 const OPTIONS = {
-  inventory: { type: 'string', short: 'i' },
+  inventory: { type: 'string', short: 'i', multiple: true },
   user: { type: 'string', short: 'u' },
   'private-key': { type: 'string' },
   'list-hosts': { type: 'boolean' },
@@ -89,7 +89,10 @@ const OPTIONS = {
 
 /** Parsed command line, for the hooks that later outputs (metrics file, run lock) plug in. */
 export interface RunPlaybookOptions {
+  /** The first inventory source: the run lock and the plan are named after it. */
   inventory: string;
+  /** Every inventory source (-i given several times, or ansible.cfg's list), read as one inventory. */
+  inventories: string[];
   playbook: string;
   check: boolean;
   diff: boolean;
@@ -126,13 +129,14 @@ export function parseRunPlaybookArgs(argv: string[], io: CliIO): RunPlaybookOpti
     throw new UsageError(`one playbook at most, got ${positionals.length}: ${positionals.join(' ')} (see 'reconcile --help')`);
   }
   const settings = readAnsibleSettings(io.env, io.cwd);
-  const inventory = inventoryOf(values.inventory, settings, io);
+  const inventories = inventoriesOf(values.inventory, settings, io);
   const playbook = positionals[0] !== undefined ? resolve(io.cwd, positionals[0]) : shippedPlaybook();
   const ansible: AnsibleConnection = { settings };
   if (values.user !== undefined) ansible.user = values.user;
   if (values['private-key'] !== undefined) ansible.privateKey = resolve(io.cwd, values['private-key']);
   return {
-    inventory,
+    inventory: inventories[0]!,
+    inventories,
     listHosts: values['list-hosts'] ?? false,
     ansible,
     playbook,
@@ -194,6 +198,7 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
   if (options.verbose >= 4) transport.debug = logLineWriter({ write: io.stderr, clock: () => new Date() });
   return {
     inventoryPath: options.inventory,
+    inventoryPaths: options.inventories,
     playbookPath: options.playbook,
     limit: options.limit,
     forks: options.forks,
@@ -209,7 +214,7 @@ export function planRequest(options: RunPlaybookOptions, io: CliIO): PlanRequest
 /** ansible-playbook --list-hosts: each play, its pattern and the hosts it selects (∩ --limit); nothing is connected to. */
 async function listHosts(options: RunPlaybookOptions, io: CliIO): Promise<number> {
   const deps = defaultPlanDeps();
-  const inventory = await deps.loadInventory(options.inventory);
+  const inventory = await deps.loadInventory(options.inventories);
   const { plays, problems } = await deps.loadPlaybook(options.playbook);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   const limited = options.limit !== undefined ? new Set(deps.selectHosts(inventory, options.limit).hosts) : undefined;
