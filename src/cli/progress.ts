@@ -3,7 +3,7 @@
  * then apply); without one (cron, CI, pipes) every event is one plain line, fit for a log.
  * Both are RunViews (src/render/view.ts); the engine never prints.
  */
-import { createRequire } from 'node:module';
+import { loadModule } from '../embedded.js';
 import type { Listr as ListrClass } from 'listr2';
 import { ACTION_SYMBOL, type Action, type HostFailure } from '../plan/types.js';
 import { hostApplies } from '../engine/apply-plan.js';
@@ -95,7 +95,7 @@ function deferred(): Deferred {
 export function listrHooks(): RunView {
   // listr2 is loaded only when a terminal shows progress: cron and CI runs skip its import
   // (10-20 ms of every run's start-up, BENCHMARKS.md). Its CommonJS build loads synchronously.
-  const { Listr } = createRequire(import.meta.url)('listr2') as { Listr: typeof ListrClass };
+  const { Listr } = loadModule<{ Listr: typeof ListrClass }>('listr2', import.meta.url);
   const reading = new Map<string, Deferred>();
   const applying = new Map<string, Deferred>();
   let readingRun: Promise<unknown> | undefined;

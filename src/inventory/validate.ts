@@ -19,6 +19,7 @@ import type { ModuleName, ReconcileModule } from '../modules/types.js';
 import { VAULT_KEY, type Inventory, type InventoryHost, type VarDefinition } from './model.js';
 import inventorySchema from '../../schema/inventory.schema.json' with { type: 'json' };
 import { nearMissProblems } from './near-miss.js';
+import { loadModule } from '../embedded.js';
 
 export const READ_VARIABLES: readonly string[] = Object.keys(inventorySchema.properties);
 
@@ -30,21 +31,31 @@ export const AJV_OPTIONS = { allErrors: true, strict: true, verbose: true } as c
  * schema, else compiled now. Compiling costs 100-300 ms and importing ajv ~40 ms, on every run
  * (BENCHMARKS.md); the precompiled module loads in a few ms. Tests that run the sources compile.
  */
-async function hostVarsValidator(): Promise<ValidateFunction> {
+let validateHostVars: ValidateFunction | undefined;
+
+/**
+ * Loads the precompiled validator; commands await it before validating (no top-level await:
+ * the single executable is CommonJS). Without it, validation compiles the schema itself.
+ */
+export async function loadInventoryValidator(): Promise<void> {
+  if (validateHostVars) return;
   try {
     // Written by `npm run build` (scripts/precompile-schema.mjs) beside this module in dist/; a
-    // literal path, so that the bundle (scripts/bundle.mjs) takes it in.
+    // literal path, so that the bundles (scripts/bundle.mjs, scripts/package.mjs) take it in.
     const built = (await import('./inventory-schema.validator.js')) as { default: ValidateFunction; schemaText: string };
-    if (built.schemaText === JSON.stringify(inventorySchema)) return built.default;
+    if (built.schemaText === JSON.stringify(inventorySchema)) validateHostVars = built.default;
   } catch {
-    // Not built (sources run directly): compile below.
+    // Not built (sources run directly): compiled when first needed.
   }
-  const ajv = (await import('ajv/dist/2020.js')) as unknown as { Ajv2020?: typeof Ajv2020Class; default?: { Ajv2020: typeof Ajv2020Class } };
-  const Ajv2020 = ajv.Ajv2020 ?? ajv.default!.Ajv2020;
-  return new Ajv2020(AJV_OPTIONS).compile(inventorySchema);
 }
 
-const validateHostVars = await hostVarsValidator();
+function hostVarsValidator(): ValidateFunction {
+  if (!validateHostVars) {
+    const { Ajv2020 } = loadModule<{ Ajv2020: typeof Ajv2020Class }>('ajv/dist/2020.js', import.meta.url);
+    validateHostVars = new Ajv2020(AJV_OPTIONS).compile(inventorySchema);
+  }
+  return validateHostVars;
+}
 
 export function validateInventory(
   inventory: Inventory,
@@ -96,6 +107,7 @@ export function validateInventory(
       checked[name] = def.value;
       if (templated.size > 0) refusedItems.set(name, templated);
     }
+    const validateHostVars = hostVarsValidator();
     if (!validateHostVars(checked)) {
       for (const e of collapse(validateHostVars.errors ?? [])) {
         const [name, item] = e.instancePath.split('/').slice(1);

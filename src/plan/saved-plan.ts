@@ -3,7 +3,7 @@
  * read. Reading refuses, with one clear line each, what is not a plan of this version: not JSON,
  * another format or version, a shape schema/plan.schema.json rejects, too old (--max-age).
  */
-import { createRequire } from 'node:module';
+import { loadModule } from '../embedded.js';
 import type { Ajv2020 as Ajv2020Class, ErrorObject } from 'ajv/dist/2020.js';
 import { UsageError } from '../errors.js';
 import planSchema from '../../schema/plan.schema.json' with { type: 'json' };
@@ -31,7 +31,7 @@ let validate: ReturnType<Ajv2020Class['compile']> | undefined;
  */
 function planValidator(): ReturnType<Ajv2020Class['compile']> {
   if (!validate) {
-    const { Ajv2020 } = createRequire(import.meta.url)('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020Class };
+    const { Ajv2020 } = loadModule<{ Ajv2020: typeof Ajv2020Class }>('ajv/dist/2020.js', import.meta.url);
     validate = new Ajv2020({ allErrors: false, strict: false, validateFormats: false }).compile(planSchema);
   }
   return validate;

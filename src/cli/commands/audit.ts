@@ -13,7 +13,7 @@ import { readTrustStores, type TrustStoreRead } from '../trust-stores.js';
 import { formatProblem, InventoryError, UsageError } from '../../errors.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import { selectHosts } from '../../inventory/patterns.js';
-import { validateInventory } from '../../inventory/validate.js';
+import { loadInventoryValidator, validateInventory } from '../../inventory/validate.js';
 import { MODULES } from '../../modules/registry.js';
 import type { DesiredTrust } from '../../modules/incus-trust/model.js';
 import { auditCertificate, renderAuditJson, renderAuditText, summarize, type AuditedHost } from '../../render/audit.js';
@@ -61,6 +61,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const inventoryPath = resolve(io.cwd, values.inventory);
   const inventory = await loadInventory(inventoryPath);
+  await loadInventoryValidator();
   const problems = validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(formatProblem(p) + '\n');

@@ -23,7 +23,7 @@ import { insertListItems } from '../../inventory/insert-entries.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import type { Inventory } from '../../inventory/model.js';
 import { selectHosts } from '../../inventory/patterns.js';
-import { validateInventory } from '../../inventory/validate.js';
+import { loadInventoryValidator, validateInventory } from '../../inventory/validate.js';
 import { certificateFileName, planImport, type HostTrustRead, type ImportedCertificate } from '../../modules/incus-trust/import.js';
 import type { DesiredTrust } from '../../modules/incus-trust/model.js';
 import { MODULES } from '../../modules/registry.js';
@@ -90,6 +90,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const now = new Date();
 
   const inventory = await loadInventory(resolve(io.cwd, inventoryArg));
+  await loadInventoryValidator();
   const problems = validateInventory(inventory, now, (rel) => readInventoryFile(inventory, rel), MODULES);
   if (problems.some((p) => p.severity === 'error')) throw new InventoryError(problems);
   for (const p of problems) io.stderr(formatProblem(p) + '\n');

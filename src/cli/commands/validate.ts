@@ -10,7 +10,7 @@ import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { formatProblem, InventoryError, UsageError, type Problem } from '../../errors.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
-import { validateInventory } from '../../inventory/validate.js';
+import { loadInventoryValidator, validateInventory } from '../../inventory/validate.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { loadPlaybook } from '../../playbook/load.js';
 import { MODULES } from '../../modules/registry.js';
@@ -50,6 +50,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`validate: one PLAYBOOK at most, got ${positionals.length} (see 'reconcile validate --help')`);
 
   const inventory = await loadInventory(values.inventory);
+  await loadInventoryValidator();
   const problems: Problem[] = validateInventory(inventory, new Date(), (path) => readInventoryFile(inventory, path), MODULES, {
     strict: values.strict ?? false,
   });
