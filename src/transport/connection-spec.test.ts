@@ -46,6 +46,13 @@ describe('buildConnectionSpec', () => {
         jumps: [],
         become: false,
         incusSocket: '/var/lib/incus/unix.socket',
+        // Where each came from, for -vvv.
+        sources: {
+          address: 'the inventory name',
+          user: 'the local user',
+          key: 'none named (ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)',
+          become: 'default (no)',
+        },
       },
     });
   });

@@ -114,6 +114,7 @@ export function buildConnectionSpec(
   // ansible_ssh_common_args / ansible_ssh_extra_args: the options we honour, refuse or skip.
   let proxyJump: string | undefined;
   let proxyCommand: string | undefined;
+  let routeFrom = '~/.ssh/config';
   // The host's own arguments first (the first ProxyJump wins, as in OpenSSH), then ansible.cfg's.
   const argSources: { name: string; text: string; def: VarDefinition | string }[] = [];
   for (const name of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
@@ -152,11 +153,12 @@ export function buildConnectionSpec(
       }
       const key = m[1]!.toLowerCase();
       const value = m[2]!.trim();
+      const origin = typeof def === 'string' ? def : (varSource(name) ?? name);
       if (key === 'proxyjump') {
-        if (proxyCommand === undefined) proxyJump ??= value;
+        if (proxyCommand === undefined && proxyJump === undefined) [proxyJump, routeFrom] = [value, origin];
       } else if (key === 'userknownhostsfile') knownHostsFiles = splitShellWords(value).map(expand);
       else if (key === 'identityfile') privateKeyFile = expand(value);
-      else if (key === 'proxycommand' && proxyJump === undefined) proxyCommand ??= value;
+      else if (key === 'proxycommand' && proxyJump === undefined && proxyCommand === undefined) [proxyCommand, routeFrom] = [value, origin];
       // StrictHostKeyChecking, ControlMaster, ServerAlive* … have no bearing here.
     }
   }
@@ -226,10 +228,8 @@ export function buildConnectionSpec(
         : (varSource('ansible_ssh_private_key_file', 'ansible_private_key_file') ?? defaults.privateKeyFile?.source ?? '~/.ssh/config IdentityFile'),
     become: becomeDef ? (varSource('ansible_become') ?? 'ansible_become') : (defaults.become?.source ?? 'default (no)'),
   };
-  if (jumps.length > 0)
-    sources.route = `ProxyJump ${proxyJump} (${varSource('ansible_ssh_common_args', 'ansible_ssh_extra_args') ?? '~/.ssh/config or ansible.cfg'})`;
-  if (proxyCommand !== undefined)
-    sources.route = `ProxyCommand (${varSource('ansible_ssh_common_args', 'ansible_ssh_extra_args') ?? '~/.ssh/config or ansible.cfg'})`;
+  if (jumps.length > 0) sources.route = `ProxyJump ${proxyJump} (${routeFrom})`;
+  if (proxyCommand !== undefined) sources.route = `ProxyCommand (${routeFrom})`;
   const spec: ConnectionSpec = {
     host: host.name,
     connection: connection === 'local' ? 'local' : 'ssh',

@@ -324,3 +324,68 @@ describe('ssh transport, other paths', () => {
     expect(api.metadata).toEqual(['/1.0/projects/default']);
   });
 });
+
+describe('ProxyCommand in ~/.ssh/config, through a whole run', () => {
+  it('a host reached only through its ProxyCommand converges; a failing one fails that host alone with what it printed; -vvv names the route and its file', async () => {
+    const home = path.join(lab.dir, 'proxy-home');
+    await mkdir(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    for (const f of ['id_ed25519', 'known_hosts'])
+      await writeFile(path.join(home, '.ssh', f), await readFile(path.join(lab.env.HOME!, '.ssh', f)), { mode: 0o600 });
+    const key = path.join(home, '.ssh', 'id_ed25519');
+    const known = path.join(home, '.ssh', 'known_hosts');
+    await writeFile(
+      path.join(home, '.ssh', 'config'),
+      [
+        'Host inner',
+        `  HostName ${lab.host('inner').address}`,
+        '  User root',
+        `  ProxyCommand ssh -F /dev/null -o BatchMode=yes -i ${key} -o UserKnownHostsFile=${known} -o StrictHostKeyChecking=yes -W %h:%p root@${lab.host('bastion').address}`,
+        'Host tunnel-down',
+        '  HostName 127.0.0.1',
+        '  User root',
+        `  ProxyCommand sh -c 'echo "cloudflared: tunnel to %h is closed" >&2; exit 1'`,
+        'Host *',
+        `  UserKnownHostsFile ${known}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const pair = await (
+      await import('../../src/pki/generate.js')
+    ).generateSelfSigned({ commonName: 'alice', validityDays: 30, now: new Date(), type: 'client' });
+    await writeFile(path.join(home, 'alice.crt'), pair.certificatePem);
+    const { incus_socket: innerSocket } = lab.host('inner').inventoryVars();
+    const inv = path.join(home, 'hosts.yaml');
+    await writeFile(
+      inv,
+      [
+        'all:',
+        '  vars:',
+        '    incus_trusted_clients: [{name: alice, certificate_file: alice.crt}]',
+        '  hosts:',
+        `    inner: {incus_socket: "${String(innerSocket)}"}`,
+        `    web1: {ansible_host: "${lab.host('web1').address}", ansible_user: root, incus_socket: "${String(lab.host('web1').inventoryVars().incus_socket)}"}`,
+        '    tunnel-down: {}',
+        '',
+      ].join('\n'),
+    );
+    const exec = promisify(execFile);
+    const cli = (...args: string[]) =>
+      exec(process.execPath, [path.join(import.meta.dirname, '../../bin/reconcile.js'), '-i', inv, '--lock-timeout', '0', ...args], {
+        env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '' },
+      }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    const applied = await cli('-vvv');
+    expect(applied.code).toBe(1);
+    expect(applied.stdout).toMatch(/^  inner +changed +1 applied$/m);
+    expect(applied.stdout).toMatch(/^  web1 +changed +1 applied$/m);
+    expect(applied.stdout).toMatch(/^tunnel-down: unreachable: connect: .*; ProxyCommand said: cloudflared: tunnel to 127\.0\.0\.1 is closed$/m);
+    expect(applied.stderr).toMatch(
+      / inner: ssh root@[0-9.]+:22 via ProxyCommand ssh -F \/dev\/null .* — address: ~\/\.ssh\/config HostName; user: ~\/\.ssh\/config User; .*route: ProxyCommand \(~\/\.ssh\/config\)/,
+    );
+    expect((await lab.host('inner').incus(['config', 'trust', 'list', '--format', 'csv'])).split(',')[0]).toBe('alice');
+    expect((await cli('--check', '--limit', 'inner:web1')).code).toBe(0);
+  });
+});
