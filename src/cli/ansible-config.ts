@@ -133,26 +133,19 @@ export function readAnsibleSettings(env: NodeJS.ProcessEnv, cwd: string): Ansibl
     if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new UsageError(`${where}: ${name} takes a whole number of at least 1, not '${v}'`);
     return Number(v);
   };
-  const inventory = take('defaults', 'inventory', 'ANSIBLE_INVENTORY', paths);
-  if (inventory) settings.inventory = inventory;
-  const remoteUser = take('defaults', 'remote_user', 'ANSIBLE_REMOTE_USER', text);
-  if (remoteUser) settings.remoteUser = remoteUser;
-  const privateKeyFile = take('defaults', 'private_key_file', 'ANSIBLE_PRIVATE_KEY_FILE', path);
-  if (privateKeyFile) settings.privateKeyFile = privateKeyFile;
-  const forks = take('defaults', 'forks', 'ANSIBLE_FORKS', int('forks'));
-  if (forks) settings.forks = forks;
-  const timeout = take('defaults', 'timeout', 'ANSIBLE_TIMEOUT', int('timeout'));
-  if (timeout) settings.timeout = timeout;
-  const hostKeyChecking = take('defaults', 'host_key_checking', 'ANSIBLE_HOST_KEY_CHECKING', ansibleBoolean);
-  if (hostKeyChecking) settings.hostKeyChecking = hostKeyChecking;
-  const become = take('privilege_escalation', 'become', 'ANSIBLE_BECOME', ansibleBoolean);
-  if (become) settings.become = become;
-  const becomeUser = take('privilege_escalation', 'become_user', 'ANSIBLE_BECOME_USER', text);
-  if (becomeUser) settings.becomeUser = becomeUser;
-  const sshArgs = take('ssh_connection', 'ssh_args', 'ANSIBLE_SSH_ARGS', text);
-  if (sshArgs) settings.sshArgs = sshArgs;
-  const sshCommonArgs = take('ssh_connection', 'ssh_common_args', 'ANSIBLE_SSH_COMMON_ARGS', text);
-  if (sshCommonArgs) settings.sshCommonArgs = sshCommonArgs;
+  const put = <K extends Exclude<keyof AnsibleSettings, 'configFile' | 'warnings'>>(field: K, value: AnsibleSettings[K]) => {
+    if (value) settings[field] = value;
+  };
+  put('inventory', take('defaults', 'inventory', 'ANSIBLE_INVENTORY', paths));
+  put('remoteUser', take('defaults', 'remote_user', 'ANSIBLE_REMOTE_USER', text));
+  put('privateKeyFile', take('defaults', 'private_key_file', 'ANSIBLE_PRIVATE_KEY_FILE', path));
+  put('forks', take('defaults', 'forks', 'ANSIBLE_FORKS', int('forks')));
+  put('timeout', take('defaults', 'timeout', 'ANSIBLE_TIMEOUT', int('timeout')));
+  put('hostKeyChecking', take('defaults', 'host_key_checking', 'ANSIBLE_HOST_KEY_CHECKING', ansibleBoolean));
+  put('become', take('privilege_escalation', 'become', 'ANSIBLE_BECOME', ansibleBoolean));
+  put('becomeUser', take('privilege_escalation', 'become_user', 'ANSIBLE_BECOME_USER', text));
+  put('sshArgs', take('ssh_connection', 'ssh_args', 'ANSIBLE_SSH_ARGS', text));
+  put('sshCommonArgs', take('ssh_connection', 'ssh_common_args', 'ANSIBLE_SSH_COMMON_ARGS', text));
   return settings;
 }
 

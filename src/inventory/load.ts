@@ -518,7 +518,7 @@ async function readVarsFolders(state: LoadState, baseDir: string): Promise<void>
     const vars: Record<string, VarDefinition> = {};
     for (const file of await hostVars.filesOf(h)) Object.assign(vars, await readVarsFile(state, file));
     // Several sources: each one's host_vars/ in turn, a later one winning per variable.
-    state.hostFileVars.set(h, { ...(state.hostFileVars.get(h) ?? {}), ...vars });
+    state.hostFileVars.set(h, { ...state.hostFileVars.get(h), ...vars });
   }
 }
 

@@ -293,7 +293,8 @@ describe('hostile connection variables never run as shell code', () => {
         { name: 'sock', vars: { ...root1.inventoryVars(), incus_socket: `/run/x$(touch ${marker(1)})y.sock` } },
         { name: 'sudosock', vars: { ...sudo1.inventoryVars(), incus_socket: `/run/x;touch ${marker(2)};.sock` } },
         { name: 'user', vars: { ...root1.inventoryVars(), ansible_user: `root$(touch ${marker(3)})` } },
-        { name: 'proxy', vars: { ...root1.inventoryVars(), ansible_ssh_common_args: `-o ProxyCommand="touch ${marker(4)}"` } },
+        // A ProxyCommand is a command by definition (OpenSSH and Ansible run it): the jump host's name is not.
+        { name: 'proxy', vars: { ...root1.inventoryVars(), ansible_ssh_common_args: `-o ProxyJump="root@x$(touch ${marker(4)})y"` } },
       ],
       { incus_trusted_clients: [{ name: 'conn', certificate_file: cert.file }] },
       'conn.yaml',
@@ -316,7 +317,7 @@ describe('hostile connection variables never run as shell code', () => {
     expect(result.exitCode).toBe(1);
     if (report) {
       const byHost = Object.fromEntries(report.hosts.map((h) => [h.host, h]));
-      for (const h of ['sock', 'sudosock', 'user']) expect(byHost[h]!.status, h).toMatch(/^(failed|unreachable)$/);
+      for (const h of ['sock', 'sudosock', 'user', 'proxy']) expect(byHost[h]!.status, h).toMatch(/^(failed|unreachable)$/);
     }
   });
 });

@@ -152,8 +152,16 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const mode = statSync(writeTo).mode & 0o777;
   await writeFileAtomic(writeTo, inserted.text, { mode });
-  const after = desiredTrust(await loadInventory(resolve(io.cwd, inventoryArg)), now);
-  const hidden = hiddenEntries(inventory, desiredOf, after);
+  let after: (host: string) => DesiredTrust | undefined;
+  let hidden: string[];
+  try {
+    after = desiredTrust(await loadInventory(resolve(io.cwd, inventoryArg)), now);
+    hidden = hiddenEntries(inventory, desiredOf, after);
+  } catch (e) {
+    // The inventory as written cannot be read back: the file goes back to what it was.
+    await writeFileAtomic(writeTo, before, { mode });
+    throw e;
+  }
   if (hidden.length > 0) {
     // Ansible does not merge lists: a host's own incus_trusted_clients replaces its groups'.
     await writeFileAtomic(writeTo, before, { mode });

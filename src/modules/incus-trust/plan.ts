@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Action, FieldChange, ModulePlan, PlanContext, Precondition } from '../types.js';
+import type { CertificateInfo } from '../../pki/certificate.js';
 import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, PreviousCertificate, TrustType } from './model.js';
 import type { TrustReason } from './reasons.js';
 
@@ -82,41 +83,28 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
 
   // First pass: every present entry that matches by fingerprint claims its live certificate, so
   // that a name match in the second pass can never steal a certificate another entry names.
+  // Then the previous certificates still kept (previous_until ahead): never a rotation's old half.
   const fingerprintMatch = new Map<DesiredCertificate, LiveCertificate>();
+  const previousMatch = new Map<DesiredCertificate, LiveCertificate>();
   const claimedBy = new Map<string, string>();
-  for (const d of present) {
-    if (!d.certificate) continue;
-    const other = claimedBy.get(d.certificate.fingerprint);
+  const claim = (d: DesiredCertificate, certificate: CertificateInfo, what: string, into: Map<DesiredCertificate, LiveCertificate>) => {
+    const other = claimedBy.get(certificate.fingerprint);
     if (other !== undefined) {
       // Incus keys the store by fingerprint: two names for one certificate cannot both exist.
-      errors.push(`certificates "${other}" and "${d.name}" have the same certificate (fingerprint ${d.certificate.fingerprint})`);
-      continue;
+      errors.push(`certificates "${other}" and "${d.name}"${what} have the same certificate (fingerprint ${certificate.fingerprint})`);
+      return;
     }
-    claimedBy.set(d.certificate.fingerprint, d.name);
-    const live = byFingerprint(d.certificate.fingerprint);
+    claimedBy.set(certificate.fingerprint, d.name);
+    const live = byFingerprint(certificate.fingerprint);
     if (live) {
       consumed.add(live);
-      fingerprintMatch.set(d, live);
+      into.set(d, live);
     }
-  }
-  // Then the previous certificates still kept (previous_until ahead): never taken for a rotation's old half.
-  const previousMatch = new Map<DesiredCertificate, LiveCertificate>();
+  };
+  for (const d of present) if (d.certificate) claim(d, d.certificate, '', fingerprintMatch);
   for (const d of present) {
-    const previous = keptPrevious(d);
-    if (!previous?.certificate) continue;
-    const other = claimedBy.get(previous.certificate.fingerprint);
-    if (other !== undefined) {
-      errors.push(
-        `certificates "${other}" and "${d.name}" (its previous_certificate_file) have the same certificate (fingerprint ${previous.certificate.fingerprint})`,
-      );
-      continue;
-    }
-    claimedBy.set(previous.certificate.fingerprint, d.name);
-    const live = byFingerprint(previous.certificate.fingerprint);
-    if (live) {
-      consumed.add(live);
-      previousMatch.set(d, live);
-    }
+    const previous = keptPrevious(d)?.certificate;
+    if (previous) claim(d, previous, ' (its previous_certificate_file)', previousMatch);
   }
 
   for (const d of present) {
