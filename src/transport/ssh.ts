@@ -408,10 +408,13 @@ class SshSession implements HostSession {
             const why = again instanceof TransportError ? again.message.slice(`${again.host}: ${again.step}: `.length) : String(again);
             throw new TransportError(spec.host, args[2], `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`, false, { cause: again });
           }
+          // Concurrent reads may all get here: the note is said once.
+          if (!viaExec) {
+            notes.push(
+              `the Incus socket is reached through \`incus query\` (${e.cause.message}): an update is re-read right before it is written, but without the entry's ETag, so a change in that last round trip is not detected`,
+            );
+          }
           viaExec = true;
-          notes.push(
-            `the Incus socket is reached through \`incus query\` (${e.cause.message}): an update is re-read right before it is written, but without the entry's ETag, so a change in that last round trip is not detected`,
-          );
           return answer;
         }
       },

@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { stringify } from 'yaml';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
 import { client, fromLabHost, makeCert, makeTempDir, reconcile, REPO, storeView, writeInventory, type GeneratedCert, type TestIncus } from './trust-support.js';
@@ -67,6 +68,25 @@ async function driftedInventory(): Promise<string> {
 }
 
 describe('saved plans', () => {
+  it('show prints the same text as the --check also when a host could not be read (its error once, above)', async () => {
+    const inv = join(root, 'with-gone.yaml');
+    await writeFile(
+      inv,
+      stringify({
+        all: {
+          vars: { incus_trusted_clients: [client('carol', certs.carol!)] },
+          hosts: { h1: lab.host('h1').inventoryVars(), gone: { ansible_host: '127.0.0.1', ansible_port: 1, ansible_user: 'root' } },
+        },
+      }),
+    );
+    const planFile = join(root, 'with-gone.json');
+    const check = await cli(['-i', inv, '--check', '--out', planFile, '--lock-timeout', '0']);
+    expect(check.exitCode).toBe(1);
+    expect(check.stdout).toMatch(/^gone: unreachable: connect: /m);
+    expect(check.stdout).toMatch(/^  gone +unreachable +connect \(error above\)$/m);
+    expect(await cli(['show', planFile])).toEqual({ exitCode: 0, stdout: check.stdout, stderr: '' });
+  });
+
   it('--out saves the plan (0600, schema-valid, no key material); show prints the same text as the --check; apply applies exactly it', async () => {
     const inv = await driftedInventory();
     const planFile = join(root, 'plan.json');

@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { reasonWords } from '../../engine/inputs.js';
 import { buildReport } from '../../engine/report.js';
 import { serializePlan } from '../../plan/saved-plan.js';
-import { expiryWindow, renderPlan, renderRecap } from '../../render/plan-text.js';
+import { expiryWindow, hostsWithErrorShown, renderPlan, renderRecap } from '../../render/plan-text.js';
 import { renderPlanMarkdown } from '../../render/plan-markdown.js';
 import { readPlanFile } from '../plan-file.js';
 
@@ -50,7 +50,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   else {
     const created = new Date(plan.createdAt);
     io.stdout(renderPlan(plan, { diff, words, expiring: expiryWindow(plan) }));
-    io.stdout(`\n${renderRecap(buildReport(plan, { mode: 'check', startedAt: created, finishedAt: created }))}`);
+    io.stdout(`\n${renderRecap(buildReport(plan, { mode: 'check', startedAt: created, finishedAt: created }), hostsWithErrorShown(plan))}`);
   }
   return 0;
 }
