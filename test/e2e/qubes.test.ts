@@ -257,6 +257,29 @@ describe('qubes_prometheus_proxy on an SSH lab host acting as dom0 (Qubes stand-
     expect(readFileSync(policyPath).equals(before)).toBe(true);
   });
 
+  test('a proxy VM dropped from the inventory: its policy lines go, then its proxy service is disabled; then nothing to do', async () => {
+    await writeDom0Inventory({ ...first, proxy: ['sys-net', 'sys-firewall'] });
+    const both = await reconcile([playbook, '-i', inventory], lab.env);
+    expect(both.exitCode, both.stdout + both.stderr).toBe(0);
+    expect(calls()).toContain('qvm-service --enable sys-firewall prometheus-qubes-proxy');
+
+    await writeDom0Inventory(first);
+    const check = await reconcile([playbook, '-i', inventory, '--check'], lab.env);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+    expect(check.stdout).toContain(`  ~ qubes policy file "${policyPath}": update in place (content differs from the inventory)\n`);
+    expect(check.stdout).toContain(
+      '  - qubes service "sys-firewall: prometheus-qubes-proxy": remove (no longer a proxy VM in the inventory: its proxy service is disabled)\n',
+    );
+    expect(calls()).not.toContain('qvm-service --disable sys-firewall prometheus-qubes-proxy');
+
+    const apply = await reconcile([playbook, '-i', inventory], lab.env);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(calls()).toContain('qvm-service --disable sys-firewall prometheus-qubes-proxy');
+    expect(readFileSync(dom0StandInState(path.dirname(callLog) + '/bin').servicesFile, 'utf8')).toContain('sys-firewall prometheus-qubes-proxy off\n');
+    expect(readFileSync(policyPath, 'utf8')).not.toContain('sys-firewall');
+    expect((await reconcile([playbook, '-i', inventory, '--check'], lab.env)).exitCode).toBe(0);
+  });
+
   test('an invalid inventory value is reported with file:line:column and value path, exit 1', async () => {
     await writeDom0Inventory({ proxy: 'sys-net', targets: [{ vm: 'work', ports: [80] }] });
     const r = await reconcile([playbook, '-i', inventory, '--check'], lab.env);

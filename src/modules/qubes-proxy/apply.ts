@@ -47,7 +47,7 @@ export async function applyQubesProxy(session: HostSession, plan: QubesPlan, hoo
     hooks.actionStarted(action);
     const data = action.payload;
     if (data.type === 'policy-file') await writePolicyFile(session, data, action.precondition);
-    else await enableProxyService(session, data.vm);
+    else await setProxyService(session, data.vm, data.enable !== false);
     hooks.actionApplied(action);
   }
 }
@@ -90,8 +90,8 @@ async function writePolicyFile(session: HostSession, data: PolicyFileActionData,
   });
 }
 
-async function enableProxyService(session: HostSession, vm: string): Promise<void> {
-  const step = `enable ${PROXY_SERVICE} in ${vm}`;
-  const result = await session.exec(['qvm-service', '--enable', vm, PROXY_SERVICE], step, { privileged: true });
+async function setProxyService(session: HostSession, vm: string, enable: boolean): Promise<void> {
+  const step = `${enable ? 'enable' : 'disable'} ${PROXY_SERVICE} in ${vm}`;
+  const result = await session.exec(['qvm-service', enable ? '--enable' : '--disable', vm, PROXY_SERVICE], step, { privileged: true });
   if (result.exitCode !== 0) throw new TransportError(session.spec.host, step, result.stderr.trim() || `qvm-service exited with ${result.exitCode}`);
 }

@@ -68,4 +68,6 @@ export interface ObservedProxyService {
 export interface ObservedQubesProxy {
   policy: ObservedPolicyFile;
   services: ObservedProxyService[];
+  /** Proxy VMs the policy file on dom0 set up that the inventory no longer names: their service, to disable. */
+  retired?: ObservedProxyService[];
 }

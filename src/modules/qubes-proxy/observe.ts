@@ -6,12 +6,16 @@
 import { TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 import { PROXY_SERVICE, type DesiredQubesProxy, type ObservedPolicyFile, type ObservedProxyService, type ObservedQubesProxy } from './model.js';
+import { managedProxies } from './policy.js';
 
 export async function observeQubesProxy(session: HostSession, desired: DesiredQubesProxy): Promise<ObservedQubesProxy> {
   const policy = await observePolicyFile(session, desired.policyPath);
   const services: ObservedProxyService[] = [];
   for (const vm of desired.proxies) services.push(await observeProxyService(session, vm));
-  return { policy, services };
+  // A proxy VM reconcile set up and the inventory dropped still runs its proxy: read its service too.
+  const retired: ObservedProxyService[] = [];
+  for (const vm of managedProxies(policy.content).filter((p) => !desired.proxies.includes(p))) retired.push(await observeProxyService(session, vm));
+  return { policy, services, retired };
 }
 
 async function observePolicyFile(session: HostSession, path: string): Promise<ObservedPolicyFile> {

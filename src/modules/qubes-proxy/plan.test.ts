@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { DesiredQubesProxy, ObservedQubesProxy } from './model.js';
 import { planQubesProxy, type PolicyFileActionData } from './plan.js';
-import { renderPolicy } from './policy.js';
+import { managedProxies, renderPolicy } from './policy.js';
 
 const ctx = { now: new Date('2026-01-01T00:00:00Z'), prune: false, warnDays: 30 };
 const PATH = '/etc/qubes/policy.d/30-prometheus-proxy.policy';
@@ -35,6 +35,26 @@ describe('planQubesProxy', () => {
     ]);
     expect((plan.actions[0]!.payload as PolicyFileActionData).exists).toBe(false);
     expect(plan.actions[0]!.diff).toMatch(/^--- \/dev\/null\n\+\+\+ .* \(planned\)\n@@ -0,0 \+1,9 @@\n/);
+  });
+
+  test('a proxy VM the inventory dropped: the policy loses its lines, then its service is disabled', () => {
+    const before = desired({ proxies: ['sys-firewall', 'sys-net'] });
+    expect(managedProxies(renderPolicy(before))).toEqual(['sys-firewall', 'sys-net']);
+    expect(managedProxies('# a file someone else wrote\nruddo.PrometheusDiscover * x @adminvm allow\n')).toEqual([]);
+    const observed: ObservedQubesProxy = { ...inSync(before), services: [{ vm: 'sys-net', enabled: true }], retired: [{ vm: 'sys-firewall', enabled: true }] };
+    const plan = planQubesProxy(desired(), observed, ctx);
+    expect(plan.actions.map((a) => `${a.action} ${a.kind} ${a.name} (${QUBES_REASONS[a.reason](a.detail)})`)).toEqual([
+      `update qubes policy file ${PATH} (content differs from the inventory)`,
+      'remove qubes service sys-firewall: prometheus-qubes-proxy (no longer a proxy VM in the inventory: its proxy service is disabled)',
+    ]);
+    expect(plan.actions[1]!.payload).toEqual({ type: 'proxy-service', vm: 'sys-firewall', enable: false });
+    // Off already, or gone from dom0: nothing to do (a gone one is said).
+    expect(
+      planQubesProxy(desired(), { ...observed, policy: inSync(desired()).policy, retired: [{ vm: 'sys-firewall', enabled: false }] }, ctx).actions,
+    ).toEqual([]);
+    expect(
+      planQubesProxy(desired(), { ...observed, policy: inSync(desired()).policy, retired: [{ vm: 'old', error: 'no such domain' }] }, ctx).warnings,
+    ).toEqual(['old was a proxy VM of this dom0 and is no longer in the inventory, but its service could not be read (no such domain)']);
   });
 
   test('in sync: nothing to do', () => {

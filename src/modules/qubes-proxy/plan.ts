@@ -1,8 +1,9 @@
 /**
  * Pure plan for one dom0: the policy file (add when missing, update when its text, mode or
  * owner differ, with a unified diff for --diff) and the proxy service of each proxy VM
- * (enable when it is not on). Nothing is removed: a VM dropped from the inventory simply
- * loses its policy lines, which is what revokes its access.
+ * (enable when it is not on). A target dropped from the inventory loses its policy lines, which
+ * revokes its access; a proxy VM dropped (one the managed file set up) also gets its service
+ * disabled, so it stops running a proxy nothing uses.
  */
 import { unifiedDiff } from '../../render/unified-diff.js';
 import { createHash } from 'node:crypto';
@@ -24,10 +25,12 @@ export interface PolicyFileActionData {
   exists: boolean;
 }
 
-/** What apply needs to enable the proxy service (Action.payload). */
+/** What apply needs to enable (or, for a proxy the inventory dropped, disable) the proxy service. */
 export interface ProxyServiceActionData {
   type: 'proxy-service';
   vm: string;
+  /** false: disable; absent or true: enable (plans saved before disabling existed). */
+  enable?: boolean;
 }
 
 export type QubesPayload = PolicyFileActionData | ProxyServiceActionData;
@@ -115,6 +118,26 @@ export function planQubesProxy(desired: DesiredQubesProxy, observed: ObservedQub
       applies: true,
       // Enabling is the same whatever was read: no precondition.
       payload: serviceData,
+    });
+  }
+  // A proxy VM reconcile set up that the inventory dropped: its service goes off, after the policy
+  // that no longer lets it reach anything.
+  for (const service of observed.retired ?? []) {
+    if (service.error) {
+      warnings.push(`${service.vm} was a proxy VM of this dom0 and is no longer in the inventory, but its service could not be read (${service.error})`);
+      continue;
+    }
+    if (service.enabled !== true) continue;
+    actions.push({
+      action: 'remove',
+      kind: SERVICE_KIND,
+      name: `${service.vm}: ${PROXY_SERVICE}`,
+      reason: 'proxy-removed',
+      before: { enabled: true },
+      after: { enabled: false },
+      changes: [{ field: 'enabled', before: true, after: false }],
+      applies: true,
+      payload: { type: 'proxy-service', vm: service.vm, enable: false },
     });
   }
   return { module: 'qubes_prometheus_proxy', actions, errors, warnings };

@@ -42,6 +42,20 @@ function compareRules(a: string, b: string): number {
   return compareStrings(srcA, srcB) || compareStrings(dstA, dstB) || Number(argA.slice(1)) - Number(argB.slice(1)) || compareStrings(a, b);
 }
 
+/**
+ * The proxy VMs a policy file written by reconcile set up: each has its discover line (and had
+ * its service enabled by reconcile). Nothing from a file reconcile did not write.
+ */
+export function managedProxies(text: string | undefined): string[] {
+  if (text === undefined || !text.startsWith(POLICY_HEADER[0]!)) return [];
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const [service, argument, source, target, action] = line.trim().split(/\s+/);
+    if (service === DISCOVER_RPC && argument === '*' && target === '@adminvm' && action === 'allow' && source) out.push(source);
+  }
+  return [...new Set(out)].sort(compareStrings);
+}
+
 /** Number of rule lines (not comments, not blank) in a policy text; for plan summaries. */
 export function countRules(text: string): number {
   return text.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#')).length;
