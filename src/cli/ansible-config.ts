@@ -173,12 +173,20 @@ export function inventoriesOf(flags: readonly string[] | undefined, settings: An
   return from.value;
 }
 
+/** readAnsibleSettings for a command: what Ansible would warn about (a world-writable folder's ansible.cfg) is said on stderr. */
+export function ansibleSettings(io: Pick<CliIO, 'env' | 'cwd' | 'stderr'>): AnsibleSettings {
+  const settings = readAnsibleSettings(io.env, io.cwd);
+  for (const w of settings.warnings) io.stderr(`reconcile: warning: ${w}\n`);
+  return settings;
+}
+
 /** Ansible's booleans: yes/on/1/true/t/y (any case) are true, every other word false. */
 function ansibleBoolean(v: string): boolean {
   return ['yes', 'on', '1', 'true', 't', 'y'].includes(v.trim().toLowerCase());
 }
 
-function expandHome(p: string, env: NodeJS.ProcessEnv): string {
+/** `~/x` as a shell gives it (a value in a config file or a quoted flag is not expanded by the shell). */
+export function expandHome(p: string, env: NodeJS.ProcessEnv): string {
   return env.HOME && (p === '~' || p.startsWith('~/')) ? join(env.HOME, p.slice(1)) : p;
 }
 

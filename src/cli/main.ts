@@ -6,24 +6,13 @@
 import { formatProblem, InventoryError, TransportError, UsageError } from '../errors.js';
 import type { CliIO } from './io.js';
 import { processIO } from './io.js';
+import { COMMANDS, RUN_PLAYBOOK } from './commands.js';
 
-/** A sub-command: parses its own argv, returns the exit code. Throws typed errors only. */
-export type Command = (argv: string[], io: CliIO) => Promise<number>;
+export type { Command } from './commands.js';
 
-const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
-  apply: () => import('./commands/apply.js'),
-  show: () => import('./commands/show.js'),
-  validate: () => import('./commands/validate.js'),
-  inventory: () => import('./commands/inventory.js'),
-  audit: () => import('./commands/audit.js'),
-  import: () => import('./commands/import.js'),
-  cert: () => import('./commands/cert.js'),
-  config: () => import('./commands/config.js'),
-  'scrape-config': () => import('./commands/scrape-config.js'),
-  completion: () => import('./commands/completion.js'),
-  // What a completion script asks at each TAB (not listed in --help).
-  __names: async () => ({ run: (await import('./commands/completion.js')).names }),
-};
+/** What a completion script asks at each TAB: not a command of --help. */
+const NAMES = async () => ({ run: (await import('./commands/completion.js')).names });
+
 const TOP_LEVEL_HELP = `Usage: reconcile [PLAYBOOK] -i INVENTORY [--check] [--diff] [--limit PATTERN] [--forks N] [--prune] [--json]
        reconcile COMMAND [options]
 
@@ -50,9 +39,6 @@ Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and n
 1 anything failed (a host down counts, even when others drifted). See docs/operations.md.
 `;
 
-/** The default command: `reconcile [PLAYBOOK] -i INV [--check] …`. */
-const RUN_PLAYBOOK = () => import('./commands/run-playbook.js');
-
 export async function main(argv: string[], io: CliIO = processIO()): Promise<never> {
   const code = await dispatch(argv, io);
   process.exit(code);
@@ -69,6 +55,7 @@ export async function dispatch(argv: string[], io: CliIO): Promise<number> {
       io.stdout(TOP_LEVEL_HELP);
       return 0;
     }
+    if (first === '__names') return await (await NAMES()).run(rest, io);
     if (first !== undefined && COMMANDS[first]) {
       const mod = await COMMANDS[first]!();
       return await mod.run(rest, io);

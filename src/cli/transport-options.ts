@@ -26,6 +26,9 @@ export function transportOptions(io: CliIO, acceptNewHostKeys: boolean, ansible?
     sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
   };
   if (ansible) options.defaults = connectionDefaults(ansible);
+  // Said wherever it takes effect (a run, audit, import, scrape-config), never applied silently.
+  const lenient = ansible && hostKeyCheckingWarning(ansible.settings);
+  if (lenient) io.stderr(`reconcile: warning: ${lenient}\n`);
   return options;
 }
 
@@ -52,8 +55,8 @@ function connectionDefaults(a: AnsibleConnection): ConnectionDefaults {
   return defaults;
 }
 
-/** What a run says about host_key_checking = False: honoured as accept-new, never weaker. */
-export function hostKeyCheckingWarning(settings: AnsibleSettings): string | undefined {
+/** What is said about host_key_checking = False: honoured as accept-new, never weaker. */
+function hostKeyCheckingWarning(settings: AnsibleSettings): string | undefined {
   const h = settings.hostKeyChecking;
   if (!h || h.value) return undefined;
   return `host_key_checking = False (${h.source}) is honoured as accept-new: host keys never seen are recorded in known_hosts, a changed key is still refused`;

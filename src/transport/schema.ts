@@ -5,25 +5,21 @@
  */
 import type { SchemaFragment } from '../inventory/schema-build.js';
 
+/** A port as a number, or as Ansible's inventories often write it, a string of digits. */
+const PORT = {
+  anyOf: [
+    { type: 'integer', minimum: 1, maximum: 65535 },
+    { type: 'string', pattern: '^[0-9]{1,5}$' },
+  ],
+};
+
 export const TRANSPORT_SCHEMA: SchemaFragment = {
   properties: {
     ansible_host: {
       type: 'string',
       minLength: 1,
     },
-    ansible_port: {
-      anyOf: [
-        {
-          type: 'integer',
-          minimum: 1,
-          maximum: 65535,
-        },
-        {
-          type: 'string',
-          pattern: '^[0-9]{1,5}$',
-        },
-      ],
-    },
+    ansible_port: PORT,
     ansible_user: {
       type: 'string',
       minLength: 1,
@@ -55,19 +51,7 @@ export const TRANSPORT_SCHEMA: SchemaFragment = {
       type: 'string',
       minLength: 1,
     },
-    ansible_ssh_port: {
-      anyOf: [
-        {
-          type: 'integer',
-          minimum: 1,
-          maximum: 65535,
-        },
-        {
-          type: 'string',
-          pattern: '^[0-9]{1,5}$',
-        },
-      ],
-    },
+    ansible_ssh_port: PORT,
     ansible_ssh_user: {
       type: 'string',
       minLength: 1,

@@ -4,7 +4,7 @@
  * certificate managed / unmanaged / expired / expiring / unrestricted against the inventory.
  * Read-only. Exit 0 when every host was read, 1 when any could not be.
  */
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
@@ -52,7 +52,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  const ansible = readAnsibleSettings(io.env, io.cwd);
+  const ansible = ansibleSettings(io);
   values.inventory ??= inventoryOf(undefined, ansible, io, 'audit');
   if (positionals.length > 0) throw new UsageError(`audit: unexpected argument '${positionals[0]}' (see 'reconcile audit --help')`);
   const warnDays = values['warn-days'] === '0' ? 0 : positiveInt('audit', '--warn-days', values['warn-days'], 30);

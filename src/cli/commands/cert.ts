@@ -17,6 +17,7 @@ import { constants, existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
+import { expandHome } from '../ansible-config.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
@@ -102,8 +103,8 @@ async function generate(argv: string[], io: CliIO): Promise<number> {
   const commonName = values.cn ?? (type === 'metrics' ? 'metrics.local' : name);
   if (commonName === '') throw new UsageError('cert generate: --cn must not be empty');
   const dir = values['out-dir'] ?? '.';
-  const crtPath = values['cert-out'] !== undefined ? expandHome(values['cert-out'], io) : join(dir, `${name}.crt`);
-  const keyPath = values['key-out'] !== undefined ? expandHome(values['key-out'], io) : join(dir, `${name}.key`);
+  const crtPath = values['cert-out'] !== undefined ? expandHome(values['cert-out'], io.env) : join(dir, `${name}.crt`);
+  const keyPath = values['key-out'] !== undefined ? expandHome(values['key-out'], io.env) : join(dir, `${name}.key`);
   if (resolve(io.cwd, crtPath) === resolve(io.cwd, keyPath)) throw new UsageError(`cert generate: the certificate and the key cannot both be ${keyPath}`);
   const now = new Date();
   const replaced = [crtPath, keyPath].filter((p) => existsSync(resolve(io.cwd, p)));
@@ -132,12 +133,6 @@ async function generate(argv: string[], io: CliIO): Promise<number> {
       nextSteps({ name, type, crtPath, keyPath, previousCrt: backups.find((b) => b.from === crtPath)?.to, days }),
   );
   return 0;
-}
-
-/** `~/x` as a shell would give it: the flag is often written quoted, or by a script. */
-function expandHome(path: string, io: CliIO): string {
-  const home = io.env.HOME;
-  return home && (path === '~' || path.startsWith('~/')) ? join(home, path.slice(1)) : path;
 }
 
 /** NAME.crt → NAME.previous-20261129T043000Z.crt: still matched by a `*.key` / `*.crt` rule. */

@@ -5,6 +5,7 @@
  * asks `reconcile __names` for at each TAB.
  */
 import { parseCommandArgs } from '../args.js';
+import { COMMANDS as COMMAND_MODULES, RUN_PLAYBOOK } from '../commands.js';
 import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
@@ -20,8 +21,8 @@ groups. Install it as your shell expects, for example:
   -h, --help   this help
 `;
 
-/** The commands, as `reconcile --help` lists them (completion and __names stay unlisted helpers). */
-export const COMMANDS = ['apply', 'show', 'validate', 'inventory', 'audit', 'import', 'cert', 'config', 'scrape-config', 'completion'];
+/** The commands, as main.ts dispatches them. */
+const COMMANDS = Object.keys(COMMAND_MODULES);
 
 /** Flags whose value is a file: the shell offers files after them. */
 const FILE_FLAGS = ['-i', '--inventory', '--out', '--metrics-file', '--private-key', '--write', '--out-dir', '--key-out', '--cert-out'];
@@ -66,20 +67,8 @@ export async function names(argv: string[], io: CliIO): Promise<number> {
 
 async function flagsByCommand(): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
-  out.set('', flagsOf((await import('./run-playbook.js')).HELP));
-  const modules: Record<string, () => Promise<{ HELP: string }>> = {
-    apply: () => import('./apply.js'),
-    show: () => import('./show.js'),
-    validate: () => import('./validate.js'),
-    inventory: () => import('./inventory.js'),
-    audit: () => import('./audit.js'),
-    import: () => import('./import.js'),
-    cert: () => import('./cert.js'),
-    config: () => import('./config.js'),
-    'scrape-config': () => import('./scrape-config.js'),
-    completion: async () => ({ HELP }),
-  };
-  for (const c of COMMANDS) out.set(c, flagsOf((await modules[c]!()).HELP));
+  out.set('', flagsOf((await RUN_PLAYBOOK()).HELP));
+  for (const c of COMMANDS) out.set(c, flagsOf(c === 'completion' ? HELP : (await COMMAND_MODULES[c]!()).HELP));
   return out;
 }
 

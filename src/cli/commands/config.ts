@@ -4,7 +4,7 @@
  * ANSIBLE_* variables. Only the settings reconcile honours are listed.
  */
 import { parseCommandArgs } from '../args.js';
-import { readAnsibleSettings, type AnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, type AnsibleSettings } from '../ansible-config.js';
 import type { CliIO } from '../io.js';
 import { UsageError } from '../../errors.js';
 
@@ -41,7 +41,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`config: unexpected argument '${positionals[0]}' (see 'reconcile config --help')`);
-  const settings = readAnsibleSettings(io.env, io.cwd);
+  const settings = ansibleSettings(io);
   const lines = [`config_file = ${settings.configFile ?? '(none)'}`];
   for (const [key, name] of NAMES) {
     const s = settings[key] as { value: unknown; source: string } | undefined;
@@ -49,7 +49,6 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const value = Array.isArray(s.value) ? s.value.join(', ') : String(s.value);
     lines.push(`${name}(${s.source}) = ${value}`);
   }
-  for (const w of settings.warnings) io.stderr(`reconcile: warning: ${w}\n`);
   io.stdout(`${lines.join('\n')}\n`);
   return 0;
 }

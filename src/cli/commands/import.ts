@@ -9,7 +9,7 @@
  * (src/inventory/insert-entries.ts, every other byte kept).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
@@ -79,7 +79,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const see = "(see 'reconcile import --help')";
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  const ansible = readAnsibleSettings(io.env, io.cwd);
+  const ansible = ansibleSettings(io);
   const inventoryArg = values.inventory ?? inventoryOf(undefined, ansible, io, 'import');
   if (positionals.length > 0) throw new UsageError(`import: unexpected argument '${positionals[0]}' ${see}`);
   if (!values['out-dir']) throw new UsageError(`import: --out-dir DIR is required: the certificate files are written there ${see}`);
@@ -237,7 +237,7 @@ async function writeCertificate(outDir: string, c: ImportedCertificate): Promise
     const path = join(outDir, fileName);
     if (!existsSync(path)) return 'free';
     try {
-      return parseCertificatePem(readInventoryText(path)).fingerprint === parsedFingerprint ? 'same' : 'other';
+      return parseCertificatePem(readSmallText(path)).fingerprint === parsedFingerprint ? 'same' : 'other';
     } catch {
       return 'other';
     }
@@ -256,7 +256,7 @@ async function writeCertificate(outDir: string, c: ImportedCertificate): Promise
 }
 
 /** A certificate file as text; anything larger than a certificate could be is not one. */
-function readInventoryText(path: string): string {
+function readSmallText(path: string): string {
   return statSync(path).size > 1_000_000 ? '' : readFileSync(path, 'utf8');
 }
 

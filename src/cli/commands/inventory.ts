@@ -6,7 +6,7 @@
  * Exports: HELP, run(argv: string[], io: CliIO): Promise<number>,
  *          inventoryList(inventory), hostVarsJson(inventory, name), inventoryGraph(inventory, group)
  */
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { formatProblem, UsageError } from '../../errors.js';
@@ -43,7 +43,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const modes = [values.list, values.host !== undefined, values.graph].filter(Boolean).length;
   if (modes !== 1) throw new UsageError("inventory: give exactly one of --list, --host NAME, --graph (see 'reconcile inventory --help')");
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  values.inventory ??= inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'inventory');
+  values.inventory ??= inventoryOf(undefined, ansibleSettings(io), io, 'inventory');
   if (positionals.length > (values.graph ? 1 : 0)) throw new UsageError(`inventory: unexpected argument '${positionals[values.graph ? 1 : 0]}'`);
   const inventory = await loadInventory(values.inventory);
   // As ansible-inventory: warnings on stderr, so stdout stays the JSON or graph alone.

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
-import { hostKeyCheckingWarning, transportOptions, type AnsibleConnection } from '../transport-options.js';
+import { transportOptions, type AnsibleConnection } from '../transport-options.js';
 import { inventoriesOf, readAnsibleSettings } from '../ansible-config.js';
 import { logLineWriter } from '../../render/log-lines.js';
 import { InventoryError, UsageError } from '../../errors.js';
@@ -164,7 +164,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  for (const w of [...options.ansible.settings.warnings, hostKeyCheckingWarning(options.ansible.settings)]) if (w) io.stderr(`reconcile: warning: ${w}\n`);
+  for (const w of options.ansible.settings.warnings) io.stderr(`reconcile: warning: ${w}\n`);
   if (options.listHosts) return listHosts(options, io);
   if (options.out !== undefined && !existsSync(dirname(options.out))) {
     throw new UsageError(`--out ${options.out}: folder ${dirname(options.out)} does not exist`);

@@ -8,7 +8,7 @@
  *
  * Exit code 0; 1 when an Incus host could not be read (the others are still printed).
  */
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -135,7 +135,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`scrape-config: unexpected argument '${positionals[0]}' (see 'reconcile scrape-config --help')`);
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  const ansible = readAnsibleSettings(io.env, io.cwd);
+  const ansible = ansibleSettings(io);
   values.inventory ??= inventoryOf(undefined, ansible, io, 'scrape-config');
   const k8s = kubernetesOptions(values);
 

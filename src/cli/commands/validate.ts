@@ -5,7 +5,7 @@
  *
  * Exports: HELP, run(argv: string[], io: CliIO): Promise<number>
  */
-import { inventoryOf, readAnsibleSettings } from '../ansible-config.js';
+import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIO } from '../io.js';
 import { formatProblem, InventoryError, UsageError, type Problem } from '../../errors.js';
@@ -46,7 +46,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   // -i, else ansible.cfg's inventory or ANSIBLE_INVENTORY, as Ansible finds them.
-  values.inventory ??= inventoryOf(undefined, readAnsibleSettings(io.env, io.cwd), io, 'validate');
+  values.inventory ??= inventoryOf(undefined, ansibleSettings(io), io, 'validate');
   if (positionals.length > 1) throw new UsageError(`validate: one PLAYBOOK at most, got ${positionals.length} (see 'reconcile validate --help')`);
 
   const inventory = await loadInventory(values.inventory);

@@ -11,7 +11,7 @@ import type { ObservedCertificate, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
 import { planTrust, type TrustPayload } from './plan.js';
 import { applyTrust } from './apply.js';
-import { desiredMetricsCertificates } from './metrics-desired.js';
+import { desiredMetricsCertificates, inNamedGroup } from './metrics-desired.js';
 import { applyKeyPairs, keyFileModeWarnings } from './metrics-keys.js';
 import { planKeyPairs } from './key-pairs.js';
 import { observeTrust } from './observe.js';
@@ -27,13 +27,8 @@ const TRUST_VARIABLES = ['incus_trusted_clients', 'incus_metrics_certificates', 
  * the variables (an inventory of Incus servers only).
  */
 function inTrustGroup(host: InventoryHost, inventory: Inventory): boolean {
-  const def = host.vars[TRUST_GROUP_VARIABLE];
-  const group = typeof def?.value === 'string' && def.value !== '' ? def.value : DEFAULT_TRUST_GROUP;
-  return !inventory.groups.has(group) || host.groups.includes(group);
+  return inNamedGroup(host, inventory, 'incus_trust_group', 'incus');
 }
-
-const TRUST_GROUP_VARIABLE = 'incus_trust_group';
-const DEFAULT_TRUST_GROUP = 'incus';
 
 /** The certificates the inventory keeps trusted: each entry's, and a previous one while previous_until is ahead. */
 function managedFingerprints(desired: DesiredTrust): Set<string> {

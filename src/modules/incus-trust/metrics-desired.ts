@@ -381,9 +381,16 @@ export function desiredMetricsCertificates(
  * for the pair it deploys, but runs no Incus.
  */
 export function registersMetricsCertificates(host: InventoryHost, inventory: Inventory): boolean {
-  if (host.vars[METRICS_VARIABLE] === undefined) return false;
-  const incusGroup = stringVar(host.vars[INCUS_METRICS_GROUP_VARIABLE]) ?? DEFAULT_INCUS_METRICS_GROUP;
-  return !inventory.groups.has(incusGroup) || host.groups.includes(incusGroup);
+  return host.vars[METRICS_VARIABLE] !== undefined && inNamedGroup(host, inventory, INCUS_METRICS_GROUP_VARIABLE, DEFAULT_INCUS_METRICS_GROUP);
+}
+
+/**
+ * The rule by which Incus servers are told apart in a mixed inventory: membership of the group a
+ * variable names (or its default) when the inventory has that group; every host when it has not.
+ */
+export function inNamedGroup(host: InventoryHost, inventory: Inventory, variable: string, fallback: string): boolean {
+  const group = stringVar(host.vars[variable]) ?? fallback;
+  return !inventory.groups.has(group) || host.groups.includes(group);
 }
 
 function at(def: VarDefinition, nestedPath: string): SourceLocation {
