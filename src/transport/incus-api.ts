@@ -6,7 +6,7 @@
  * the step clearly instead of reaching a module half-parsed.
  */
 import { TransportError } from '../errors.js';
-import type { HttpPool } from './http1.js';
+import type { HttpStreams } from './http-client.js';
 import type { ExecResult, IncusApi, IncusRequestOptions, IncusResponse } from './types.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -52,7 +52,7 @@ function checkOperation(host: string, step: string, env: Envelope): unknown {
 }
 
 /** HTTP over the host's Incus socket (forwarded over SSH, or local). */
-export function incusOverHttp(host: string, pool: HttpPool, timeoutMs: number): IncusApi {
+export function incusOverHttp(host: string, pool: HttpStreams, timeoutMs: number): IncusApi {
   const send = async (method: Method, path: string, step: string, body?: unknown, options?: IncusRequestOptions) => {
     const headers: Record<string, string> = {};
     let payload: Buffer | undefined;

@@ -8,13 +8,13 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TransportError } from '../errors.js';
 import { readHostFile, writeHostFile } from './host-files.js';
-import { HttpPool } from './http1.js';
+import { HttpStreams } from './http-client.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
 import { commandName } from './shell-quote.js';
 import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
 
 export async function connectLocal(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
-  const pool = new HttpPool(
+  const pool = new HttpStreams(
     () =>
       new Promise<Duplex>((resolve, reject) => {
         const socket = net.connect(spec.incusSocket);

@@ -17,7 +17,7 @@ import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { readHostFile, writeHostFile } from './host-files.js';
-import { HttpPool } from './http1.js';
+import { HttpStreams } from './http-client.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
 import {
   checkHostKey,
@@ -370,7 +370,7 @@ class SshSession implements HostSession {
   readonly incus: IncusApi;
   private readonly client: Client;
   private readonly limit = pLimit(MAX_EXEC_CHANNELS);
-  private readonly pool: HttpPool;
+  private readonly pool: HttpStreams;
   private lost?: Error;
   private closed = false;
 
@@ -386,7 +386,7 @@ class SshSession implements HostSession {
     }
     // Under sudo the socket is root's: a relay the host runs as root carries the same HTTP, so
     // updates keep their ETag (If-Match) as over a forwarded socket.
-    this.pool = new HttpPool(() => (spec.become ? this.openRelay(spec.incusSocket) : this.openForwarded(spec.incusSocket)), MAX_HTTP_STREAMS);
+    this.pool = new HttpStreams(() => (spec.become ? this.openRelay(spec.incusSocket) : this.openForwarded(spec.incusSocket)), MAX_HTTP_STREAMS);
     const query = incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: spec.become }));
     // The socket first. When it cannot be opened (sshd may forbid stream-local forwarding, and
     // OpenSSH answers "open failed" either way; a sudo that allows only `incus` refuses the

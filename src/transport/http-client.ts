@@ -1,0 +1,109 @@
+/**
+ * HTTP/1.1 to an Incus or LXD daemon over any byte stream, with Node's own `http` client: an
+ * SSH channel forwarded to the daemon's unix socket, a relay under sudo, a local unix socket or
+ * a verified TLS connection. Every way in is an `open()` that returns a connected stream; the
+ * Agent pools those streams with keep-alive, so a whole run opens only a handful of channels
+ * (or one TLS connection) per host. The watch mode's websocket rides on the same `open()`.
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+
+export interface HttpResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Opens one connected stream to the daemon (the TLS handshake and its checks already done). */
+export type StreamOpener = () => Promise<Duplex>;
+
+/**
+ * Node's Agent treats its connections as TCP sockets (keep-alive probes, ref/unref, idle timers);
+ * an SSH channel has none of that. These are no-ops on such a stream, left alone on real sockets.
+ */
+function asSocket(stream: Duplex): Duplex {
+  const s = stream as Duplex & Record<string, unknown>;
+  for (const method of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) {
+    if (typeof s[method] !== 'function') s[method] = () => s;
+  }
+  return stream;
+}
+
+class StreamAgent extends http.Agent {
+  /** How many streams were ever opened (tests check reuse). */
+  opened = 0;
+
+  constructor(
+    private readonly open: StreamOpener,
+    maxSockets: number,
+  ) {
+    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+  }
+
+  // Node calls it with a callback and accepts the stream later (documented for http.Agent).
+  override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
+    this.open().then(
+      (stream) => {
+        this.opened++;
+        callback(null, asSocket(stream));
+      },
+      (e: Error) => callback(e),
+    );
+    return undefined;
+  }
+}
+
+/** Requests to one daemon, on up to `max` keep-alive streams opened on demand. */
+export class HttpStreams {
+  private readonly agent: StreamAgent;
+
+  constructor(open: StreamOpener, max = 4) {
+    this.agent = new StreamAgent(open, max);
+  }
+
+  get opened(): number {
+    return this.agent.opened;
+  }
+
+  request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<HttpResponse> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        agent: this.agent,
+        method,
+        path,
+        host: 'incus',
+        headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
+      });
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.once('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        res.once('aborted', () => {
+          clearTimeout(timer);
+          reject(new Error('connection closed in the middle of the response body (truncated)'));
+        });
+        res.once('end', () => {
+          clearTimeout(timer);
+          if (!res.complete) return reject(new Error('connection closed in the middle of the response body (truncated)'));
+          const lower: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') lower[k] = v;
+          resolve({ status: res.statusCode ?? 0, headers: lower, body: Buffer.concat(chunks) });
+        });
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
