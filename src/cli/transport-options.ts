@@ -24,6 +24,7 @@ export function transportOptions(io: CliIO, acceptNewHostKeys: boolean, ansible?
     knownHostsFiles: [join(home, '.ssh', 'known_hosts')],
     acceptNewHostKeys: acceptNewHostKeys || ansible?.settings.hostKeyChecking?.value === false,
     sshConfigFile: home && existsSync(sshConfig) ? sshConfig : undefined,
+    knownServersDir: join(io.env.XDG_CONFIG_HOME || join(home, '.config'), 'reconcile', 'servercerts'),
   };
   if (ansible) options.defaults = connectionDefaults(ansible);
   // Said wherever it takes effect (a run, audit, import, scrape-config), never applied silently.

@@ -16,6 +16,7 @@ import { formatProblem, InventoryError, TransportError, UsageError, type Problem
 import type { Inventory, InventoryHost } from '../inventory/model.js';
 import type { ModuleName, ReconcileModule } from '../modules/types.js';
 import { PLAN_FORMAT_VERSION, type HostFailure, type HostPlan, type ModulePlan, type PlannedCertificate, type RunPlan } from '../plan/types.js';
+import { shellMismatch } from '../modules/reach.js';
 import type { ConnectionSpec, HostSession, TransportOptions } from '../transport/types.js';
 
 /** One play of a playbook: which modules to reconcile on which host pattern. */
@@ -368,6 +369,9 @@ async function observeHost(
   const obs: HostObservation = { selected: s, observed: new Map(), warnings: [] };
   let step = 'connect';
   try {
+    step = 'validate';
+    const mismatch = s.modules.map((m) => shellMismatch(s.host, m.module)).find((w) => w !== undefined);
+    if (mismatch) throw new TransportError(s.host.name, step, mismatch);
     step = 'read connection settings';
     obs.connection = await specOf(s.host);
     step = 'connect';

@@ -116,6 +116,8 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
   readonly reasons: ReasonVocabulary<R>;
   /** The variables that give a host something for this module (named when a run finds nothing to do). */
   readonly variables: readonly string[];
+  /** It runs commands or reads and writes files on the host: it cannot work over HTTPS only (reach.ts). */
+  readonly needsShell?: boolean;
   /** The JSON Schema of every variable it reads (its part of schema/inventory.schema.json). */
   readonly schema: SchemaFragment;
   /** Pure: this module's desired state for one host, or every problem with its location. */

@@ -60,7 +60,7 @@ describe('audit', () => {
       host: 'web1',
       status: 'ok',
       managedByInventory: true,
-      server: { serverName: 'web1', version: '6.0.4', clustered: false, members: [] },
+      server: { serverName: 'web1', kind: 'incus', version: '6.0.4', clustered: false, members: [] },
       certificates: [
         auditCertificate(live('admin', { restricted: false }), desired, NOW, 30),
         auditCertificate(live('laptop', { notAfter: day(-3) }), desired, NOW, 30),
@@ -97,7 +97,7 @@ describe('audit', () => {
     const host: AuditedHost = {
       host: 'web1',
       status: 'ok',
-      server: { serverName: 'web1', version: '6.0.4', clustered: false, members: [] },
+      server: { serverName: 'web1', kind: 'incus', version: '6.0.4', clustered: false, members: [] },
       managedByInventory: false,
       certificates: [c],
     };

@@ -8,12 +8,15 @@ import path from 'node:path';
 import { formatProblem, TransportError } from '../errors.js';
 import type { InventoryHost } from '../inventory/model.js';
 import { buildConnectionSpec } from './connection-spec.js';
+import { clientConfigDirs, findRemote } from './client-config.js';
+import { connectHttps } from './https.js';
 import { connectLocal } from './local.js';
 import { parseSshConfig, type SshConfig } from './ssh-config.js';
 import { connectSsh } from './ssh.js';
 import type { ConnectionSpec, HostSession, TransportOptions } from './types.js';
 
 export async function connectHost(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
+  if (spec.connection === 'https') return connectHttps(spec, options);
   return spec.connection === 'local' ? connectLocal(spec, options) : connectSsh(spec, options);
 }
 
@@ -68,6 +71,7 @@ export function connectionSpecOf(host: InventoryHost, options: TransportOptions)
       home: os.homedir(),
     },
     options.defaults,
+    clientConfigs(),
   );
   if (!spec) {
     throw new TransportError(host.name, 'read connection settings', problems.map((p) => formatProblem(p)).join('; '));
@@ -76,12 +80,18 @@ export function connectionSpecOf(host: InventoryHost, options: TransportOptions)
   return warnings.length > 0 ? { ...spec, warnings } : spec;
 }
 
+/** The incus and lxc clients' folders ($INCUS_CONF, $LXD_CONF, else under HOME). */
+function clientConfigs() {
+  const dirs = clientConfigDirs(process.env, os.homedir());
+  return { remote: (kind: 'incus' | 'lxd', name: string) => findRemote(dirs, kind, name), defaultDir: (kind: 'incus' | 'lxd') => dirs[kind][0]! };
+}
+
 /**
  * OpenSSH refuses a private key that group or others may read; reconcile uses it but says so
  * (found by test/secrets: it was used silently).
  */
 function keyFileWarnings(spec: ConnectionSpec): string[] {
-  const files = [spec.privateKeyFile, ...spec.jumps.map((j) => j.privateKeyFile)].filter((f): f is string => f !== undefined);
+  const files = [spec.privateKeyFile, spec.api?.clientKeyFile, ...spec.jumps.map((j) => j.privateKeyFile)].filter((f): f is string => f !== undefined);
   const warnings: string[] = [];
   for (const file of new Set(files)) {
     let mode: number;

@@ -8,9 +8,20 @@ import type { Problem } from '../errors.js';
 import type { InventoryHost, VarDefinition } from '../inventory/model.js';
 import { expandTokens, sshSettingsFor, type SshConfig } from './ssh-config.js';
 import { splitShellWords } from './shell-quote.js';
-import type { ConnectionSpec, JumpSpec } from './types.js';
+import type { ApiSpec, ConnectionSpec, JumpSpec } from './types.js';
+import type { RemoteLookup, ServerKind } from './client-config.js';
 
 export const DEFAULT_INCUS_SOCKET = '/var/lib/incus/unix.socket';
+/** LXD's sockets: Debian's package, then the snap (tried in this order for `incus_server: lxd`). */
+export const LXD_SOCKETS = ['/var/lib/lxd/unix.socket', '/var/snap/lxd/common/lxd/unix.socket'];
+export const DEFAULT_API_PORT = 8443;
+
+/** The incus and lxc clients' configuration (client-config.ts), read by the caller. */
+export interface ClientConfigs {
+  remote(kind: ServerKind, name: string): RemoteLookup;
+  /** The client's folder whose client.crt/client.key are the default pair. */
+  defaultDir(kind: ServerKind): string;
+}
 
 export interface LocalIdentity {
   /** The local user's name (OpenSSH's default remote user). */
@@ -52,6 +63,7 @@ export function buildConnectionSpec(
   sshConfig: SshConfig | undefined,
   local: LocalIdentity,
   defaults: ConnectionDefaults = {},
+  clients?: ClientConfigs,
 ): ConnectionSpecResult {
   const problems: Problem[] = [];
   const problem = (def: VarDefinition | string | undefined, message: string) =>
@@ -215,8 +227,18 @@ export function buildConnectionSpec(
     problem(defOf('ansible_become_user') ?? defaults.becomeUser?.source, `ansible_become_user: ${becomeUser} is not supported; reconcile becomes root`);
   }
 
-  const incusSocket = str('incus_socket') ?? DEFAULT_INCUS_SOCKET;
-  if (!incusSocket.startsWith('/')) problem(defOf('incus_socket'), `incus_socket must be an absolute path, not ${JSON.stringify(incusSocket)}`);
+  const serverText = str('incus_server') ?? 'incus';
+  if (serverText !== 'incus' && serverText !== 'lxd') problem(defOf('incus_server'), `incus_server must be incus or lxd, not ${JSON.stringify(serverText)}`);
+  const server: ServerKind = serverText === 'lxd' ? 'lxd' : 'incus';
+  const givenSocket = str('incus_socket');
+  if (givenSocket !== undefined && !givenSocket.startsWith('/')) {
+    problem(defOf('incus_socket'), `incus_socket must be an absolute path, not ${JSON.stringify(givenSocket)}`);
+  }
+  // LXD's sockets come after the one the inventory names, in the order its packages put them.
+  const sockets = [...(givenSocket !== undefined ? [givenSocket] : []), ...(server === 'lxd' ? LXD_SOCKETS : [DEFAULT_INCUS_SOCKET])];
+  const [incusSocket, ...socketFallbacks] = [...new Set(sockets)] as [string, ...string[]];
+
+  const api = apiSpec(host, server, str, defOf, varSource, problem, local, clients);
 
   if (problems.length > 0) return { problems };
   const sources: Record<string, string> = {
@@ -230,6 +252,7 @@ export function buildConnectionSpec(
   };
   if (jumps.length > 0) sources.route = `ProxyJump ${proxyJump} (${routeFrom})`;
   if (proxyCommand !== undefined) sources.route = `ProxyCommand (${routeFrom})`;
+  if (api) return { spec: httpsSpec(host.name, api.spec, server, api.sources), problems };
   const spec: ConnectionSpec = {
     host: host.name,
     connection: connection === 'local' ? 'local' : 'ssh',
@@ -241,6 +264,9 @@ export function buildConnectionSpec(
     become,
     incusSocket,
   };
+  if (socketFallbacks.length > 0) spec.socketFallbacks = socketFallbacks;
+  if (givenSocket !== undefined) spec.socketGiven = true;
+  if (server !== 'incus') spec.server = server;
   if (knownHostsFiles) spec.knownHostsFiles = knownHostsFiles;
   spec.sources = sources;
   // Run as OpenSSH runs it: tokens expanded (%h the address, %p, %r, %n the name as given), through /bin/sh.
@@ -248,4 +274,97 @@ export function buildConnectionSpec(
   // A local host is not reached through ssh: what its config says does not concern it.
   if (warnings.size > 0 && spec.connection === 'ssh') spec.warnings = [...warnings];
   return { spec, problems };
+}
+
+type StrOf = (...names: string[]) => string | undefined;
+type DefOf = (...names: string[]) => VarDefinition | undefined;
+
+/**
+ * `incus_api_url` or `incus_remote`: the host is reached over its REST API only. The client pair
+ * and the server's identity come from the host's variables, else from the client's remote.
+ */
+function apiSpec(
+  host: InventoryHost,
+  server: ServerKind,
+  str: StrOf,
+  defOf: DefOf,
+  varSource: (...names: string[]) => string | undefined,
+  problem: (def: VarDefinition | string | undefined, message: string) => void,
+  local: LocalIdentity,
+  clients: ClientConfigs | undefined,
+): { spec: ApiSpec; sources: Record<string, string> } | undefined {
+  const urlText = str('incus_api_url');
+  const remoteName = str('incus_remote');
+  if (urlText === undefined && remoteName === undefined) return undefined;
+  const home = (p: string) => (p === '~' ? local.home : p.startsWith('~/') ? `${local.home}/${p.slice(2)}` : p);
+  const sources: Record<string, string> = {};
+
+  let remote;
+  if (remoteName !== undefined) {
+    const lookup = clients?.remote(server, remoteName) ?? { problem: 'no client configuration was read' };
+    if ('problem' in lookup) {
+      problem(defOf('incus_remote'), lookup.problem);
+      return undefined;
+    }
+    remote = lookup.found;
+  }
+  const addr = urlText ?? remote!.addr;
+  let url: URL | undefined;
+  try {
+    url = new URL(addr);
+  } catch {
+    url = undefined;
+  }
+  const from = urlText !== undefined ? defOf('incus_api_url') : defOf('incus_remote');
+  if (!url || url.protocol !== 'https:' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.username !== '') {
+    const what = urlText !== undefined ? 'incus_api_url' : `the address of remote ${remoteName} (${remote!.configFile})`;
+    problem(from, `${what} must be https://HOST[:PORT], not ${JSON.stringify(addr)}`);
+    return undefined;
+  }
+  const address = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port === '' ? DEFAULT_API_PORT : Number(url.port);
+  sources.route = urlText !== undefined ? (varSource('incus_api_url') ?? 'incus_api_url') : `incus_remote ${remoteName} (${remote!.configFile})`;
+
+  const clientDir = remote?.configDir ?? clients?.defaultDir(server) ?? `${local.home}/.config/${server === 'lxd' ? 'lxc' : 'incus'}`;
+  const clientCertFile = home(str('incus_client_cert_file') ?? remote?.clientCertFile ?? `${clientDir}/client.crt`);
+  const clientKeyFile = home(str('incus_client_key_file') ?? remote?.clientKeyFile ?? `${clientDir}/client.key`);
+  sources.client =
+    varSource('incus_client_cert_file') ??
+    (remote ? `the client pair of ${remote.configDir}` : `the ${server === 'lxd' ? 'lxc' : 'incus'} client's pair (${clientDir})`);
+
+  const spec: ApiSpec = { url: `https://${url.host}`, address, port, clientCertFile, clientKeyFile };
+  const pinned = str('incus_server_cert_file');
+  const ca = str('incus_server_ca_file');
+  if (pinned !== undefined) {
+    spec.serverCertFile = home(pinned);
+    sources.server = `pinned by ${varSource('incus_server_cert_file') ?? 'incus_server_cert_file'}`;
+  } else if (ca !== undefined) {
+    spec.caFile = home(ca);
+    spec.serverName = str('incus_server_name') ?? address;
+    sources.server = `signed by ${varSource('incus_server_ca_file') ?? 'incus_server_ca_file'}, name ${spec.serverName}`;
+  } else if (remote?.serverCertFile !== undefined) {
+    spec.serverCertFile = remote.serverCertFile;
+    sources.server = `pinned by ${remote.serverCertFile}`;
+  } else {
+    sources.server = 'recorded by --accept-new-host-keys, or unknown';
+  }
+  if (remote) spec.remote = { name: remote.name, configDir: remote.configDir };
+  return { spec, sources };
+}
+
+function httpsSpec(host: string, api: ApiSpec, server: ServerKind, sources: Record<string, string>): ConnectionSpec {
+  const spec: ConnectionSpec = {
+    host,
+    connection: 'https',
+    address: api.address,
+    port: api.port,
+    user: '',
+    jumps: [],
+    become: false,
+    incusSocket: '',
+    api,
+    sources,
+  };
+  if (server !== 'incus') spec.server = server;
+  return spec;
 }

@@ -107,3 +107,30 @@ export class HttpStreams {
     this.agent.destroy();
   }
 }
+
+/** The daemon's socket could not be opened (forwarding refused, no such socket): another way may work. */
+export class StreamOpenError extends Error {}
+
+/**
+ * Opens the first of `sockets` that opens (LXD's are tried after the inventory's, Debian's
+ * before the snap's), and from then on that one only. When none opens, the error names each
+ * path tried and why.
+ */
+export function firstSocketOpener(sockets: string[], open: (socket: string) => Promise<Duplex>): () => Promise<Duplex> {
+  let found: string | undefined;
+  return async () => {
+    if (found !== undefined) return open(found);
+    const reasons: string[] = [];
+    for (const socket of sockets) {
+      try {
+        const stream = await open(socket);
+        found = socket;
+        return stream;
+      } catch (e) {
+        if (!(e instanceof StreamOpenError) || sockets.length === 1) throw e;
+        reasons.push(e.message);
+      }
+    }
+    throw new StreamOpenError(reasons.join('; '));
+  };
+}

@@ -83,12 +83,19 @@ export function incusOverHttp(host: string, pool: HttpStreams, timeoutMs: number
 }
 
 /**
- * `incus query --raw` over exec, privileged when the host needs become. The socket is named
- * with INCUS_SOCKET (sudo resets the environment, so it goes through `env`).
+ * `incus query --raw` (`lxc query --raw` for LXD) over exec, privileged when the host needs
+ * become. The socket is named with INCUS_SOCKET / LXD_SOCKET (sudo resets the environment, so it
+ * goes through `env`); without one, lxc finds LXD's socket itself (Debian's, then the snap's).
  */
-export function incusOverQuery(host: string, socket: string, exec: (argv: string[], step: string) => Promise<ExecResult>): IncusApi {
+export function incusOverQuery(
+  host: string,
+  socket: string | undefined,
+  exec: (argv: string[], step: string) => Promise<ExecResult>,
+  client: 'incus' | 'lxc' = 'incus',
+): IncusApi {
   const query = async (method: Method, path: string, step: string, body?: unknown): Promise<Envelope> => {
-    const argv = ['env', `INCUS_SOCKET=${socket}`, 'incus', 'query', '--raw', '-X', method];
+    const env = socket === undefined ? [] : ['env', `${client === 'lxc' ? 'LXD' : 'INCUS'}_SOCKET=${socket}`];
+    const argv = [...env, client, 'query', '--raw', '-X', method];
     if (body !== undefined) argv.push('--data', JSON.stringify(body));
     argv.push(path);
     const r = await exec(argv, step);
@@ -100,7 +107,7 @@ export function incusOverQuery(host: string, socket: string, exec: (argv: string
         .filter((l) => l.startsWith('Error: '))
         .map((l) => l.slice('Error: '.length));
       const reason = errors.length > 0 ? errors.join('; ') : r.stderr.trim() || out.trim();
-      throw new TransportError(host, step, `incus query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`);
+      throw new TransportError(host, step, `${client} query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`);
     }
     return readEnvelope(host, step, undefined, out);
   };

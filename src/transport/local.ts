@@ -8,24 +8,22 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TransportError } from '../errors.js';
 import { readHostFile, writeHostFile } from './host-files.js';
-import { HttpStreams } from './http-client.js';
+import { firstSocketOpener, HttpStreams, StreamOpenError } from './http-client.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
 import { commandName } from './shell-quote.js';
-import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, TransportOptions } from './types.js';
+import { daemonSockets, queryClient, type ConnectionSpec, type ExecOptions, type ExecResult, type HostSession, type TransportOptions } from './types.js';
 
 export async function connectLocal(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
-  const pool = new HttpStreams(
-    () =>
-      new Promise<Duplex>((resolve, reject) => {
-        const socket = net.connect(spec.incusSocket);
-        socket.once('connect', () => {
-          socket.removeListener('error', reject);
-          resolve(socket);
-        });
-        socket.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot open ${spec.incusSocket}: ${e.code ?? e.message}`)));
-      }),
-    4,
-  );
+  const connectTo = (path: string) =>
+    new Promise<Duplex>((resolve, reject) => {
+      const socket = net.connect(path);
+      socket.once('connect', () => {
+        socket.removeListener('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => reject(new StreamOpenError(`cannot open ${path}: ${e.code ?? e.message}`)));
+    });
+  const pool = new HttpStreams(firstSocketOpener(daemonSockets(spec), connectTo), 4);
   let closed = false;
 
   const exec = (argv: string[], step: string, execOptions: ExecOptions = {}): Promise<ExecResult> => {
@@ -62,7 +60,7 @@ export async function connectLocal(spec: ConnectionSpec, options: TransportOptio
     spec,
     exec,
     incus: spec.become
-      ? incusOverQuery(spec.host, spec.incusSocket, (argv, step) => exec(argv, step, { privileged: true }))
+      ? incusOverQuery(spec.host, queryClient(spec).socket, (argv, step) => exec(argv, step, { privileged: true }), queryClient(spec).client)
       : incusOverHttp(spec.host, pool, options.commandTimeoutMs),
     readFile: (path, step, privileged = false) => readHostFile(spec.host, exec, path, step, privileged),
     writeFile: (path, content, step, writeOptions) => writeHostFile(spec.host, exec, path, content, step, { ...writeOptions, privileged: true }),

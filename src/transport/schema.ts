@@ -56,5 +56,39 @@ export const TRANSPORT_SCHEMA: SchemaFragment = {
       type: 'string',
       minLength: 1,
     },
+    incus_api_url: {
+      description: 'Reach the host through its REST API only (no SSH): https://HOST[:PORT], port 8443 by default.',
+      type: 'string',
+      pattern: '^https://',
+    },
+    incus_remote: {
+      description: "A remote of the incus (or lxc) client's config.yml: its address, client pair and pinned server certificate.",
+      type: 'string',
+      minLength: 1,
+    },
+    incus_client_cert_file: {
+      description: "Client certificate for HTTPS (default the incus client's client.crt).",
+      type: 'string',
+      minLength: 1,
+    },
+    incus_client_key_file: {
+      description: "Its private key (default the incus client's client.key).",
+      type: 'string',
+      minLength: 1,
+    },
+    incus_server_cert_file: {
+      description: "The server's own certificate: only that one is accepted over HTTPS (as incus remote add pins it under servercerts/).",
+      type: 'string',
+      minLength: 1,
+    },
+    incus_server_ca_file: {
+      description: 'A CA that signed the server certificate, checked with incus_server_name (over HTTPS, and by Prometheus scraping it).',
+      type: 'string',
+      minLength: 1,
+    },
+    incus_server: {
+      description: 'The daemon: incus (default) or lxd (its sockets, and lxc query under become).',
+      enum: ['incus', 'lxd'],
+    },
   },
 };

@@ -17,7 +17,7 @@ import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { readHostFile, writeHostFile } from './host-files.js';
-import { HttpStreams } from './http-client.js';
+import { firstSocketOpener, HttpStreams, StreamOpenError } from './http-client.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
 import {
   checkHostKey,
@@ -30,13 +30,20 @@ import {
   type KnownHostEntry,
 } from './known-hosts.js';
 import { commandName, shellCommand } from './shell-quote.js';
-import type { ConnectionSpec, ExecOptions, ExecResult, HostSession, IncusApi, IncusResponse, TransportOptions } from './types.js';
+import {
+  daemonSockets,
+  queryClient,
+  type ConnectionSpec,
+  type ExecOptions,
+  type ExecResult,
+  type HostSession,
+  type IncusApi,
+  type IncusResponse,
+  type TransportOptions,
+} from './types.js';
 
 // ssh2 is CommonJS: under Node's ESM loader only its default export is reliable.
 const { Client: SshClient, utils } = ssh2;
-
-/** The Incus socket could not be reached through forwarding. */
-class StreamOpenError extends Error {}
 
 /**
  * Relays stdin/stdout to the unix socket named by its argument, both ways, until either side
@@ -386,8 +393,12 @@ class SshSession implements HostSession {
     }
     // Under sudo the socket is root's: a relay the host runs as root carries the same HTTP, so
     // updates keep their ETag (If-Match) as over a forwarded socket.
-    this.pool = new HttpStreams(() => (spec.become ? this.openRelay(spec.incusSocket) : this.openForwarded(spec.incusSocket)), MAX_HTTP_STREAMS);
-    const query = incusOverQuery(spec.host, spec.incusSocket, (argv, step) => this.exec(argv, step, { privileged: spec.become }));
+    this.pool = new HttpStreams(
+      firstSocketOpener(daemonSockets(spec), (socket) => (spec.become ? this.openRelay(socket) : this.openForwarded(socket))),
+      MAX_HTTP_STREAMS,
+    );
+    const { client, socket } = queryClient(spec);
+    const query = incusOverQuery(spec.host, socket, (argv, step) => this.exec(argv, step, { privileged: spec.become }), client);
     // The socket first. When it cannot be opened (sshd may forbid stream-local forwarding, and
     // OpenSSH answers "open failed" either way; a sudo that allows only `incus` refuses the
     // relay), try `incus query` over exec: if that works, the run keeps using it.
@@ -411,7 +422,7 @@ class SshSession implements HostSession {
           // Concurrent reads may all get here: the note is said once.
           if (!viaExec) {
             notes.push(
-              `the Incus socket is reached through \`incus query\` (${e.cause.message}): an update is re-read right before it is written, but without the entry's ETag, so a change in that last round trip is not detected`,
+              `the ${client === 'lxc' ? 'LXD' : 'Incus'} socket is reached through \`${client} query\` (${e.cause.message}): an update is re-read right before it is written, but without the entry's ETag, so a change in that last round trip is not detected`,
             );
           }
           viaExec = true;

@@ -9,7 +9,8 @@
 export interface ConnectionSpec {
   /** Inventory host name; every error names it. */
   host: string;
-  connection: 'ssh' | 'local';
+  /** ssh, local, or https: the daemon's REST API only (incus_api_url / incus_remote), no shell. */
+  connection: 'ssh' | 'local' | 'https';
   /** ansible_host, else ~/.ssh/config HostName, else the inventory name. */
   address: string;
   port: number;
@@ -24,6 +25,14 @@ export interface ConnectionSpec {
   become: boolean;
   /** Incus unix socket on the host (host var `incus_socket`, default /var/lib/incus/unix.socket). */
   incusSocket: string;
+  /** Sockets tried in order when `incusSocket` cannot be opened (LXD's, for `incus_server: lxd`). */
+  socketFallbacks?: string[];
+  /** incus_socket was set (else the daemon's client finds its own default socket). */
+  socketGiven?: boolean;
+  /** The daemon (`incus_server`): incus, or lxd (its sockets, and `lxc query` under become). */
+  server?: 'incus' | 'lxd';
+  /** How an https host is reached (absent for ssh and local). */
+  api?: ApiSpec;
   /**
    * known_hosts files for this host (`-o UserKnownHostsFile=` in ansible_ssh_common_args, or
    * UserKnownHostsFile in ~/.ssh/config); absent: TransportOptions.knownHostsFiles.
@@ -35,11 +44,42 @@ export interface ConnectionSpec {
   sources?: Record<string, string>;
 }
 
+/**
+ * The REST API over TLS with a client certificate, as `incus remote add` sets it up. The server
+ * is known by a pinned certificate, or a CA and the name its certificate carries.
+ */
+export interface ApiSpec {
+  /** https://ADDRESS:PORT */
+  url: string;
+  address: string;
+  port: number;
+  clientCertFile: string;
+  clientKeyFile: string;
+  /** The server's own certificate: only that one is accepted (incus_server_cert_file, or the remote's servercerts/NAME.crt). */
+  serverCertFile?: string;
+  /** A CA that signed the server certificate, checked against `serverName` (incus_server_ca_file + incus_server_name). */
+  caFile?: string;
+  serverName?: string;
+  /** incus_remote: the remote's name, and the client configuration folder it came from. */
+  remote?: { name: string; configDir: string };
+}
+
 export interface JumpSpec {
   address: string;
   port: number;
   user: string;
   privateKeyFile?: string;
+}
+
+/** The sockets to try, in order, and the query client of the daemon. */
+export function daemonSockets(spec: ConnectionSpec): string[] {
+  return [spec.incusSocket, ...(spec.socketFallbacks ?? [])];
+}
+
+/** `incus query` / `lxc query` over exec, with the socket the inventory named (else the client's own default). */
+export function queryClient(spec: ConnectionSpec): { client: 'incus' | 'lxc'; socket: string | undefined } {
+  if (spec.server === 'lxd') return { client: 'lxc', socket: spec.socketGiven ? spec.incusSocket : undefined };
+  return { client: 'incus', socket: spec.incusSocket };
 }
 
 export interface TransportOptions {
@@ -55,6 +95,8 @@ export interface TransportOptions {
   agentSocket?: string | null;
   /** -vvvv: a line of the SSH negotiation (ssh2's debug output), already prefixed with the host. */
   debug?: (line: string) => void;
+  /** Where --accept-new-host-keys records HTTPS servers' certificates (default ~/.config/reconcile/servercerts). */
+  knownServersDir?: string;
   /** ansible.cfg, ANSIBLE_* and -u/--private-key: below every host's own variables. */
   defaults?: import('./connection-spec.js').ConnectionDefaults;
 }
@@ -124,6 +166,11 @@ export interface HostSession {
   exec(argv: string[], step: string, options?: ExecOptions): Promise<ExecResult>;
   /** The Incus API of this host (its unix socket forwarded, or relayed under sudo; `incus query` where neither works). */
   readonly incus: IncusApi;
+  /**
+   * The client certificate this session authenticates with (HTTPS): it is in the host's trust
+   * store, and no plan may take it away (that would lock reconcile out).
+   */
+  readonly identity?: { fingerprint: string; certificateFile: string };
   /** What the plan says under the host about how it was reached, where that weakens a guarantee. */
   readonly notes?: readonly string[];
   /** A file's bytes, or undefined when it does not exist. */

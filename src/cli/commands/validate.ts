@@ -13,6 +13,7 @@ import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import { loadInventoryValidator, validateInventory } from '../../inventory/validate.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { loadPlaybook } from '../../playbook/load.js';
+import { shellMismatch } from '../../modules/reach.js';
 import { MODULES } from '../../modules/registry.js';
 
 export const HELP = `Usage: reconcile validate -i INVENTORY [PLAYBOOK]
@@ -61,8 +62,15 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     plays = playbook.plays.length;
     if (!playbook.problems.some((p) => p.severity === 'error')) {
       for (const play of playbook.plays) {
-        for (const warning of selectHosts(inventory, play.hosts).warnings) {
+        const selected = selectHosts(inventory, play.hosts);
+        for (const warning of selected.warnings) {
           problems.push({ severity: 'warning', message: `play "${play.name}": ${warning}` });
+        }
+        for (const name of selected.hosts) {
+          for (const m of play.reconcile) {
+            const mismatch = MODULES[m] && shellMismatch(inventory.hosts.get(name)!, MODULES[m]);
+            if (mismatch) problems.push({ severity: 'error', valuePath: name, message: `play "${play.name}": ${mismatch}` });
+          }
         }
       }
     }

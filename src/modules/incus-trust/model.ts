@@ -80,7 +80,11 @@ export interface LiveCertificate {
 
 export interface IncusServerInfo {
   serverName: string;
+  /** The daemon (GET /1.0 environment.server): incus or lxd. */
+  kind: string;
   version: string;
+  /** The API extensions it has (GET /1.0 api_extensions): a feature it lacks is planned as an error. Undefined: not said. */
+  extensions?: string[];
   clustered: boolean;
   /**
    * Identity of the shared trust store: for a cluster, the cluster certificate's fingerprint
@@ -99,4 +103,9 @@ export interface ObservedTrust {
   /** Project names that exist on the host. */
   projects: string[];
   certificates: LiveCertificate[];
+  /**
+   * Fingerprint of the certificate this run authenticates with (over HTTPS): no plan may remove,
+   * restrict or retype it, or the tool would lock itself out.
+   */
+  self?: string;
 }

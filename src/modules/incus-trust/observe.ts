@@ -53,9 +53,13 @@ export function readServerInfo(metadata: unknown): Omit<IncusServerInfo, 'member
   const env = object(m.environment, 'metadata.environment');
   const config = m.config === undefined || m.config === null ? {} : object(m.config, 'metadata.config');
   const clustered = boolean(env.server_clustered, 'metadata.environment.server_clustered');
+  const extensions = m.api_extensions === undefined || m.api_extensions === null ? undefined : list(m.api_extensions, 'metadata.api_extensions');
   return {
     serverName: string(env.server_name, 'metadata.environment.server_name'),
+    // Incus and LXD both say which they are; a daemon that does not is read as Incus.
+    kind: optionalString(env.server, 'metadata.environment.server') ?? 'incus',
     version: string(env.server_version, 'metadata.environment.server_version'),
+    extensions: extensions?.map((e, i) => string(e, `metadata.api_extensions[${i}]`)),
     clustered,
     // Every member of a cluster presents the cluster certificate: its fingerprint names the shared store.
     clusterId: clustered ? string(env.certificate_fingerprint, 'metadata.environment.certificate_fingerprint') : undefined,
@@ -137,5 +141,7 @@ export async function observeTrust(session: HostSession): Promise<ObservedTrust>
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
   // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).
-  return { server: { ...server.value, members }, projects: projects.value, certificates: certificates.value };
+  const observed: ObservedTrust = { server: { ...server.value, members }, projects: projects.value, certificates: certificates.value };
+  if (session.identity) observed.self = session.identity.fingerprint;
+  return observed;
 }

@@ -52,7 +52,7 @@ function desired(certificates: DesiredCertificate[], extra: Partial<DesiredTrust
 
 function observed(certificates: LiveCertificate[], projects = ['default'], clusterId?: string): ObservedTrust {
   return {
-    server: { serverName: 'web1', version: '6.0.4', clustered: clusterId !== undefined, clusterId, members: [] },
+    server: { serverName: 'web1', kind: 'incus', version: '6.0.4', clustered: clusterId !== undefined, clusterId, members: [] },
     projects,
     certificates,
   };
@@ -304,3 +304,39 @@ describe('planTrust property', () => {
 function wantOf(name: string, n: number): DesiredCertificate {
   return want(name, n);
 }
+
+describe('planTrust never locks reconcile out over HTTPS', () => {
+  const self = (certificates: LiveCertificate[]) => ({ ...observed(certificates), self: fp(9) });
+  const refused = (plan: ModulePlan) =>
+    plan.warnings.filter((w) => /is the one reconcile authenticates with over HTTPS/.test(w)).map((w) => w.replace(/.*HTTPS: /, ''));
+
+  it('pruning, state: absent, a rotation, a name clash, a type change and restricting are refused; the rest goes on', () => {
+    const mine = live('ci', 9);
+    const prune = planTrust(desired([want('a', 1)]), self([mine]), { ...ctx, prune: true });
+    expect(summary(prune)).toEqual(['add a 01 (missing)']);
+    expect(refused(prune)).toEqual(['pruning it would lock reconcile out of the host; refused, it is kept as it is']);
+
+    const absent = planTrust(desired([want('ci', undefined, { state: 'absent', fingerprint: fp(9).slice(0, 12) })]), self([mine, live('b', 2)]), ctx);
+    expect(summary(absent)).toEqual([
+      `unmanaged b 02 (not in the inventory; to revoke it: --prune, or an entry with state: absent and fingerprint: ${fp(2).slice(0, 12)})`,
+    ]);
+    expect(refused(absent)).toEqual(['revoking it (state: absent) would lock reconcile out of the host; refused, it is kept as it is']);
+
+    const rotate = planTrust(desired([want('ci', 3)]), self([mine]), ctx);
+    expect(summary(rotate)).toEqual([]);
+    expect(refused(rotate)).toEqual(['rotating it to another certificate would lock reconcile out of the host; refused, it is kept as it is']);
+
+    const retype = planTrust(desired([want('ci', 9, { type: 'metrics' })]), self([mine]), ctx);
+    expect(summary(retype)).toEqual([]);
+    expect(refused(retype)).toEqual(['changing its type to metrics would lock reconcile out of the host; refused, it is kept as it is']);
+
+    const restrict = planTrust(desired([want('ci', 9, { restricted: true, projects: ['default'] })]), self([mine]), ctx);
+    expect(summary(restrict)).toEqual([]);
+    expect(refused(restrict)).toEqual(['restricting it to projects would lock reconcile out of the host; refused, it is kept as it is']);
+
+    // A description change is harmless: planned as usual.
+    expect(summary(planTrust(desired([want('ci', 9, { description: 'CI' })]), self([mine]), ctx))).toEqual(['update ci 09 (fields differ: description)']);
+    // The same store read over SSH (no identity): pruning it is an ordinary removal.
+    expect(summary(planTrust(desired([]), observed([mine]), { ...ctx, prune: true }))).toEqual(['remove ci 09 (not in the inventory; pruning is on)']);
+  });
+});

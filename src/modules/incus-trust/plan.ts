@@ -73,7 +73,14 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   const existingProjects = new Set(observed.projects);
   const where = observed.server.clustered ? 'the cluster' : 'the host';
 
-  const isRemovable = (live: LiveCertificate) => live.type !== 'server' && !isProtected(live, protectedSet);
+  // Over HTTPS the run authenticates with a certificate of this very store: taking it away (or
+  // restricting it) would lock reconcile out, so every such action is refused, saying why.
+  const isSelf = (live: LiveCertificate) => observed.self !== undefined && live.fingerprint.toLowerCase() === observed.self.toLowerCase();
+  const refuseSelf = (live: LiveCertificate, what: string) =>
+    warnings.push(
+      `certificate "${live.name}" (${shortFingerprint(live.fingerprint)}) is the one reconcile authenticates with over HTTPS: ${what} would lock reconcile out of ${where}; refused, it is kept as it is`,
+    );
+  const isRemovable = (live: LiveCertificate) => live.type !== 'server' && !isProtected(live, protectedSet) && !isSelf(live);
   const byFingerprint = (fp: string) => observed.certificates.find((c) => !consumed.has(c) && c.fingerprint.toLowerCase() === fp.toLowerCase());
   const byName = (name: string, onlyRemovable: boolean) =>
     observed.certificates.find((c) => !consumed.has(c) && c.name === name && (!onlyRemovable || isRemovable(c)));
@@ -113,6 +120,10 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     let acts = false;
     if (live) {
       if (live.type !== d.type) {
+        if (isSelf(live)) {
+          refuseSelf(live, `changing its type to ${d.type}`);
+          continue;
+        }
         if (!isRemovable(live)) {
           warnings.push(
             `certificate "${d.name}" is trusted as type ${live.type} but wanted as ${d.type}; it is ${describeKeep(live, protectedSet)}, so its type is left as is`,
@@ -124,6 +135,9 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
         changes.push(removeAction(live, 'type-changed', detail));
         changes.push(addAction(d, wanted, 'type-changed', detail));
         acts = true;
+      } else if (isSelf(live) && wanted.restricted && !live.restricted) {
+        refuseSelf(live, 'restricting it to projects');
+        continue;
       } else {
         const update = updateAction(live, wanted);
         if (update) {
@@ -133,6 +147,12 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
       }
     } else {
       const old = byName(d.name, true);
+      const self = old ? undefined : observed.certificates.find((c) => !consumed.has(c) && c.name === d.name && isSelf(c));
+      if (self) {
+        consumed.add(self);
+        refuseSelf(self, 'rotating it to another certificate');
+        continue;
+      }
       if (old) {
         consumed.add(old);
         const before = viewOfLive(old);
@@ -183,6 +203,10 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
     const live = byFingerprint(previous.certificate.fingerprint);
     if (!live) continue;
     consumed.add(live);
+    if (isSelf(live)) {
+      refuseSelf(live, `removing it (the previous certificate of "${d.name}", trusted until ${previous.until})`);
+      continue;
+    }
     if (!isRemovable(live)) {
       warnings.push(`the previous certificate of "${d.name}" was trusted until ${previous.until} but is ${describeKeep(live, protectedSet)}; it is kept`);
       continue;
@@ -194,7 +218,13 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   // the old half of a rotation interrupted after its add: finish it.
   for (const d of present) {
     for (const live of observed.certificates) {
-      if (consumed.has(live) || live.name !== d.name || !isRemovable(live)) continue;
+      if (consumed.has(live) || live.name !== d.name) continue;
+      if (isSelf(live)) {
+        consumed.add(live);
+        refuseSelf(live, 'removing it (the inventory gives its name another certificate)');
+        continue;
+      }
+      if (!isRemovable(live)) continue;
       consumed.add(live);
       removals.push(removeAction(live, 'superseded'));
     }
@@ -216,6 +246,10 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
       continue;
     }
     for (const live of matches) {
+      if (isSelf(live)) {
+        refuseSelf(live, 'revoking it (state: absent)');
+        continue;
+      }
       if (!isRemovable(live)) {
         warnings.push(`certificate "${d.name}" has state: absent but is ${describeKeep(live, protectedSet)}; it is kept`);
         continue;
@@ -226,7 +260,9 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
 
   for (const live of observed.certificates) {
     if (consumed.has(live) || live.type === 'server' || isProtected(live, protectedSet)) continue;
-    if (prune) {
+    if (prune && isSelf(live)) {
+      refuseSelf(live, 'pruning it');
+    } else if (prune) {
       removals.push(removeAction(live, 'pruned'));
     } else {
       unmanaged.push({
@@ -241,6 +277,8 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
       });
     }
   }
+
+  errors.push(...missingExtensions(changes, observed.server));
 
   const plan: TrustPlan = {
     module: 'incus_trust',
@@ -399,4 +437,31 @@ function sameSet(a: string[], b: string[]): boolean {
   const sa = new Set(a);
   const sb = new Set(b);
   return sa.size === sb.size && [...sa].every((x) => sb.has(x));
+}
+
+/**
+ * What each change needs of the server's API (GET /1.0 api_extensions): LXD 5.0 lacks some of
+ * what Incus has. A feature the server lacks is a plan error naming it, never a request the
+ * server refuses halfway through an apply.
+ */
+function missingExtensions(changes: TrustAction[], server: ObservedTrust['server']): string[] {
+  const have = server.extensions;
+  if (have === undefined) return [];
+  const errors = new Set<string>();
+  for (const a of changes) {
+    const p = a.payload;
+    if (!p || p.op === 'remove') continue;
+    const fields = p.op === 'update' ? p.fields : p.entry;
+    const needs: [string, string][] = [];
+    if (p.op === 'update') needs.push(['certificate_update', 'updating an entry in place']);
+    if (p.op !== 'update' && p.entry.type === 'metrics') needs.push(['metrics', 'type metrics']);
+    if (fields.restricted || fields.projects.length > 0) needs.push(['certificate_project', 'restricted / projects']);
+    if (fields.description !== '') needs.push(['certificate_description', 'a description']);
+    for (const [extension, why] of needs) {
+      if (!have.includes(extension)) {
+        errors.add(`certificate "${a.name}": ${why} needs the API extension ${extension}, which this ${server.kind} ${server.version} server lacks`);
+      }
+    }
+  }
+  return [...errors];
 }

@@ -31,6 +31,7 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape, Sc
   reasons: SCRAPE_REASONS,
   // On a host of the Prometheus group (prometheus_scrape_group, default "prometheus").
   variables: ['incus_metrics_certificates'],
+  needsShell: true,
   schema: PROMETHEUS_SCRAPE_SCHEMA,
   desired: desiredScrape,
   observe: observeScrape,

@@ -18,6 +18,7 @@ export const qubesPrometheusProxy: ReconcileModule<DesiredQubesProxy, ObservedQu
   name: 'qubes_prometheus_proxy',
   reasons: QUBES_REASONS,
   variables: ['qubes_prometheus_proxy'],
+  needsShell: true,
   schema: QUBES_PROMETHEUS_PROXY_SCHEMA,
   desired: (host, ctx) => desiredQubesProxy(host, ctx),
   observe: observeQubesProxy,
