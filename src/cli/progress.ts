@@ -27,7 +27,11 @@ export function logLineHooks(options: LogLineOptions & { mode: 'check' | 'apply'
     hostsSelected: (hosts) => line(`${options.mode === 'check' ? 'checking' : 'reconciling'} ${hosts.length} host(s): ${hosts.join(', ')}`),
     hostStep: (host, step) => line(`${host}: ${step === 'connect' ? 'connecting' : 'reading live state'}`),
     hostConnecting: (host, c) => {
-      if (options.verbose < 3 || c.connection !== 'ssh') return;
+      if (options.verbose < 3 || c.connection === 'local') return;
+      if (c.api) {
+        line(`${host}: https ${c.api.url}, client certificate ${c.api.clientCertFile}, server ${c.sources?.server ?? '?'} — route: ${c.sources?.route ?? '?'}`);
+        return;
+      }
       const route = c.proxyCommand !== undefined ? ` via ProxyCommand ${c.proxyCommand}` : c.jumps.map((j) => ` via ${j.user}@${j.address}:${j.port}`).join('');
       const from = Object.entries(c.sources ?? {})
         .map(([k, v]) => `${k}: ${v}`)

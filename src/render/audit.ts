@@ -142,7 +142,7 @@ export function renderAuditText(report: AuditReport): string {
     const kind = s.clustered ? `cluster ${s.clusterId?.slice(0, 12)}` : 'standalone';
     const count = h.certificates.length;
     out.push(
-      `${h.host} (${printableField(s.serverName)}, incus ${printableField(s.version)}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
+      `${h.host} (${printableField(s.serverName)}, ${printableField(s.kind)} ${printableField(s.version)}, ${kind}): ${count} trusted certificate${count === 1 ? '' : 's'}${h.managedByInventory ? '' : ' — the inventory does not manage this trust store'}`,
     );
     if (count > 0) {
       const rows = [['NAME', 'TYPE', 'FINGERPRINT', 'PROJECTS', 'EXPIRES', 'STATUS']];

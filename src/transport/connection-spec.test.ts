@@ -133,3 +133,86 @@ describe('buildConnectionSpec', () => {
     expect(parseJumpTarget('a b')).toBeUndefined();
   });
 });
+
+describe('buildConnectionSpec: the HTTPS API and LXD', () => {
+  const clients = {
+    remote: (kind: 'incus' | 'lxd', name: string) =>
+      name === 'prod'
+        ? {
+            found: {
+              name,
+              addr: 'https://incus.example:9443',
+              configDir: `/home/me/.config/${kind === 'lxd' ? 'lxc' : 'incus'}`,
+              configFile: 'config.yml',
+              clientCertFile: '/home/me/.config/incus/client.crt',
+              clientKeyFile: '/home/me/.config/incus/client.key',
+              serverCertFile: '/home/me/.config/incus/servercerts/prod.crt',
+            },
+          }
+        : { problem: `${name} is not a remote the incus client knows` },
+    defaultDir: (kind: 'incus' | 'lxd') => `/home/me/.config/${kind === 'lxd' ? 'lxc' : 'incus'}`,
+  };
+
+  it('incus_api_url: no SSH at all; the incus client pair by default, the server pinned or CA-checked', () => {
+    const pinned = buildConnectionSpec(
+      host('os1', { incus_api_url: 'https://10.0.0.5', incus_server_cert_file: '~/pins/os1.crt' }),
+      undefined,
+      local,
+      {},
+      clients,
+    ).spec!;
+    expect(pinned).toMatchObject({ connection: 'https', address: '10.0.0.5', port: 8443, jumps: [], become: false });
+    expect(pinned.api).toEqual({
+      url: 'https://10.0.0.5',
+      address: '10.0.0.5',
+      port: 8443,
+      clientCertFile: '/home/me/.config/incus/client.crt',
+      clientKeyFile: '/home/me/.config/incus/client.key',
+      serverCertFile: '/home/me/pins/os1.crt',
+    });
+    const ca = buildConnectionSpec(
+      host('os2', { incus_api_url: 'https://[fd00::5]:9443/', incus_server_ca_file: '/ca.crt', incus_server_name: 'os2.lan' }),
+      undefined,
+      local,
+      {},
+      clients,
+    ).spec!;
+    expect(ca.api).toMatchObject({ address: 'fd00::5', port: 9443, caFile: '/ca.crt', serverName: 'os2.lan' });
+    expect(ca.api!.serverCertFile).toBeUndefined();
+    // LXD: the lxc client's pair.
+    const lxd = buildConnectionSpec(host('l1', { incus_api_url: 'https://l1:8443', incus_server: 'lxd' }), undefined, local, {}, clients).spec!;
+    expect(lxd).toMatchObject({ server: 'lxd', api: { clientCertFile: '/home/me/.config/lxc/client.crt' } });
+  });
+
+  it('incus_remote: the remote gives address, pair and pinned certificate; an unknown remote or a bad URL is a problem naming the variable', () => {
+    const spec = buildConnectionSpec(host('p', { incus_remote: 'prod' }), undefined, local, {}, clients).spec!;
+    expect(spec.api).toMatchObject({
+      address: 'incus.example',
+      port: 9443,
+      serverCertFile: '/home/me/.config/incus/servercerts/prod.crt',
+      remote: { name: 'prod' },
+    });
+    const unknown = buildConnectionSpec(host('p', { incus_remote: 'nope' }), undefined, local, {}, clients);
+    expect(unknown.spec).toBeUndefined();
+    expect(unknown.problems).toEqual([
+      expect.objectContaining({ location: expect.objectContaining({ line: 3 }), message: 'nope is not a remote the incus client knows' }),
+    ]);
+    const http = buildConnectionSpec(host('p', { incus_api_url: 'http://p:8443' }), undefined, local, {}, clients);
+    expect(http.problems[0]!.message).toBe('incus_api_url must be https://HOST[:PORT], not "http://p:8443"');
+    const server = buildConnectionSpec(host('p', { incus_server: 'docker' }), undefined, local, {}, clients);
+    expect(server.problems[0]!.message).toBe('incus_server must be incus or lxd, not "docker"');
+  });
+
+  it("incus_server: lxd over SSH tries the inventory's socket, then Debian's, then the snap's", () => {
+    expect(buildConnectionSpec(host('l', { incus_server: 'lxd' }), undefined, local).spec).toMatchObject({
+      server: 'lxd',
+      incusSocket: '/var/lib/lxd/unix.socket',
+      socketFallbacks: ['/var/snap/lxd/common/lxd/unix.socket'],
+    });
+    expect(buildConnectionSpec(host('l', { incus_server: 'lxd', incus_socket: '/run/lxd.sock' }), undefined, local).spec).toMatchObject({
+      incusSocket: '/run/lxd.sock',
+      socketFallbacks: ['/var/lib/lxd/unix.socket', '/var/snap/lxd/common/lxd/unix.socket'],
+      socketGiven: true,
+    });
+  });
+});

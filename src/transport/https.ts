@@ -161,7 +161,7 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
       spec.host,
       'authenticate',
       `the server does not trust the client certificate ${api.clientCertFile} (fingerprint ${identity.fingerprint.slice(0, 12)}; it answered auth: ${String(auth)}); ` +
-        `add it on the server once (incus config trust add-certificate ${path.basename(api.clientCertFile)}), or use a trust token with incus remote add`,
+        `add it on the server once (${spec.server === 'lxd' ? 'lxc config trust add' : 'incus config trust add-certificate'} ${path.basename(api.clientCertFile)}), or use a trust token with ${spec.server === 'lxd' ? 'lxc' : 'incus'} remote add`,
     );
   }
   // The observe step starts with the same GET /1.0: it gets this answer instead of a second round trip.

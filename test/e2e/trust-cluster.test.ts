@@ -4,7 +4,9 @@
  * other members as covered. A standalone host beside it is reconciled on its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rm } from 'node:fs/promises';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
 import {
@@ -112,5 +114,35 @@ describe('an Incus cluster', () => {
     } finally {
       await byName('c1').start();
     }
+  });
+
+  it('reached over HTTPS only, through any member: one plan through c1; the certificate reconcile authenticates with survives a prune', async () => {
+    // As `incus remote add` does for a cluster: the client pair trusted once, the cluster certificate pinned.
+    await byName('c1').incus(['config', 'trust', 'add-certificate', lab.clientCertFile]);
+    const pinned = join(root, 'cluster.crt');
+    await copyFile(join(lab.host('c1').incusDir!, 'cluster.crt'), pinned);
+    const inv = join(root, 'https-cluster.yaml');
+    await writeFile(
+      inv,
+      stringify({
+        all: {
+          vars: { incus_trusted_clients: [client('alice', certs.alice!), client('carol', certs.bob!)], incus_trust_prune: true },
+          hosts: Object.fromEntries(
+            ['c3', 'c2', 'c1'].map((n) => [n, { incus_api_url: `https://${lab.host(n).address}:8443`, incus_server_cert_file: pinned }]),
+          ),
+        },
+      }),
+    );
+    const check = await cli(['-i', inv, '--check']);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+    expect(check.stdout).toContain('c2: no changes (incus_trust covered by c1)\n');
+    expect(check.stdout).toContain('c3: no changes (incus_trust covered by c1)\n');
+    expect(check.stdout.match(/\+ incus certificate "carol"/g)).toHaveLength(1);
+    expect(check.stdout.match(/is the one reconcile authenticates with over HTTPS: pruning it would lock reconcile out of the cluster/g)).toHaveLength(1);
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect((await cli(['-i', inv, '--check'])).exitCode).toBe(0);
+    const rows = await byName('c3').trust();
+    expect(rows.map((r) => `${r.name} ${r.type}`)).toEqual(['alice client', 'c1 server', 'c2 server', 'c3 server', 'carol client', 'client.crt client']);
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test lab needs, from Debian's packages, when it is missing:
-# openssh (sshd + client), incus from bookworm-backports, prometheus (+ promtool), GNU time.
+# openssh (sshd + client), incus from bookworm-backports, LXD, prometheus (+ promtool), GNU time.
 # Safe to run again: it does nothing when everything is there.
 set -euo pipefail
 
@@ -9,6 +9,9 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/libexec/incus/incusd ] || [ -x /usr/lib/incus/incusd ] || need+=(incus-base)
 command -v incus >/dev/null 2>&1 || need+=(incus-client)
+# LXD hosts: Debian's LXD 5.0 LTS (daemon and lxc client), from bookworm's main.
+[ -x /usr/bin/lxd ] || need+=(lxd)
+command -v lxc >/dev/null 2>&1 || need+=(lxd-client)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)

@@ -27,6 +27,7 @@ const run = promisify(execFile);
 
 const SSHD = '/usr/sbin/sshd';
 const INCUSD = existsSync('/usr/libexec/incus/incusd') ? '/usr/libexec/incus/incusd' : '/usr/lib/incus/incusd';
+const LXD = '/usr/bin/lxd';
 /** The non-root login user of `user: 'sudoer'` hosts (created once per machine). */
 export const SUDO_USER = 'reconcile-sudo';
 /** Address reservations shared by every lab on this machine (one file per address). */
@@ -323,6 +324,7 @@ interface HostState {
   configFile: string;
   hostKeyPublic: string;
   sshd?: Daemon;
+  /** incusd, or lxd for server: 'lxd' hosts. */
   incusd?: Daemon;
   /** Set on a jump host: the namespace its jump-only hosts live in, and its inetd listener. */
   hidden?: HiddenNetwork;
@@ -363,6 +365,7 @@ export const startLab: StartLab = async (options) => {
   const clientPublic = await keygen(clientKeyFile, 'reconcile-lab-client');
   const authorizedKeys = path.join(dir, 'authorized_keys');
   await writeFile(authorizedKeys, clientPublic + '\n', { mode: 0o644 });
+  const clientPair = await clientCertificatePair(home);
 
   const states: HostState[] = [];
   const byName = new Map<string, HostState>();
@@ -432,14 +435,22 @@ export const startLab: StartLab = async (options) => {
       await writeFile(s.configFile, sshdConfig(s, keyFile, authorizedKeys, incusDir));
       if (s.options.incus !== false && !s.options.down) {
         await mkdir(incusDir, { recursive: true });
-        s.incusd = new Daemon(`incusd of ${s.name}`, INCUSD, [], path.join(logs, `${s.name}.incusd.log`), {
-          ...process.env,
-          INCUS_DIR: incusDir,
-        });
+        const lxd = s.options.server === 'lxd';
+        s.incusd = lxd
+          ? new Daemon(`lxd of ${s.name}`, LXD, ['--group', 'root'], path.join(logs, `${s.name}.lxd.log`), { ...process.env, LXD_DIR: incusDir })
+          : new Daemon(`incusd of ${s.name}`, INCUSD, [], path.join(logs, `${s.name}.incusd.log`), { ...process.env, INCUS_DIR: incusDir });
         await startIncusd(s);
-        if (s.options.https) await incusCli(incusDir, ['config', 'set', 'core.https_address', `${s.address}:8443`]);
+        if (s.options.https || s.options.ssh === false) {
+          await daemonCli(s, ['config', 'set', 'core.https_address', `${s.address}:8443`]);
+        }
+        if (s.options.ssh === false) {
+          await daemonCli(s, trustAddArgs(s, clientPair.cert));
+          // What `incus remote add` keeps under servercerts/: a copy, so a server whose certificate changes no longer matches it.
+          await mkdir(path.join(dir, 'pinned'), { recursive: true });
+          await writeFile(pinnedCertOf(s), await readFile(path.join(incusDir, 'server.crt')));
+        }
       }
-      if (!s.options.down) await startSshd(s, byName, logs);
+      if (!s.options.down && s.options.ssh !== false) await startSshd(s, byName, logs);
     };
     // allSettled: when one host fails to start, the others must have finished starting before
     // stopAll runs, or their daemons would be started after it and leak.
@@ -462,6 +473,8 @@ export const startLab: StartLab = async (options) => {
   const hosts: LabHost[] = states.map((s) => {
     const incusDir = s.options.incus === false ? undefined : path.join(s.dir, 'incus');
     const jump = s.options.jumpVia ? byName.get(s.options.jumpVia) : undefined;
+    const httpsOnly = s.options.ssh === false;
+    const apiUrl = incusDir && (s.options.https || httpsOnly) ? `https://${s.address}:8443` : undefined;
     const host: LabHost = {
       name: s.name,
       address: s.address,
@@ -469,19 +482,30 @@ export const startLab: StartLab = async (options) => {
       user: s.user,
       incusDir,
       incusSocket: incusDir ? path.join(incusDir, 'unix.socket') : undefined,
+      server: s.options.server ?? 'incus',
+      apiUrl,
+      serverCertFile: incusDir ? path.join(incusDir, 'server.crt') : undefined,
+      pinnedServerCertFile: httpsOnly ? pinnedCertOf(s) : undefined,
       hostKeyFingerprint: sshFingerprint(s.hostKeyPublic),
       qubesPolicyDir: s.policy?.policyDir,
       qvmCallLog: s.policy?.qvmCallLog,
       inventoryVars() {
+        if (httpsOnly) {
+          // As IncusOS is reached: its API, the server certificate pinned; the client pair is the incus client's own.
+          const vars: Record<string, unknown> = { incus_api_url: apiUrl, incus_server_cert_file: pinnedCertOf(s) };
+          if (s.options.server === 'lxd') vars.incus_server = 'lxd';
+          return vars;
+        }
         const vars: Record<string, unknown> = { ansible_host: s.address, ansible_port: 22, ansible_user: s.user };
         if (incusDir) vars.incus_socket = path.join(incusDir, 'unix.socket');
+        if (s.options.server === 'lxd') vars.incus_server = 'lxd';
         if (s.user !== 'root') vars.ansible_become = true;
         if (jump) vars.ansible_ssh_common_args = `-J ${jump.user}@${jump.address}`;
         return vars;
       },
       async incus(args, stdin) {
         if (!incusDir) throw new Error(`lab: ${s.name} has no incusd`);
-        return incusCli(incusDir, args, stdin);
+        return daemonCli(s, args, stdin);
       },
       async stopIncus() {
         await s.incusd?.stop();
@@ -510,6 +534,8 @@ export const startLab: StartLab = async (options) => {
     dir,
     hosts,
     env,
+    clientCertFile: clientPair.cert,
+    clientKeyFile: clientPair.key,
     host(name) {
       const h = hosts.find((x) => x.name === name);
       if (!h) throw new Error(`lab: no host ${name} (hosts: ${hosts.map((x) => x.name).join(', ')})`);
@@ -572,10 +598,14 @@ async function startIncusd(s: HostState): Promise<void> {
   const incusd = s.incusd!;
   await incusd.start();
   const incusDir = path.join(s.dir, 'incus');
+  const waitready =
+    s.options.server === 'lxd'
+      ? () => run(LXD, ['waitready', '--timeout', '30'], { env: { ...process.env, LXD_DIR: incusDir } })
+      : () => incusCli(incusDir, ['admin', 'waitready', '--timeout', '30']);
   let waiting: Promise<boolean> | undefined;
   await incusd.waitReady('ready', () => {
     // One `waitready` at a time; it returns when the daemon answers.
-    waiting ??= incusCli(incusDir, ['admin', 'waitready', '--timeout', '30']).then(
+    waiting ??= waitready().then(
       () => true,
       () => {
         waiting = undefined;
@@ -630,10 +660,58 @@ async function serveInetd(s: HostState, logFile: string): Promise<void> {
   s.inetd = server;
 }
 
-/** Runs the local incus client against one daemon; stdin closed (some commands read YAML from it). */
-function incusCli(incusDir: string, args: string[], stdin?: string): Promise<string> {
+/** Where the lab keeps an HTTPS-only host's pinned server certificate. */
+function pinnedCertOf(s: HostState): string {
+  return path.join(path.dirname(path.dirname(s.dir)), 'pinned', `${s.name}.crt`);
+}
+
+/** The daemon's own client (incus, or lxc for LXD) against one lab host's daemon. */
+function daemonCli(s: HostState, args: string[], stdin?: string): Promise<string> {
+  const dir = path.join(s.dir, 'incus');
+  return s.options.server === 'lxd' ? incusCli(dir, args, stdin, 'lxc') : incusCli(dir, args, stdin);
+}
+
+/** `config trust add`: Incus 6 names it add-certificate, LXD 5.0 takes the file directly. */
+function trustAddArgs(s: HostState, certFile: string): string[] {
+  return s.options.server === 'lxd' ? ['config', 'trust', 'add', certFile] : ['config', 'trust', 'add-certificate', certFile];
+}
+
+/** The lab's incus client pair (ECDSA P-384, as the incus client makes it), also where lxc looks. */
+async function clientCertificatePair(home: string): Promise<{ cert: string; key: string }> {
+  const dir = path.join(home, '.config', 'incus');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const cert = path.join(dir, 'client.crt');
+  const key = path.join(dir, 'client.key');
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:secp384r1',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=reconcile-lab-client',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  await chmod(key, 0o600);
+  const lxc = path.join(home, '.config', 'lxc');
+  await mkdir(lxc, { recursive: true, mode: 0o700 });
+  await writeFile(path.join(lxc, 'client.crt'), await readFile(cert));
+  await writeFile(path.join(lxc, 'client.key'), await readFile(key), { mode: 0o600 });
+  return { cert, key };
+}
+
+/** Runs the local incus (or lxc) client against one daemon; stdin closed (some commands read YAML from it). */
+function incusCli(incusDir: string, args: string[], stdin?: string, client: 'incus' | 'lxc' = 'incus'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('incus', args, { env: { ...process.env, INCUS_DIR: incusDir }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = client === 'lxc' ? { ...process.env, LXD_DIR: incusDir } : { ...process.env, INCUS_DIR: incusDir };
+    const child = spawn(client, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -641,7 +719,11 @@ function incusCli(incusDir: string, args: string[], stdin?: string): Promise<str
     child.once('error', reject);
     child.once('close', (code) => {
       if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
-      reject(new Error(`incus ${args.join(' ')} (INCUS_DIR=${incusDir}): ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`));
+      reject(
+        new Error(
+          `${client} ${args.join(' ')} (${client === 'lxc' ? 'LXD_DIR' : 'INCUS_DIR'}=${incusDir}): ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`,
+        ),
+      );
     });
     // incus may exit without reading its input (most commands do): that EPIPE is not an error.
     child.stdin.on('error', () => undefined);
@@ -656,7 +738,7 @@ function incusCli(incusDir: string, args: string[], stdin?: string): Promise<str
 async function writeClientFiles(home: string, states: HostState[]): Promise<void> {
   const known: string[] = [];
   for (const [i, s] of states.entries()) {
-    if (s.options.down) continue;
+    if (s.options.down || s.options.ssh === false) continue;
     let keyLine = s.hostKeyPublic.split(/\s+/).slice(0, 2).join(' ');
     if (s.options.wrongHostKey) {
       const other = path.join(s.dir, 'not-the-host-key');
@@ -669,6 +751,7 @@ async function writeClientFiles(home: string, states: HostState[]): Promise<void
   await writeFile(path.join(home, '.ssh', 'known_hosts'), known.join('\n') + '\n', { mode: 0o644 });
   const config: string[] = ['# written by the reconcile test lab', ''];
   for (const s of states) {
+    if (s.options.ssh === false) continue;
     config.push(`Host ${s.name}`, `  HostName ${s.address}`, `  User ${s.user}`, `  Port 22`, `  IdentityFile ${path.join(home, '.ssh', 'id_ed25519')}`);
     if (s.options.jumpVia) config.push(`  ProxyJump ${s.options.jumpVia}`);
     config.push('');

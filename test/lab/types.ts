@@ -15,6 +15,14 @@ export interface LabHostOptions {
   incus?: boolean;
   /** Open the HTTPS API on ADDRESS:8443 (needed for metrics scraping and clusters). */
   https?: boolean;
+  /**
+   * false: no sshd at all — the host is reached only through its HTTPS API (as IncusOS is): its
+   * inventory variables are incus_api_url and the pinned server certificate; the lab's client
+   * certificate is trusted on it. Implies https.
+   */
+  ssh?: boolean;
+  /** The daemon: a real incusd (default), or a real LXD (Debian's `lxd`, LXD_DIR per host). */
+  server?: 'incus' | 'lxd';
   /** 'root' (default) or 'sudoer': a non-root login user that must use `sudo -n`. */
   user?: 'root' | 'sudoer';
   /** sshd forbids stream-local forwarding (AllowStreamLocalForwarding no); default allowed. */
@@ -39,10 +47,17 @@ export interface LabHost {
   sshPort: number;
   /** Login user ('root' or the sudoer's name). */
   user: string;
-  /** INCUS_DIR of its incusd (undefined when incus: false). */
+  /** INCUS_DIR of its incusd, or LXD_DIR of its LXD (undefined when incus: false). */
   incusDir?: string;
-  /** The incusd unix socket (INCUS_DIR/unix.socket). */
+  /** The daemon's unix socket (INCUS_DIR/unix.socket). */
   incusSocket?: string;
+  server: 'incus' | 'lxd';
+  /** https://ADDRESS:8443 when the HTTPS API is open. */
+  apiUrl?: string;
+  /** The daemon's own certificate (INCUS_DIR/server.crt). */
+  serverCertFile?: string;
+  /** HTTPS-only hosts: the copy of it the inventory pins (as `incus remote add` keeps one under servercerts/). */
+  pinnedServerCertFile?: string;
   /** SHA-256 fingerprint of its ssh host key, as OpenSSH prints it (SHA256:…). */
   hostKeyFingerprint: string;
   /** dom0 stand-in: the policy folder and the file where qvm-* calls are recorded. */
@@ -50,7 +65,7 @@ export interface LabHost {
   qvmCallLog?: string;
   /** Inventory variables that reach this host (ansible_host, ansible_port, ansible_user, incus_socket, …). */
   inventoryVars(): Record<string, unknown>;
-  /** Runs the local `incus` client against this host's daemon (INCUS_DIR set); returns stdout. `stdin` (e.g. a preseed) is written to it, else it is closed. */
+  /** Runs the daemon's own client (`incus`, or `lxc` for LXD) against this host's daemon (INCUS_DIR / LXD_DIR set); returns stdout. `stdin` (e.g. a preseed) is written to it, else it is closed. */
   incus(args: string[], stdin?: string): Promise<string>;
   stopIncus(): Promise<void>;
   startIncus(): Promise<void>;
@@ -65,6 +80,12 @@ export interface Lab {
   host(name: string): LabHost;
   /** Environment for a CLI subprocess: HOME → the lab's client home. */
   env: NodeJS.ProcessEnv;
+  /**
+   * The lab's incus client pair, HOME/.config/incus/client.{crt,key} (and the same under
+   * .config/lxc): trusted on every HTTPS-only host, as after `incus remote add`.
+   */
+  clientCertFile: string;
+  clientKeyFile: string;
   /**
    * Writes an inventory (YAML) for the given hosts under `group` with `extraVars` in all.vars
    * and returns its path. Tests can also write their own.
