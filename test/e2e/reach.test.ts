@@ -152,6 +152,30 @@ describe('one inventory, four ways in', () => {
   });
 });
 
+describe('metrics over HTTPS', () => {
+  it('a metrics certificate is registered over the API on Incus and LXD, and scrape-config reads the targets over it', async () => {
+    const https = ['incus-https', 'lxd-https'];
+    const inv = await inventory('metrics.yaml', varsOf(https), {
+      incus_metrics_certificates: [{ name: 'prom', certificate_file: 'pki/metrics.crt', key_file: 'pki/metrics.key' }],
+    });
+    const apply = await cli(['-i', inv]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    const fingerprint = (await fingerprintOf(join(root, 'pki/metrics.crt'))).slice(0, 12);
+    for (const h of https) {
+      const rows = JSON.parse(await lab.host(h).incus(['config', 'trust', 'list', '--format', 'json'])) as {
+        name: string;
+        type: string;
+        fingerprint: string;
+      }[];
+      expect(rows.filter((r) => r.type === 'metrics').map((r) => `${r.name} ${r.fingerprint.slice(0, 12)}`)).toEqual([`prom ${fingerprint}`]);
+    }
+    const sc = await cli(['scrape-config', '-i', inv]);
+    expect(sc.exitCode, sc.stderr).toBe(0);
+    const targets = /^# targets: (.*)$/m.exec(sc.stdout)?.[1]?.split(', ').sort();
+    expect(targets).toEqual(https.map((h) => `${lab.host(h).address}:8443`).sort());
+  });
+});
+
 describe('what needs a shell', () => {
   it('a play that needs files or commands on an HTTPS-only host fails that host, in validate and in the run; the others go on', async () => {
     const qubes = { proxy: 'monitoring', targets: [{ vm: 'personal', ports: [9100] }], autostart: true, policy_file: '20-metrics.policy' };

@@ -10,6 +10,8 @@ describe('reading what Incus answers', () => {
     };
     expect(readServerInfo(standalone)).toEqual({
       serverName: 'web1',
+      kind: 'incus',
+      extensions: undefined,
       version: '6.0.4',
       clustered: false,
       clusterId: undefined,
@@ -18,6 +20,10 @@ describe('reading what Incus answers', () => {
     });
     const member = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
     expect(readServerInfo(member).clusterId).toBe('cc');
+    // LXD says which it is and what it can do.
+    const lxd = { ...standalone, environment: { ...standalone.environment, server: 'lxd', server_version: '5.0.2' }, api_extensions: ['metrics'] };
+    expect(readServerInfo(lxd)).toMatchObject({ kind: 'lxd', version: '5.0.2', extensions: ['metrics'] });
+    expect(() => readServerInfo({ ...lxd, api_extensions: [1] })).toThrow('metadata.api_extensions[0]: expected a string, got number 1');
   });
 
   it('names the exact value that has the wrong shape', () => {

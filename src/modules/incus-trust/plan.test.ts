@@ -340,3 +340,35 @@ describe('planTrust never locks reconcile out over HTTPS', () => {
     expect(summary(planTrust(desired([]), observed([mine]), { ...ctx, prune: true }))).toEqual(['remove ci 09 (not in the inventory; pruning is on)']);
   });
 });
+
+describe('planTrust and what the server can do (GET /1.0 api_extensions)', () => {
+  const lxd50 = (certificates: LiveCertificate[], extensions: string[]) => ({
+    ...observed(certificates),
+    server: { serverName: 'l1', kind: 'lxd', version: '5.0.2', clustered: false, members: [], extensions },
+  });
+
+  it('a feature the server lacks is a plan error naming the extension; nothing is sent', () => {
+    const plan = planTrust(
+      desired([want('m', 1, { type: 'metrics' }), want('r', 2, { restricted: true, projects: ['default'] })]),
+      lxd50([], ['certificate_update']),
+      ctx,
+    );
+    expect(plan.errors).toEqual([
+      'certificate "m": type metrics needs the API extension metrics, which this lxd 5.0.2 server lacks',
+      'certificate "r": restricted / projects needs the API extension certificate_project, which this lxd 5.0.2 server lacks',
+    ]);
+  });
+
+  it('a server that keeps no descriptions (LXD 5.0) is neither sent nor compared on them, and the plan says so', () => {
+    const all = ['certificate_update', 'certificate_project', 'metrics'];
+    const plan = planTrust(desired([want('a', 1, { description: 'laptop' })]), lxd50([live('a', 1)], all), ctx);
+    expect(plan.actions).toEqual([]);
+    expect(plan.warnings).toEqual([
+      'this lxd 5.0.2 server keeps no descriptions (no API extension certificate_description): the description of "a" is not sent',
+    ]);
+    // Incus keeps them: the same entry is an update there.
+    expect(summary(planTrust(desired([want('a', 1, { description: 'laptop' })]), lxd50([live('a', 1)], [...all, 'certificate_description']), ctx))).toEqual([
+      'update a 01 (fields differ: description)',
+    ]);
+  });
+});

@@ -61,7 +61,8 @@ export interface NewTrustEntry {
 export type TrustAction = Action<TrustPayload, TrustReason>;
 export type TrustPlan = ModulePlan<TrustPayload, TrustReason>;
 
-export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: PlanContext): TrustPlan {
+export function planTrust(given: DesiredTrust, observed: ObservedTrust, ctx: PlanContext): TrustPlan {
+  const { desired, warning: descriptionWarning } = withoutDescriptionsWhereUnkept(given, observed.server);
   const protectedSet = desired.protected;
   const prune = desired.prune || ctx.prune;
   const consumed = new Set<LiveCertificate>();
@@ -69,7 +70,7 @@ export function planTrust(desired: DesiredTrust, observed: ObservedTrust, ctx: P
   const removals: TrustAction[] = [];
   const unmanaged: TrustAction[] = [];
   const errors: string[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = descriptionWarning ? [descriptionWarning] : [];
   const existingProjects = new Set(observed.projects);
   const where = observed.server.clustered ? 'the cluster' : 'the host';
 
@@ -456,7 +457,6 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
     if (p.op === 'update') needs.push(['certificate_update', 'updating an entry in place']);
     if (p.op !== 'update' && p.entry.type === 'metrics') needs.push(['metrics', 'type metrics']);
     if (fields.restricted || fields.projects.length > 0) needs.push(['certificate_project', 'restricted / projects']);
-    if (fields.description !== '') needs.push(['certificate_description', 'a description']);
     for (const [extension, why] of needs) {
       if (!have.includes(extension)) {
         errors.add(`certificate "${a.name}": ${why} needs the API extension ${extension}, which this ${server.kind} ${server.version} server lacks`);
@@ -464,4 +464,21 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
     }
   }
   return [...errors];
+}
+
+/**
+ * A server without the certificate_description extension (LXD 5.0) drops descriptions: they are
+ * neither compared nor sent there (else every run would plan the same update), and the plan says
+ * which entries' descriptions that server does not keep.
+ */
+function withoutDescriptionsWhereUnkept(desired: DesiredTrust, server: ObservedTrust['server']): { desired: DesiredTrust; warning?: string } {
+  if (server.extensions === undefined || server.extensions.includes('certificate_description')) return { desired };
+  const described = desired.certificates.filter((d) => d.state === 'present' && d.description !== '').map((d) => `"${d.name}"`);
+  return {
+    desired: { ...desired, certificates: desired.certificates.map((d) => ({ ...d, description: '' })) },
+    warning:
+      described.length > 0
+        ? `this ${server.kind} ${server.version} server keeps no descriptions (no API extension certificate_description): the description of ${described.join(', ')} is not sent`
+        : undefined,
+  };
 }
