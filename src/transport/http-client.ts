@@ -58,7 +58,16 @@ class StreamAgent extends http.Agent {
 export class HttpStreams {
   private readonly agent: StreamAgent;
 
-  constructor(open: StreamOpener, max = 4) {
+  /**
+   * `lost()` says why the connection under every stream is gone (an SSH connection that died):
+   * a request then fails at once instead of being written to a pooled stream that has not yet
+   * heard of the loss.
+   */
+  constructor(
+    open: StreamOpener,
+    max = 4,
+    private readonly lost: () => Error | undefined = () => undefined,
+  ) {
     this.agent = new StreamAgent(open, max);
   }
 
@@ -68,6 +77,9 @@ export class HttpStreams {
 
   request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
+      const gone = this.lost();
+      if (gone) return reject(gone);
+      let timedOut: Error | undefined;
       const req = http.request({
         agent: this.agent,
         method,
@@ -75,17 +87,21 @@ export class HttpStreams {
         host: 'incus',
         headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
       });
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.once('error', (e) => {
+      const timer = setTimeout(() => {
+        timedOut = new Error(`no answer within ${timeoutMs} ms`);
+        req.destroy(timedOut);
+      }, timeoutMs);
+      // Node may report the torn-down stream ("socket hang up") instead of the reason it was torn down.
+      req.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(e);
+        reject(timedOut ?? (e.message === 'socket hang up' ? new Error('the connection closed before an answer came') : e));
       });
       req.once('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
-        res.once('error', (e) => {
+        res.on('error', (e) => {
           clearTimeout(timer);
-          reject(e);
+          reject(timedOut ?? e);
         });
         res.once('aborted', () => {
           clearTimeout(timer);

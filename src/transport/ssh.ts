@@ -396,6 +396,7 @@ class SshSession implements HostSession {
     this.pool = new HttpStreams(
       firstSocketOpener(daemonSockets(spec), (socket) => (spec.become ? this.openRelay(socket) : this.openForwarded(socket))),
       MAX_HTTP_STREAMS,
+      () => (this.lost ? new Error(`connection lost: ${this.lost.message}`) : undefined),
     );
     const { client, socket } = queryClient(spec);
     const query = incusOverQuery(spec.host, socket, (argv, step) => this.exec(argv, step, { privileged: spec.become }), client);
@@ -439,12 +440,19 @@ class SshSession implements HostSession {
   private openForwarded(socket: string): Promise<Duplex> {
     return new Promise<Duplex>((resolve, reject) => {
       if (this.lost) return reject(this.lost);
-      const timer = setTimeout(
-        () => reject(new Error(`sshd did not open ${socket} within ${this.options.commandTimeoutMs} ms`)),
-        this.options.commandTimeoutMs,
-      );
+      // A channel asked for while the connection dies gets no answer from ssh2: the loss ends the wait.
+      const lost = () => {
+        clearTimeout(timer);
+        reject(new Error('connection lost'));
+      };
+      const timer = setTimeout(() => {
+        this.client.off('close', lost);
+        reject(new Error(`sshd did not open ${socket} within ${this.options.commandTimeoutMs} ms`));
+      }, this.options.commandTimeoutMs);
+      this.client.once('close', lost);
       this.client.openssh_forwardOutStreamLocal(socket, (err, stream) => {
         clearTimeout(timer);
+        this.client.off('close', lost);
         if (err) reject(new StreamOpenError(`cannot open ${socket} on the host: ${err.message}`));
         else resolve(stream);
       });

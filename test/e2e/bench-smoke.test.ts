@@ -42,6 +42,7 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
     'floor: ssh HOST incus query',
     'tight floor: ssh2, one GET per host',
     'reconcile --check, in sync',
+    'reconcile --check over HTTPS, in sync',
     'reconcile --check, drift',
     'reconcile, apply drift',
   ]) {
@@ -51,10 +52,11 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
 
   const report = JSON.parse(await readFile(jsonFile, 'utf8'));
   expect(report).toMatchObject({ hosts: 2, certs: 2, runs: 1, connection: 'ssh' });
-  expect(Object.keys(report.scenarios)).toEqual(['floor', 'tightFloor', 'checkInSync', 'checkDrift', 'applyDrift']);
+  expect(Object.keys(report.scenarios)).toEqual(['floor', 'tightFloor', 'checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift']);
+  expect(stdout).toMatch(/^check in sync over HTTPS \/ over SSH, same hosts: \d+\.\d\d× wall/m);
   expect(report.scenarios.tightFloor.tightRatio).toBe(1);
   expect(report.scenarios.floor.ratio).toBe(1);
-  for (const name of ['checkInSync', 'checkDrift', 'applyDrift']) {
+  for (const name of ['checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift']) {
     const s = report.scenarios[name];
     expect(s.samplesMs).toHaveLength(1);
     expect(s.medianMs).toBeGreaterThan(0);

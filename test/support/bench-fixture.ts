@@ -8,7 +8,8 @@
  * M registered certificates with the first one's description changed (update), the last one
  * `state: absent` (remove), and two certificates the hosts do not trust yet (add).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -68,20 +69,39 @@ function trustedClient(c: BenchCertificate): Record<string, unknown> {
   return { name: c.name, description: c.description, certificate_file: c.file };
 }
 
+/**
+ * The certificate the HTTPS scenario authenticates with (the lab's incus client pair), trusted on
+ * every host; the fixture's own resets and checks leave it alone.
+ */
+export const BENCH_CLIENT = 'reconcile-bench-client';
+
+export async function trustBenchClient(hosts: LabHost[], clientCertFile: string, parallel = 16): Promise<void> {
+  const der = new X509Certificate(await readFile(clientCertFile)).raw.toString('base64');
+  await eachLimited(hosts, parallel, async (host) => {
+    await incusOk(host, 'POST', '/1.0/certificates', { name: BENCH_CLIENT, type: 'client', certificate: der, restricted: false, projects: [] });
+  });
+}
+
+/** How an inventory host is reached: as the lab says (SSH), its socket on this machine, or its HTTPS API only. */
+function benchHostVars(h: LabHost, connection: 'ssh' | 'local' | 'https'): Record<string, unknown> {
+  if (connection === 'https') return { incus_api_url: `https://${h.address}:8443`, incus_server_cert_file: h.serverCertFile };
+  return h.inventoryVars();
+}
+
 /** Writes an inventory of `hosts` (in a `bench` group) trusting `entries`; returns its path. */
 export async function writeBenchInventory(
   dir: string,
   file: string,
   hosts: LabHost[],
   entries: Record<string, unknown>[],
-  connection: 'ssh' | 'local' = 'ssh',
+  connection: 'ssh' | 'local' | 'https' = 'ssh',
 ): Promise<string> {
   const inventory = {
     all: {
       // `local` talks to each lab host's incusd socket directly: the tool without its transport.
       vars: { incus_trusted_clients: entries, ...(connection === 'local' ? { ansible_connection: 'local' } : {}) },
       children: {
-        bench: { hosts: Object.fromEntries(hosts.map((h) => [h.name, h.inventoryVars()])) },
+        bench: { hosts: Object.fromEntries(hosts.map((h) => [h.name, benchHostVars(h, connection)])) },
       },
     },
   };
@@ -180,7 +200,7 @@ export async function setTrustStores(hosts: LabHost[], certs: BenchCertificates,
     const live = await liveCertificates(host);
     const have = new Map(live.map((l) => [l.fingerprint, l]));
     for (const l of live) {
-      if (l.type === 'server') continue;
+      if (l.type === 'server' || l.name === BENCH_CLIENT) continue;
       const c = wanted.get(l.fingerprint);
       if (!c) await incusOk(host, 'DELETE', `/1.0/certificates/${l.fingerprint}`);
       else if (l.description !== c.description || l.name !== c.name) {
@@ -220,7 +240,7 @@ export async function verifyInSync(hosts: LabHost[], certs: BenchCertificates, c
 async function verifyStores(hosts: LabHost[], expected: Map<string, string>): Promise<string[]> {
   const problems: string[] = [];
   await eachLimited(hosts, 16, async (host) => {
-    const live = (await liveCertificates(host)).filter((l) => l.type !== 'server');
+    const live = (await liveCertificates(host)).filter((l) => l.type !== 'server' && l.name !== BENCH_CLIENT);
     const seen = new Set<string>();
     for (const l of live) {
       seen.add(l.fingerprint);

@@ -32,6 +32,7 @@ import {
   setTrustStores,
   undoDrift,
   verifyDriftApplied,
+  trustBenchClient,
   verifyInSync,
   writeBenchInventory,
   type BenchCertificates,
@@ -72,12 +73,13 @@ interface BenchOptions {
   sweepCerts: number[];
 }
 
-type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkDrift' | 'applyDrift';
+type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkInSyncHttps' | 'checkDrift' | 'applyDrift';
 
 const SCENARIO_LABEL: Record<ScenarioName, string> = {
   floor: 'floor: ssh HOST incus query',
   tightFloor: 'tight floor: ssh2, one GET per host',
   checkInSync: 'reconcile --check, in sync',
+  checkInSyncHttps: 'reconcile --check over HTTPS, in sync',
   checkDrift: 'reconcile --check, drift',
   applyDrift: 'reconcile, apply drift',
 };
@@ -208,6 +210,8 @@ interface HostSet {
   certs: number;
   syncInventory: string;
   driftInventory: string;
+  /** The same hosts and certificates reached through their HTTPS API instead of SSH. */
+  httpsInventory: string;
   /** The tight floor's host list (tight-floor.ts). */
   tightHosts: string;
 }
@@ -230,6 +234,7 @@ async function hostSet(ctx: BenchContext, hosts: LabHost[], certs: number): Prom
     tightHosts,
     syncInventory: await writeBenchInventory(ctx.dir, `inventory-sync-${tag}.yaml`, hosts, inSyncEntries(ctx.certs, certs), ctx.connection),
     driftInventory: await writeBenchInventory(ctx.dir, `inventory-drift-${tag}.yaml`, hosts, driftedEntries(ctx.certs, certs), ctx.connection),
+    httpsInventory: await writeBenchInventory(ctx.dir, `inventory-https-${tag}.yaml`, hosts, inSyncEntries(ctx.certs, certs), 'https'),
   };
 }
 
@@ -264,14 +269,19 @@ async function floor(ctx: BenchContext, set: HostSet, validate: boolean): Promis
       } catch {
         // reported below
       }
-      if (count !== set.certs) {
+      if (count !== storeSize(set)) {
         const err = await readFile(join(out, `${h.name}.err`), 'utf8').catch(() => '');
-        throw new BenchFailure(`floor: ${h.name} answered ${count < 0 ? 'no JSON list' : `${count} certificates`}, expected ${set.certs}: ${err.trim()}`);
+        throw new BenchFailure(`floor: ${h.name} answered ${count < 0 ? 'no JSON list' : `${count} certificates`}, expected ${storeSize(set)}: ${err.trim()}`);
       }
     }
   }
   expectExit('floor', run, 0);
   return run;
+}
+
+/** What each host trusts: the set's certificates and the one the HTTPS scenario authenticates with. */
+function storeSize(set: HostSet): number {
+  return set.certs + 1;
 }
 
 const TIGHT_FLOOR = join(REPO, 'dist', 'test', 'support', 'tight-floor.js');
@@ -285,9 +295,9 @@ async function tightFloor(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
   const wrong = run.stdout
     .trim()
     .split('\n')
-    .filter((l) => l.split(' ')[1] !== String(set.certs));
+    .filter((l) => l.split(' ')[1] !== String(storeSize(set)));
   if (wrong.length > 0 || run.stdout.trim().split('\n').length !== set.hosts.length) {
-    throw new BenchFailure(`tight floor: expected ${set.certs} certificates from each of ${set.hosts.length} hosts, got:\n${run.stdout}${run.stderr}`);
+    throw new BenchFailure(`tight floor: expected ${storeSize(set)} certificates from each of ${set.hosts.length} hosts, got:\n${run.stdout}${run.stderr}`);
   }
   return run;
 }
@@ -310,6 +320,12 @@ async function withHostCpu(measure: () => Promise<TimedRun>): Promise<TimedRun> 
 async function checkInSync(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
   const run = await reconcile(ctx, set.syncInventory, true);
   expectExit('reconcile --check (in sync)', run, 0);
+  return run;
+}
+
+async function checkInSyncHttps(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
+  const run = await reconcile(ctx, set.httpsInventory, true);
+  expectExit('reconcile --check over HTTPS (in sync)', run, 0);
   return run;
 }
 
@@ -365,17 +381,19 @@ async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promi
   await floor(ctx, set, true);
   await tightFloor(ctx, set);
   await checkInSync(ctx, set);
+  await checkInSyncHttps(ctx, set);
   await checkDrift(ctx, set);
   await applyDrift(ctx, set, true);
-  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], tightFloor: [], checkInSync: [], checkDrift: [], applyDrift: [] };
+  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], tightFloor: [], checkInSync: [], checkInSyncHttps: [], checkDrift: [], applyDrift: [] };
   for (let round = 1; round <= runs; round++) {
     samples.floor.push(await floor(ctx, set, false));
     samples.tightFloor.push(await tightFloor(ctx, set));
     samples.checkInSync.push(await checkInSync(ctx, set));
+    samples.checkInSyncHttps.push(await checkInSyncHttps(ctx, set));
     samples.checkDrift.push(await checkDrift(ctx, set));
     samples.applyDrift.push(await applyDrift(ctx, set, round === 1));
     log(
-      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, tight floor ${ms(samples.tightFloor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, ` +
+      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, tight floor ${ms(samples.tightFloor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, over HTTPS ${ms(samples.checkInSyncHttps.at(-1)!.wallMs)}, ` +
         `check drift ${ms(samples.checkDrift.at(-1)!.wallMs)}, apply drift ${ms(samples.applyDrift.at(-1)!.wallMs)}`,
     );
   }
@@ -385,6 +403,7 @@ async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promi
     floor: result(SCENARIO_LABEL.floor, samples.floor, floorMedian),
     tightFloor: result(SCENARIO_LABEL.tightFloor, samples.tightFloor, floorMedian, tight),
     checkInSync: result(SCENARIO_LABEL.checkInSync, samples.checkInSync, floorMedian, tight),
+    checkInSyncHttps: result(SCENARIO_LABEL.checkInSyncHttps, samples.checkInSyncHttps, floorMedian, tight),
     checkDrift: result(SCENARIO_LABEL.checkDrift, samples.checkDrift, floorMedian, tight),
     applyDrift: result(SCENARIO_LABEL.applyDrift, samples.applyDrift, floorMedian, tight),
   };
@@ -548,7 +567,15 @@ function renderTable(report: BenchReport): string {
   lines.push(...table([header, ...rows]));
   lines.push('');
   const phaseHeader = ['phases (medians)', 'start+load', 'connect', 'observe+plan', 'apply/report', 'exit'];
-  const phaseRows = (['checkInSync', 'checkDrift', 'applyDrift'] as const).map((k) => {
+  const https = report.scenarios.checkInSyncHttps;
+  const ssh = report.scenarios.checkInSync;
+  lines.push(
+    `check in sync over HTTPS / over SSH, same hosts: ${(https.medianMs / ssh.medianMs).toFixed(2)}× wall, ` +
+      `${https.clientCpuMs && ssh.clientCpuMs ? `${(https.clientCpuMs / ssh.clientCpuMs).toFixed(2)}× client CPU, ` : ''}` +
+      `${https.hostCpuMs && ssh.hostCpuMs ? `${(https.hostCpuMs / ssh.hostCpuMs).toFixed(2)}× hosts CPU` : ''}`,
+  );
+  lines.push('');
+  const phaseRows = (['checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift'] as const).map((k) => {
     const p = report.scenarios[k].phases ?? {};
     return [report.scenarios[k].label, opt(p.startupAndLoadMs), opt(p.connectMs), opt(p.observeAndPlanMs), opt(p.applyMs), opt(p.exitMs)];
   });
@@ -656,7 +683,8 @@ async function main(): Promise<number> {
   try {
     let t = performance.now();
     log(`starting a lab of ${options.hosts} hosts`);
-    lab = await startLab({ hosts: options.hosts, name: 'bench' });
+    // Every host also listens for HTTPS: the same hosts are measured over SSH and over their API.
+    lab = await startLab({ hosts: Array.from({ length: options.hosts }, () => ({ https: true })), name: 'bench' });
     const labStartMs = performance.now() - t;
     log(`lab up in ${ms(labStartMs)}`);
 
@@ -666,6 +694,7 @@ async function main(): Promise<number> {
     t = performance.now();
     const certs = await generateCertificates(dir, maxCerts, new Date());
     await setTrustStores(lab.hosts, certs, options.certs);
+    await trustBenchClient(lab.hosts, lab.clientCertFile);
     const registerMs = performance.now() - t;
     log(`${options.certs} certificates on each host in ${ms(registerMs)}`);
 
