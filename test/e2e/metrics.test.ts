@@ -28,6 +28,7 @@ import { generateSelfSigned } from '../../src/pki/generate.js';
 import { eventually, metricsStatus, startPrometheus, type PromTarget, type TestPrometheus } from './metrics-support.js';
 import { reconcile, type TrustRow } from './trust-support.js';
 import { startLab } from '../lab/lab.js';
+import { setUpDom0StandIn } from '../lab/dom0.js';
 import type { Lab, LabHost } from '../lab/types.js';
 
 const NAME = 'prometheus-metrics';
@@ -672,6 +673,39 @@ describe('Qubes VMs in the deployed prometheus.yml', () => {
     // scrape-config prints the same job.
     const printed = await reconcile(['scrape-config', '-i', inventory], { env: lab!.env });
     expect(printed.stdout).toContain('  - job_name: qubes-proxy-dom0\n');
+  });
+
+  it('@tag: targets are the VMs dom0 gives the tag now (qvm-ls in dom0): a VM tagged later is drift until it is scraped', async () => {
+    // The dom0 stand-in's qvm-ls / qvm-tags on PATH for an `ansible_connection: local` dom0 (Qubes cannot run here).
+    const standIn = await setUpDom0StandIn(join(root, 'tag-dom0'));
+    const env = { ...lab!.env, PATH: `${standIn.binDir}:${process.env.PATH}` };
+    const tag = (vm: string) => promisify(execFile)(join(standIn.binDir, 'qvm-tags'), [vm, 'add', 'metrics']);
+    await tag('work');
+    const dom0 = { ansible_connection: 'local', qubes_prometheus_proxy: { proxy: 'sys-net', targets: [{ vm: '@tag:metrics', ports: [9100] }] } };
+    await writeInventoryFile({ validity_days: 300, rotate_before_days: 150 }, {}, {}, { qubes: { hosts: { dom0 } } });
+    const first = await reconcile(['-i', inventory, '--limit', 'incus:prometheus'], { env });
+    expect(first.exitCode, first.stdout + first.stderr).toBe(0);
+    let config = await readFile(prom!.configFile, 'utf8');
+    expect(config).toContain('# Qubes @tag:metrics in dom0: work\n');
+    expect(config).toMatch(
+      /__param_target: work\n\s+__param_port: "9100"\n\s+instance: work:9100\n\s+vm: work\n\s+port: "9100"\n\s+proxy: sys-net\n\s+dom0: dom0\n\s+tag: metrics/,
+    );
+    expect((await reconcile(['-i', inventory, '--limit', 'incus:prometheus', '--check'], { env })).exitCode).toBe(0);
+
+    await tag('personal');
+    const drift = await reconcile(['-i', inventory, '--limit', 'incus:prometheus', '--check', '--diff'], { env });
+    expect(drift.exitCode, drift.stdout + drift.stderr).toBe(2);
+    expect(drift.stdout).toContain('+# Qubes @tag:metrics in dom0: personal, work');
+    expect(drift.stdout).toMatch(/\+\s+__param_target: personal/);
+    expect((await reconcile(['-i', inventory, '--limit', 'incus:prometheus'], { env })).exitCode).toBe(0);
+    config = await readFile(prom!.configFile, 'utf8');
+    expect(config).toContain('instance: personal:9100');
+    await eventually(
+      'the newly tagged VM is a Prometheus target',
+      () => prom!.targets(),
+      (ts) => ts.some((t) => t.labels.job === 'qubes-proxy-dom0' && t.labels.vm === 'personal'),
+    );
+    expect((await reconcile(['-i', inventory, '--limit', 'incus:prometheus', '--check'], { env })).exitCode).toBe(0);
   });
 });
 

@@ -5,6 +5,8 @@
  *   - `qvm-service`, a stand-in that only records its calls and keeps each VM's services in
  *     a text file; it knows a fixed list of VMs and refuses others as the real one does
  *     ("no such domain");
+ *   - `qvm-ls` and `qvm-tags`, stand-ins that list VMs (`--raw-list`, `--tags TAG`) and
+ *     add or remove a VM's tags, kept as "VM TAG" lines in a text file;
  *   - `qubes-policy-lint`, a stand-in written in Python like the real tool, that runs a
  *     real syntax check of qrexec policy v5 lines (independent of reconcile's own checker).
  * Every stand-in call is appended to the call log, so tests can assert what reconcile ran.
@@ -28,9 +30,9 @@ export interface Dom0StandIn {
 }
 
 /** Files the stand-ins keep their state in, beside binDir. */
-export function dom0StandInState(binDir: string): { servicesFile: string; vmsFile: string } {
+export function dom0StandInState(binDir: string): { servicesFile: string; vmsFile: string; tagsFile: string } {
   const root = path.dirname(binDir);
-  return { servicesFile: path.join(root, 'qvm-services'), vmsFile: path.join(root, 'qubes-vms') };
+  return { servicesFile: path.join(root, 'qvm-services'), vmsFile: path.join(root, 'qubes-vms'), tagsFile: path.join(root, 'qubes-tags') };
 }
 
 export async function setUpDom0StandIn(hostDir: string): Promise<Dom0StandIn> {
@@ -38,7 +40,7 @@ export async function setUpDom0StandIn(hostDir: string): Promise<Dom0StandIn> {
   const policyDir = path.join(root, 'etc', 'qubes', 'policy.d');
   const binDir = path.join(root, 'bin');
   const qvmCallLog = path.join(root, 'qvm-calls.log');
-  const { servicesFile, vmsFile } = dom0StandInState(binDir);
+  const { servicesFile, vmsFile, tagsFile } = dom0StandInState(binDir);
   await mkdir(policyDir, { recursive: true });
   await mkdir(binDir, { recursive: true });
   await ensureGroup('qubes');
@@ -50,6 +52,9 @@ export async function setUpDom0StandIn(hostDir: string): Promise<Dom0StandIn> {
   await writeFile(vmsFile, STAND_IN_VMS.join('\n') + '\n');
   await writeFile(path.join(binDir, 'qvm-service'), qvmServiceScript(qvmCallLog, servicesFile, vmsFile), { mode: 0o755 });
   await writeFile(path.join(binDir, 'qubes-policy-lint'), policyLintScript(qvmCallLog), { mode: 0o755 });
+  await writeFile(tagsFile, '');
+  await writeFile(path.join(binDir, 'qvm-ls'), qvmLsScript(qvmCallLog, vmsFile, tagsFile), { mode: 0o755 });
+  await writeFile(path.join(binDir, 'qvm-tags'), qvmTagsScript(qvmCallLog, vmsFile, tagsFile), { mode: 0o755 });
   return { policyDir, qvmCallLog, binDir };
 }
 
@@ -118,6 +123,47 @@ tmp="$STATE.tmp.$$"
 awk -v vm="$vm" -v s="$service" '!($1 == vm && $2 == s)' "$STATE" > "$tmp"
 [ "$action" = unset ] || printf '%s %s %s\\n' "$vm" "$service" "$value" >> "$tmp"
 mv "$tmp" "$STATE"
+`;
+}
+
+function qvmLsScript(log: string, vms: string, tags: string): string {
+  return `#!/bin/sh
+# STAND-IN for Qubes OS's qvm-ls, in reconcile's test lab (Qubes OS cannot run here): records
+# the call; --raw-list prints VM names, one per line; --tags TAG keeps the VMs with that tag.
+LOG=${shQuote(log)}
+VMS=${shQuote(vms)}
+TAGS=${shQuote(tags)}
+printf '%s\\n' "qvm-ls $*" >> "$LOG"
+tag=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --raw-list) ;;
+    --tags) shift; tag=$1 ;;
+    *) echo "qvm-ls: error: unrecognized arguments: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$tag" ]; then cat "$VMS"; exit 0; fi
+awk -v t="$tag" '$2 == t { print $1 }' "$TAGS" | sort -u
+`;
+}
+
+function qvmTagsScript(log: string, vms: string, tags: string): string {
+  return `#!/bin/sh
+# STAND-IN for Qubes OS's qvm-tags, in reconcile's test lab: qvm-tags VM add|del TAG.
+LOG=${shQuote(log)}
+VMS=${shQuote(vms)}
+TAGS=${shQuote(tags)}
+printf '%s\\n' "qvm-tags $*" >> "$LOG"
+vm=$1; action=$2; tag=$3
+if ! awk -v vm="$vm" '$0 == vm { found = 1 } END { exit !found }' "$VMS"; then
+  echo "qvm-tags: error: no such domain: '$vm'" >&2
+  exit 2
+fi
+tmp="$TAGS.tmp.$$"
+awk -v vm="$vm" -v t="$tag" '!($1 == vm && $2 == t)' "$TAGS" > "$tmp"
+[ "$action" = del ] || printf '%s %s\\n' "$vm" "$tag" >> "$tmp"
+mv "$tmp" "$TAGS"
 `;
 }
 

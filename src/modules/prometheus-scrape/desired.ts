@@ -124,7 +124,10 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
   if (!spec && choice && typeof choice.value === 'string') problems.push(problemAt(choice, `no incus_metrics_certificates entry is named "${choice.value}"`));
   const scraped = new Set(incusHosts.map((h) => h.name));
   const endpoints = facts.endpoints.filter((e) => scraped.has(e.host));
-  const errors = facts.failures.filter((f) => scraped.has(f.host)).map((f) => `cannot read the metrics endpoint of ${f.message}`);
+  const errors = [
+    ...facts.failures.filter((f) => scraped.has(f.host)).map((f) => `cannot read the metrics endpoint of ${f.message}`),
+    ...(facts.qubesFailures ?? []).map((f) => `cannot list the tagged Qubes VMs to scrape: ${f.message}`),
+  ];
   const warnings: string[] = [];
   let pair: DesiredMetricsPair | undefined;
   if (spec) {
@@ -156,7 +159,12 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
   const { targets, warnings: targetWarnings } = metricsTargets(endpoints);
   warnings.push(...targetWarnings);
   // The Incus jobs, then the Qubes VMs of every dom0 through prometheus-qubes-proxy: what scrape-config prints.
-  const jobs = generatedScrapeJobs(ctx.inventory, { targets, options: { jobName, certFile: pair.certPath, keyFile: pair.keyPath, scrapeInterval } });
+  const jobs = generatedScrapeJobs(
+    ctx.inventory,
+    { targets, options: { jobName, certFile: pair.certPath, keyFile: pair.keyPath, scrapeInterval } },
+    undefined,
+    facts.qubesTags,
+  );
   const configs = jobs.configs;
   warnings.push(...jobs.warnings);
   const header = [
@@ -168,6 +176,12 @@ export function desiredScrape(host: InventoryHost, ctx: DesiredContext): Desired
           `  key_file  ${pair.keyPath}`,
         ]
       : []),
+    // The expansion is part of the file: a VM tagged later changes it, so the plan shows it as drift.
+    ...Object.entries(facts.qubesTags ?? {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .flatMap(([dom0, tags]) =>
+        Object.entries(tags).map(([tag, vms]) => `Qubes @tag:${tag} in ${dom0}: ${vms.length > 0 ? vms.join(', ') : '(no VM has it)'}`),
+      ),
   ];
   const configText = renderPrometheusConfig(
     { global: mapping('prometheus_global'), configs, extra, otherTopLevel: mapping('prometheus_config_extra') },

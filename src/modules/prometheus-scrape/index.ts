@@ -15,7 +15,7 @@ import type { DesiredScrape, ObservedScrape, ScrapeFacts, ScrapePayload } from '
 import { observeScrape } from './observe.js';
 import { planScrape } from './plan.js';
 import { SCRAPE_REASONS, type ScrapeReason } from './reasons.js';
-import { incusGroupOf, incusHostsToScrape, observeMetricsEndpointsOnce } from './targets.js';
+import { incusGroupOf, incusHostsToScrape, observeMetricsEndpointsOnce, observeQubesTags } from './targets.js';
 import type { Inventory } from '../../inventory/model.js';
 
 /** The Prometheus hosts among `hosts`, and the Incus hosts they scrape. */
@@ -41,7 +41,8 @@ export const prometheusScrape: ReconcileModule<DesiredScrape, ObservedScrape, Sc
     const { prometheus, incus } = hostsInvolved(ctx.inventory, ctx.hosts);
     if (prometheus.length === 0) return { problems: [] };
     const facts: ScrapeFacts = await observeMetricsEndpointsOnce(incus, ctx);
-    return { problems: [], facts };
+    const tagged = await observeQubesTags(ctx);
+    return { problems: [], facts: { ...facts, qubesTags: tagged.tags, qubesFailures: tagged.failures } };
   },
   // The pairs this host deploys are incus_trust's controller work (planned once, applied by incus_trust).
   planController: (ctx) => {

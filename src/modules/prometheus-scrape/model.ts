@@ -77,6 +77,10 @@ export interface ObservedScrape {
 /** What prometheus_scrape's observeRun step hands to desired(). */
 export interface ScrapeFacts {
   endpoints: MetricsEndpointObservation[];
+  /** The VMs each dom0 gives the tags of its @tag: targets (dom0 host → tag → VMs). */
+  qubesTags?: Record<string, Record<string, string[]>>;
+  /** dom0s whose tagged VMs could not be listed: the Prometheus hosts are not applied (their targets would be dropped). */
+  qubesFailures?: { host: string; message: string }[];
   /** Incus hosts whose endpoint could not be read: the Prometheus hosts are not applied. */
   failures: { host: string; message: string }[];
 }

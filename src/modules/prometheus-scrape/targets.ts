@@ -8,6 +8,8 @@ import { DEFAULT_INCUS_METRICS_GROUP, INCUS_METRICS_GROUP_VARIABLE, incusGroupOf
 import type { InventoryHost } from '../../inventory/model.js';
 import type { MetricsEndpointObservation } from '../../render/scrape-config.js';
 import type { HostSession } from '../../transport/types.js';
+import type { RunObserveContext } from '../types.js';
+import { qubesDom0sOf, targetTags } from '../qubes-proxy/scrape.js';
 
 /**
  * Inventory group of the Incus hosts that register the metrics certificate and are scraped
@@ -85,4 +87,47 @@ export async function observeMetricsEndpoints(
     endpoints: results.flatMap((r) => (r.endpoint ? [r.endpoint] : [])),
     failures: results.flatMap((r) => (r.failure ? [r.failure] : [])),
   };
+}
+
+/**
+ * The VMs each dom0 of the inventory gives the tags of its @tag: targets, read in dom0 with
+ * `qvm-ls --raw-list --tags TAG`. A dom0 that cannot be read is a failure: the Prometheus hosts
+ * are then not applied (a configuration without those VMs would drop their targets).
+ */
+export async function observeQubesTags(
+  ctx: RunObserveContext,
+): Promise<{ tags: Record<string, Record<string, string[]>>; failures: { host: string; message: string }[] }> {
+  const tags: Record<string, Record<string, string[]>> = {};
+  const failures: { host: string; message: string }[] = [];
+  await Promise.all(
+    qubesDom0sOf(ctx.inventory).map(async ({ host, desired }) => {
+      const wanted = targetTags(desired);
+      if (wanted.length === 0) return;
+      try {
+        const read = await ctx.once(`qubes-tags:${host}`, async () => {
+          const session = await ctx.session(ctx.inventory.hosts.get(host)!);
+          const out: Record<string, string[]> = {};
+          for (const tag of wanted) {
+            const r = await session.exec(['qvm-ls', '--raw-list', '--tags', tag], `list the VMs tagged ${tag}`);
+            if (r.exitCode !== 0)
+              throw new TransportError(host, `list the VMs tagged ${tag}`, `qvm-ls exited ${r.exitCode}: ${r.stderr.trim() || 'no message'}`);
+            out[tag] = [
+              ...new Set(
+                r.stdout
+                  .toString('utf8')
+                  .split('\n')
+                  .map((l) => l.trim())
+                  .filter((l) => l !== '' && l !== 'dom0'),
+              ),
+            ].sort();
+          }
+          return out;
+        });
+        tags[host] = read;
+      } catch (e) {
+        failures.push({ host, message: e instanceof Error ? e.message : String(e) });
+      }
+    }),
+  );
+  return { tags, failures };
 }

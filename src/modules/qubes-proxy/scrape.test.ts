@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 describe('qubesProxyScrapeJobs', () => {
-  test('one job per dom0, one target per proxy × VM × port; tags are not scraped (warning)', () => {
+  test('one job per dom0, one target per proxy × VM × port; a tag not listed in dom0 is not scraped (warning)', () => {
     const { jobs, warnings } = qubesProxyScrapeJobs([{ host: 'dom0', desired: desired({ proxyAddresses: { 'sys-net': '192.168.1.20' } }) }]);
     expect(jobs).toEqual([
       {
@@ -57,8 +57,21 @@ describe('qubesProxyScrapeJobs', () => {
       },
     ]);
     expect(warnings).toEqual([
-      'dom0: qubes_prometheus_proxy target @tag:monitored is allowed by the policy but not scraped: list its VMs by name to scrape them',
+      'dom0: qubes_prometheus_proxy target @tag:monitored is allowed by the policy but not scraped: its VMs are listed in dom0 only when a Prometheus host is reconciled in the same run',
     ]);
+  });
+
+  test('a tag listed in dom0 becomes one target per VM with that tag, labelled with the tag', () => {
+    const { jobs, warnings } = qubesProxyScrapeJobs([{ host: 'dom0', desired: desired() }], { dom0: { monitored: ['personal', 'untrusted'] } });
+    expect(warnings).toEqual([]);
+    expect(jobs[0]!.static_configs.map((c) => `${c.labels.vm}:${c.labels.port}${c.labels.tag ? ` tag=${c.labels.tag}` : ''}`)).toEqual([
+      'personal:9100 tag=monitored',
+      'untrusted:9100 tag=monitored',
+      'vault:9101',
+      'work:9100',
+    ]);
+    // No VM has the tag (yet): nothing to scrape for it, and nothing to warn about.
+    expect(qubesProxyScrapeJobs([{ host: 'dom0', desired: desired() }], { dom0: { monitored: [] } }).jobs[0]!.static_configs).toHaveLength(2);
   });
 
   test('the generated jobs pass promtool check config', async () => {

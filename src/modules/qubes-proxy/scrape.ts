@@ -31,7 +31,15 @@ export interface QubesScrapeJobs {
   warnings: string[];
 }
 
-export function qubesProxyScrapeJobs(dom0s: { host: string; desired: DesiredQubesProxy }[]): QubesScrapeJobs {
+/** The VMs dom0 gives each tag (`qvm-ls --raw-list --tags TAG`), per dom0 host, as read this run. */
+export type QubesTaggedVms = Record<string, Record<string, string[]>>;
+
+/** The `@tag:NAME` targets of a dom0's qubes_prometheus_proxy: the tags dom0 is asked about. */
+export function targetTags(desired: DesiredQubesProxy): string[] {
+  return desired.targets.map((t) => /^@tag:(.+)$/.exec(t.target)?.[1]).filter((t): t is string => t !== undefined);
+}
+
+export function qubesProxyScrapeJobs(dom0s: { host: string; desired: DesiredQubesProxy }[], tagged: QubesTaggedVms = {}): QubesScrapeJobs {
   const jobs: QubesScrapeJob[] = [];
   const warnings: string[] = [];
   for (const { host, desired } of [...dom0s].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))) {
@@ -39,25 +47,36 @@ export function qubesProxyScrapeJobs(dom0s: { host: string; desired: DesiredQube
     for (const proxy of desired.proxies) {
       const address = `${desired.proxyAddresses[proxy] ?? proxy}:${PROXY_LISTEN_PORT}`;
       for (const t of desired.targets) {
-        if (t.target.startsWith('@')) {
+        // @tag:NAME is expanded into the VMs dom0 gives that tag now: a VM tagged later is a new target.
+        const tag = /^@tag:(.+)$/.exec(t.target)?.[1];
+        const vms = tag !== undefined ? tagged[host]?.[tag] : t.target.startsWith('@') ? undefined : [t.target];
+        if (vms === undefined) {
           if (proxy === desired.proxies[0]) {
-            warnings.push(`${host}: qubes_prometheus_proxy target ${t.target} is allowed by the policy but not scraped: list its VMs by name to scrape them`);
+            warnings.push(
+              `${host}: qubes_prometheus_proxy target ${t.target} is allowed by the policy but not scraped: ` +
+                (tag !== undefined
+                  ? 'its VMs are listed in dom0 only when a Prometheus host is reconciled in the same run'
+                  : 'list its VMs by name to scrape them'),
+            );
           }
           continue;
         }
-        for (const port of t.ports) {
-          staticConfigs.push({
-            targets: [address],
-            labels: {
-              __param_target: t.target,
-              __param_port: String(port),
-              instance: `${t.target}:${port}`,
-              vm: t.target,
-              port: String(port),
-              proxy,
-              dom0: host,
-            },
-          });
+        for (const vm of vms) {
+          for (const port of t.ports) {
+            staticConfigs.push({
+              targets: [address],
+              labels: {
+                __param_target: vm,
+                __param_port: String(port),
+                instance: `${vm}:${port}`,
+                vm,
+                port: String(port),
+                proxy,
+                dom0: host,
+                ...(tag !== undefined ? { tag } : {}),
+              },
+            });
+          }
         }
       }
     }
