@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, () => Promise<{ run: Command; HELP: string
   cert: () => import('./commands/cert.js'),
   config: () => import('./commands/config.js'),
   'scrape-config': () => import('./commands/scrape-config.js'),
+  watch: () => import('./commands/watch.js'),
   completion: () => import('./commands/completion.js'),
 };
 

@@ -30,6 +30,7 @@ Commands:
   cert            generate a key pair and certificate, or show a certificate
   config          show the Ansible settings reconcile takes (ansible.cfg, ANSIBLE_*) and where from
   scrape-config   print the Prometheus scrape configuration for the inventory
+  watch           keep every host's plan current from its event stream; serve /metrics, --apply heals drift
   completion      print a shell completion script (bash, zsh, fish)
 
 'reconcile COMMAND --help' describes each; 'reconcile --check --help' the run's options;

@@ -87,6 +87,8 @@ export interface PlanDeps {
 export interface SessionPool {
   session(spec: ConnectionSpec): Promise<HostSession>;
   closeAll(): Promise<void>;
+  /** Closes and drops one host's session: the next session() connects again (watch, after a failure). */
+  forget?(host: string): void;
 }
 
 export function sessionPool(connect: (spec: ConnectionSpec) => Promise<HostSession>): SessionPool {
@@ -103,6 +105,11 @@ export function sessionPool(connect: (spec: ConnectionSpec) => Promise<HostSessi
     async closeAll() {
       await Promise.all([...sessions.values()].map((s) => s.then((x) => x.close()).catch(() => undefined)));
       sessions.clear();
+    },
+    forget(host) {
+      const s = sessions.get(host);
+      sessions.delete(host);
+      s?.then((x) => x.close()).catch(() => undefined);
     },
   };
 }

@@ -7,6 +7,8 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+import type { DaemonEvent, EventSubscription } from './types.js';
 
 export interface HttpResponse {
   status: number;
@@ -37,8 +39,9 @@ class StreamAgent extends http.Agent {
   constructor(
     private readonly open: StreamOpener,
     maxSockets: number,
+    keepAlive = true,
   ) {
-    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+    super(keepAlive ? { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' } : { keepAlive: false });
   }
 
   // Node calls it with a callback and accepts the stream later (documented for http.Agent).
@@ -64,11 +67,11 @@ export class HttpStreams {
    * heard of the loss.
    */
   constructor(
-    open: StreamOpener,
+    private readonly opener: StreamOpener,
     max = 4,
     private readonly lost: () => Error | undefined = () => undefined,
   ) {
-    this.agent = new StreamAgent(open, max);
+    this.agent = new StreamAgent(opener, max);
   }
 
   get opened(): number {
@@ -116,6 +119,46 @@ export class HttpStreams {
         });
       });
       req.end(body);
+    });
+  }
+
+  /**
+   * The daemon's event stream (`/1.0/events?type=…`, a websocket) on a stream of its own, outside
+   * the pool: it stays open for as long as it is watched. A ping every 15 s ends a stream whose
+   * other end went silent (a host gone without closing its TCP connection).
+   */
+  events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
+    const agent = new StreamAgent(this.opener, 1, false);
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://incus${path}`, { agent, handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      let opened = false;
+      let alive = true;
+      const ping = setInterval(() => {
+        if (!alive) return ws.terminate();
+        alive = false;
+        ws.ping();
+      }, 15_000);
+      ws.on('pong', () => (alive = true));
+      ws.on('message', (data) => {
+        alive = true;
+        try {
+          onEvent(JSON.parse(String(data)) as DaemonEvent);
+        } catch {
+          // Not JSON: not an event (Incus sends only JSON text frames).
+        }
+      });
+      ws.once('open', () => {
+        opened = true;
+        resolve({ close: () => ws.close() });
+      });
+      ws.on('error', (e) => {
+        if (!opened) reject(e);
+      });
+      ws.once('close', (code, reason) => {
+        clearInterval(ping);
+        agent.destroy();
+        if (opened) onEnd(reason.length > 0 ? reason.toString() : `the event stream closed (${code})`);
+      });
     });
   }
 

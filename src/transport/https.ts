@@ -188,6 +188,7 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
     incus,
     identity,
     notes,
+    events: (type, onEvent, onEnd) => streams.events(`/1.0/events?type=${encodeURIComponent(type)}`, onEvent, onEnd, options.commandTimeoutMs),
     exec: async (_argv, step) => {
       throw noShell(step);
     },

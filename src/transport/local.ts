@@ -62,6 +62,7 @@ export async function connectLocal(spec: ConnectionSpec, options: TransportOptio
     incus: spec.become
       ? incusOverQuery(spec.host, queryClient(spec).socket, (argv, step) => exec(argv, step, { privileged: true }), queryClient(spec).client)
       : incusOverHttp(spec.host, pool, options.commandTimeoutMs),
+    events: (type, onEvent, onEnd) => pool.events(`/1.0/events?type=${encodeURIComponent(type)}`, onEvent, onEnd, options.commandTimeoutMs),
     readFile: (path, step, privileged = false) => readHostFile(spec.host, exec, path, step, privileged),
     writeFile: (path, content, step, writeOptions) => writeHostFile(spec.host, exec, path, content, step, { ...writeOptions, privileged: true }),
     close: async () => {

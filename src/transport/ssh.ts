@@ -34,6 +34,8 @@ import {
   daemonSockets,
   queryClient,
   type ConnectionSpec,
+  type DaemonEvent,
+  type EventSubscription,
   type ExecOptions,
   type ExecResult,
   type HostSession,
@@ -549,6 +551,10 @@ class SshSession implements HostSession {
           });
         }),
     );
+  }
+
+  events(type: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void): Promise<EventSubscription> {
+    return this.pool.events(`/1.0/events?type=${encodeURIComponent(type)}`, onEvent, onEnd, this.options.commandTimeoutMs);
   }
 
   readFile(path: string, step: string, privileged = false): Promise<Buffer | undefined> {

@@ -141,6 +141,18 @@ export interface IncusApi {
   ): Promise<IncusResponse<T>>;
 }
 
+/** One event of the daemon's `/1.0/events` stream (lifecycle: `metadata.action` such as certificate-created). */
+export interface DaemonEvent {
+  type: string;
+  timestamp?: string;
+  location?: string;
+  metadata?: { action?: string; source?: string; [key: string]: unknown };
+}
+
+export interface EventSubscription {
+  close(): void;
+}
+
 export interface WriteFileOptions {
   mode: number;
   owner?: string;
@@ -173,6 +185,11 @@ export interface HostSession {
   readonly identity?: { fingerprint: string; certificateFile: string };
   /** What the plan says under the host about how it was reached, where that weakens a guarantee. */
   readonly notes?: readonly string[];
+  /**
+   * Subscribes to the daemon's event stream (`type` e.g. "lifecycle"); `onEnd` says why it
+   * stopped. Absent where the daemon is reached through `incus query` only (no stream to hold).
+   */
+  events?(type: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void): Promise<EventSubscription>;
   /** A file's bytes, or undefined when it does not exist. */
   readFile(path: string, step: string, privileged?: boolean): Promise<Buffer | undefined>;
   /** Atomic write: temporary file in the same folder, optional check, backup, rename. */

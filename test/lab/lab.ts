@@ -210,6 +210,30 @@ export class Daemon {
   }
 }
 
+/** Every process below `pid` (children, grandchildren …), from /proc. */
+function descendantsOf(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parentOf.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of parentOf) {
+      if (parent !== p) continue;
+      out.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 /** OpenSSH's SHA256 fingerprint of a public key line ("ssh-ed25519 AAAA… comment"). */
 export function sshFingerprint(publicKeyLine: string): string {
   const blob = Buffer.from(publicKeyLine.trim().split(/\s+/)[1] ?? '', 'base64');
@@ -514,13 +538,22 @@ export const startLab: StartLab = async (options) => {
         if (!s.incusd) throw new Error(`lab: ${s.name} has no incusd`);
         if (!s.incusd.running) await startIncusd(s);
       },
-      async stopSshd() {
+      async stopSshd(options = {}) {
+        // The sessions are collected first: once the listener is gone they belong to init.
+        const sessions = options.dropSessions && s.sshd?.pid !== undefined ? descendantsOf(s.sshd.pid) : [];
         if (s.inetd) {
           await new Promise<void>((r) => s.inetd!.close(() => r()));
           s.inetd = undefined;
           for (const c of s.inetdChildren) if (c.pid) killGroup(c.pid, 'SIGTERM');
         }
         await s.sshd?.stop();
+        for (const pid of sessions) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
       },
       async startSshd() {
         if (s.sshd?.running || s.inetd) return;

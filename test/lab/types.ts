@@ -69,7 +69,8 @@ export interface LabHost {
   incus(args: string[], stdin?: string): Promise<string>;
   stopIncus(): Promise<void>;
   startIncus(): Promise<void>;
-  stopSshd(): Promise<void>;
+  /** Stops sshd; with `dropSessions`, its running sessions too (SIGKILL), as when the host goes away. */
+  stopSshd(options?: { dropSessions?: boolean }): Promise<void>;
   startSshd(): Promise<void>;
 }
 
