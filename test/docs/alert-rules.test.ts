@@ -15,11 +15,13 @@ import { stringify } from 'yaml';
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
 const RULES = join(REPO, 'docs/prometheus/reconcile-alerts.yaml');
+const WATCH_RULES = join(REPO, 'docs/prometheus/reconcile-watch-alerts.yaml');
 
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reconcile-rules-'));
   await copyFile(RULES, join(dir, 'rules.yaml'));
+  await copyFile(WATCH_RULES, join(dir, 'watch-rules.yaml'));
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -183,5 +185,88 @@ describe('example alert rules', () => {
     await writeFile(join(dir, 'tests.yaml'), stringify(tests));
     const result = await run('promtool', ['test', 'rules', 'tests.yaml'], { cwd: dir }).catch((e: { stdout: string; stderr: string }) => e);
     expect(result.stdout + result.stderr).toBe('Unit Testing:  tests.yaml\n  SUCCESS\n\n');
+  });
+
+  describe('of reconcile watch', () => {
+    it('pass `promtool check rules` and are the ones docs/operations.md shows', async () => {
+      const { stdout } = await run('promtool', ['check', 'rules', 'watch-rules.yaml'], { cwd: dir });
+      expect(stdout).toBe('Checking watch-rules.yaml\n  SUCCESS: 4 rules found\n\n');
+      const doc = readFileSync(join(REPO, 'docs/operations.md'), 'utf8');
+      expect(doc).toContain('```yaml\n' + readFileSync(WATCH_RULES, 'utf8').replace(/^#.*\n/gm, '') + '```');
+    });
+
+    it('fire on a silent watch, a closed stream, a refused inventory and a stale plan, not on a healthy one (`promtool test rules`)', async () => {
+      const tests = {
+        rule_files: ['watch-rules.yaml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              { series: 'up{job="reconcile-watch",instance="127.0.0.1:9814"}', values: '0x30' },
+              { series: 'reconcile_watch_event_stream_up{host="web1"}', values: '0x30' },
+              { series: 'reconcile_watch_event_stream_up{host="web2"}', values: '1x30' },
+              { series: 'reconcile_watch_inventory_ok', values: '0x30' },
+              // web1 planned at t=0 and never again; web2 planned every minute.
+              { series: 'reconcile_watch_last_plan_timestamp_seconds{host="web1"}', values: '0x90' },
+              { series: 'reconcile_watch_last_plan_timestamp_seconds{host="web2"}', values: '0+60x90' },
+            ],
+            alert_rule_test: [
+              { eval_time: '3m', alertname: 'ReconcileWatchDown', exp_alerts: [] },
+              {
+                eval_time: '10m',
+                alertname: 'ReconcileWatchDown',
+                exp_alerts: [
+                  {
+                    exp_labels: { severity: 'warning', job: 'reconcile-watch', instance: '127.0.0.1:9814' },
+                    exp_annotations: {
+                      summary: 'reconcile watch on 127.0.0.1:9814 is not answering',
+                      description: 'Prometheus cannot scrape 127.0.0.1:9814: drift is not being watched (systemctl status reconcile-watch).',
+                    },
+                  },
+                ],
+              },
+              {
+                eval_time: '15m',
+                alertname: 'ReconcileWatchEventStreamDown',
+                exp_alerts: [
+                  {
+                    exp_labels: { severity: 'warning', host: 'web1' },
+                    exp_annotations: {
+                      summary: 'reconcile watch has no event stream from web1',
+                      description: 'Changes on web1 are seen at the next resync only; the watch log says why the stream ended.',
+                    },
+                  },
+                ],
+              },
+              {
+                eval_time: '20m',
+                alertname: 'ReconcileWatchInventoryRefused',
+                exp_alerts: [
+                  {
+                    exp_labels: { severity: 'warning' },
+                    exp_annotations: {
+                      summary: 'reconcile watch refuses the inventory on disk',
+                      description: 'An edit of the inventory does not load or validate; `reconcile validate -i INVENTORY` says why.',
+                    },
+                  },
+                ],
+              },
+              { eval_time: '30m', alertname: 'ReconcileWatchStalePlan', exp_alerts: [] },
+              {
+                eval_time: '80m',
+                alertname: 'ReconcileWatchStalePlan',
+                exp_alerts: [
+                  { exp_labels: { severity: 'warning', host: 'web1' }, exp_annotations: { summary: 'reconcile watch has not planned web1 for 1h 20m 0s' } },
+                ],
+              },
+            ],
+          },
+        ],
+      };
+      await writeFile(join(dir, 'watch-tests.yaml'), stringify(tests));
+      const result = await run('promtool', ['test', 'rules', 'watch-tests.yaml'], { cwd: dir }).catch((e: { stdout: string; stderr: string }) => e);
+      expect(result.stdout + result.stderr).toBe('Unit Testing:  watch-tests.yaml\n  SUCCESS\n\n');
+    });
   });
 });
