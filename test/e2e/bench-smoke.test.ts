@@ -33,7 +33,20 @@ function runBench(args: string[]): Promise<{ exitCode: number; stdout: string; s
 it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ratios to the floor', async () => {
   dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
   const jsonFile = join(dir, 'bench.json');
-  const { exitCode, stdout, stderr } = await runBench(['--hosts', '2', '--certs', '2', '--runs', '1', '--json', jsonFile]);
+  const { exitCode, stdout, stderr } = await runBench([
+    '--hosts',
+    '2',
+    '--certs',
+    '2',
+    '--runs',
+    '1',
+    '--watch-rounds',
+    '2',
+    '--watch-events',
+    '200',
+    '--json',
+    jsonFile,
+  ]);
   expect(exitCode, stderr).toBe(0);
 
   expect(stdout).toMatch(/^reconcile bench: 2 hosts × 2 certificates, 1 run\(s\)/);
@@ -55,6 +68,11 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
   expect(Object.keys(report.scenarios)).toEqual(['floor', 'tightFloor', 'checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift']);
   expect(stdout).toMatch(/^check in sync over HTTPS \/ over SSH, same hosts: \d+\.\d\d× wall/m);
   expect(report.scenarios.tightFloor.tightRatio).toBe(1);
+  // reconcile watch: change → drift in /metrics, and memory after many events.
+  expect(stdout).toMatch(/^reconcile watch \(pruning on\): a certificate added by hand → drift in \/metrics, median \d+ ms over 2 rounds/m);
+  expect(report.watch).toMatchObject({ rounds: 2, toDriftMs: [expect.any(Number), expect.any(Number)] });
+  expect(report.watch.events).toBeGreaterThanOrEqual(200);
+  expect(report.watch.rssAfter100Mb).toBeGreaterThan(10);
   expect(report.scenarios.floor.ratio).toBe(1);
   for (const name of ['checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift']) {
     const s = report.scenarios[name];
@@ -73,5 +91,7 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
     'check in sync ≤ 1.3× floor',
     'apply drift ≤ 2× floor',
     'peak RSS at 100 hosts ≤ 150 MB',
+    'watch: a change by hand shows as drift in /metrics, median ≤ 1 s',
+    expect.stringMatching(/^watch: RSS after \d+ events ≤ 1\.1× RSS after 100$/),
   ]);
 }, 120_000);

@@ -95,11 +95,12 @@ export async function writeBenchInventory(
   hosts: LabHost[],
   entries: Record<string, unknown>[],
   connection: 'ssh' | 'local' | 'https' = 'ssh',
+  extraVars: Record<string, unknown> = {},
 ): Promise<string> {
   const inventory = {
     all: {
       // `local` talks to each lab host's incusd socket directly: the tool without its transport.
-      vars: { incus_trusted_clients: entries, ...(connection === 'local' ? { ansible_connection: 'local' } : {}) },
+      vars: { incus_trusted_clients: entries, ...(connection === 'local' ? { ansible_connection: 'local' } : {}), ...extraVars },
       children: {
         bench: { hosts: Object.fromEntries(hosts.map((h) => [h.name, benchHostVars(h, connection)])) },
       },

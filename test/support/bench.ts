@@ -23,16 +23,18 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLab } from '../lab/lab.js';
+import { measureWatch, type WatchBench } from './bench-watch.js';
 import type { Lab, LabHost } from '../lab/types.js';
 import {
   closeIncusAgents,
   driftedEntries,
   generateCertificates,
-  inSyncEntries,
   setTrustStores,
   undoDrift,
   verifyDriftApplied,
   trustBenchClient,
+  BENCH_CLIENT,
+  inSyncEntries,
   verifyInSync,
   writeBenchInventory,
   type BenchCertificates,
@@ -71,6 +73,9 @@ interface BenchOptions {
   plot?: string;
   /** --sweep-certs 5,20,100: the certificate counts of the sweep. */
   sweepCerts: number[];
+  /** reconcile watch: latency rounds, and the events its memory is measured after (0: not measured). */
+  watchRounds: number;
+  watchEvents: number;
 }
 
 type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkInSyncHttps' | 'checkDrift' | 'applyDrift';
@@ -139,6 +144,7 @@ interface BenchReport {
   scenarios: Record<ScenarioName, ScenarioResult>;
   goals: { name: string; limit: number; value: number | null; met: boolean | null; note?: string }[];
   sweep?: SweepCell[];
+  watch?: WatchBench;
   profile?: Record<string, { totalMs: number; byPlace: { what: string; selfMs: number }[]; topFunctions: { what: string; selfMs: number }[] }>;
 }
 
@@ -157,13 +163,15 @@ function parseOptions(argv: string[]): BenchOptions {
       cli: { type: 'string' },
       plot: { type: 'string' },
       'sweep-certs': { type: 'string' },
+      'watch-rounds': { type: 'string' },
+      'watch-events': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH] [--plot FILE.svg] [--sweep-certs 5,20,100]\n',
+      'Usage: npm run bench -- [--hosts N=30] [--certs M=20] [--runs R=5] [--forks F=N] [--json FILE] [--sweep] [--profile DIR] [--connection ssh|local] [--cli PATH] [--plot FILE.svg] [--sweep-certs 5,20,100] [--watch-rounds 10] [--watch-events 10000 (0: no watch measurement)]\n',
     );
     process.exit(0);
   }
@@ -188,6 +196,8 @@ function parseOptions(argv: string[]): BenchOptions {
     profileDir: values.profile !== undefined ? resolve(values.profile) : undefined,
     plot: values.plot !== undefined ? resolve(values.plot) : undefined,
     sweepCerts: (values['sweep-certs'] ?? '5,20,100').split(',').map((c) => int('sweep-certs', c, 0, 2)),
+    watchRounds: int('watch-rounds', values['watch-rounds'], 10, 1),
+    watchEvents: int('watch-events', values['watch-events'], 10_000, 0),
   };
 }
 
@@ -537,6 +547,26 @@ function goalsOf(o: BenchOptions, s: Record<ScenarioName, ScenarioResult>): Benc
   ];
 }
 
+const WATCH_GOALS = { medianToDriftMs: 1000, rssRatio: 1.1 };
+
+function watchGoals(w: WatchBench | undefined): BenchReport['goals'] {
+  if (!w) return [];
+  return [
+    {
+      name: 'watch: a change by hand shows as drift in /metrics, median ≤ 1 s',
+      limit: WATCH_GOALS.medianToDriftMs,
+      value: w.medianToDriftMs,
+      met: w.medianToDriftMs <= WATCH_GOALS.medianToDriftMs,
+    },
+    {
+      name: `watch: RSS after ${w.events} events ≤ 1.1× RSS after 100`,
+      limit: WATCH_GOALS.rssRatio,
+      value: w.rssRatio,
+      met: w.rssRatio <= WATCH_GOALS.rssRatio,
+    },
+  ];
+}
+
 function renderTable(report: BenchReport): string {
   const lines: string[] = [];
   lines.push(
@@ -581,6 +611,15 @@ function renderTable(report: BenchReport): string {
   });
   lines.push(...table([phaseHeader, ...phaseRows]));
   lines.push('');
+  if (report.watch) {
+    const w = report.watch;
+    lines.push(
+      `reconcile watch (pruning on): a certificate added by hand → drift in /metrics, median ${w.medianToDriftMs} ms over ${w.rounds} rounds ` +
+        `(${w.toDriftMs.join(', ')} ms); removed → in sync, median ${w.medianToSyncMs} ms; RSS ${w.rssAfter100Mb} MB after 100 events, ` +
+        `${w.rssAfterAllMb} MB after ${w.events} (${w.rssRatio.toFixed(2)}×)`,
+    );
+    lines.push('');
+  }
   for (const g of report.goals) {
     const verdict = g.met === null ? 'n/a' : g.met ? 'met' : 'NOT met';
     lines.push(`goal: ${g.name}: ${g.value ?? '-'} → ${verdict}${g.note ? ` (${g.note})` : ''}`);
@@ -712,6 +751,23 @@ async function main(): Promise<number> {
     const loadAtStart = loadavg()[0]!;
     const startup = await measureStartup(ctx, options.runs);
     const scenarios = await measureMain(ctx, set, options.runs);
+    const watch =
+      options.watchEvents > 0
+        ? await measureWatch({
+            cli: options.cli,
+            env: lab.env,
+            cwd: dir,
+            // Pruning on, so a certificate added by hand is drift; the HTTPS scenario's own certificate is protected.
+            inventory: await writeBenchInventory(dir, 'inventory-watch.yaml', lab.hosts, inSyncEntries(certs, options.certs), 'ssh', {
+              incus_trust_protected: [BENCH_CLIENT],
+            }),
+            hosts: lab.hosts,
+            extra: certs.added[0],
+            rounds: options.watchRounds,
+            events: options.watchEvents,
+            log,
+          })
+        : undefined;
     const report: BenchReport = {
       tool: 'reconcile bench',
       date: new Date().toISOString(),
@@ -726,7 +782,8 @@ async function main(): Promise<number> {
       registerMs: round1(registerMs),
       startup,
       scenarios,
-      goals: goalsOf(options, scenarios),
+      ...(watch ? { watch } : {}),
+      goals: [...goalsOf(options, scenarios), ...watchGoals(watch)],
     };
     if (options.profileDir) {
       log(`profiling one check and one apply into ${options.profileDir}`);
