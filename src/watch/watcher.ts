@@ -209,10 +209,9 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
         },
       );
       stats.streaming = true;
-      if (entry.backoffMs > RECONNECT_FIRST_MS || stats.reconnects > 0 || entry.timer) {
-        // Reopened: what happened while it was closed is read now.
-        void schedule([name]);
-      }
+      // What happened before the stream was open (since the plan that found the host, or while it
+      // was closed) is read now: from here on, events cover it.
+      void schedule([name]);
       entry.backoffMs = RECONNECT_FIRST_MS;
     } catch (e) {
       pool.forget?.(name);

@@ -200,6 +200,16 @@ describe('reconcile watch', () => {
         (m) => sample(m, 'reconcile_watch_inventory_ok', {}) === 1,
         10_000,
       );
+      // SIGHUP re-reads it too (systemctl reload).
+      const reloads = sample(await metrics(w), 'reconcile_watch_inventory_reloads_total', { result: 'ok' })!;
+      w.process.kill('SIGHUP');
+      await eventually(
+        'SIGHUP reloaded',
+        () => metrics(w),
+        (m) => sample(m, 'reconcile_watch_inventory_reloads_total', { result: 'ok' })! > reloads,
+        10_000,
+      );
+      expect(w.log()).toMatch(/SIGHUP: re-reading the inventory\n[\s\S]*inventory reloaded: 3 hosts/);
     } finally {
       expect(await w.stop()).toBe(0);
     }
