@@ -12,6 +12,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../lab/lab.js';
 
 const run = promisify(execFile);
 
@@ -31,16 +32,7 @@ export interface PromTarget {
   labels: Record<string, string>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Starts prometheus with an empty configuration in DIR/prometheus; ready when /-/ready answers 200. */
 export async function startPrometheus(root: string): Promise<TestPrometheus> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startLab } from '../lab/lab.js';
+import { selfSignedPair, startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 import { client, makeCert, makeTempDir, reconcile, type GeneratedCert } from './trust-support.js';
 
@@ -279,25 +279,7 @@ describe('the server is who it says it is', () => {
       },
       vars,
     );
-    await new Promise((r) =>
-      spawn('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=stranger',
-        '-keyout',
-        join(root, 'stranger.key'),
-        '-out',
-        join(root, 'stranger.crt'),
-      ]).on('close', r),
-    );
+    await selfSignedPair('stranger', join(root, 'stranger.key'), join(root, 'stranger.crt'));
     const untrusted = await cli(['-i', stranger, '--check']);
     expect(untrusted.exitCode).toBe(1);
     expect(untrusted.stdout).toMatch(

@@ -15,7 +15,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLab } from '../lab/lab.js';
+import { selfSignedPair, startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
 import { describeHost, makeCert, note, reportOf, runCli, STACK_LINE, tempDir, trustStore, writeInventory } from './support.js';
 
@@ -34,23 +34,7 @@ async function listen(name: string, server: net.Server): Promise<void> {
 beforeAll(async () => {
   lab = await startLab({ name: 'faults-https', hosts: [{ name: 'real', ssh: false }] });
   dir = await tempDir('https-faults');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=stand-in',
-    '-keyout',
-    join(dir, 's.key'),
-    '-out',
-    join(dir, 's.crt'),
-  ]);
+  await selfSignedPair('stand-in', join(dir, 's.key'), join(dir, 's.crt'));
   const tlsOptions = { key: readFileSync(join(dir, 's.key')), cert: readFileSync(join(dir, 's.crt')) };
   await listen(
     'silent',

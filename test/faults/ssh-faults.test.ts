@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startLab } from '../lab/lab.js';
+import { descendantsOf, startLab } from '../lab/lab.js';
 import type { Lab, LabHost } from '../lab/types.js';
 import {
   clearTrustStore,
@@ -63,28 +63,6 @@ beforeEach(async () => {
 });
 
 /** PIDs of processes descending from `pid` (children, grandchildren …). */
-function descendants(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parentOf.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      /* gone */
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, parent] of parentOf)
-      if (parent === p) {
-        out.push(child);
-        walk(child);
-      }
-  };
-  walk(pid);
-  return out;
-}
 
 /** The lab sshd listening for HOST: its PidFile, or the process whose title names the host's sshd_config. */
 function sshdListener(host: LabHost): number {
@@ -120,7 +98,7 @@ describe('SSH faults', () => {
     );
     const cli = startCli(['-i', inv, '--json'], env);
     await until('the first add on root1', async () => ((await trustStore(root1)).length > 0 ? true : undefined), 30_000, 10);
-    const sessions = descendants(sshdListener(root1));
+    const sessions = descendantsOf(sshdListener(root1));
     expect(sessions.length).toBeGreaterThan(0);
     for (const pid of sessions) process.kill(pid, 'SIGKILL');
     const result = await cli.done;

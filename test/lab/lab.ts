@@ -211,7 +211,7 @@ export class Daemon {
 }
 
 /** Every process below `pid` (children, grandchildren …), from /proc. */
-function descendantsOf(pid: number): number[] {
+export function descendantsOf(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -709,29 +709,47 @@ function trustAddArgs(s: HostState, certFile: string): string[] {
   return s.options.server === 'lxd' ? ['config', 'trust', 'add', certFile] : ['config', 'trust', 'add-certificate', certFile];
 }
 
-/** The lab's incus client pair (ECDSA P-384, as the incus client makes it), also where lxc looks. */
-async function clientCertificatePair(home: string): Promise<{ cert: string; key: string }> {
-  const dir = path.join(home, '.config', 'incus');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const cert = path.join(dir, 'client.crt');
-  const key = path.join(dir, 'client.key');
+/** A self-signed ECDSA pair made by openssl (key unencrypted, mode 0600): client or server certificates for tests. */
+export async function selfSignedPair(cn: string, keyFile: string, certFile: string, options: { curve?: string; days?: number } = {}): Promise<void> {
   await run('openssl', [
     'req',
     '-x509',
     '-newkey',
     'ec',
     '-pkeyopt',
-    'ec_paramgen_curve:secp384r1',
+    `ec_paramgen_curve:${options.curve ?? 'prime256v1'}`,
     '-nodes',
     '-days',
-    '30',
+    String(options.days ?? 2),
     '-subj',
-    '/CN=reconcile-lab-client',
+    `/CN=${cn}`,
     '-keyout',
-    key,
+    keyFile,
     '-out',
-    cert,
+    certFile,
   ]);
+  await chmod(keyFile, 0o600);
+}
+
+/** A free TCP port on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The lab's incus client pair (ECDSA P-384, as the incus client makes it), also where lxc looks. */
+async function clientCertificatePair(home: string): Promise<{ cert: string; key: string }> {
+  const dir = path.join(home, '.config', 'incus');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const cert = path.join(dir, 'client.crt');
+  const key = path.join(dir, 'client.key');
+  await selfSignedPair('reconcile-lab-client', key, cert, { curve: 'secp384r1', days: 30 });
   await chmod(key, 0o600);
   const lxc = path.join(home, '.config', 'lxc');
   await mkdir(lxc, { recursive: true, mode: 0o700 });

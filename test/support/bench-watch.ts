@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
+import { freePort } from '../lab/lab.js';
 import type { LabHost } from '../lab/types.js';
 import { eachLimited, incusLocal, type BenchCertificate } from './bench-fixture.js';
 
@@ -29,17 +30,6 @@ export interface WatchBench {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function sampleOf(text: string, name: string, labels: Record<string, string>): number | undefined {
   for (const line of text.split('\n')) {
