@@ -62,7 +62,7 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
       problems: [...clients.problems, ...metrics.problems],
     };
   },
-  observe: (session) => observeTrust(session),
+  observe: (session, desired) => observeTrust(session, { projects: namesProjects(desired) }),
   plan: planTrust,
   apply: applyTrust,
   planController: planKeyPairs,
@@ -78,3 +78,8 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
     }));
   },
 };
+
+/** Whether an entry (or its previous certificate) names projects: only then is the host's project list needed. */
+function namesProjects(desired: DesiredTrust): boolean {
+  return desired.certificates.some((d) => d.state === 'present' && d.projects.length > 0);
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../../pki/generate.js';
-import { readCertificates, readMembers, readProjects, readServerInfo } from './observe.js';
+import type { HostSession } from '../../transport/types.js';
+import { observeTrust, readCertificates, readMembers, readProjects, readServerInfo } from './observe.js';
 
 describe('reading what Incus answers', () => {
   it('server info: standalone and clustered', () => {
@@ -52,5 +53,30 @@ describe('reading what Incus answers', () => {
     ]);
     expect(c).toMatchObject({ name: 'prom', type: 'metrics', restricted: false, projects: [], description: 'scraper', notAfter: info.notAfter });
     expect(broken).toMatchObject({ name: 'odd', projects: ['p'], description: '', notBefore: undefined, notAfter: undefined });
+  });
+});
+
+describe('observeTrust', () => {
+  it('reads the project list only when an entry names projects: two requests per host otherwise', async () => {
+    const paths: string[] = [];
+    const answers: Record<string, unknown> = {
+      '/1.0': { environment: { server_name: 'h', server_version: '6.0.4', server_clustered: false }, config: {} },
+      '/1.0/projects': ['/1.0/projects/default'],
+      '/1.0/certificates?recursion=1': [],
+    };
+    const session = {
+      spec: { host: 'h' },
+      incus: {
+        request: async (_method: string, path: string) => {
+          paths.push(path);
+          return { status: 200, metadata: answers[path] };
+        },
+      },
+    } as unknown as HostSession;
+    expect((await observeTrust(session, { projects: false })).projects).toEqual([]);
+    expect(paths.sort()).toEqual(['/1.0', '/1.0/certificates?recursion=1']);
+    paths.length = 0;
+    expect((await observeTrust(session, { projects: true })).projects).toEqual(['default']);
+    expect(paths).toContain('/1.0/projects');
   });
 });

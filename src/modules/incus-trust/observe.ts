@@ -130,11 +130,15 @@ async function read<T>(session: HostSession, path: string, step: string, parse: 
   }
 }
 
-/** The whole trust-related state of one host. Level-based: read fresh on every run. */
-export async function observeTrust(session: HostSession): Promise<ObservedTrust> {
+/**
+ * The whole trust-related state of one host. Level-based: read fresh on every run. The project
+ * list is read only when an entry names projects (the plan checks they exist): the usual
+ * inventory then costs two requests per host, not three.
+ */
+export async function observeTrust(session: HostSession, options: { projects: boolean } = { projects: true }): Promise<ObservedTrust> {
   const [server, projects, certificates] = await Promise.all([
     read(session, '/1.0', 'read server info', readServerInfo),
-    read(session, '/1.0/projects', 'read projects', readProjects),
+    options.projects ? read(session, '/1.0/projects', 'read projects', readProjects) : { value: [] as string[] },
     read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
   ]);
   const members = server.value.clustered ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value : [];
