@@ -109,7 +109,10 @@ describe('trust store answers that are not what Incus sends', () => {
       { name: 'real', vars: localVars(real) },
       ...Object.keys(BAD_ANSWERS).map((name) => ({ name, vars: { ansible_connection: 'local', incus_socket: join(dir, `${name}.sock`) } })),
     ];
-    const inv = await writeInventory(dir, hosts, { incus_trusted_clients: [{ name: 'answers', certificate_file: cert.file }] });
+    // Restricted to a project, so that every host's project list is read too (it is only read when an entry names projects).
+    const inv = await writeInventory(dir, hosts, {
+      incus_trusted_clients: [{ name: 'answers', certificate_file: cert.file, restricted: true, projects: ['default'] }],
+    });
     const started = Date.now();
     const result = await runCli(['-i', inv, '--json'], { ...lab.env, RECONCILE_COMMAND_TIMEOUT_MS: '1500', RECONCILE_LOCK_DIR: join(dir, 'locks') });
     // The hanging host costs one command timeout, not the default minute.
