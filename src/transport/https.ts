@@ -8,6 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -77,7 +78,8 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
         key,
         minVersion: 'TLSv1.2',
         ...(trust.kind === 'ca' ? { ca: trust.ca, servername: trust.name, rejectUnauthorized: true } : { rejectUnauthorized: false }),
-        ...(trust.kind !== 'ca' && !/^[\d.:]+$/.test(api.address) ? { servername: api.address } : {}),
+        // SNI takes a name, never an address (Node warns about one).
+        ...(trust.kind !== 'ca' && isIP(api.address) === 0 ? { servername: api.address } : {}),
       });
       const timer = setTimeout(() => {
         socket.destroy();

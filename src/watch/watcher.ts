@@ -87,7 +87,8 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
           const names = [...pendingHosts];
           pendingAll = false;
           pendingHosts.clear();
-          await planNow(all ? 'all' : names);
+          // A long-running process: whatever one plan meets is logged, never the end of watch.
+          await planNow(all ? 'all' : names).catch((e: unknown) => log(`plan failed: ${describeError(e)}`));
         }
       } finally {
         planning = undefined;
@@ -96,7 +97,12 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
     return planning;
   };
 
-  async function planNow(hosts: 'all' | string[], inv: Inventory = inventory): Promise<RunPlan | undefined> {
+  /**
+   * Plans `hosts` now. An inventory that does not validate is thrown when `checking` one (the
+   * start, a reload); later (a certificate file beside it removed) it is logged and the last
+   * plan kept.
+   */
+  async function planNow(hosts: 'all' | string[], inv: Inventory = inventory, checking = false): Promise<RunPlan | undefined> {
     const started = Date.now();
     // Hosts come from event streams, which are opened only for hosts the run's --limit selects.
     const limited = hosts === 'all' ? request : { ...request, limit: hosts.join(':') };
@@ -104,10 +110,14 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
     try {
       fresh = await planRun(limited, {}, depsFor(inv), pool);
     } catch (e) {
-      if (e instanceof InventoryError) throw e;
-      log(`plan failed: ${e instanceof UsageError ? e.message : String((e as Error)?.message ?? e)}`);
+      if (e instanceof InventoryError && checking) throw e;
+      if (e instanceof InventoryError) state.inventory.ok = false;
+      log(`plan failed, the last plan is kept: ${describeError(e)}`);
       return undefined;
     }
+    // Stopping: a plan that was under way when SIGTERM came is dropped, not reported.
+    if (stopped) return undefined;
+    if (checking || !state.inventory.lastError) state.inventory.ok = true;
     const now = new Date();
     state.plan = mergePlans(state.plan, fresh, hosts === 'all' ? 'all' : new Set(hosts), new Set(inv.hosts.keys()));
     state.plannedAt = now;
@@ -130,7 +140,7 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
     }
     for (const h of fresh.hosts) log(describeHost(h.host, fresh, words));
     log(`planned ${hosts === 'all' ? `all ${fresh.hosts.length} hosts` : hosts.join(', ')} in ${Date.now() - started} ms`);
-    if (options.apply) await applyDrift(fresh);
+    if (options.apply) await applyDrift(fresh).catch((e: unknown) => log(`apply failed: ${describeError(e)}`));
     return fresh;
   }
 
@@ -274,17 +284,11 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
     try {
       next = await baseDeps.loadInventory(request.inventoryPaths ?? request.inventoryPath);
       await planning;
-      await planNow('all', next);
+      await planNow('all', next, true);
     } catch (e) {
       state.inventory.ok = false;
       state.inventory.rejected += 1;
-      const why =
-        e instanceof InventoryError
-          ? e.problems
-              .filter((p) => p.severity === 'error')
-              .map((p) => formatProblem(p))
-              .join('; ')
-          : (e as Error).message;
+      const why = describeError(e);
       state.inventory.lastError = why;
       log(`the inventory on disk is refused, the last good one stays in use: ${why}`);
       return;
@@ -326,7 +330,7 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
 
   // --- start: the first full plan (it fails on an invalid inventory, as a run does), then the streams.
   const ready = (async () => {
-    await schedule('all');
+    await planNow('all', inventory, true);
     syncStreams();
     watchInventoryFiles();
   })();
@@ -357,6 +361,15 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
       await pool.closeAll();
     },
   };
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof InventoryError)
+    return e.problems
+      .filter((p) => p.severity === 'error')
+      .map((p) => formatProblem(p))
+      .join('; ');
+  return e instanceof Error ? e.message : String(e);
 }
 
 /** One log line per host after a plan: in sync, drift (with what), or why it could not be read. */

@@ -7,7 +7,7 @@
  * removed again and the store is exact. SIGTERM stops it with exit 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -210,6 +210,21 @@ describe('reconcile watch', () => {
         10_000,
       );
       expect(w.log()).toMatch(/SIGHUP: re-reading the inventory\n[\s\S]*inventory reloaded: 3 hosts/);
+
+      // A certificate file of the inventory gone while watching: the next plan is refused and
+      // logged, the last plan stays, watch keeps running.
+      const certFile = join(root, certs.alice!.file);
+      await rename(certFile, `${certFile}.away`);
+      await lab.host('b').incus(['config', 'trust', 'add-certificate', join(root, certs.hand!.file), '--name', 'hand']);
+      await eventually(
+        'the plan refused',
+        async () => w.log(),
+        (l) => /plan failed, the last plan is kept: .*alice/.test(l),
+        10_000,
+      );
+      expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
+      await rename(`${certFile}.away`, certFile);
+      await lab.host('b').incus(['config', 'trust', 'remove', certs.hand!.fingerprint.slice(0, 12)]);
     } finally {
       expect(await w.stop()).toBe(0);
     }
