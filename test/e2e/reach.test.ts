@@ -152,6 +152,24 @@ describe('one inventory, four ways in', () => {
   });
 });
 
+describe('a saved plan over HTTPS', () => {
+  it('--check --out, then apply PLAN reaches the HTTPS-only hosts again from what the plan holds', async () => {
+    const inv = await inventory('saved.yaml', varsOf(['incus-https', 'lxd-https']), {
+      incus_trusted_clients: [client('alice', certs.alice!), client('erin', certs.bob!)],
+    });
+    const planFile = join(root, 'https-plan.json');
+    const check = await cli(['-i', inv, '--check', '--out', planFile]);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(2);
+    const saved = JSON.parse(await readFile(planFile, 'utf8')) as { hosts: { connection: { connection: string; api?: { url: string } } }[] };
+    expect(saved.hosts.map((h) => h.connection.connection)).toEqual(['https', 'https']);
+    expect(JSON.stringify(saved)).not.toMatch(/PRIVATE KEY/);
+    const apply = await cli(['apply', planFile]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    for (const h of ['incus-https', 'lxd-https']) expect(await store(lab.host(h))).toContain(`erin ${certs.bob!.fingerprint.slice(0, 12)}`);
+    expect((await cli(['-i', inv, '--check'])).exitCode).toBe(0);
+  });
+});
+
 describe('metrics over HTTPS', () => {
   it('a metrics certificate is registered over the API on Incus and LXD, and scrape-config reads the targets over it', async () => {
     const https = ['incus-https', 'lxd-https'];
