@@ -17,6 +17,6 @@ export function shellMismatch(host: InventoryHost, module: Pick<ReconcileModule,
   const at = host.vars[via]!.location;
   return (
     `${module.name} needs a shell on ${host.name} (files, commands), but ${host.name} is reached over HTTPS only ` +
-    `(${via} at ${at.file}:${at.line}); reach it over SSH (ansible_host) or leave it out of that play`
+    `(${via} at ${at.file}:${at.line}); to reach it over SSH instead, drop ${via} there (an HTTPS host is never reached over SSH, even with ansible_host), or leave it out of that play`
   );
 }

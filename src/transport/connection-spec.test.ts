@@ -179,6 +179,9 @@ describe('buildConnectionSpec: the HTTPS API and LXD', () => {
     ).spec!;
     expect(ca.api).toMatchObject({ address: 'fd00::5', port: 9443, caFile: '/ca.crt', serverName: 'os2.lan' });
     expect(ca.api!.serverCertFile).toBeUndefined();
+    // SSH settings beside incus_api_url reach nothing: said.
+    const both = buildConnectionSpec(host('os3', { ansible_host: '10.0.0.6', incus_api_url: 'https://10.0.0.6' }), undefined, local, {}, clients).spec!;
+    expect(both.warnings).toEqual(['ansible_host not used: incus_api_url (inv.yaml:4) reaches this host over HTTPS only']);
     // LXD: the lxc client's pair.
     const lxd = buildConnectionSpec(host('l1', { incus_api_url: 'https://l1:8443', incus_server: 'lxd' }), undefined, local, {}, clients).spec!;
     expect(lxd).toMatchObject({ server: 'lxd', api: { clientCertFile: '/home/me/.config/lxc/client.crt' } });

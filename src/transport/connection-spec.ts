@@ -252,7 +252,13 @@ export function buildConnectionSpec(
   };
   if (jumps.length > 0) sources.route = `ProxyJump ${proxyJump} (${routeFrom})`;
   if (proxyCommand !== undefined) sources.route = `ProxyCommand (${routeFrom})`;
-  if (api) return { spec: httpsSpec(host.name, api.spec, server, api.sources), problems };
+  if (api) {
+    const spec = httpsSpec(host.name, api.spec, server, api.sources);
+    // Said, not silently ignored: the SSH settings of an HTTPS host reach nothing.
+    const ssh = ['ansible_host', 'ansible_ssh_host', 'ansible_connection'].filter((n) => host.vars[n] !== undefined);
+    if (ssh.length > 0) spec.warnings = [`${ssh.join(', ')} not used: ${api.sources.route} reaches this host over HTTPS only`];
+    return { spec, problems };
+  }
   const spec: ConnectionSpec = {
     host: host.name,
     connection: connection === 'local' ? 'local' : 'ssh',
