@@ -19,6 +19,7 @@ import { applyPlan, hostApplies } from '../engine/apply-plan.js';
 import { defaultPlanDeps, reasonWords } from '../engine/inputs.js';
 import { planRun, type PlanDeps, type PlanRequest, type SessionPool } from '../engine/plan-run.js';
 import type { Inventory } from '../inventory/model.js';
+import { isTrustHost } from '../modules/incus-trust/index.js';
 import { MODULES } from '../modules/registry.js';
 import type { RunPlan } from '../plan/types.js';
 import { renderJsonReport } from '../render/json-report.js';
@@ -49,8 +50,6 @@ const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 30_000;
 
 export interface RunningWatch {
-  /** Resolves once the first full plan is done (or failed). */
-  ready: Promise<void>;
   /** Stops everything; resolves when closed. */
   stop(): Promise<void>;
   /** Re-reads the inventory (SIGHUP). */
@@ -168,19 +167,19 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
       log(`${h.host}: applied ${applied} action(s)${h.error ? `, then failed: ${h.error.step}: ${h.error.message}` : ''}`);
     }
     // What the hosts look like now (an apply's own events would re-plan them too; this does not wait for them).
-    for (const h of due) pendingHosts.add(h.host);
+    void schedule(due.map((h) => h.host));
   }
 
   // --- event streams, one per host that has one; reopened with backoff when they end.
   const streams = new Map<string, { sub?: EventSubscription; timer?: NodeJS.Timeout; backoffMs: number; opening: boolean }>();
-  /** Incus/LXD servers of the current plan: hosts with an incus_trust plan (theirs or covered), and failed ones of the incus group. */
+  /** Incus/LXD servers of the current plan: hosts with an incus_trust plan (theirs or covered), and failed ones incus_trust would manage. */
   const streamHosts = (): string[] =>
     (state.plan?.hosts ?? [])
-      .filter((h) =>
-        h.failure
-          ? (inventory.hosts.get(h.host)?.groups ?? []).includes(String(inventory.hosts.get(h.host)?.vars.incus_trust_group?.value ?? 'incus'))
-          : h.plans.some((p) => p.module === 'incus_trust') || h.covered.some((c) => c.module === 'incus_trust'),
-      )
+      .filter((h) => {
+        if (!h.failure) return h.plans.some((p) => p.module === 'incus_trust') || h.covered.some((c) => c.module === 'incus_trust');
+        const host = inventory.hosts.get(h.host);
+        return host !== undefined && isTrustHost(host, inventory);
+      })
       .map((h) => h.host);
 
   async function openStream(name: string): Promise<void> {
@@ -329,19 +328,20 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
   log(`serving /metrics, /healthz and /plan on http://${bound.address}:${bound.port}`);
 
   // --- start: the first full plan (it fails on an invalid inventory, as a run does), then the streams.
-  const ready = (async () => {
+  try {
     await planNow('all', inventory, true);
-    syncStreams();
-    watchInventoryFiles();
-  })();
-  await ready;
+  } catch (e) {
+    await new Promise<void>((r) => server.close(() => r()));
+    throw e;
+  }
+  syncStreams();
+  watchInventoryFiles();
   const resync = setInterval(() => {
     log('resync: re-planning every host');
     void schedule('all');
   }, options.resyncMs);
 
   return {
-    ready,
     state,
     address: { host: bound.address, port: bound.port },
     reload: () => void reload(),

@@ -264,4 +264,15 @@ describe('reconcile watch', () => {
     expect(await storeOf(lab.host('c'))).toEqual(['alice', 'client.crt']);
     expect((await reconcile(['-i', inventory, '--check'], { env: lab.env })).exitCode).toBe(0);
   });
+
+  it('an inventory that does not validate at start: exit 1 naming file and line, as a run; a bad --resync is a usage error', async () => {
+    const broken = join(root, 'broken.yaml');
+    await writeFile(broken, 'all:\n  hosts:\n    a: [unclosed\n');
+    const r = await reconcile(['watch', '-i', broken, '--listen', `127.0.0.1:${await freePort()}`], { env: lab.env });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: YAML syntax error`));
+    const usage = await reconcile(['watch', '-i', inventory, '--resync', 'soon'], { env: lab.env });
+    expect(usage.exitCode).toBe(1);
+    expect(usage.stderr).toContain('watch: --resync must be a duration such as 90s, 15m or 1h (at least 100ms), not "soon"');
+  });
 });

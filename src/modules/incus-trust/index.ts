@@ -30,6 +30,11 @@ function inTrustGroup(host: InventoryHost, inventory: Inventory): boolean {
   return inNamedGroup(host, inventory, 'incus_trust_group', 'incus');
 }
 
+/** An Incus/LXD server whose trust store the inventory may manage (watch follows its events even while it is down). */
+export function isTrustHost(host: InventoryHost, inventory: Inventory): boolean {
+  return inTrustGroup(host, inventory) && TRUST_VARIABLES.some((v) => host.vars[v] !== undefined);
+}
+
 /** The certificates the inventory keeps trusted: each entry's, and a previous one while previous_until is ahead. */
 function managedFingerprints(desired: DesiredTrust): Set<string> {
   const out = new Set<string>();
