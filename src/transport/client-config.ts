@@ -5,9 +5,10 @@
  * Folders, in the clients' order: $INCUS_CONF, else ~/.config/incus; $LXD_CONF, else
  * ~/.config/lxc, else the snap's ~/snap/lxd/common/config.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { readLocalFile } from '../local-file.js';
 
 export type ServerKind = 'incus' | 'lxd';
 
@@ -36,23 +37,38 @@ export interface ClientRemote {
 
 export type RemoteLookup = { found: ClientRemote } | { problem: string };
 
-const cache = new Map<string, Record<string, { addr?: unknown }> | string>();
+type Remotes = Record<string, { addr?: unknown }>;
+const cache = new Map<string, { mtimeMs: number; remotes: Remotes | string }>();
 
-/** config.yml's remotes, or why it cannot be read (cached per file for the run). */
-function remotesOf(configFile: string): Record<string, { addr?: unknown }> | string | undefined {
-  if (!existsSync(configFile)) return undefined;
-  let got = cache.get(configFile);
-  if (got === undefined) {
-    try {
-      const doc = parse(readFileSync(configFile, 'utf8')) as { remotes?: unknown } | null;
-      const remotes = doc?.remotes;
-      got = typeof remotes === 'object' && remotes !== null && !Array.isArray(remotes) ? (remotes as Record<string, { addr?: unknown }>) : {};
-    } catch (e) {
-      got = `cannot read ${configFile}: ${(e as Error).message.split('\n')[0]}`;
-    }
-    cache.set(configFile, got);
+/**
+ * config.yml's remotes, or why it cannot be read; undefined when there is none. Read again when
+ * the file changes (`reconcile watch` runs for weeks while remotes are added), bounded like every
+ * local read (src/local-file.ts).
+ */
+function remotesOf(configFile: string): Remotes | string | undefined {
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(configFile).mtimeMs;
+  } catch {
+    return undefined;
   }
-  return got;
+  const known = cache.get(configFile);
+  if (known && known.mtimeMs === mtimeMs) return known.remotes;
+  const read = readLocalFile(configFile);
+  let remotes: Remotes | string;
+  if ('absent' in read) return undefined;
+  if ('refused' in read) remotes = `cannot read ${configFile}: ${read.refused}`;
+  else {
+    try {
+      const doc = parse(read.bytes.toString('utf8')) as { remotes?: unknown } | null;
+      const r = doc?.remotes;
+      remotes = typeof r === 'object' && r !== null && !Array.isArray(r) ? (r as Remotes) : {};
+    } catch (e) {
+      remotes = `cannot read ${configFile}: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+  cache.set(configFile, { mtimeMs, remotes });
+  return remotes;
 }
 
 /** Finds remote NAME in the clients' folders, the server kind's own client first. */

@@ -33,9 +33,6 @@ function asSocket(stream: Duplex): Duplex {
 }
 
 class StreamAgent extends http.Agent {
-  /** How many streams were ever opened (tests check reuse). */
-  opened = 0;
-
   constructor(
     private readonly open: StreamOpener,
     maxSockets: number,
@@ -47,10 +44,7 @@ class StreamAgent extends http.Agent {
   // Node calls it with a callback and accepts the stream later (documented for http.Agent).
   override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
     this.open().then(
-      (stream) => {
-        this.opened++;
-        callback(null, asSocket(stream));
-      },
+      (stream) => callback(null, asSocket(stream)),
       (e: Error) => callback(e),
     );
     return undefined;
@@ -72,10 +66,6 @@ export class HttpStreams {
     private readonly lost: () => Error | undefined = () => undefined,
   ) {
     this.agent = new StreamAgent(opener, max);
-  }
-
-  get opened(): number {
-    return this.agent.opened;
   }
 
   request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<HttpResponse> {
@@ -130,7 +120,8 @@ export class HttpStreams {
   events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
     const agent = new StreamAgent(this.opener, 1, false);
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://incus${path}`, { agent, handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      // An event is a few hundred bytes: a larger frame ends the stream (and it is reopened) rather than filling memory.
+      const ws = new WebSocket(`ws://incus${path}`, { agent, handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
       let opened = false;
       let alive = true;
       const ping = setInterval(() => {
@@ -141,11 +132,13 @@ export class HttpStreams {
       ws.on('pong', () => (alive = true));
       ws.on('message', (data) => {
         alive = true;
+        let event: DaemonEvent;
         try {
-          onEvent(JSON.parse(String(data)) as DaemonEvent);
+          event = JSON.parse(String(data)) as DaemonEvent;
         } catch {
-          // Not JSON: not an event (Incus sends only JSON text frames).
+          return; // not JSON: not an event (Incus sends only JSON text frames)
         }
+        onEvent(event);
       });
       ws.once('open', () => {
         opened = true;
