@@ -28,7 +28,7 @@ import { generateSelfSigned } from '../../src/pki/generate.js';
 import { eventually, metricsStatus, startPrometheus, type PromTarget, type TestPrometheus } from './metrics-support.js';
 import { reconcile, type TrustRow } from './trust-support.js';
 import { startLab } from '../lab/lab.js';
-import { setUpDom0StandIn } from '../lab/dom0.js';
+import { dom0StandInState, setUpDom0StandIn } from '../lab/dom0.js';
 import type { Lab, LabHost } from '../lab/types.js';
 
 const NAME = 'prometheus-metrics';
@@ -706,6 +706,17 @@ describe('Qubes VMs in the deployed prometheus.yml', () => {
       (ts) => ts.some((t) => t.labels.job === 'qubes-proxy-dom0' && t.labels.vm === 'personal'),
     );
     expect((await reconcile(['-i', inventory, '--limit', 'incus:prometheus', '--check'], { env })).exitCode).toBe(0);
+
+    // What dom0 answers is checked: a name that is not a Qubes VM name fails the plan, never a target.
+    const { tagsFile } = dom0StandInState(standIn.binDir);
+    const tags = await readFile(tagsFile, 'utf8');
+    await writeFile(tagsFile, `${tags}bad;name metrics\n`);
+    const odd = await reconcile(['-i', inventory, '--limit', 'incus:prometheus', '--check'], { env });
+    expect(odd.exitCode).toBe(1);
+    expect(odd.stdout).toContain(
+      'cannot list the tagged Qubes VMs to scrape: dom0: list the VMs tagged metrics: qvm-ls printed "bad;name", which is not a Qubes VM name',
+    );
+    await writeFile(tagsFile, tags);
   });
 });
 

@@ -111,15 +111,17 @@ export async function observeQubesTags(
             const r = await session.exec(['qvm-ls', '--raw-list', '--tags', tag], `list the VMs tagged ${tag}`);
             if (r.exitCode !== 0)
               throw new TransportError(host, `list the VMs tagged ${tag}`, `qvm-ls exited ${r.exitCode}: ${r.stderr.trim() || 'no message'}`);
-            out[tag] = [
-              ...new Set(
-                r.stdout
-                  .toString('utf8')
-                  .split('\n')
-                  .map((l) => l.trim())
-                  .filter((l) => l !== '' && l !== 'dom0'),
-              ),
-            ].sort();
+            const names = r.stdout
+              .toString('utf8')
+              .split('\n')
+              .map((l) => l.trim())
+              .filter((l) => l !== '' && l !== 'dom0');
+            // Qubes' own rule for VM names: anything else becomes no scrape target, and is said.
+            const odd = names.find((n) => !/^[A-Za-z][A-Za-z0-9_.-]{0,30}$/.test(n));
+            if (odd !== undefined) {
+              throw new TransportError(host, `list the VMs tagged ${tag}`, `qvm-ls printed ${JSON.stringify(odd.slice(0, 60))}, which is not a Qubes VM name`);
+            }
+            out[tag] = [...new Set(names)].sort();
           }
           return out;
         });
