@@ -21,7 +21,9 @@ import { planRun, type PlanDeps, type PlanRequest, type SessionPool } from '../e
 import type { Inventory } from '../inventory/model.js';
 import { isTrustHost } from '../modules/incus-trust/index.js';
 import { MODULES } from '../modules/registry.js';
-import type { RunPlan } from '../plan/types.js';
+import { CONTROLLER, type RunPlan } from '../plan/types.js';
+import { buildReport } from '../engine/report.js';
+import { quietLines } from '../render/log-lines.js';
 import { renderJsonReport } from '../render/json-report.js';
 import type { DaemonEvent, EventSubscription, HostSession } from '../transport/types.js';
 import { currentReport, emptyWatchState, mergePlans, renderWatchMetrics, sharedWith, statsOf, type WatchState } from './state.js';
@@ -137,7 +139,7 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
         eventSince.delete(h.host);
       }
     }
-    for (const h of fresh.hosts) log(describeHost(h.host, fresh, words));
+    for (const line of planLines(fresh, words)) log(line);
     log(`planned ${hosts === 'all' ? `all ${fresh.hosts.length} hosts` : hosts.join(', ')} in ${Date.now() - started} ms`);
     if (options.apply) await applyDrift(fresh).catch((e: unknown) => log(`apply failed: ${describeError(e)}`));
     return fresh;
@@ -158,7 +160,7 @@ export async function startWatch(options: WatchOptions): Promise<RunningWatch> {
       await release();
     }
     for (const h of report.hosts) {
-      if (h.host === 'controller') continue;
+      if (h.host === CONTROLLER) continue;
       const a = state.applies.get(h.host) ?? { ok: 0, failed: 0 };
       if (h.error) a.failed += 1;
       else a.ok += 1;
@@ -372,15 +374,17 @@ function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** One log line per host after a plan: in sync, drift (with what), or why it could not be read. */
-function describeHost(host: string, plan: RunPlan, words: ReturnType<typeof reasonWords>): string {
-  const h = plan.hosts.find((x) => x.host === host)!;
-  if (h.failure) return `${host}: ${h.failure.unreachable ? 'unreachable' : 'failed'}: ${h.failure.step}: ${h.failure.message}`;
-  const errors = h.plans.flatMap((p) => p.errors);
-  if (errors.length > 0) return `${host}: plan error: ${errors.join('; ')}`;
-  const actions = h.plans.flatMap((p) =>
-    p.actions.filter((a) => a.applies).map((a) => `${a.action} ${a.kind} "${a.name}" (${words(p.module, a.reason, a.detail)})`),
-  );
-  if (h.covered.length > 0 && actions.length === 0) return `${host}: covered by ${h.covered.map((c) => c.by).join(', ')}`;
-  return actions.length === 0 ? `${host}: in sync` : `${host}: drift: ${actions.join('; ')}`;
+/**
+ * The log lines of a plan: for each host what `-q` says (drift, failures; the same words), and
+ * "in sync" or "covered by" where `-q` says nothing.
+ */
+function planLines(plan: RunPlan, words: ReturnType<typeof reasonWords>): string[] {
+  const at = new Date(plan.createdAt);
+  return buildReport(plan, { mode: 'check', startedAt: at, finishedAt: at })
+    .hosts.filter((h) => h.host !== CONTROLLER)
+    .flatMap((h) => {
+      const lines = quietLines(h, words);
+      if (lines.length > 0) return lines;
+      return [h.status === 'covered' ? `${h.host}: covered by ${h.coveredBy ?? '?'}` : `${h.host}: in sync`];
+    });
 }
