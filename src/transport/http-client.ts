@@ -7,7 +7,6 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import WebSocket from 'ws';
 import type { DaemonEvent, EventSubscription } from './types.js';
 
 export interface HttpResponse {
@@ -117,7 +116,9 @@ export class HttpStreams {
    * the pool: it stays open for as long as it is watched. A ping every 15 s ends a stream whose
    * other end went silent (a host gone without closing its TCP connection).
    */
-  events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
+  async events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
+    // Loaded here: only `reconcile watch` follows events, and a run should not pay for loading it.
+    const { default: WebSocket } = await import('ws');
     const agent = new StreamAgent(this.opener, 1, false);
     return new Promise((resolve, reject) => {
       // An event is a few hundred bytes: a larger frame ends the stream (and it is reopened) rather than filling memory.

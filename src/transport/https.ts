@@ -81,6 +81,8 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
         // SNI takes a name, never an address (Node warns about one).
         ...(trust.kind !== 'ca' && isIP(api.address) === 0 ? { servername: api.address } : {}),
       });
+      // Small requests and answers in turns: no Nagle delay waiting for an ACK (as over SSH).
+      socket.setNoDelay(true);
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new TransportError(spec.host, 'connect', `no TLS connection to ${api.address}:${api.port} within ${options.connectTimeoutMs} ms`, true));

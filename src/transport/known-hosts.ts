@@ -91,10 +91,22 @@ export function entryMatches(entry: KnownHostEntry, hostName: string): boolean {
   return matched;
 }
 
+/**
+ * The entries naming `hostName`: an HMAC per hashed line, so a caller checking many hosts keeps
+ * the result per host (KnownHosts in ssh.ts) rather than scanning the file twice for each.
+ */
+export function entriesNaming(entries: KnownHostEntry[], hostName: string): KnownHostEntry[] {
+  return entries.filter((e) => e.marker !== 'cert-authority' && entryMatches(e, hostName));
+}
+
 /** Checks a presented host key (its wire blob) against the entries for `hostName`. */
 export function checkHostKey(entries: KnownHostEntry[], hostName: string, keyBlob: Buffer): HostKeyVerdict {
+  return verdictFor(entriesNaming(entries, hostName), keyBlob);
+}
+
+/** How a presented key compares with the entries naming its host (from entriesNaming). */
+export function verdictFor(forHost: KnownHostEntry[], keyBlob: Buffer): HostKeyVerdict {
   const keyBase64 = keyBlob.toString('base64');
-  const forHost = entries.filter((e) => e.marker !== 'cert-authority' && entryMatches(e, hostName));
   const revoked = forHost.find((e) => e.marker === 'revoked' && e.keyBase64 === keyBase64);
   if (revoked) return { status: 'revoked', entry: revoked };
   const plain = forHost.filter((e) => e.marker === undefined);
@@ -105,9 +117,9 @@ export function checkHostKey(entries: KnownHostEntry[], hostName: string, keyBlo
   return plain.length > 0 ? { status: 'changed', expected: plain } : { status: 'unknown' };
 }
 
-/** Key types known_hosts lists for this host, to offer them first in the key exchange. */
-export function knownKeyTypes(entries: KnownHostEntry[], hostName: string): string[] {
-  return [...new Set(entries.filter((e) => e.marker === undefined && entryMatches(e, hostName)).map((e) => e.keyType))];
+/** Key types known_hosts lists for this host (entries from entriesNaming), to offer them first in the key exchange. */
+export function knownKeyTypes(forHost: KnownHostEntry[]): string[] {
+  return [...new Set(forHost.filter((e) => e.marker === undefined).map((e) => e.keyType))];
 }
 
 /** OpenSSH's fingerprint of a key blob: `SHA256:` + unpadded base64 of its SHA-256. */

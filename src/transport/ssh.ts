@@ -13,20 +13,21 @@ import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
-import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig } from 'ssh2';
+import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { readHostFile, writeHostFile } from './host-files.js';
 import { firstSocketOpener, HttpStreams, StreamOpenError } from './http-client.js';
 import { incusOverHttp, incusOverQuery } from './incus-api.js';
 import {
-  checkHostKey,
+  entriesNaming,
   keyTypeOfBlob,
   knownHostName,
   knownHostsLine,
   knownKeyTypes,
   parseKnownHosts,
   sha256Fingerprint,
+  verdictFor,
   type KnownHostEntry,
 } from './known-hosts.js';
 import { commandName, shellCommand } from './shell-quote.js';
@@ -81,31 +82,53 @@ interface Hop {
  * The keys we may offer: the named file, or the default files that exist. `locked`: key files
  * left out because a passphrase protects them (only an agent can use them), for the message.
  */
-async function loadKeys(host: string, hop: Hop): Promise<{ keys: { file: string; key: Buffer }[]; locked: string[] }> {
+async function loadKeys(host: string, hop: Hop): Promise<{ keys: { file: string; key: ParsedKey }[]; locked: string[] }> {
   const named = hop.privateKeyFile !== undefined;
   const files = named ? [hop.privateKeyFile!] : DEFAULT_KEYS.map((k) => path.join(os.homedir(), '.ssh', k)).filter((f) => existsSync(f));
-  const keys: { file: string; key: Buffer }[] = [];
+  const keys: { file: string; key: ParsedKey }[] = [];
   const locked: string[] = [];
   for (const file of files) {
-    const read = readLocalFile(file);
-    if (!('bytes' in read)) {
-      if (named) throw new TransportError(host, 'read private key', `${file} ${'refused' in read ? read.refused : 'does not exist'}`, true);
+    const read = readKey(file);
+    if ('missing' in read) {
+      if (named) throw new TransportError(host, 'read private key', `${file} ${read.missing}`, true);
       continue;
     }
-    const key = read.bytes;
-    const parsed = utils.parseKey(key);
     // An encrypted key cannot be used without a prompt; the agent may hold it.
-    if (parsed instanceof Error) {
-      const encrypted = /passphrase|encrypted/i.test(parsed.message);
+    if (read.key instanceof Error) {
+      const encrypted = /passphrase|encrypted/i.test(read.key.message);
       if (named && !process.env.SSH_AUTH_SOCK) {
-        throw new TransportError(host, 'read private key', encrypted ? lockedKeyAdvice([file]) : `${file}: ${parsed.message}`, true);
+        throw new TransportError(host, 'read private key', encrypted ? lockedKeyAdvice([file]) : `${file}: ${read.key.message}`, true);
       }
       if (encrypted) locked.push(file);
       continue;
     }
-    keys.push({ file, key });
+    keys.push({ file, key: read.key });
   }
   return { keys, locked };
+}
+
+/**
+ * A key file read and parsed once per run, not once per host (parsing builds a KeyObject: ~1 ms
+ * each, 100 ms at 100 hosts); read again when its size or mtime changes (watch runs for weeks).
+ * ssh2 takes the parsed key as it is.
+ */
+const keyCache = new Map<string, { version: string; read: { key: ParsedKey | Error } | { missing: string } }>();
+
+function readKey(file: string): { key: ParsedKey | Error } | { missing: string } {
+  const version = fileVersion(file).join(':');
+  const cached = keyCache.get(file);
+  if (cached?.version === version) return cached.read;
+  const bytes = readLocalFile(file);
+  let read: { key: ParsedKey | Error } | { missing: string };
+  if ('bytes' in bytes) {
+    // OpenSSH's own format parses to a list (of one key, as OpenSSH writes it).
+    const parsed = utils.parseKey(bytes.bytes) as ParsedKey | ParsedKey[] | Error;
+    read = { key: Array.isArray(parsed) ? (parsed[0] ?? new Error('no key in the file')) : parsed };
+  } else {
+    read = { missing: 'refused' in bytes ? bytes.refused : 'does not exist' };
+  }
+  keyCache.set(file, { version, read });
+  return read;
 }
 
 /** What to do about keys only an agent could use (reconcile never asks for a passphrase). */
@@ -150,6 +173,9 @@ function fileVersion(file: string): [number, number] {
 }
 
 class KnownHosts {
+  /** The entries naming each host, found once per host: the key types before connecting and the check during it share them. */
+  private readonly naming = new Map<string, KnownHostEntry[]>();
+
   constructor(
     readonly files: string[],
     private entries: KnownHostEntry[],
@@ -179,12 +205,21 @@ class KnownHosts {
     return new KnownHosts(files, entries);
   }
 
+  private entriesFor(hostName: string): KnownHostEntry[] {
+    let found = this.naming.get(hostName);
+    if (!found) {
+      found = entriesNaming(this.entries, hostName);
+      this.naming.set(hostName, found);
+    }
+    return found;
+  }
+
   check(hostName: string, blob: Buffer) {
-    return checkHostKey(this.entries, hostName, blob);
+    return verdictFor(this.entriesFor(hostName), blob);
   }
 
   keyTypes(hostName: string) {
-    return knownKeyTypes(this.entries, hostName);
+    return knownKeyTypes(this.entriesFor(hostName));
   }
 
   /** Records a key never seen before in the first file (hashed, as Debian's OpenSSH does). */
@@ -195,6 +230,7 @@ class KnownHosts {
     const line = knownHostsLine(hostName, blob, true);
     await appendFile(file, `${line}\n`, { mode: 0o600 });
     this.entries.push(...parseKnownHosts(line, file));
+    this.naming.delete(hostName);
   }
 }
 
@@ -291,6 +327,9 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
     client.once('ready', onReady);
     client.once('error', onError);
     client.connect(config);
+    // Requests and answers are small and come in turns: without TCP_NODELAY, Nagle holds each
+    // request until the previous packet is acknowledged (a delayed ACK: up to 40 ms a turn).
+    client.setNoDelay(true);
   });
 }
 
