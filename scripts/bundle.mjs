@@ -12,6 +12,7 @@
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Script } from 'node:vm';
@@ -22,6 +23,23 @@ const VENDORED = ['ssh2', 'yaml'];
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(`${outdir}/vendor`, { recursive: true });
 
+/**
+ * ssh2's native crypto (built when its install script ran; AES-GCM in one piece, where its
+ * JavaScript fallback makes a cipher per packet and writes each packet in three) is required by a
+ * path relative to ssh2's own files: the bundle asks for it by package path instead, which Node
+ * resolves from wherever ssh2 is installed. Without the binding ssh2 falls back as before.
+ */
+const nativeFromPackage = {
+  name: 'native-from-package',
+  setup(b) {
+    b.onResolve({ filter: /\.node$/ }, (args) => {
+      const file = resolve(args.resolveDir, args.path);
+      const at = file.lastIndexOf('/node_modules/');
+      return { path: at >= 0 ? file.slice(at + '/node_modules/'.length) : args.path, external: true };
+    });
+  },
+};
+
 for (const name of VENDORED) {
   const file = `${outdir}/vendor/${name}.cjs`;
   await build({
@@ -31,8 +49,8 @@ for (const name of VENDORED) {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    // ssh2's optional native crypto (built only when its install script ran) and cpu-features.
-    external: ['*.node', 'cpu-features'],
+    external: ['cpu-features'],
+    plugins: [nativeFromPackage],
     logLevel: 'warning',
   });
   // Compiled eagerly (--no-lazy for this one script), then the flags put back: the cache carries
