@@ -59,7 +59,7 @@ export function readServerInfo(metadata: unknown): Omit<IncusServerInfo, 'member
     // Incus and LXD both say which they are; a daemon that does not is read as Incus.
     kind: optionalString(env.server, 'metadata.environment.server') ?? 'incus',
     version: string(env.server_version, 'metadata.environment.server_version'),
-    extensions: extensions?.map((e, i) => string(e, `metadata.api_extensions[${i}]`)),
+    extensions: extensions?.map((e, i) => intern(string(e, `metadata.api_extensions[${i}]`))),
     clustered,
     // Every member of a cluster presents the cluster certificate: its fingerprint names the shared store.
     clusterId: clustered ? string(env.certificate_fingerprint, 'metadata.environment.certificate_fingerprint') : undefined,
@@ -92,8 +92,8 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
     const at = `metadata[${i}]`;
     const c = object(raw, at);
     const projects = c.projects === null || c.projects === undefined ? [] : list(c.projects, `${at}.projects`).map((p, j) => string(p, `${at}.projects[${j}]`));
-    const certificate = string(c.certificate, `${at}.certificate`);
-    const fingerprint = string(c.fingerprint, `${at}.fingerprint`);
+    const certificate = intern(string(c.certificate, `${at}.certificate`));
+    const fingerprint = intern(string(c.fingerprint, `${at}.fingerprint`));
     if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new ShapeError(`${at}.fingerprint`, `expected 64 hex digits, got ${describe(fingerprint)}`);
     const { notBefore, notAfter } = validityOf(certificate);
     return {
@@ -108,6 +108,21 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
       notAfter,
     };
   });
+}
+
+/**
+ * One copy of each string that every host returns alike (its certificates, the ~400 API extension
+ * names): a run holds every host's answer until the plan is made, and at 100 hosts the copies were
+ * most of the live heap. Bounded, for a watch that runs for weeks.
+ */
+const strings = new Map<string, string>();
+
+function intern(text: string): string {
+  const known = strings.get(text);
+  if (known !== undefined) return known;
+  if (strings.size >= 50_000) strings.clear();
+  strings.set(text, text);
+  return text;
 }
 
 /**
