@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test lab needs, from Debian's packages, when it is missing:
-# openssh (sshd + client), incus from bookworm-backports, LXD, prometheus (+ promtool), GNU time.
+# openssh (sshd + client), incus from bookworm-backports, LXD, prometheus (+ promtool), GNU time,
+# and a compiler for ssh2's native crypto.
 # Safe to run again: it does nothing when everything is there.
 set -euo pipefail
 
@@ -23,6 +24,11 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v ssh-agent >/dev/null 2>&1 || need+=(openssh-client)
 # GNU time: `npm run bench` reads the tool's peak memory (max RSS) from it.
 [ -x /usr/bin/time ] || need+=(time)
+# A compiler for ssh2's native crypto, built by its install script during npm ci (without it ssh2
+# falls back to JavaScript AES-GCM: a cipher per packet, three writes per packet; BENCHMARKS.md).
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 # ansible-inventory: the reference the inventory tests compare reconcile against.
 command -v ansible-inventory >/dev/null 2>&1 || need+=(ansible-core)
 
