@@ -118,8 +118,24 @@ interface IncusAnswer {
 
 const agents = new Map<string, Agent>();
 
-/** One request on a host's local Incus socket (the bench's own back door, not the tool's path). */
-export function incusLocal(host: LabHost, method: string, path: string, body?: unknown): Promise<IncusAnswer> {
+/**
+ * One request on a host's local Incus socket (the bench's own back door, not the tool's path).
+ * A kept-alive socket that incusd closed meanwhile fails the write (EPIPE) or the read
+ * (ECONNRESET) before incusd saw the request: that one is sent again on a fresh socket, as Node's
+ * documentation advises (`request.reusedSocket`).
+ */
+export async function incusLocal(host: LabHost, method: string, path: string, body?: unknown): Promise<IncusAnswer> {
+  try {
+    return await incusLocalOnce(host, method, path, body);
+  } catch (e) {
+    if (!(e instanceof StaleSocketError)) throw e;
+    return incusLocalOnce(host, method, path, body);
+  }
+}
+
+class StaleSocketError extends Error {}
+
+function incusLocalOnce(host: LabHost, method: string, path: string, body?: unknown): Promise<IncusAnswer> {
   const socketPath = host.incusSocket;
   if (!socketPath) throw new Error(`${host.name} runs no incusd`);
   let agent = agents.get(socketPath);
@@ -150,7 +166,9 @@ export function incusLocal(host: LabHost, method: string, path: string, body?: u
         });
       },
     );
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(req.reusedSocket && (e.code === 'EPIPE' || e.code === 'ECONNRESET') ? new StaleSocketError(e.message) : e),
+    );
     if (payload) req.write(payload);
     req.end();
   });
