@@ -111,7 +111,7 @@ await build({
   platform: 'node',
   target: 'node20',
   plugins: [vendored],
-  // ssh2's optional native crypto (built only when its install script ran) and cpu-features.
+  // Native code is ssh2's alone (vendored above); kept outside should another dependency ask for some.
   external: ['*.node', 'cpu-features'],
   // CommonJS dependencies require() Node's own modules and read __dirname: give the ESM chunks both.
   banner: {

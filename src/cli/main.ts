@@ -44,7 +44,7 @@ Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and n
 export async function main(argv: string[], io: CliIO = processIO()): Promise<never> {
   // A run keeps little alive but allocates fast while every host's handshake is in flight: V8
   // would grow its young generation to 16 MB semi-spaces for that burst. Kept at its start size,
-  // a 100-host check peaks 8 MB lower (95 → 87 MB) for ~2% more CPU (BENCHMARKS.md). V8 reads
+  // a 100-host check peaks 8 MB lower (95 → 87 MB) for ~3% more CPU (BENCHMARKS.md). V8 reads
   // this flag each time it would grow the space, so setting it now, after start, takes effect.
   v8.setFlagsFromString('--semi-space-growth-factor=1');
   const code = await dispatch(argv, io);

@@ -120,7 +120,7 @@ const strings = new Map<string, string>();
 function intern(text: string): string {
   const known = strings.get(text);
   if (known !== undefined) return known;
-  if (strings.size >= 50_000) strings.clear();
+  if (strings.size >= 10_000) strings.clear();
   strings.set(text, text);
   return text;
 }
