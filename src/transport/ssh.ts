@@ -175,11 +175,21 @@ function fileVersion(file: string): [number, number] {
 class KnownHosts {
   /** The entries naming each host, found once per host: the key types before connecting and the check during it share them. */
   private readonly naming = new Map<string, KnownHostEntry[]>();
+  /** The entries holding each key (base64 as in the file). */
+  private readonly holding = new Map<string, KnownHostEntry[]>();
 
   constructor(
     readonly files: string[],
     private entries: KnownHostEntry[],
-  ) {}
+  ) {
+    for (const e of entries) this.index(e);
+  }
+
+  private index(e: KnownHostEntry): void {
+    const list = this.holding.get(e.keyBase64) ?? [];
+    list.push(e);
+    this.holding.set(e.keyBase64, list);
+  }
 
   /**
    * Read and parsed once per run, not once per host: with N hosts known_hosts has N lines and
@@ -214,12 +224,24 @@ class KnownHosts {
     return found;
   }
 
+  /**
+   * The usual case first: a line holding the very key offered names the host (an HMAC or two
+   * instead of one per hashed line). The same verdict as from all the host's lines: a revoked or
+   * matching line holds that key. Anything else is decided from all of them.
+   */
   check(hostName: string, blob: Buffer) {
-    return verdictFor(this.entriesFor(hostName), blob);
+    const verdict = verdictFor(entriesNaming(this.holding.get(blob.toString('base64')) ?? [], hostName), blob);
+    return verdict.status === 'match' || verdict.status === 'revoked' ? verdict : verdictFor(this.entriesFor(hostName), blob);
   }
 
   keyTypes(hostName: string) {
     return knownKeyTypes(this.entriesFor(hostName));
+  }
+
+  /** The one key type of every plain line, if there is one. */
+  onlyKeyType(): string | undefined {
+    const types = new Set(this.entries.filter((e) => e.marker === undefined).map((e) => e.keyType));
+    return types.size === 1 ? [...types][0] : undefined;
   }
 
   /** Records a key never seen before in the first file (hashed, as Debian's OpenSSH does). */
@@ -229,7 +251,10 @@ class KnownHosts {
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const line = knownHostsLine(hostName, blob, true);
     await appendFile(file, `${line}\n`, { mode: 0o600 });
-    this.entries.push(...parseKnownHosts(line, file));
+    for (const e of parseKnownHosts(line, file)) {
+      this.entries.push(e);
+      this.index(e);
+    }
     this.naming.delete(hostName);
   }
 }
@@ -287,9 +312,11 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
     verify(false);
   };
 
-  // Offer the key types known_hosts has for this host first, as OpenSSH does.
-  const known = knownHosts.keyTypes(hostName);
+  // Offer the key types known_hosts has for this host first, as OpenSSH does. When every line
+  // holds a key of the type offered first anyway the order cannot change, and the host's lines
+  // (an HMAC per hashed line) need not be looked for.
   const defaults = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  const known = knownHosts.onlyKeyType() === defaults[0] ? [] : knownHosts.keyTypes(hostName);
   // Only types ssh2 speaks (it refuses unknown names; e.g. sk-* keys in known_hosts are skipped).
   const serverHostKey = [...known.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])), ...defaults].filter(
     (t, i, all) => all.indexOf(t) === i && defaults.includes(t),

@@ -283,6 +283,21 @@ describe('ssh transport, other paths', () => {
     await connect('web1', {}, opts);
   });
 
+  it('a key on a matching line and also marked @revoked is refused, naming the @revoked line', async () => {
+    const knownHosts = path.join(lab.dir, 'known_hosts.revoked');
+    const good = await readFile(path.join(lab.env.HOME!, '.ssh', 'known_hosts'), 'utf8');
+    const key = good
+      .split('\n')
+      .find((l) => l.startsWith(`${lab.host('web1').address} `))!
+      .split(' ')
+      .slice(1)
+      .join(' ');
+    await writeFile(knownHosts, `${lab.host('web1').address} ${key}\n@revoked * ${key}\n`);
+    const e = await failure(connect('web1', {}, { knownHostsFiles: [knownHosts] }));
+    expect(e).toMatchObject({ step: 'verify host key', unreachable: true });
+    expect(e.message).toContain(`which is marked @revoked in ${knownHosts}:2`);
+  });
+
   it('where sshd forbids socket forwarding, the Incus API goes through `incus query` instead', async () => {
     const s = await connect('noforward');
     const api = await s.incus.request<string[]>('GET', '/1.0/projects', 'read projects');
