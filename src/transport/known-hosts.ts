@@ -4,6 +4,7 @@
  * `@revoked` / `@cert-authority` markers. Pure: the caller reads and appends the file.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { globMatch } from './glob.js';
 
 export interface KnownHostEntry {
   file: string;
@@ -54,24 +55,6 @@ export function parseKnownHosts(text: string, file: string): KnownHostEntry[] {
 /** The name known_hosts uses for a host: `address`, or `[address]:port` when the port is not 22. */
 export function knownHostName(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`;
-}
-
-/** Compiled patterns: every host of a run is matched against every line. */
-const globs = new Map<string, RegExp>();
-
-function globMatch(pattern: string, text: string): boolean {
-  let re = globs.get(pattern);
-  if (!re) {
-    re = new RegExp(
-      `^${pattern
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.')}$`,
-      'i',
-    );
-    globs.set(pattern, re);
-  }
-  return re.test(text);
 }
 
 /** Does this entry name `hostName` (from knownHostName)? A matching `!pattern` excludes it. */

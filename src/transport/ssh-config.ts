@@ -7,6 +7,7 @@
  * honour for a host (an unsupported Match criterion such as `Match exec`, an Include not followed) comes
  * back as that host's warnings, naming file:line, so that the user sees it (ConnectionSpec.warnings).
  */
+import { globMatch } from './glob.js';
 
 export interface SshConfigBlock {
   /** undefined: the lines before the first Host/Match, which apply to every host. */
@@ -87,16 +88,6 @@ export function parseSshConfig(text: string, file: string, readInclude?: (path: 
     }
   });
   return config;
-}
-
-function globMatch(pattern: string, text: string): boolean {
-  return new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    'i',
-  ).test(text);
 }
 
 /** OpenSSH's pattern-list rule: some positive pattern matches and no negated one does. */

@@ -1,0 +1,21 @@
+/**
+ * OpenSSH's host patterns (ssh_config Host lines, known_hosts lines): `*` any run of characters,
+ * `?` one, case-insensitive. Each pattern is compiled once: every host of a run is matched against
+ * every line of both files.
+ */
+const compiled = new Map<string, RegExp>();
+
+export function globMatch(pattern: string, text: string): boolean {
+  let re = compiled.get(pattern);
+  if (!re) {
+    re = new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+      'i',
+    );
+    compiled.set(pattern, re);
+  }
+  return re.test(text);
+}
