@@ -78,11 +78,12 @@ interface BenchOptions {
   watchEvents: number;
 }
 
-type ScenarioName = 'floor' | 'tightFloor' | 'checkInSync' | 'checkInSyncHttps' | 'checkDrift' | 'applyDrift';
+type ScenarioName = 'floor' | 'tightFloor' | 'tightFloorServerInfo' | 'checkInSync' | 'checkInSyncHttps' | 'checkDrift' | 'applyDrift';
 
 const SCENARIO_LABEL: Record<ScenarioName, string> = {
   floor: 'floor: ssh HOST incus query',
   tightFloor: 'tight floor: ssh2, one GET per host',
+  tightFloorServerInfo: 'tight floor + GET /1.0 per host',
   checkInSync: 'reconcile --check, in sync',
   checkInSyncHttps: 'reconcile --check over HTTPS, in sync',
   checkDrift: 'reconcile --check, drift',
@@ -296,11 +297,11 @@ function storeSize(set: HostSet): number {
 
 const TIGHT_FLOOR = join(REPO, 'dist', 'test', 'support', 'tight-floor.js');
 
-async function tightFloor(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
+/** The tight floor; with `serverInfo` it reads GET /1.0 beside the trust store, as a reconciler must (cluster, daemon, API extensions). */
+async function tightFloor(ctx: BenchContext, set: HostSet, serverInfo = false): Promise<TimedRun> {
   const key = join(ctx.lab.env.HOME ?? '', '.ssh', 'id_ed25519');
-  const run = await withHostCpu(() =>
-    timedRun(process.execPath, [TIGHT_FLOOR, set.tightHosts, key], { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch }),
-  );
+  const args = [TIGHT_FLOOR, set.tightHosts, key, ...(serverInfo ? ['--server-info'] : [])];
+  const run = await withHostCpu(() => timedRun(process.execPath, args, { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch }));
   expectExit('tight floor', run, 0);
   const wrong = run.stdout
     .trim()
@@ -390,20 +391,30 @@ async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promi
   log(`warm-up round (not counted)`);
   await floor(ctx, set, true);
   await tightFloor(ctx, set);
+  await tightFloor(ctx, set, true);
   await checkInSync(ctx, set);
   await checkInSyncHttps(ctx, set);
   await checkDrift(ctx, set);
   await applyDrift(ctx, set, true);
-  const samples: Record<ScenarioName, TimedRun[]> = { floor: [], tightFloor: [], checkInSync: [], checkInSyncHttps: [], checkDrift: [], applyDrift: [] };
+  const samples: Record<ScenarioName, TimedRun[]> = {
+    floor: [],
+    tightFloor: [],
+    tightFloorServerInfo: [],
+    checkInSync: [],
+    checkInSyncHttps: [],
+    checkDrift: [],
+    applyDrift: [],
+  };
   for (let round = 1; round <= runs; round++) {
     samples.floor.push(await floor(ctx, set, false));
     samples.tightFloor.push(await tightFloor(ctx, set));
+    samples.tightFloorServerInfo.push(await tightFloor(ctx, set, true));
     samples.checkInSync.push(await checkInSync(ctx, set));
     samples.checkInSyncHttps.push(await checkInSyncHttps(ctx, set));
     samples.checkDrift.push(await checkDrift(ctx, set));
     samples.applyDrift.push(await applyDrift(ctx, set, round === 1));
     log(
-      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, tight floor ${ms(samples.tightFloor.at(-1)!.wallMs)}, check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, over HTTPS ${ms(samples.checkInSyncHttps.at(-1)!.wallMs)}, ` +
+      `round ${round}/${runs}: floor ${ms(samples.floor.at(-1)!.wallMs)}, tight floor ${ms(samples.tightFloor.at(-1)!.wallMs)} (+ /1.0 ${ms(samples.tightFloorServerInfo.at(-1)!.wallMs)}), check in sync ${ms(samples.checkInSync.at(-1)!.wallMs)}, over HTTPS ${ms(samples.checkInSyncHttps.at(-1)!.wallMs)}, ` +
         `check drift ${ms(samples.checkDrift.at(-1)!.wallMs)}, apply drift ${ms(samples.applyDrift.at(-1)!.wallMs)}`,
     );
   }
@@ -412,6 +423,7 @@ async function measureMain(ctx: BenchContext, set: HostSet, runs: number): Promi
   return {
     floor: result(SCENARIO_LABEL.floor, samples.floor, floorMedian),
     tightFloor: result(SCENARIO_LABEL.tightFloor, samples.tightFloor, floorMedian, tight),
+    tightFloorServerInfo: result(SCENARIO_LABEL.tightFloorServerInfo, samples.tightFloorServerInfo, floorMedian, tight),
     checkInSync: result(SCENARIO_LABEL.checkInSync, samples.checkInSync, floorMedian, tight),
     checkInSyncHttps: result(SCENARIO_LABEL.checkInSyncHttps, samples.checkInSyncHttps, floorMedian, tight),
     checkDrift: result(SCENARIO_LABEL.checkDrift, samples.checkDrift, floorMedian, tight),
@@ -599,6 +611,11 @@ function renderTable(report: BenchReport): string {
   const phaseHeader = ['phases (medians)', 'start+load', 'connect', 'observe+plan', 'apply/report', 'exit'];
   const https = report.scenarios.checkInSyncHttps;
   const ssh = report.scenarios.checkInSync;
+  const withInfo = report.scenarios.tightFloorServerInfo;
+  lines.push(
+    `check in sync / tight floor + GET /1.0 (the two requests a check makes): ${(ssh.medianMs / withInfo.medianMs).toFixed(2)}× wall` +
+      `${ssh.clientCpuMs && withInfo.clientCpuMs ? `, ${(ssh.clientCpuMs / withInfo.clientCpuMs).toFixed(2)}× client CPU` : ''}`,
+  );
   lines.push(
     `check in sync over HTTPS / over SSH, same hosts: ${(https.medianMs / ssh.medianMs).toFixed(2)}× wall, ` +
       `${https.clientCpuMs && ssh.clientCpuMs ? `${(https.clientCpuMs / ssh.clientCpuMs).toFixed(2)}× client CPU, ` : ''}` +
