@@ -177,6 +177,8 @@ class KnownHosts {
   private readonly naming = new Map<string, KnownHostEntry[]>();
   /** The entries holding each key (base64 as in the file). */
   private readonly holding = new Map<string, KnownHostEntry[]>();
+  /** The key types of the plain lines. */
+  private readonly types = new Set<string>();
 
   constructor(
     readonly files: string[],
@@ -186,6 +188,7 @@ class KnownHosts {
   }
 
   private index(e: KnownHostEntry): void {
+    if (e.marker === undefined) this.types.add(e.keyType);
     const list = this.holding.get(e.keyBase64) ?? [];
     list.push(e);
     this.holding.set(e.keyBase64, list);
@@ -240,8 +243,7 @@ class KnownHosts {
 
   /** The one key type of every plain line, if there is one. */
   onlyKeyType(): string | undefined {
-    const types = new Set(this.entries.filter((e) => e.marker === undefined).map((e) => e.keyType));
-    return types.size === 1 ? [...types][0] : undefined;
+    return this.types.size === 1 ? [...this.types][0] : undefined;
   }
 
   /** Records a key never seen before in the first file (hashed, as Debian's OpenSSH does). */
@@ -281,10 +283,11 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
   let hostKeyProblem: TransportError | undefined;
   const prefix = hop.label === host ? '' : `${hop.label}: `;
   const hostVerifier = (blob: Buffer, verify: (ok: boolean) => void): void => {
-    const fingerprint = sha256Fingerprint(blob);
-    const type = keyTypeOfBlob(blob);
     const verdict = knownHosts.check(hostName, blob);
     if (verdict.status === 'match') return verify(true);
+    // Only a key that is not simply known gets a message naming it.
+    const fingerprint = sha256Fingerprint(blob);
+    const type = keyTypeOfBlob(blob);
     if (verdict.status === 'unknown' && options.acceptNewHostKeys) {
       knownHosts.add(hostName, blob).then(
         () => verify(true),

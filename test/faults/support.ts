@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { expect } from 'vitest';
 import { stringify } from 'yaml';
 import { generateSelfSigned } from '../../src/pki/generate.js';
 import type { RunReport } from '../../src/engine/report.js';
@@ -83,6 +84,24 @@ export function reportOf(r: CliResult): RunReport {
 
 /** A stack trace line of Node (`    at fn (file:line:col)`): never shown to a user. */
 export const STACK_LINE = /^\s+at .+(\(|:\d+:\d+)/m;
+
+/**
+ * A run where some hosts misbehave, as every such test wants it: over within 20 s (a hanging host
+ * costs one of the short timeouts the test sets, not the default minute), exit 1, no stack trace.
+ * Its report, and the report's hosts by name.
+ */
+export async function runWithFaults(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ report: RunReport; byHost: Record<string, RunReport['hosts'][number]> }> {
+  const started = Date.now();
+  const result = await runCli(args, env);
+  expect(Date.now() - started).toBeLessThan(20_000);
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr).not.toMatch(STACK_LINE);
+  const report = reportOf(result);
+  return { report, byHost: Object.fromEntries(report.hosts.map((h) => [h.host, h])) };
+}
 
 export interface LiveEntry {
   name: string;

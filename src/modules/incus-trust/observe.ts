@@ -92,10 +92,9 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
     const at = `metadata[${i}]`;
     const c = object(raw, at);
     const projects = c.projects === null || c.projects === undefined ? [] : list(c.projects, `${at}.projects`).map((p, j) => string(p, `${at}.projects[${j}]`));
-    const certificate = intern(string(c.certificate, `${at}.certificate`));
+    const { certificate, notBefore, notAfter } = returnedCertificate(string(c.certificate, `${at}.certificate`));
     const fingerprint = intern(string(c.fingerprint, `${at}.fingerprint`));
     if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new ShapeError(`${at}.fingerprint`, `expected 64 hex digits, got ${describe(fingerprint)}`);
-    const { notBefore, notAfter } = validityOf(certificate);
     return {
       name: string(c.name, `${at}.name`),
       type: string(c.type, `${at}.type`),
@@ -111,7 +110,7 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
 }
 
 /**
- * One copy of each string that every host returns alike (its certificates, the ~400 API extension
+ * One copy of each string that every host returns alike (fingerprints, the ~400 API extension
  * names): a run holds every host's answer until the plan is made, and at 100 hosts the copies were
  * most of the live heap. Bounded, for a watch that runs for weeks.
  */
@@ -126,25 +125,26 @@ function intern(text: string): string {
 }
 
 /**
- * The validity of a certificate as a host returned it, parsed once per distinct certificate: the
- * same certificates are trusted on every host (20 certificates on 100 hosts are 20 parses, not
- * 2,000). Bounded, for a watch that runs for weeks while certificates rotate.
+ * A certificate as hosts return it, kept once with its validity: the same certificates are
+ * trusted on every host (20 certificates on 100 hosts are 20 parses and 20 copies, not 2,000).
+ * Bounded like the strings above.
  */
-const validities = new Map<string, { notBefore?: Date; notAfter?: Date }>();
+const certificates = new Map<string, { certificate: string; notBefore?: Date; notAfter?: Date }>();
 
-function validityOf(certificate: string): { notBefore?: Date; notAfter?: Date } {
-  let validity = validities.get(certificate);
-  if (validity) return validity;
+function returnedCertificate(certificate: string): { certificate: string; notBefore?: Date; notAfter?: Date } {
+  let known = certificates.get(certificate);
+  if (known) return known;
+  known = { certificate };
   try {
     // Incus returns PEM; older servers returned base64 DER.
     const info = certificate.includes('BEGIN') ? parseCertificatePem(certificate) : parseCertificateDer(Buffer.from(certificate, 'base64'));
-    validity = { notBefore: info.notBefore, notAfter: info.notAfter };
+    known = { certificate, notBefore: info.notBefore, notAfter: info.notAfter };
   } catch {
-    validity = {}; // unparsable as returned: validity stays unknown (the model allows it)
+    // Unparsable as returned: validity stays unknown (the model allows it).
   }
-  if (validities.size >= 10_000) validities.clear();
-  validities.set(certificate, validity);
-  return validity;
+  if (certificates.size >= 10_000) certificates.clear();
+  certificates.set(certificate, known);
+  return known;
 }
 
 /** Reads one answer and checks its shape; a bad shape fails the host at this step. */
