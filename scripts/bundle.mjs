@@ -1,17 +1,21 @@
-// Bundles the compiled CLI (dist/src/cli/main.js) into dist/bundle/ with esbuild: a handful of
-// files instead of ~150 modules to resolve and compile, which was ~140 ms of every run's
-// start-up on the 2-core machine (BENCHMARKS.md). Commands stay lazy (code splitting: `reconcile
-// --version` loads almost nothing). bin/reconcile.js runs the bundle when it is there.
+// Bundles the compiled CLI (dist/src/cli/main.js) into one CommonJS file, dist/bundle/main.cjs
+// (esbuild), with V8's code cache for it beside it (main.cjs.cache): bin/reconcile.js compiles the
+// bundle from that cache, so a run neither resolves ~150 modules (~140 ms on the 2-core machine)
+// nor compiles the code it runs (~60 ms of ssh2 and yaml alone, ~50 ms of ours: Node 20 cannot
+// cache ES modules, hence CommonJS). BENCHMARKS.md has the measurements.
 //
-// The two large CommonJS dependencies every run loads, ssh2 and yaml, are bundled apart
-// (dist/bundle/vendor/NAME.cjs) together with V8's code cache for them (NAME.cjs.cache): every
-// function compiled once, here, instead of in every run (ssh2 alone was ~90 ms of a run's CPU,
-// ~60 ms of it compiling). V8 checks the cache against the source and its own version and flags,
-// and compiles as usual when it does not fit (another Node, --no-opt …): slower, never different.
+// The cache is made with every function compiled (--no-lazy for this one script) under V8's
+// default flags; V8 checks it against the source, its own version and its flags, and compiles as
+// usual when it does not fit (another Node, --no-opt …): slower, never different. The CLI's own
+// V8 settings (src/cli/main.ts) are set after the bundle is compiled, so they do not void it.
+// What a run does not load stays out: the large dependencies of one command (@peculiar/x509 for
+// generating certificates, ws for watch) and those loaded on demand (ajv, listr2) come from
+// node_modules when asked for; within the bundle, commands are still initialized only when run.
+// Run as a script, the bundle cannot import(): what it loads on demand, it require()s.
 // Run by `npm run build` after tsc and precompile-schema.mjs.
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import Module, { createRequire } from 'node:module';
+import Module from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -19,9 +23,9 @@ import { Script } from 'node:vm';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${root}dist/bundle`;
-const VENDORED = ['ssh2', 'yaml'];
+const outfile = `${outdir}/main.cjs`;
 rmSync(outdir, { recursive: true, force: true });
-mkdirSync(`${outdir}/vendor`, { recursive: true });
+mkdirSync(outdir, { recursive: true });
 
 /**
  * ssh2's native crypto (built when its install script ran; AES-GCM in one piece, where its
@@ -40,88 +44,25 @@ const nativeFromPackage = {
   },
 };
 
-for (const name of VENDORED) {
-  const file = `${outdir}/vendor/${name}.cjs`;
-  await build({
-    stdin: { contents: `module.exports = require(${JSON.stringify(name)});`, resolveDir: root },
-    outfile: file,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    external: ['cpu-features'],
-    plugins: [nativeFromPackage],
-    logLevel: 'warning',
-  });
-  // Compiled eagerly (--no-lazy for this one script), then the flags put back: the cache carries
-  // the flags' hash, and a run has the default ones.
-  v8.setFlagsFromString('--no-lazy');
-  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file });
-  v8.setFlagsFromString('--lazy');
-  writeFileSync(`${file}.cache`, script.createCachedData());
-}
-
-/** `import … from 'ssh2'` in the CLI's modules: the vendored copy, run from its code cache. */
-const vendored = {
-  name: 'vendored',
-  setup(b) {
-    b.onResolve({ filter: new RegExp(`^(${VENDORED.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendored' }));
-    b.onResolve({ filter: /^reconcile:load-vendored$/ }, (args) => ({ path: args.path, namespace: 'vendored' }));
-    b.onLoad({ filter: /^reconcile:load-vendored$/, namespace: 'vendored' }, () => ({ contents: LOADER, loader: 'js' }));
-    b.onLoad({ filter: /.*/, namespace: 'vendored' }, (args) => {
-      const names = Object.keys(createRequire(root)(args.path)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
-      return {
-        contents: [
-          "import { loadVendored } from 'reconcile:load-vendored';",
-          `const m = loadVendored(${JSON.stringify(args.path)});`,
-          'export default m;',
-          ...(names.length > 0 ? [`export const { ${names.join(', ')} } = m;`] : []),
-        ].join('\n'),
-        loader: 'js',
-      };
-    });
-  },
-};
-
-const LOADER = `
-import { readFileSync } from 'node:fs';
-import Module, { createRequire } from 'node:module';
-import { Script } from 'node:vm';
-export function loadVendored(name) {
-  const file = __dirname + '/vendor/' + name + '.cjs';
-  let cachedData;
-  try {
-    cachedData = readFileSync(file + '.cache');
-  } catch {
-    // no cache: compiled as any module is
-  }
-  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
-  const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(file), module, file, __dirname + '/vendor');
-  return module.exports;
-}
-`;
-
 await build({
   entryPoints: [`${root}dist/src/cli/main.js`],
-  outdir,
+  outfile,
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  plugins: [vendored],
-  // Native code is ssh2's alone (vendored above); kept outside should another dependency ask for some.
-  external: ['*.node', 'cpu-features'],
-  // CommonJS dependencies require() Node's own modules and read __dirname: give the ESM chunks both.
-  banner: {
-    js: [
-      "import { createRequire as __reconcileRequire } from 'node:module';",
-      "import { fileURLToPath as __reconcileFileURLToPath } from 'node:url';",
-      'const require = __reconcileRequire(import.meta.url);',
-      'const __filename = __reconcileFileURLToPath(import.meta.url);',
-      "const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
-    ].join(' '),
-  },
+  plugins: [nativeFromPackage],
+  external: ['cpu-features', '@peculiar/x509', 'ws'],
+  // import.meta.url of the ES module sources: the bundle's own URL (package.json and node_modules
+  // are found from it, as from the compiled modules).
+  define: { 'import.meta.url': '__reconcileUrl' },
+  banner: { js: "const __reconcileUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+
+// Compiled eagerly, then the flag put back: the cache carries the flags' hash, and the launcher
+// compiles the bundle under V8's defaults.
+v8.setFlagsFromString('--no-lazy');
+const script = new Script(Module.wrap(readFileSync(outfile, 'utf8')), { filename: outfile });
+v8.setFlagsFromString('--lazy');
+writeFileSync(`${outfile}.cache`, script.createCachedData());

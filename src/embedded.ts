@@ -1,7 +1,8 @@
 /**
  * What the single executable (`npm run package`, scripts/package.mjs) carries inside itself
  * instead of files beside the code: the version, the shipped playbook, and the CommonJS modules
- * loaded on demand (listr2 for a terminal's progress, ajv for saved plans). Its entry
+ * loaded on demand (listr2 for a terminal's progress, ajv for saved plans, @peculiar/x509 for
+ * generating certificates, ws for watch's event streams). Its entry
  * (scripts/sea-entry.mjs) fills this before the CLI starts; run from npm, nothing is set and
  * everything comes from package.json, playbooks/ and node_modules as usual.
  */

@@ -1,4 +1,6 @@
 /** The CLI's view of the terminal; tests pass their own to capture output. */
+import { createRequire } from 'node:module';
+
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
@@ -45,7 +47,8 @@ export function processIO(): CliIO {
 }
 
 async function ask(question: string): Promise<string> {
-  const { createInterface } = await import('node:readline/promises');
+  // Required on demand (only a terminal's question needs it); not import(): the bundle runs as a script (bin/reconcile.js).
+  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   // Ctrl-C at the question is a "no", not a hang.
   const cancel = new AbortController();

@@ -42,6 +42,8 @@ Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and n
 `;
 
 export async function main(argv: string[], io: CliIO = processIO()): Promise<never> {
+  // Set here, after bin/reconcile.js compiled the bundle from its code cache: V8 refuses a cache
+  // made under other flags (scripts/bundle.mjs makes it under the defaults).
   // A run keeps little alive but allocates fast while every host's handshake is in flight: V8
   // would grow its young generation to 16 MB semi-spaces for that burst. Kept at its start size,
   // a 100-host check peaks 8 MB lower (95 → 87 MB) for ~3% more CPU (BENCHMARKS.md). V8 reads

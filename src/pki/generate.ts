@@ -3,13 +3,13 @@
  * the Terraform metrics module users know does). The clock is a parameter.
  */
 import { KeyObject, webcrypto, randomBytes } from 'node:crypto';
+import type * as X509 from '@peculiar/x509';
+import { loadModule } from '../embedded.js';
 import { parseCertificatePem, type CertificateInfo } from './certificate.js';
 
 /** @peculiar/x509 takes ~120 ms to import: loaded only when a key pair is really generated. */
-async function loadX509(): Promise<typeof import('@peculiar/x509')> {
-  const loaded = (await import('@peculiar/x509')) as typeof import('@peculiar/x509') & { default?: typeof import('@peculiar/x509') };
-  // Bundled (dist/bundle), a CommonJS package's namespace arrives as `default`.
-  const x509 = loaded.cryptoProvider ? loaded : loaded.default!;
+function loadX509(): typeof X509 {
+  const x509 = loadModule<typeof X509>('@peculiar/x509', import.meta.url);
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   return x509;
 }
@@ -30,7 +30,7 @@ export interface GeneratedPair {
 }
 
 export async function generateSelfSigned(options: GenerateOptions): Promise<GeneratedPair> {
-  const x509 = await loadX509();
+  const x509 = loadX509();
   const alg = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const notBefore = new Date(options.now.getTime() - 60_000); // tolerate small clock skew

@@ -7,6 +7,8 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import type WebSocketClass from 'ws';
+import { loadModule } from '../embedded.js';
 import type { DaemonEvent, EventSubscription } from './types.js';
 
 export interface HttpResponse {
@@ -118,7 +120,7 @@ export class HttpStreams {
    */
   async events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
     // Loaded here: only `reconcile watch` follows events, and a run should not pay for loading it.
-    const { default: WebSocket } = await import('ws');
+    const WebSocket = loadModule<typeof WebSocketClass>('ws', import.meta.url);
     const agent = new StreamAgent(this.opener, 1, false);
     return new Promise((resolve, reject) => {
       // An event is a few hundred bytes: a larger frame ends the stream (and it is reopened) rather than filling memory.

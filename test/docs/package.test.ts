@@ -22,9 +22,8 @@ const ALLOWED = [
   /^README\.md$/,
   /^LICENSE$/,
   /^bin\/reconcile\.js$/,
-  /^dist\/bundle\/[\w.-]+\.js$/,
-  // ssh2 and yaml bundled apart with V8's code cache for them (scripts/bundle.mjs).
-  /^dist\/bundle\/vendor\/(ssh2|yaml)\.cjs(\.cache)?$/,
+  // The CLI in one CommonJS file and V8's code cache for it (scripts/bundle.mjs).
+  /^dist\/bundle\/main\.cjs(\.cache)?$/,
   /^schema\/(inventory|plan|report)\.schema\.json$/,
   /^playbooks\/site\.yaml$/,
   /^docs\/[\w./-]+\.(md|svg|yaml)$/,
@@ -37,7 +36,15 @@ describe('npm pack', () => {
     expect(pack!.name).toBe('incus-reconcile');
     const files = pack!.files.map((f) => f.path).sort();
     expect(files.filter((f) => !ALLOWED.some((a) => a.test(f)))).toEqual([]);
-    for (const needed of ['LICENSE', 'bin/reconcile.js', 'dist/bundle/main.js', 'docs/operations.md', 'playbooks/site.yaml', 'schema/report.schema.json']) {
+    for (const needed of [
+      'LICENSE',
+      'bin/reconcile.js',
+      'dist/bundle/main.cjs',
+      'dist/bundle/main.cjs.cache',
+      'docs/operations.md',
+      'playbooks/site.yaml',
+      'schema/report.schema.json',
+    ]) {
       expect(files).toContain(needed);
     }
     const help = readFileSync(join(REPO, 'src/cli/main.ts'), 'utf8');

@@ -1,17 +1,18 @@
 /**
  * `npm run package`: reconcile as one file. Copied alone into an empty folder and run with a PATH
  * that holds no node (and no node_modules anywhere near), it prints its version, validates an
- * inventory, and plans against a real lab host.
+ * inventory, plans against a real lab host and generates a key pair.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startLab } from '../lab/lab.js';
 import type { Lab } from '../lab/types.js';
+import { parseCertificatePem } from '../../src/pki/certificate.js';
 import { generateSelfSigned } from '../../src/pki/generate.js';
 import { REPO } from './trust-support.js';
 
@@ -43,7 +44,7 @@ function run(args: string[]) {
 }
 
 describe('the single executable', () => {
-  it('runs --version, validate and a --check against a lab host with no Node.js on PATH', async () => {
+  it('runs --version, validate, a --check against a lab host and cert generate with no Node.js on PATH', async () => {
     await expect(exec('sh', ['-c', 'command -v node'], { env: { PATH: join(dir, 'empty-path') } })).rejects.toThrow();
     const version = (await import(join(REPO, 'package.json'), { with: { type: 'json' } })).default.version as string;
     expect(await run(['--version'])).toMatchObject({ code: 0, stdout: `reconcile ${version}\n` });
@@ -60,5 +61,10 @@ describe('the single executable', () => {
     const check = await run(['-i', join(dir, 'hosts.yaml'), '--check']);
     expect(check.code, check.stdout + check.stderr).toBe(2);
     expect(check.stdout).toContain(`solo:\n  + incus certificate "alice" [${cert.info.fingerprint.slice(0, 12)}]: add (missing)\n`);
+
+    // Generating a pair needs @peculiar/x509, which the executable carries inside (src/embedded.ts).
+    const generated = await run(['cert', 'generate', 'bob', '--out-dir', join(dir, 'pki')]);
+    expect(generated.code, generated.stderr).toBe(0);
+    expect(parseCertificatePem(await readFile(join(dir, 'pki/bob.crt'), 'utf8')).subject).toBe('CN=bob');
   });
 });
