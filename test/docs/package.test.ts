@@ -22,6 +22,8 @@ const ALLOWED = [
   /^README\.md$/,
   /^LICENSE$/,
   /^bin\/reconcile\.js$/,
+  // Says bin/ is CommonJS: the launcher starts without Node's ES module loader.
+  /^bin\/package\.json$/,
   // The CLI in one CommonJS file and V8's code cache for it (scripts/bundle.mjs).
   /^dist\/bundle\/main\.cjs(\.cache)?$/,
   /^schema\/(inventory|plan|report)\.schema\.json$/,
