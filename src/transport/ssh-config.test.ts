@@ -45,6 +45,12 @@ describe('ssh config', () => {
     expect(sshSettingsFor(config, 'bastion.internal').proxyJump).toBeUndefined();
   });
 
+  it('a Host name matches whatever its case, in a comma list too; a negated name wins over a listed one', () => {
+    const c = parseSshConfig('Host Web3,web4,db? !WEB4\n  Port 3\n', 'cfg');
+    expect(['web3', 'WEB3', 'db1'].map((h) => sshSettingsFor(c, h).port)).toEqual([3, 3, 3]);
+    expect(['web4', 'web5', 'db10'].map((h) => sshSettingsFor(c, h).port)).toEqual([undefined, undefined, undefined]);
+  });
+
   it('Match host applies; other Match criteria never match and are reported', () => {
     const s = sshSettingsFor(config, 'db1');
     expect(s.hostName).toBe('10.0.0.5');

@@ -92,17 +92,30 @@ export function parseSshConfig(text: string, file: string, readInclude?: (path: 
 
 /** OpenSSH's pattern-list rule: some positive pattern matches and no negated one does. */
 export function hostPatternsMatch(patterns: string[], host: string): boolean {
-  let matched = false;
-  for (const list of patterns) {
-    for (const p of list.split(',')) {
-      if (p.startsWith('!')) {
-        if (globMatch(p.slice(1), host)) return false;
-      } else if (globMatch(p, host)) {
-        matched = true;
-      }
-    }
+  let matches = compiledPatterns.get(patterns);
+  if (!matches) {
+    matches = compilePatterns(patterns);
+    compiledPatterns.set(patterns, matches);
   }
-  return matched;
+  return matches(host);
+}
+
+/**
+ * A Host line compiled once per file read: every host of a run is matched against every block of
+ * ~/.ssh/config, and a large one names each host in a block of its own (exact names: one lookup).
+ */
+const compiledPatterns = new WeakMap<string[], (host: string) => boolean>();
+
+function compilePatterns(patterns: string[]): (host: string) => boolean {
+  const exact = new Set<string>();
+  const wildcards: string[] = [];
+  const negated: string[] = [];
+  for (const p of patterns.flatMap((list) => list.split(','))) {
+    if (p.startsWith('!')) negated.push(p.slice(1));
+    else if (/[*?]/.test(p)) wildcards.push(p);
+    else exact.add(p.toLowerCase()); // case-insensitive, as globMatch
+  }
+  return (host) => !negated.some((p) => globMatch(p, host)) && (exact.has(host.toLowerCase()) || wildcards.some((p) => globMatch(p, host)));
 }
 
 function blockApplies(block: SshConfigBlock, host: string, warnings: string[]): boolean {
