@@ -1,9 +1,9 @@
 /**
- * HTTP/1.1 to an Incus or LXD daemon over any byte stream, with Node's own `http` client: an
- * SSH channel forwarded to the daemon's unix socket, a relay under sudo, a local unix socket or
- * a verified TLS connection. Every way in is an `open()` that returns a connected stream; the
- * Agent pools those streams with keep-alive, so a whole run opens only a handful of channels
- * (or one TLS connection) per host. The watch mode's websocket rides on the same `open()`.
+ * HTTP/1.1 to an Incus or LXD daemon over any byte stream: an SSH channel forwarded to the
+ * daemon's unix socket, a relay under sudo, a local unix socket or a verified TLS connection.
+ * Every way in is an `open()` that returns a connected stream; requests share those streams with
+ * keep-alive, so a whole run opens only a handful of channels (or one TLS connection) per host.
+ * The watch mode's websocket rides on the same `open()`, through Node's `http` and `ws`.
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -52,9 +52,22 @@ class StreamAgent extends http.Agent {
   }
 }
 
-/** Requests to one daemon, on up to `max` keep-alive streams opened on demand. */
+/**
+ * Requests to one daemon, on up to `max` keep-alive streams opened on demand: one request at a
+ * time per stream (HTTP/1.1 without pipelining), the stream last freed taken first.
+ *
+ * Written by hand rather than with Node's `http` client: a run's requests are a few small GETs
+ * per host, and Node's client (an Agent, a ClientRequest, an IncomingMessage and a parser per
+ * exchange) cost ~1 ms of CPU per request more than this — at 100 hosts, most of what a check
+ * spent beyond the least an SSH-based tool can (BENCHMARKS.md). The watch's websocket still goes
+ * through Node (`events`, with `ws`).
+ */
 export class HttpStreams {
-  private readonly agent: StreamAgent;
+  private readonly idle: HttpConnection[] = [];
+  private readonly queue: ((c: HttpConnection | Error) => void)[] = [];
+  /** Streams open or being opened. */
+  private count = 0;
+  private readonly agents = new Set<http.Agent>();
 
   /**
    * `lost()` says why the connection under every stream is gone (an SSH connection that died):
@@ -63,54 +76,79 @@ export class HttpStreams {
    */
   constructor(
     private readonly opener: StreamOpener,
-    max = 4,
+    private readonly max = 4,
     private readonly lost: () => Error | undefined = () => undefined,
-  ) {
-    this.agent = new StreamAgent(opener, max);
+  ) {}
+
+  async request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<HttpResponse> {
+    const gone = this.lost();
+    if (gone) throw gone;
+    const wire = requestBytes(method, path, headers, body);
+    let timer: NodeJS.Timeout | undefined;
+    let connection: HttpConnection | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        connection?.destroy();
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const taking = this.take();
+        connection = await Promise.race([taking, timeout]).catch((e: unknown) => {
+          void taking.then(
+            (late) => this.give(late),
+            () => undefined,
+          ); // a stream that comes after the time is up goes back to the pool
+          throw e;
+        });
+        const reused = connection.served > 0;
+        try {
+          const response = await Promise.race([connection.exchange(wire, method === 'HEAD'), timeout]);
+          this.give(connection);
+          return response;
+        } catch (e) {
+          // A kept-alive stream the daemon closed just as it was reused: the request never reached
+          // it. Asked again on a new stream (a read only: a change may have been done before).
+          if (!(e instanceof NothingAnswered && reused && attempt === 1 && (method === 'GET' || method === 'HEAD'))) throw e;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<HttpResponse> {
-    return new Promise((resolve, reject) => {
-      const gone = this.lost();
-      if (gone) return reject(gone);
-      let timedOut: Error | undefined;
-      const req = http.request({
-        agent: this.agent,
-        method,
-        path,
-        host: 'incus',
-        headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
-      });
-      const timer = setTimeout(() => {
-        timedOut = new Error(`no answer within ${timeoutMs} ms`);
-        req.destroy(timedOut);
-      }, timeoutMs);
-      // Node may report the torn-down stream ("socket hang up") instead of the reason it was torn down.
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(timedOut ?? (e.message === 'socket hang up' ? new Error('the connection closed before an answer came') : e));
-      });
-      req.once('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('error', (e) => {
-          clearTimeout(timer);
-          reject(timedOut ?? e);
-        });
-        res.once('aborted', () => {
-          clearTimeout(timer);
-          reject(new Error('connection closed in the middle of the response body (truncated)'));
-        });
-        res.once('end', () => {
-          clearTimeout(timer);
-          if (!res.complete) return reject(new Error('connection closed in the middle of the response body (truncated)'));
-          const lower: Record<string, string> = {};
-          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') lower[k] = v;
-          resolve({ status: res.statusCode ?? 0, headers: lower, body: Buffer.concat(chunks) });
-        });
-      });
-      req.end(body);
-    });
+  /** An idle stream, a new one while fewer than `max` are open, else the next one freed. */
+  private take(): Promise<HttpConnection> {
+    const ready = this.idle.pop();
+    if (ready) return Promise.resolve(ready);
+    if (this.count < this.max) {
+      this.count++;
+      return this.opener().then(
+        (stream) => new HttpConnection(stream, (c) => this.forget(c)),
+        (e: unknown) => {
+          this.count--;
+          throw e;
+        },
+      );
+    }
+    return new Promise((resolve, reject) => this.queue.push((c) => (c instanceof Error ? reject(c) : resolve(c))));
+  }
+
+  private give(connection: HttpConnection): void {
+    if (!connection.reusable) return connection.destroy();
+    const next = this.queue.shift();
+    if (next) next(connection);
+    else this.idle.push(connection);
+  }
+
+  /** A stream that ended: its place goes to the next request waiting, on a stream of its own. */
+  private forget(connection: HttpConnection): void {
+    this.count--;
+    const at = this.idle.indexOf(connection);
+    if (at >= 0) this.idle.splice(at, 1);
+    const next = this.queue.shift();
+    if (next) this.take().then(next, (e: Error) => next(e));
   }
 
   /**
@@ -122,6 +160,7 @@ export class HttpStreams {
     // Loaded here: only `reconcile watch` follows events, and a run should not pay for loading it.
     const WebSocket = loadModule<typeof WebSocketClass>('ws', import.meta.url);
     const agent = new StreamAgent(this.opener, 1, false);
+    this.agents.add(agent);
     return new Promise((resolve, reject) => {
       // An event is a few hundred bytes: a larger frame ends the stream (and it is reopened) rather than filling memory.
       const ws = new WebSocket(`ws://incus${path}`, { agent, handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
@@ -153,13 +192,15 @@ export class HttpStreams {
       ws.once('close', (code, reason) => {
         clearInterval(ping);
         agent.destroy();
+        this.agents.delete(agent);
         if (opened) onEnd(reason.length > 0 ? reason.toString() : `the event stream closed (${code})`);
       });
     });
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const c of this.idle.splice(0)) c.destroy();
+    for (const a of this.agents) a.destroy();
   }
 }
 
@@ -188,4 +229,221 @@ export function firstSocketOpener(sockets: string[], open: (socket: string) => P
     }
     throw new StreamOpenError(reasons.join('; '));
   };
+}
+
+/** The request as written: the head and the body in one write (one SSH packet for a small request). */
+function requestBytes(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Buffer {
+  const lines = [`${method} ${path} HTTP/1.1`, 'Host: incus', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  if (body) lines.push(`Content-Length: ${body.length}`);
+  // A header value is ours or echoed from the daemon (an ETag): it must not be able to add lines.
+  const bad = /\s/.test(method + path) ? lines[0] : lines.find((l) => /[\r\n]/.test(l));
+  if (bad !== undefined) throw new Error(`refusing to send a request with a line break or space where there cannot be one: ${JSON.stringify(bad)}`);
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  return body ? Buffer.concat([head, body]) : head;
+}
+
+/** The stream closed or failed before the first byte of an answer. */
+class NothingAnswered extends Error {}
+
+interface Answer {
+  response: HttpResponse;
+  keepAlive: boolean;
+}
+
+/** One stream to the daemon and the exchange on it, if any. */
+class HttpConnection {
+  served = 0;
+  reusable = true;
+  private reader?: ResponseReader;
+  private settle?: (r: Answer | Error) => void;
+  private ended = false;
+
+  constructor(
+    private readonly stream: Duplex,
+    onEnded: (c: HttpConnection) => void,
+  ) {
+    const end = (e?: Error) => {
+      if (this.ended) return;
+      this.ended = true;
+      this.reusable = false;
+      onEnded(this);
+      const reader = this.reader;
+      this.done(reader ? reader.atEnd(e) : new NothingAnswered('the connection closed before an answer came'));
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (!this.reader) return this.destroy(); // an answer nobody asked for: the stream is out of step
+      let answer: Answer | undefined;
+      try {
+        answer = this.reader.feed(chunk);
+      } catch (e) {
+        this.done(e as Error);
+        return this.destroy();
+      }
+      if (answer) this.done(answer);
+    });
+    stream.on('end', () => end());
+    stream.on('close', () => end());
+    stream.on('error', (e: Error) => end(e));
+  }
+
+  exchange(wire: Buffer, head: boolean): Promise<HttpResponse> {
+    if (this.ended) return Promise.reject(new NothingAnswered('the connection closed before an answer came'));
+    this.reader = new ResponseReader(head);
+    this.served++;
+    return new Promise((resolve, reject) => {
+      this.settle = (r) => {
+        if (r instanceof Error) return reject(r);
+        this.reusable &&= r.keepAlive;
+        resolve(r.response);
+      };
+      this.stream.write(wire);
+    });
+  }
+
+  private done(r: Answer | Error): void {
+    this.reader = undefined;
+    const settle = this.settle;
+    this.settle = undefined;
+    settle?.(r);
+  }
+
+  destroy(): void {
+    this.reusable = false;
+    this.stream.destroy();
+  }
+}
+
+const MAX_LINE_BYTES = 64 * 1024;
+
+/**
+ * Reads one HTTP/1.1 answer as its bytes come: the head, then a body by Content-Length, in
+ * chunks, or to the end of the stream. Body bytes are kept as they came and joined once.
+ */
+class ResponseReader {
+  /** Bytes of the head or of a chunk's size line, not yet understood. */
+  private pending: Buffer = Buffer.alloc(0);
+  private response?: HttpResponse;
+  private keepAlive = true;
+  /** Body bytes still to come ('chunked': per chunk; 'to-end': until the stream ends). */
+  private body: number | 'chunked' | 'to-end' = 0;
+  private readonly parts: Buffer[] = [];
+  /** In a chunked body: bytes left of this chunk; -1 reading a size line; -2 reading trailers. */
+  private chunkLeft = -1;
+
+  constructor(private readonly head: boolean) {}
+
+  /** The answer once it is complete; throws on what is not HTTP. */
+  feed(chunk: Buffer): Answer | undefined {
+    let data = chunk;
+    if (!this.response) {
+      this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+      for (;;) {
+        const end = this.pending.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (this.pending.length > MAX_LINE_BYTES) throw new Error(`the answer's headers are larger than ${MAX_LINE_BYTES} bytes`);
+          return undefined;
+        }
+        const head = this.pending.subarray(0, end).toString('latin1');
+        this.pending = this.pending.subarray(end + 4);
+        if (this.readHead(head)) break;
+      }
+      data = this.pending;
+      this.pending = Buffer.alloc(0);
+    }
+    if (this.body === 'to-end') {
+      this.parts.push(data);
+      return undefined; // complete when the stream ends (atEnd)
+    }
+    if (this.body === 'chunked') return this.readChunks(data);
+    if (data.length >= this.body) {
+      if (data.length > this.body) this.keepAlive = false; // more than was announced: out of step
+      this.parts.push(data.subarray(0, this.body));
+      return this.complete();
+    }
+    this.parts.push(data);
+    this.body -= data.length;
+    return undefined;
+  }
+
+  /** What the end of the stream means now: the body read to its end, or why the answer is incomplete. */
+  atEnd(error?: Error): Answer | Error {
+    if (this.response && this.body === 'to-end' && !error) return this.complete();
+    if (!this.response && this.pending.length === 0) return error ?? new NothingAnswered('the connection closed before an answer came');
+    return (
+      error ??
+      new Error(this.response ? 'connection closed in the middle of the response body (truncated)' : 'the connection closed in the middle of the answer')
+    );
+  }
+
+  /** False for an interim answer (100 Continue): the real one follows. */
+  private readHead(head: string): boolean {
+    const [statusLine = '', ...lines] = head.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(statusLine);
+    if (!m) throw new Error(`not an HTTP answer: ${JSON.stringify(statusLine.slice(0, 80))}`);
+    const status = Number(m[2]);
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new Error(`not an HTTP header: ${JSON.stringify(line.slice(0, 80))}`);
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    if (status >= 100 && status < 200) return false;
+    const connection = (headers.connection ?? '').toLowerCase();
+    this.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+    const length = headers['content-length'];
+    if (this.head || status === 204 || status === 304) this.body = 0;
+    else if ((headers['transfer-encoding'] ?? '').toLowerCase().includes('chunked')) this.body = 'chunked';
+    else if (length !== undefined) {
+      if (!/^\d+$/.test(length)) throw new Error(`invalid Content-Length: ${JSON.stringify(length)}`);
+      this.body = Number(length);
+    } else {
+      this.body = 'to-end';
+      this.keepAlive = false;
+    }
+    this.response = { status, headers, body: Buffer.alloc(0) };
+    return true;
+  }
+
+  private readChunks(data: Buffer): Answer | undefined {
+    let rest = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    this.pending = Buffer.alloc(0);
+    while (rest.length > 0) {
+      if (this.chunkLeft > 0) {
+        const take = Math.min(this.chunkLeft, rest.length);
+        this.parts.push(rest.subarray(0, take));
+        this.chunkLeft -= take;
+        rest = rest.subarray(take);
+        if (this.chunkLeft === 0) this.chunkLeft = -3; // the CRLF after the chunk
+        continue;
+      }
+      const eol = rest.indexOf('\r\n');
+      if (eol < 0) {
+        if (rest.length > MAX_LINE_BYTES) throw new Error('a chunk size line longer than any HTTP server writes');
+        this.pending = rest;
+        return undefined;
+      }
+      const line = rest.subarray(0, eol).toString('latin1');
+      rest = rest.subarray(eol + 2);
+      if (this.chunkLeft === -3) {
+        if (line !== '') throw new Error('a chunk not followed by CRLF');
+        this.chunkLeft = -1;
+      } else if (this.chunkLeft === -2) {
+        if (line !== '') continue; // a trailer
+        if (rest.length > 0) this.keepAlive = false;
+        return this.complete();
+      } else {
+        const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(line.trim());
+        if (!size) throw new Error(`invalid chunk size: ${JSON.stringify(line.slice(0, 40))}`);
+        this.chunkLeft = parseInt(size[1]!, 16) || -2; // 0: the last chunk, then trailers and an empty line
+      }
+    }
+    return undefined;
+  }
+
+  private complete(): Answer {
+    const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    return { response: { ...this.response!, body }, keepAlive: this.keepAlive };
+  }
 }
