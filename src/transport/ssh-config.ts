@@ -137,6 +137,35 @@ function blockApplies(block: SshConfigBlock, host: string, warnings: string[]): 
   return true;
 }
 
+/**
+ * The blocks that may apply to a host, in file order: those whose Host line names it exactly,
+ * and every block with a wildcard, a negation or a Match. A config that gives each host a block
+ * of its own is then not read block by block for every host of a run.
+ */
+function blocksNaming(config: SshConfig, host: string): SshConfigBlock[] {
+  let index = blockIndexes.get(config);
+  if (!index) {
+    index = indexBlocks(config.blocks);
+    blockIndexes.set(config, index);
+  }
+  const named = index.byName.get(host.toLowerCase());
+  if (!named) return index.always.map((i) => config.blocks[i]!);
+  return [...index.always, ...named].sort((a, b) => a - b).map((i) => config.blocks[i]!);
+}
+
+const blockIndexes = new WeakMap<SshConfig, { always: number[]; byName: Map<string, number[]> }>();
+
+function indexBlocks(blocks: SshConfigBlock[]): { always: number[]; byName: Map<string, number[]> } {
+  const always: number[] = [];
+  const byName = new Map<string, number[]>();
+  blocks.forEach((block, i) => {
+    const patterns = block.condition?.kind === 'host' ? block.condition.patterns.flatMap((list) => list.split(',')) : undefined;
+    if (!patterns || patterns.some((p) => /[*?!]/.test(p))) return void always.push(i);
+    for (const name of new Set(patterns.map((p) => p.toLowerCase()))) byName.set(name, [...(byName.get(name) ?? []), i]);
+  });
+  return { always, byName };
+}
+
 /** Expands `%h`, `%p`, `%r`, `%u`, `%d`, `%%` and a leading `~`, as OpenSSH does in paths. */
 export function expandTokens(value: string, tokens: { h: string; p: number; r: string; u: string; d: string; n?: string }): string {
   const withHome = value === '~' || value.startsWith('~/') ? tokens.d + value.slice(1) : value;
@@ -166,7 +195,7 @@ export function sshSettingsFor(config: SshConfig | undefined, host: string): Ssh
   const out: SshHostSettings & { warnings: string[] } = { identityFiles: [], userKnownHostsFiles: [], warnings: [] };
   if (!config) return out;
   out.warnings.push(...config.warnings);
-  for (const block of config.blocks) {
+  for (const block of blocksNaming(config, host)) {
     if (!blockApplies(block, host, out.warnings)) continue;
     for (const o of block.options) {
       const first = o.args[0];
