@@ -94,7 +94,7 @@ function auditHost(read: TrustStoreRead, desired: DesiredTrust | undefined, now:
     const { unreachable, ...error } = read.error;
     return { host: read.host.name, status: unreachable ? 'unreachable' : 'failed', managedByInventory: desired !== undefined, certificates: [], error };
   }
-  // The API extensions (300 names) decide what can be planned; the audit names the daemon and its version.
+  // The API extensions decide what can be planned; the audit names the daemon and its version.
   const { extensions: _extensions, ...server } = read.observed.server;
   return {
     host: read.host.name,

@@ -78,12 +78,19 @@ export interface LiveCertificate {
   notAfter?: Date;
 }
 
+/** The API extensions plan.ts asks a server about: LXD 5.0 lacks some that Incus has. */
+export const TRUST_API_EXTENSIONS = ['certificate_update', 'metrics', 'certificate_project', 'certificate_description'] as const;
+export type TrustApiExtension = (typeof TRUST_API_EXTENSIONS)[number];
+
 export interface IncusServerInfo {
   serverName: string;
   /** The daemon (GET /1.0 environment.server): incus or lxd. */
   kind: string;
   version: string;
-  /** The API extensions it has (GET /1.0 api_extensions): a feature it lacks is planned as an error. Undefined: not said. */
+  /**
+   * The API extensions it has of those a trust plan asks about (TRUST_API_EXTENSIONS; GET /1.0
+   * lists ~400): a feature it lacks is planned as an error. Undefined: not said.
+   */
   extensions?: string[];
   clustered: boolean;
   /**

@@ -22,8 +22,13 @@ describe('reading what Incus answers', () => {
     const member = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
     expect(readServerInfo(member).clusterId).toBe('cc');
     // LXD says which it is and what it can do.
-    const lxd = { ...standalone, environment: { ...standalone.environment, server: 'lxd', server_version: '5.0.2' }, api_extensions: ['metrics'] };
-    expect(readServerInfo(lxd)).toMatchObject({ kind: 'lxd', version: '5.0.2', extensions: ['metrics'] });
+    const lxd = {
+      ...standalone,
+      environment: { ...standalone.environment, server: 'lxd', server_version: '5.0.2' },
+      api_extensions: ['storage', 'metrics', 'certificate_update'],
+    };
+    // Of the names it lists, those a trust plan asks about are kept.
+    expect(readServerInfo(lxd)).toMatchObject({ kind: 'lxd', version: '5.0.2', extensions: ['certificate_update', 'metrics'] });
     expect(() => readServerInfo({ ...lxd, api_extensions: [1] })).toThrow('metadata.api_extensions[0]: expected a string, got number 1');
   });
 

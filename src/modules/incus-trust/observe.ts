@@ -8,7 +8,7 @@
 import { TransportError } from '../../errors.js';
 import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
 import type { HostSession } from '../../transport/types.js';
-import type { IncusServerInfo, LiveCertificate, ObservedTrust } from './model.js';
+import { TRUST_API_EXTENSIONS, type IncusServerInfo, type LiveCertificate, type ObservedTrust } from './model.js';
 
 /** A value in an Incus answer that does not have the shape we rely on. */
 export class ShapeError extends Error {
@@ -53,19 +53,31 @@ export function readServerInfo(metadata: unknown): Omit<IncusServerInfo, 'member
   const env = object(m.environment, 'metadata.environment');
   const config = m.config === undefined || m.config === null ? {} : object(m.config, 'metadata.config');
   const clustered = boolean(env.server_clustered, 'metadata.environment.server_clustered');
-  const extensions = m.api_extensions === undefined || m.api_extensions === null ? undefined : list(m.api_extensions, 'metadata.api_extensions');
+  const extensions =
+    m.api_extensions === undefined || m.api_extensions === null ? undefined : usedExtensions(list(m.api_extensions, 'metadata.api_extensions'));
   return {
     serverName: string(env.server_name, 'metadata.environment.server_name'),
     // Incus and LXD both say which they are; a daemon that does not is read as Incus.
     kind: optionalString(env.server, 'metadata.environment.server') ?? 'incus',
     version: string(env.server_version, 'metadata.environment.server_version'),
-    extensions: extensions?.map((e, i) => intern(string(e, `metadata.api_extensions[${i}]`))),
+    extensions,
     clustered,
     // Every member of a cluster presents the cluster certificate: its fingerprint names the shared store.
     clusterId: clustered ? string(env.certificate_fingerprint, 'metadata.environment.certificate_fingerprint') : undefined,
     httpsAddress: optionalString(config['core.https_address'], 'metadata.config["core.https_address"]'),
     metricsAddress: optionalString(config['core.metrics_address'], 'metadata.config["core.metrics_address"]'),
   };
+}
+
+/**
+ * Of the ~400 extension names a server lists, those a trust plan asks about (kept for every host
+ * until the plan is made, so only these). Each name is checked, but the path of a bad one is
+ * spelled out only when there is one.
+ */
+function usedExtensions(names: unknown[]): string[] {
+  const bad = names.findIndex((n) => typeof n !== 'string');
+  if (bad >= 0) string(names[bad], `metadata.api_extensions[${bad}]`);
+  return TRUST_API_EXTENSIONS.filter((e) => names.includes(e));
 }
 
 /** GET /1.0/cluster/members?recursion=1 metadata. */

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { Action, FieldChange, ModulePlan, PlanContext, Precondition } from '../types.js';
 import type { CertificateInfo } from '../../pki/certificate.js';
-import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, PreviousCertificate, TrustType } from './model.js';
+import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust, PreviousCertificate, TrustApiExtension, TrustType } from './model.js';
 import type { TrustReason } from './reasons.js';
 
 /** Shown where the fingerprint of a key pair still to be generated will be, as Terraform does. */
@@ -453,7 +453,7 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
     const p = a.payload;
     if (!p || p.op === 'remove') continue;
     const fields = p.op === 'update' ? p.fields : p.entry;
-    const needs: [string, string][] = [];
+    const needs: [TrustApiExtension, string][] = [];
     if (p.op === 'update') needs.push(['certificate_update', 'updating an entry in place']);
     if (p.op !== 'update' && p.entry.type === 'metrics') needs.push(['metrics', 'type metrics']);
     if (fields.restricted || fields.projects.length > 0) needs.push(['certificate_project', 'restricted / projects']);
@@ -472,7 +472,7 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
  * which entries' descriptions that server does not keep.
  */
 function withoutDescriptionsWhereUnkept(desired: DesiredTrust, server: ObservedTrust['server']): { desired: DesiredTrust; warning?: string } {
-  if (server.extensions === undefined || server.extensions.includes('certificate_description')) return { desired };
+  if (server.extensions === undefined || server.extensions.includes('certificate_description' satisfies TrustApiExtension)) return { desired };
   const described = desired.certificates.filter((d) => d.state === 'present' && d.description !== '').map((d) => `"${d.name}"`);
   return {
     desired: { ...desired, certificates: desired.certificates.map((d) => ({ ...d, description: '' })) },
