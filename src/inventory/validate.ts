@@ -76,6 +76,14 @@ export function validateInventory(
     return files.get(path);
   };
   const ctx = { inventory, readInventoryFile: readOnce, now };
+  const verdicts = new Map<string, SchemaVerdict>();
+  const definitionIds = new WeakMap<VarDefinition, number>();
+  const definitionId = (def: VarDefinition) => {
+    let id = definitionIds.get(def);
+    if (id === undefined) definitionIds.set(def, (id = ++lastDefinitionId));
+    return id;
+  };
+  let lastDefinitionId = 0;
   for (const w of inventory.warnings ?? []) problems.add(w);
   for (const host of inventory.hosts.values()) checkHost(host, problems);
   // A value written where no host receives it (a group without hosts, or overridden by every
@@ -91,6 +99,48 @@ export function validateInventory(
   return problems.list;
 
   function checkHost(host: InventoryHost, problems: { add(p: Problem): void }): void {
+    const { refused, refusedItems, found } = schemaVerdict(host);
+    for (const p of found) problems.add(p);
+    // Modules see only well-typed values: a refused variable is left out, a refused item is
+    // null in its place (positions stay those of the file), its problems reported above.
+    // The host itself when nothing was refused, so that a run can reuse what desired() gave here.
+    const seen =
+      refused.size === 0 && refusedItems.size === 0
+        ? host
+        : {
+            ...host,
+            vars: Object.fromEntries(
+              Object.entries(host.vars)
+                .filter(([name]) => !refused.has(name))
+                .map(([name, def]) => {
+                  const items = refusedItems.get(name);
+                  return [name, items ? { ...def, value: (def.value as unknown[]).map((v, i) => (items.has(i) ? null : v)) } : def];
+                }),
+            ),
+          };
+    for (const module of Object.values(modules)) {
+      for (const p of module.desired(seen, ctx).problems) problems.add(p);
+    }
+  }
+
+  /**
+   * What the templates check and the schema say of a host's variables. Hosts that inherit the
+   * same definitions (usually all of them: group_vars/all) get the same verdict: worked out once
+   * for each set of definitions, not once per host.
+   */
+  function schemaVerdict(host: InventoryHost): SchemaVerdict {
+    const key = READ_VARIABLES.map((name) => (host.vars[name] ? definitionId(host.vars[name]) : '')).join(',');
+    let verdict = verdicts.get(key);
+    if (!verdict) {
+      verdict = judge(host);
+      verdicts.set(key, verdict);
+    }
+    return verdict;
+  }
+
+  function judge(host: InventoryHost): SchemaVerdict {
+    const found: Problem[] = [];
+    const problems = { add: (p: Problem) => void found.push(p) };
     const refused = new Set<string>();
     const checked: Record<string, unknown> = {};
     // A bad item of a list refuses that item only: the other items are still checked by the modules.
@@ -119,26 +169,7 @@ export function validateInventory(
         problems.add(schemaProblem(host, checked, e));
       }
     }
-    // Modules see only well-typed values: a refused variable is left out, a refused item is
-    // null in its place (positions stay those of the file), its problems reported above.
-    // The host itself when nothing was refused, so that a run can reuse what desired() gave here.
-    const seen =
-      refused.size === 0 && refusedItems.size === 0
-        ? host
-        : {
-            ...host,
-            vars: Object.fromEntries(
-              Object.entries(host.vars)
-                .filter(([name]) => !refused.has(name))
-                .map(([name, def]) => {
-                  const items = refusedItems.get(name);
-                  return [name, items ? { ...def, value: (def.value as unknown[]).map((v, i) => (items.has(i) ? null : v)) } : def];
-                }),
-            ),
-          };
-    for (const module of Object.values(modules)) {
-      for (const p of module.desired(seen, ctx).problems) problems.add(p);
-    }
+    return { refused, refusedItems, found };
   }
 }
 
@@ -159,6 +190,14 @@ function unreceivedDefinitions(inventory: Inventory): InventoryHost[] {
     if (Object.keys(vars).length > 0) out.push({ name: `(group ${group.name})`, groups: [...new Set(['all', group.name])], vars });
   }
   return out;
+}
+
+interface SchemaVerdict {
+  /** Variables refused whole (their problems in `found`): the modules do not see them. */
+  refused: Set<string>;
+  /** Items of list variables refused, by variable: the modules see null in their place. */
+  refusedItems: Map<string, Set<number>>;
+  found: Problem[];
 }
 
 /** Collects problems, fills in source lines, and drops repeats (a group var seen by many hosts). */
