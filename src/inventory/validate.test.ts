@@ -63,6 +63,17 @@ describe('validateInventory', () => {
     ]);
   });
 
+  it('hosts sharing incus_trusted_clients are checked each with their own other variables (the entries are worked out once)', async () => {
+    const hosts = 'incus:\n  hosts:\n    a:\n    b:\n    c:\n';
+    const groupVars = 'incus_trusted_clients:\n  - name: ci\n    certificate_file: certs/a.crt\n';
+    // b alone registers a metrics certificate named like the shared entry: one trust store, one namespace.
+    const hostVars = 'incus_metrics_certificates:\n  - name: ci\n    certificate_file: certs/a.crt\n    key_file: certs/a.key\n';
+    const problems = await validate('shared', { 'hosts.yaml': hosts, 'group_vars/incus.yaml': groupVars, 'host_vars/b.yaml': hostVars });
+    expect(problems.filter((p) => p.includes('duplicate certificate name'))).toEqual([
+      expect.stringMatching(/^group_vars\/incus\.yaml:2:11: error: .*"ci" \(also at host_vars\/b\.yaml:2:11\)/),
+    ]);
+  });
+
   it('lets an absent entry name a file that is gone, and checks names within the list a host ends up with', async () => {
     const hosts = 'all:\n  hosts:\n    a:\n    b:\n';
     const groupVars =
