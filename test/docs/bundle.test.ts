@@ -48,6 +48,10 @@ describe('the bundled CLI', () => {
     expect(script.cachedDataRejected).toBe(true);
   });
 
+  it('is ASCII: one other character and V8 would hold its whole source as two-byte text (3.3 MB, not 1.6)', () => {
+    expect(readFileSync(BUNDLE, 'utf8').match(/[^\x00-\x7f].{0,40}/gs)).toBeNull();
+  });
+
   it('has no import(): run as a script (vm.Script), it would fail to load that module when asked', () => {
     expect(readFileSync(BUNDLE, 'utf8').match(/[^\w$.]import\(.{0,40}/g)).toBeNull();
   });
