@@ -22,13 +22,15 @@ export function readLocalFile(path: string, maxBytes = MAX_LOCAL_FILE_BYTES): Lo
     return { refused: `cannot be read (${code ?? (e as Error).message})` };
   }
   try {
-    const kind = notAFile(fstatSync(fd));
+    const st = fstatSync(fd);
+    const kind = notAFile(st);
     if (kind) return { refused: `is ${kind}, not a file` };
     const chunks: Buffer[] = [];
     let total = 0;
-    // Read up to one byte past the limit: the size stat gives is not trusted (/proc files say 0).
-    for (;;) {
-      const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
+    // Read up to one byte past the limit: the size stat gives is not trusted (/proc files say 0),
+    // but it sizes the first read (a certificate is then read in one, not into a zeroed 64 KiB).
+    for (let want = st.size > 0 ? st.size + 1 : 64 * 1024; ; want = 64 * 1024) {
+      const chunk = Buffer.allocUnsafe(Math.min(want, maxBytes + 1 - total));
       const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
