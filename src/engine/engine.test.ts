@@ -133,6 +133,20 @@ describe('planRun and applyPlan', () => {
     expect(limitedReport.exitCode).toBe(0);
   });
 
+  it('--check closes each connection once its host is read, with the other hosts still being read; a run that applies keeps them', async () => {
+    const closed: string[] = [];
+    const tracked = sessionPool(async (spec) => ({ spec, close: async () => void closed.push(spec.host) }) as unknown as HostSession);
+    const hosts = [host('a', { items: ['x'] }), host('b', { items: ['y'] }), host('c', { items: ['z'] })];
+    const plan = await planRun({ ...request(), closeAfterReading: true }, {}, deps(hosts, itemsModule([])), tracked);
+    expect(plan.hosts.map((h) => h.host)).toEqual(['a', 'b', 'c']);
+    expect(closed.sort()).toEqual(['a', 'b', 'c']);
+    closed.length = 0;
+    await planRun(request(), {}, deps(hosts, itemsModule([])), tracked);
+    expect(closed).toEqual([]);
+    await tracked.closeAll();
+    expect(closed.sort()).toEqual(['a', 'b', 'c']);
+  });
+
   it('a --limit that leaves no host is a usage error, not an empty success', async () => {
     const hosts = [host('a', { items: ['1'] })];
     await expect(planRun(request('typo'), {}, deps(hosts, itemsModule([])), pool({}))).rejects.toThrow(

@@ -46,6 +46,12 @@ export interface PlanRequest {
   /** The clock, passed in (tests pin it). */
   now: () => Date;
   toolVersion: string;
+  /**
+   * Nothing will be asked of a host once it is read (--check): its connection is closed then,
+   * while others are still read, not at the end with every other (at 100 hosts the run's last
+   * ~100 ms were spent closing them all at once).
+   */
+  closeAfterReading?: boolean;
 }
 
 /** Progress of the read phase, for the views. Every hook is optional. */
@@ -159,7 +165,15 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   hooks.hostsSelected?.(selected.map((s) => s.host.name));
 
   const limit = pLimit(request.forks);
-  const observations = await Promise.all(selected.map((s) => limit(() => observeHost(s, specOf, pool, hooks))));
+  const observations = await Promise.all(
+    selected.map((s) =>
+      limit(async () => {
+        const observation = await observeHost(s, specOf, pool, hooks);
+        if (request.closeAfterReading && observation.connection) pool.forget?.(observation.connection.host);
+        return observation;
+      }),
+    ),
+  );
   const planCtx = { now, prune: request.prune, warnDays: request.warnDays };
   const hosts = planHosts(observations, planCtx);
   for (const h of hosts) hooks.hostPlanned?.(h);

@@ -187,7 +187,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       toolVersion: request.toolVersion,
     },
     io,
-    (view, pool) => planRun(request, view, defaultPlanDeps(), pool),
+    // A check asks nothing more of a host once it is read (watch, which builds on planRequest, keeps its connections).
+    (view, pool) => planRun({ ...request, closeAfterReading: options.check }, view, defaultPlanDeps(), pool),
     options.out !== undefined ? (plan) => writePlanFile(options.out!, plan) : undefined,
   );
 }
