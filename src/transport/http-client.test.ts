@@ -13,6 +13,7 @@ import { HttpStreams } from './http-client.js';
 /** What the server answers to a request line, as raw bytes (written in the pieces given). */
 const answers: Record<string, string[] | ((socket: net.Socket) => void)> = {
   'GET /length': ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "e1"\r\n\r\nhello'],
+  'GET /odd-headers': ['HTTP/1.1 200 OK\r\n__proto__: x\r\nConstructor: y\r\nContent-Length: 0\r\n\r\n'],
   'GET /chunked': ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', '5;ext=1\r\nhel', 'lo\r\n', '6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n'],
   'GET /continue': ['HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
   'GET /to-end': (s) => s.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it'),
@@ -137,6 +138,13 @@ describe('HttpStreams', () => {
     await expect(pool.request('GET', '/truncated', {}, undefined, 2000)).rejects.toThrow('connection closed in the middle of the response body (truncated)');
     await expect(pool.request('GET', '/silent', {}, undefined, 300)).rejects.toThrow('no answer within 300 ms');
     expect(text(await pool.request('GET', '/length', {}, undefined, 2000))).toBe('hello');
+    pool.close();
+  });
+
+  it('a header named __proto__ or constructor is a header like any other', async () => {
+    const pool = streams(1);
+    const { headers } = await pool.request('GET', '/odd-headers', {}, undefined, 2000);
+    expect([headers['__proto__'], headers.constructor, Object.getPrototypeOf(headers)]).toEqual(['x', 'y', null]);
     pool.close();
   });
 

@@ -96,10 +96,11 @@ export class HttpStreams {
       for (let attempt = 1; ; attempt++) {
         const taking = this.take();
         connection = await Promise.race([taking, timeout]).catch((e: unknown) => {
+          // A stream that comes after the time is up goes back to the pool.
           void taking.then(
             (late) => this.give(late),
             () => undefined,
-          ); // a stream that comes after the time is up goes back to the pool
+          );
           throw e;
         });
         const reused = connection.served > 0;
@@ -368,7 +369,9 @@ class ResponseReader {
   /** What the end of the stream means now: the body read to its end, or why the answer is incomplete. */
   atEnd(error?: Error): Answer | Error {
     if (this.response && this.body === 'to-end' && !error) return this.complete();
-    if (!this.response && this.pending.length === 0) return error ?? new NothingAnswered('the connection closed before an answer came');
+    if (!this.response && this.pending.length === 0) {
+      return new NothingAnswered(error ? `the connection failed before an answer came (${error.message})` : 'the connection closed before an answer came');
+    }
     return (
       error ??
       new Error(this.response ? 'connection closed in the middle of the response body (truncated)' : 'the connection closed in the middle of the answer')
@@ -381,7 +384,8 @@ class ResponseReader {
     const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(statusLine);
     if (!m) throw new Error(`not an HTTP answer: ${JSON.stringify(statusLine.slice(0, 80))}`);
     const status = Number(m[2]);
-    const headers: Record<string, string> = {};
+    // No prototype: a header named __proto__ or constructor is a header like any other.
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const line of lines) {
       const colon = line.indexOf(':');
       if (colon <= 0) throw new Error(`not an HTTP header: ${JSON.stringify(line.slice(0, 80))}`);
