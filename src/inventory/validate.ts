@@ -76,14 +76,15 @@ export function validateInventory(
     return files.get(path);
   };
   const ctx = { inventory, readInventoryFile: readOnce, now };
+  // Schema verdicts by the identity of the definitions a host holds (schemaVerdict below).
   const verdicts = new Map<string, SchemaVerdict>();
   const definitionIds = new WeakMap<VarDefinition, number>();
+  let lastDefinitionId = 0;
   const definitionId = (def: VarDefinition) => {
     let id = definitionIds.get(def);
     if (id === undefined) definitionIds.set(def, (id = ++lastDefinitionId));
     return id;
   };
-  let lastDefinitionId = 0;
   for (const w of inventory.warnings ?? []) problems.add(w);
   for (const host of inventory.hosts.values()) checkHost(host, problems);
   // A value written where no host receives it (a group without hosts, or overridden by every
