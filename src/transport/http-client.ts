@@ -5,9 +5,10 @@
  * keep-alive, so a whole run opens only a handful of channels (or one TLS connection) per host.
  * The watch mode's websocket rides on the same `open()`, through Node's `http` and `ws`.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type WebSocketClass from 'ws';
+import { lazyBuiltins } from '../builtins.js';
 import { loadModule } from '../embedded.js';
 import type { DaemonEvent, EventSubscription } from './types.js';
 
@@ -33,23 +34,22 @@ function asSocket(stream: Duplex): Duplex {
   return stream;
 }
 
-class StreamAgent extends http.Agent {
-  constructor(
-    private readonly open: StreamOpener,
-    maxSockets: number,
-    keepAlive = true,
-  ) {
-    super(keepAlive ? { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' } : { keepAlive: false });
+/**
+ * Node's Agent over one of our streams, not kept: the watch's websocket (ws speaks through an
+ * http.Agent). Node's http is loaded here, when a watch first follows events.
+ */
+function streamAgent(open: StreamOpener): http.Agent {
+  class StreamAgent extends lazyBuiltins.http().Agent {
+    // Node calls it with a callback and accepts the stream later (documented for http.Agent).
+    override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
+      open().then(
+        (stream) => callback(null, asSocket(stream)),
+        (e: Error) => callback(e),
+      );
+      return undefined;
+    }
   }
-
-  // Node calls it with a callback and accepts the stream later (documented for http.Agent).
-  override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
-    this.open().then(
-      (stream) => callback(null, asSocket(stream)),
-      (e: Error) => callback(e),
-    );
-    return undefined;
-  }
+  return new StreamAgent({ keepAlive: false });
 }
 
 /**
@@ -160,7 +160,7 @@ export class HttpStreams {
   async events(path: string, onEvent: (event: DaemonEvent) => void, onEnd: (why: string) => void, timeoutMs: number): Promise<EventSubscription> {
     // Loaded here: only `reconcile watch` follows events, and a run should not pay for loading it.
     const WebSocket = loadModule<typeof WebSocketClass>('ws', import.meta.url);
-    const agent = new StreamAgent(this.opener, 1, false);
+    const agent = streamAgent(this.opener);
     this.agents.add(agent);
     return new Promise((resolve, reject) => {
       // An event is a few hundred bytes: a larger frame ends the stream (and it is reopened) rather than filling memory.

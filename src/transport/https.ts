@@ -10,8 +10,8 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { lazyBuiltins } from '../builtins.js';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { fingerprintOfDer } from '../pki/certificate.js';
@@ -71,7 +71,7 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
   /** One TLS connection, handed on only once the server proved who it is. */
   const open = (): Promise<Duplex> =>
     new Promise((resolve, reject) => {
-      const socket = tls.connect({
+      const socket = lazyBuiltins.tls().connect({
         host: api.address,
         port: api.port,
         cert,

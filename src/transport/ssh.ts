@@ -12,7 +12,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
-import ssh2 from 'ssh2';
+import SshClient from 'ssh2/lib/client.js';
+import { parseKey } from 'ssh2/lib/protocol/keyParser.js';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
@@ -44,9 +45,6 @@ import {
   type IncusResponse,
   type TransportOptions,
 } from './types.js';
-
-// ssh2 is CommonJS: under Node's ESM loader only its default export is reliable.
-const { Client: SshClient, utils } = ssh2;
 
 /**
  * Relays stdin/stdout to the unix socket named by its argument, both ways, until either side
@@ -122,7 +120,7 @@ function readKey(file: string): { key: ParsedKey | Error } | { missing: string }
   let read: { key: ParsedKey | Error } | { missing: string };
   if ('bytes' in bytes) {
     // OpenSSH's own format parses to a list (of one key, as OpenSSH writes it).
-    const parsed = utils.parseKey(bytes.bytes) as ParsedKey | ParsedKey[] | Error;
+    const parsed = parseKey(bytes.bytes) as ParsedKey | ParsedKey[] | Error;
     read = { key: Array.isArray(parsed) ? (parsed[0] ?? new Error('no key in the file')) : parsed };
   } else {
     read = { missing: 'refused' in bytes ? bytes.refused : 'does not exist' };

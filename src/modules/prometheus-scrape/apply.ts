@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { lazyBuiltins } from '../../builtins.js';
 import { InternalError, TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 import { keyMatchesCertificate, recordDeployment } from '../incus-trust/metrics-keys.js';
@@ -172,7 +172,7 @@ async function waitUntilTrusted(host: string, targets: string[], certificatePem:
 function metricsStatus(address: string, cert: string, key: Buffer): Promise<number> {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
   return new Promise((resolve) => {
-    const req = httpsRequest(
+    const req = lazyBuiltins.https().request(
       // The server certificate is not what is checked here: only whether ours is accepted.
       {
         host: m?.[1] ?? address,
