@@ -1,5 +1,5 @@
 /** The CLI's view of the terminal; tests pass their own to capture output. */
-import { createRequire } from 'node:module';
+import { lazyBuiltins } from '../builtins.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -47,8 +47,7 @@ export function processIO(): CliIO {
 }
 
 async function ask(question: string): Promise<string> {
-  // Required on demand (only a terminal's question needs it); not import(): the bundle runs as a script (bin/reconcile.js).
-  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises');
+  const { createInterface } = lazyBuiltins.readline();
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   // Ctrl-C at the question is a "no", not a hang.
   const cancel = new AbortController();
