@@ -328,8 +328,9 @@ class ResponseReader {
   /** Body bytes still to come ('chunked': per chunk; 'to-end': until the stream ends). */
   private body: number | 'chunked' | 'to-end' = 0;
   private readonly parts: Buffer[] = [];
-  /** In a chunked body: bytes left of this chunk; -1 reading a size line; -2 reading trailers. */
-  private chunkLeft = -1;
+  /** In a chunked body: what comes next, and the bytes left of the chunk being read. */
+  private chunk: 'size' | 'data' | 'crlf' | 'trailers' = 'size';
+  private chunkLeft = 0;
 
   constructor(private readonly head: boolean) {}
 
@@ -414,14 +415,15 @@ class ResponseReader {
     let rest = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
     this.pending = Buffer.alloc(0);
     while (rest.length > 0) {
-      if (this.chunkLeft > 0) {
+      if (this.chunk === 'data') {
         const take = Math.min(this.chunkLeft, rest.length);
         this.parts.push(rest.subarray(0, take));
         this.chunkLeft -= take;
         rest = rest.subarray(take);
-        if (this.chunkLeft === 0) this.chunkLeft = -3; // the CRLF after the chunk
+        if (this.chunkLeft === 0) this.chunk = 'crlf';
         continue;
       }
+      // Every other part is a line: a size, the CRLF after a chunk's data, a trailer, the end.
       const eol = rest.indexOf('\r\n');
       if (eol < 0) {
         if (rest.length > MAX_LINE_BYTES) throw new Error('a chunk size line longer than any HTTP server writes');
@@ -430,17 +432,18 @@ class ResponseReader {
       }
       const line = rest.subarray(0, eol).toString('latin1');
       rest = rest.subarray(eol + 2);
-      if (this.chunkLeft === -3) {
+      if (this.chunk === 'crlf') {
         if (line !== '') throw new Error('a chunk not followed by CRLF');
-        this.chunkLeft = -1;
-      } else if (this.chunkLeft === -2) {
+        this.chunk = 'size';
+      } else if (this.chunk === 'trailers') {
         if (line !== '') continue; // a trailer
         if (rest.length > 0) this.keepAlive = false;
         return this.complete();
       } else {
         const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(line.trim());
         if (!size) throw new Error(`invalid chunk size: ${JSON.stringify(line.slice(0, 40))}`);
-        this.chunkLeft = parseInt(size[1]!, 16) || -2; // 0: the last chunk, then trailers and an empty line
+        this.chunkLeft = parseInt(size[1]!, 16);
+        this.chunk = this.chunkLeft > 0 ? 'data' : 'trailers'; // 0: the last chunk, then trailers and an empty line
       }
     }
     return undefined;

@@ -122,9 +122,9 @@ export function readCertificates(metadata: unknown): LiveCertificate[] {
 }
 
 /**
- * One copy of each string that every host returns alike (fingerprints, the ~400 API extension
- * names): a run holds every host's answer until the plan is made, and at 100 hosts the copies were
- * most of the live heap. Bounded, for a watch that runs for weeks.
+ * One copy of each fingerprint every host returns alike: a run holds every host's answer until
+ * the plan is made (the certificates themselves are kept once by returnedCertificate below).
+ * Bounded, for a watch that runs for weeks.
  */
 const strings = new Map<string, string>();
 
