@@ -71,7 +71,7 @@ function secretWindows(pem: string): string[] {
   const body = keyBody(pem);
   const der = Buffer.from(body, 'base64');
   const pub = publicBytes(pem);
-  const isPublic = new Array<boolean>(der.length).fill(false);
+  const isPublic = Array.from({ length: der.length }, () => false);
   for (let i = 0; i < der.length; i += 1) {
     for (let j = 0; j < pub.length; j += 1) {
       let n = 0;
