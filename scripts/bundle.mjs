@@ -4,9 +4,10 @@
 // nor compiles the code it runs (~60 ms of ssh2 and yaml alone, ~50 ms of ours: Node 20 cannot
 // cache ES modules, hence CommonJS). BENCHMARKS.md has the measurements.
 //
-// The cache is made with every function compiled (--no-lazy for this one script) under V8's
-// default flags; V8 checks it against the source, its own version and its flags, and compiles as
-// usual when it does not fit (another Node, --no-opt …): slower, never different. The CLI's own
+// The cache holds the functions a check and an apply run (the build runs both against stand-in
+// hosts: cache-training.mjs), made under V8's default flags; V8 checks it against the source, its
+// own version and its flags, and compiles as usual when it does not fit (another Node, --no-opt …):
+// slower, never different. A function the training did not run is compiled when first called. The CLI's own
 // V8 settings (src/cli/main.ts) are set after the bundle is compiled, so they do not void it.
 // What a run does not load stays out: the large dependencies of one command (@peculiar/x509 for
 // generating certificates, ws for watch) and those loaded on demand (ajv, listr2) come from
@@ -18,8 +19,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
 import { Script } from 'node:vm';
+import { trainCheck } from './cache-training.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${root}dist/bundle`;
@@ -66,9 +67,10 @@ await build({
 const ascii = readFileSync(outfile, 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 writeFileSync(outfile, ascii);
 
-// Compiled eagerly, then the flag put back: the cache carries the flags' hash, and the launcher
-// compiles the bundle under V8's defaults.
-v8.setFlagsFromString('--no-lazy');
+// The bundle run once, here, as a `--check` against stand-in hosts (cache-training.mjs), then
+// V8's cache of what that compiled. Made under V8's default flags: the cache carries their hash.
 const script = new Script(Module.wrap(ascii), { filename: outfile });
-v8.setFlagsFromString('--lazy');
+const bundle = { exports: {} };
+script.runInThisContext()(bundle.exports, Module.createRequire(outfile), bundle, outfile, outdir);
+await trainCheck(bundle.exports.dispatch);
 writeFileSync(`${outfile}.cache`, script.createCachedData());
