@@ -22,6 +22,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ParsedNode, type ScalarTag } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
+import { parseBlockYaml } from './block-yaml.js';
 import { expandHostPattern } from './host-ranges.js';
 import { parseIniInventory } from './ini.js';
 import { readLocalFile } from '../local-file.js';
@@ -57,6 +58,14 @@ function asPyYaml(tag: unknown): ScalarTag[] {
 }
 /** `!unsafe` marks a string Ansible must not template: for us a plain string. */
 const UNSAFE_TAG: ScalarTag = { tag: '!unsafe', identify: () => false, resolve: (text: string) => text };
+
+/** How inventory YAML is read: as PyYAML reads it, duplicate keys refused. */
+export const INVENTORY_YAML = {
+  version: '1.1',
+  customTags: (tags: unknown[]) => [PYYAML_BOOL, ...tags.flatMap(asPyYaml), VAULT_TAG, UNSAFE_TAG],
+  prettyErrors: false,
+  uniqueKeys: true,
+} as const;
 
 /** One parsed YAML file with what is needed to point into it. */
 interface ParsedFile {
@@ -213,13 +222,8 @@ async function parseFile(state: LoadState, file: string): Promise<ParsedFile | u
   state.files.push(file);
   state.sources.set(file, text);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, {
-    lineCounter,
-    version: '1.1',
-    customTags: (tags) => [PYYAML_BOOL, ...tags.flatMap(asPyYaml), VAULT_TAG, UNSAFE_TAG],
-    prettyErrors: false,
-    uniqueKeys: true,
-  });
+  // Most inventories are plain block YAML, read in one pass; the rest by the yaml package.
+  const doc = parseBlockYaml(text, INVENTORY_YAML, lineCounter) ?? parseDocument(text, { ...INVENTORY_YAML, lineCounter });
   const pf: ParsedFile = { file, source: text, doc, lineCounter };
   for (const e of doc.errors) {
     // Errors about indentation start at the line's leading spaces: point at the text itself.
