@@ -82,7 +82,12 @@ export function planTrust(given: DesiredTrust, observed: ObservedTrust, ctx: Pla
       `certificate "${live.name}" (${shortFingerprint(live.fingerprint)}) is the one reconcile authenticates with over HTTPS: ${what} would lock reconcile out of ${where}; refused, it is kept as it is`,
     );
   const isRemovable = (live: LiveCertificate) => live.type !== 'server' && !isProtected(live, protectedSet) && !isSelf(live);
-  const byFingerprint = (fp: string) => observed.certificates.find((c) => !consumed.has(c) && c.fingerprint.toLowerCase() === fp.toLowerCase());
+  // Incus keys its store by fingerprint: one live certificate at most per fingerprint.
+  const liveByFingerprint = new Map(observed.certificates.map((c) => [c.fingerprint.toLowerCase(), c]));
+  const byFingerprint = (fp: string) => {
+    const live = liveByFingerprint.get(fp.toLowerCase());
+    return live && !consumed.has(live) ? live : undefined;
+  };
   const byName = (name: string, onlyRemovable: boolean) =>
     observed.certificates.find((c) => !consumed.has(c) && c.name === name && (!onlyRemovable || isRemovable(c)));
 
@@ -435,6 +440,7 @@ function sortedUnique(xs: string[]): string[] {
 }
 
 function sameSet(a: string[], b: string[]): boolean {
+  if (a.length === b.length && a.every((x, i) => x === b[i])) return true;
   const sa = new Set(a);
   const sb = new Set(b);
   return sa.size === sb.size && [...sa].every((x) => sb.has(x));
