@@ -123,6 +123,27 @@ describe('HttpStreams', () => {
     pool.close();
   });
 
+  it('pipelines reads asked together on one stream, answers read in order; a change is never written behind one', async () => {
+    const pool = streams(4);
+    const before = connections;
+    const asked = requests.length;
+    const reads = await Promise.all(['/length', '/chunked', '/continue', '/odd-headers'].map((p) => pool.request('GET', p, {}, undefined, 2000)));
+    expect(reads.map(text)).toEqual(['hello', 'hello world', 'ok', '']);
+    expect(connections - before).toBe(1);
+    expect(requests.slice(asked).map((r) => r.split(' HTTP')[0])).toEqual(['GET /length', 'GET /chunked', 'GET /continue', 'GET /odd-headers']);
+
+    // Behind an answer that closes the stream: asked again, on a new stream.
+    const [closing, behind] = await Promise.all(['/close-after', '/length'].map((p) => pool.request('GET', p, {}, undefined, 2000)));
+    expect([text(closing!), text(behind!)]).toEqual(['ok', 'hello']);
+
+    // A change waits for a stream of its own: a stream is kept to one exchange while it carries one.
+    const streamsBefore = connections;
+    const [read, change] = await Promise.all([pool.request('GET', '/length', {}, undefined, 2000), pool.request('POST', '/echo', {}, Buffer.from('{}'), 2000)]);
+    expect([text(read!), change!.status]).toEqual(['hello', 201]);
+    expect(connections - streamsBefore).toBe(1);
+    pool.close();
+  });
+
   it('a stream the daemon closes after answering is not reused', async () => {
     const pool = streams(1);
     const before = connections;

@@ -64,6 +64,10 @@ function streamAgent(open: StreamOpener): http.Agent {
  */
 export class HttpStreams {
   private readonly idle: HttpConnection[] = [];
+  /** Streams with exchanges in flight. */
+  private readonly busy = new Set<HttpConnection>();
+  /** A stream being opened for a read, and how many reads wait to be written on it. */
+  private opening?: { connection: Promise<HttpConnection>; reads: number };
   private readonly queue: ((c: HttpConnection | Error) => void)[] = [];
   /** Streams open or being opened. */
   private count = 0;
@@ -93,8 +97,9 @@ export class HttpStreams {
       }, timeoutMs);
     });
     try {
+      const read = method === 'GET' || method === 'HEAD';
       for (let attempt = 1; ; attempt++) {
-        const taking = this.take();
+        const taking = this.take(read && attempt === 1);
         connection = await Promise.race([taking, timeout]).catch((e: unknown) => {
           // A stream that comes after the time is up goes back to the pool.
           void taking.then(
@@ -103,15 +108,16 @@ export class HttpStreams {
           );
           throw e;
         });
+        // Reused, or written behind another read: either may find the stream closed under it.
         const reused = connection.served > 0;
         try {
-          const response = await Promise.race([connection.exchange(wire, method === 'HEAD'), timeout]);
+          const response = await Promise.race([connection.exchange(wire, method), timeout]);
           this.give(connection);
           return response;
         } catch (e) {
           // A kept-alive stream the daemon closed just as it was reused: the request never reached
           // it. Asked again on a new stream (a read only: a change may have been done before).
-          if (!(e instanceof NothingAnswered && reused && attempt === 1 && (method === 'GET' || method === 'HEAD'))) throw e;
+          if (!(e instanceof NothingAnswered && reused && attempt === 1 && read)) throw e;
         }
       }
     } finally {
@@ -119,37 +125,67 @@ export class HttpStreams {
     }
   }
 
-  /** An idle stream, a new one while fewer than `max` are open, else the next one freed. */
-  private take(): Promise<HttpConnection> {
+  /**
+   * An idle stream; for a read, a stream whose exchanges in flight are reads (the read is
+   * pipelined behind them: observing a host asks /1.0 and its trust store in one round trip, on
+   * one SSH channel); else a new one while fewer than `max` are open, else the next one freed.
+   */
+  private take(pipeline: boolean): Promise<HttpConnection> {
     const ready = this.idle.pop();
-    if (ready) return Promise.resolve(ready);
+    if (ready) return Promise.resolve(this.lend(ready));
+    if (pipeline) {
+      for (const c of this.busy) if (c.pipelinable) return Promise.resolve(this.lend(c));
+      if (this.opening && this.opening.reads < MAX_PIPELINED) {
+        this.opening.reads++;
+        return this.opening.connection.then((c) => this.lend(c));
+      }
+    }
     if (this.count < this.max) {
       this.count++;
-      return this.opener().then(
-        (stream) => new HttpConnection(stream, (c) => this.forget(c)),
+      const connection = this.opener().then(
+        (stream) => this.lend(new HttpConnection(stream, (c) => this.forget(c))),
         (e: unknown) => {
           this.count--;
           throw e;
         },
       );
+      if (pipeline) {
+        const opening = { connection, reads: 1 };
+        this.opening = opening;
+        const done = () => {
+          if (this.opening === opening) this.opening = undefined;
+        };
+        connection.then(done, done);
+      }
+      return connection;
     }
     return new Promise((resolve, reject) => this.queue.push((c) => (c instanceof Error ? reject(c) : resolve(c))));
   }
 
+  private lend(connection: HttpConnection): HttpConnection {
+    connection.holders++;
+    this.busy.add(connection);
+    return connection;
+  }
+
+  /** Back from an exchange: idle (or to the next request waiting) once no request holds it. */
   private give(connection: HttpConnection): void {
+    if (--connection.holders > 0) return;
+    this.busy.delete(connection);
     if (!connection.reusable) return connection.destroy();
     const next = this.queue.shift();
-    if (next) next(connection);
+    if (next) next(this.lend(connection));
     else this.idle.push(connection);
   }
 
   /** A stream that ended: its place goes to the next request waiting, on a stream of its own. */
   private forget(connection: HttpConnection): void {
     this.count--;
+    this.busy.delete(connection);
     const at = this.idle.indexOf(connection);
     if (at >= 0) this.idle.splice(at, 1);
     const next = this.queue.shift();
-    if (next) this.take().then(next, (e: Error) => next(e));
+    if (next) this.take(false).then(next, (e: Error) => next(e));
   }
 
   /**
@@ -249,14 +285,27 @@ class NothingAnswered extends Error {}
 interface Answer {
   response: HttpResponse;
   keepAlive: boolean;
+  /** Bytes after the answer: the next answer's, when requests were pipelined. */
+  rest?: Buffer;
 }
 
-/** One stream to the daemon and the exchange on it, if any. */
+/** An exchange written to a stream, waiting for its answer. */
+interface Exchange {
+  reader: ResponseReader;
+  settle: (r: Answer | Error) => void;
+}
+
+/**
+ * One stream to the daemon and the exchanges on it: one at a time, or reads pipelined (written
+ * together, answered in order, as HTTP/1.1 allows and incusd's Go server does).
+ */
 class HttpConnection {
   served = 0;
+  /** Requests of the pool that hold this stream (more than one when reads are pipelined). */
+  holders = 0;
   reusable = true;
-  private reader?: ResponseReader;
-  private settle?: (r: Answer | Error) => void;
+  /** Written and not yet answered, oldest first. */
+  private readonly exchanges: Exchange[] = [];
   private ended = false;
 
   constructor(
@@ -268,44 +317,59 @@ class HttpConnection {
       this.ended = true;
       this.reusable = false;
       onEnded(this);
-      const reader = this.reader;
-      this.done(reader ? reader.atEnd(e) : new NothingAnswered('the connection closed before an answer came'));
+      const [current, ...waiting] = this.exchanges.splice(0);
+      current?.settle(current.reader.atEnd(e));
+      for (const w of waiting) w.settle(new NothingAnswered('the connection closed before an answer came'));
     };
     stream.on('data', (chunk: Buffer) => {
-      if (!this.reader) return this.destroy(); // an answer nobody asked for: the stream is out of step
-      let answer: Answer | undefined;
-      try {
-        answer = this.reader.feed(chunk);
-      } catch (e) {
-        this.done(e as Error);
-        return this.destroy();
+      let data: Buffer | undefined = chunk;
+      while (data) {
+        const current = this.exchanges[0];
+        if (!current) return this.destroy(); // an answer nobody asked for: the stream is out of step
+        let answer: Answer | undefined;
+        try {
+          answer = current.reader.feed(data);
+        } catch (e) {
+          this.exchanges.shift();
+          current.settle(e as Error);
+          return this.destroy();
+        }
+        if (!answer) return;
+        this.exchanges.shift();
+        data = answer.rest;
+        current.settle(answer);
+        // After an answer that ends the stream's use, what was pipelined behind it is asked again.
+        if (!this.reusable) return this.destroy();
       }
-      if (answer) this.done(answer);
     });
     stream.on('end', () => end());
     stream.on('close', () => end());
     stream.on('error', (e: Error) => end(e));
   }
 
-  exchange(wire: Buffer, head: boolean): Promise<HttpResponse> {
-    if (this.ended) return Promise.reject(new NothingAnswered('the connection closed before an answer came'));
-    this.reader = new ResponseReader(head);
-    this.served++;
-    return new Promise((resolve, reject) => {
-      this.settle = (r) => {
-        if (r instanceof Error) return reject(r);
-        this.reusable &&= r.keepAlive;
-        resolve(r.response);
-      };
-      this.stream.write(wire);
-    });
+  get inFlight(): number {
+    return this.exchanges.length;
   }
 
-  private done(r: Answer | Error): void {
-    this.reader = undefined;
-    const settle = this.settle;
-    this.settle = undefined;
-    settle?.(r);
+  /** Whether a read may be written behind the exchanges in flight. */
+  get pipelinable(): boolean {
+    return this.reusable && !this.ended && this.exchanges.length > 0 && this.exchanges.length < MAX_PIPELINED && this.exchanges.every((x) => x.reader.read);
+  }
+
+  exchange(wire: Buffer, method: string): Promise<HttpResponse> {
+    if (this.ended) return Promise.reject(new NothingAnswered('the connection closed before an answer came'));
+    this.served++;
+    return new Promise((resolve, reject) => {
+      this.exchanges.push({
+        reader: new ResponseReader(method),
+        settle: (r) => {
+          if (r instanceof Error) return reject(r);
+          this.reusable &&= r.keepAlive;
+          resolve(r.response);
+        },
+      });
+      this.stream.write(wire);
+    });
   }
 
   destroy(): void {
@@ -313,6 +377,9 @@ class HttpConnection {
     this.stream.destroy();
   }
 }
+
+/** Reads written behind one another on a stream, at most. */
+const MAX_PIPELINED = 4;
 
 const MAX_LINE_BYTES = 64 * 1024;
 
@@ -332,7 +399,14 @@ class ResponseReader {
   private chunk: 'size' | 'data' | 'crlf' | 'trailers' = 'size';
   private chunkLeft = 0;
 
-  constructor(private readonly head: boolean) {}
+  private readonly head: boolean;
+  /** A GET or HEAD: safe to pipeline, and to ask again. */
+  readonly read: boolean;
+
+  constructor(method: string) {
+    this.head = method === 'HEAD';
+    this.read = method === 'GET' || this.head;
+  }
 
   /** The answer once it is complete; throws on what is not HTTP. */
   feed(chunk: Buffer): Answer | undefined {
@@ -358,9 +432,8 @@ class ResponseReader {
     }
     if (this.body === 'chunked') return this.readChunks(data);
     if (data.length >= this.body) {
-      if (data.length > this.body) this.keepAlive = false; // more than was announced: out of step
       this.parts.push(data.subarray(0, this.body));
-      return this.complete();
+      return this.complete(data.subarray(this.body));
     }
     this.parts.push(data);
     this.body -= data.length;
@@ -437,8 +510,7 @@ class ResponseReader {
         this.chunk = 'size';
       } else if (this.chunk === 'trailers') {
         if (line !== '') continue; // a trailer
-        if (rest.length > 0) this.keepAlive = false;
-        return this.complete();
+        return this.complete(rest);
       } else {
         const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(line.trim());
         if (!size) throw new Error(`invalid chunk size: ${JSON.stringify(line.slice(0, 40))}`);
@@ -449,8 +521,10 @@ class ResponseReader {
     return undefined;
   }
 
-  private complete(): Answer {
+  private complete(rest?: Buffer): Answer {
     const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-    return { response: { ...this.response!, body }, keepAlive: this.keepAlive };
+    const answer: Answer = { response: { ...this.response!, body }, keepAlive: this.keepAlive };
+    if (rest && rest.length > 0) answer.rest = rest;
+    return answer;
   }
 }

@@ -176,11 +176,18 @@ async function read<T>(session: HostSession, path: string, step: string, parse: 
  * inventory then costs two requests per host, not three.
  */
 export async function observeTrust(session: HostSession, options: { projects: boolean } = { projects: true }): Promise<ObservedTrust> {
-  // One request after the other, on one keep-alive stream: in parallel each would open a stream
-  // of its own (an SSH channel and an incusd connection per host) to save a round trip.
-  const server = await read(session, '/1.0', 'read server info', readServerInfo);
-  const certificates = await read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates);
-  const projects = options.projects ? await read(session, '/1.0/projects', 'read projects', readProjects) : { value: [] as string[] };
+  // Asked together: over HTTP they are pipelined on one stream (one round trip, one SSH channel
+  // and one incusd connection per host). Awaited in order, so that a host that fails both reads
+  // fails at the first step.
+  const reads = [
+    read(session, '/1.0', 'read server info', readServerInfo),
+    read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
+    options.projects ? read(session, '/1.0/projects', 'read projects', readProjects) : Promise.resolve({ value: [] as string[] }),
+  ] as const;
+  for (const r of reads) r.catch(() => undefined); // each is awaited below; none is left unhandled
+  const server = await reads[0];
+  const certificates = await reads[1];
+  const projects = await reads[2];
   const members = server.value.clustered ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value : [];
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
