@@ -3,6 +3,7 @@
  * into an exit code (0 ok / in sync, 2 drift in check mode, 1 anything failed).
  * Commands are imported lazily so that `reconcile --version` loads almost nothing.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import { formatProblem, InventoryError, TransportError, UsageError } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -41,14 +42,31 @@ Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and n
 1 anything failed (a host down counts, even when others drifted). See docs/operations.md.
 `;
 
+/**
+ * A run keeps little alive but allocates fast while every host's handshake is in flight. V8 grows
+ * its young generation for such a burst, doubling up to 16 MB semi-spaces: fewer collections,
+ * less copied and promoted. Kept at its start size (1 MB), a 30-host check spent ~75 ms more CPU
+ * (a third of it collecting); let grow, a 100-host check peaked 9 MB higher. Capped at 4 MB
+ * semi-spaces — what `--max-semi-space-size=4` does, a flag V8 reads only at start — most of the
+ * CPU is saved for a third of the memory (BENCHMARKS.md). V8 reads the growth factor each time it
+ * would grow the space: once the space reached the cap, growth is turned off.
+ */
+const YOUNG_GENERATION_CAP = 8 * 1024 * 1024; // both semi-spaces
+
+function capYoungGeneration(bytes: number): void {
+  const observer = new PerformanceObserver(() => {
+    const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+    if (!young || young.space_size < bytes) return;
+    v8.setFlagsFromString('--semi-space-growth-factor=1');
+    observer.disconnect();
+  });
+  observer.observe({ entryTypes: ['gc'] });
+}
+
 export async function main(argv: string[], io: CliIO = processIO()): Promise<never> {
   // Set here, after bin/reconcile.js compiled the bundle from its code cache: V8 refuses a cache
   // made under other flags (scripts/bundle.mjs makes it under the defaults).
-  // A run keeps little alive but allocates fast while every host's handshake is in flight: V8
-  // would grow its young generation to 16 MB semi-spaces for that burst. Kept at its start size,
-  // a 100-host check peaks 8 MB lower (95 → 87 MB) for ~3% more CPU (BENCHMARKS.md). V8 reads
-  // this flag each time it would grow the space, so setting it now, after start, takes effect.
-  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  capYoungGeneration(YOUNG_GENERATION_CAP);
   // A run is short: V8's optimizing compiler (a background thread, but on the same cores) spent
   // more CPU on lukewarm functions than their optimized code saved. Optimizing only functions 16×
   // hotter than V8's default (67,584) took a 100-host check from 1.92 to 1.58 s of CPU and 87 to

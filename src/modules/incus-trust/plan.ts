@@ -222,9 +222,15 @@ export function planTrust(given: DesiredTrust, observed: ObservedTrust, ctx: Pla
 
   // Any other certificate still carrying the name of a present entry is superseded — typically
   // the old half of a rotation interrupted after its add: finish it.
+  const liveByName = new Map<string, LiveCertificate[]>();
+  for (const live of observed.certificates) {
+    const named = liveByName.get(live.name);
+    if (named) named.push(live);
+    else liveByName.set(live.name, [live]);
+  }
   for (const d of present) {
-    for (const live of observed.certificates) {
-      if (consumed.has(live) || live.name !== d.name) continue;
+    for (const live of liveByName.get(d.name) ?? []) {
+      if (consumed.has(live)) continue;
       if (isSelf(live)) {
         consumed.add(live);
         refuseSelf(live, 'removing it (the inventory gives its name another certificate)');
