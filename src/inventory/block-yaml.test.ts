@@ -10,6 +10,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'y
 import { describe, expect, it } from 'vitest';
 import { parseBlockYaml } from './block-yaml.js';
 import { INVENTORY_YAML } from './load.js';
+import { PLAYBOOK_YAML } from '../playbook/parse.js';
 
 /** Everything of a node that the inventory reader can see, as plain data. */
 function shape(node: unknown): unknown {
@@ -24,15 +25,15 @@ function shape(node: unknown): unknown {
 }
 
 /** Undefined when the fast reader declined; else throws unless it matches the yaml package. */
-function compare(source: string): 'fast' | 'declined' {
+function compare(source: string, options: Parameters<typeof parseBlockYaml>[1] = INVENTORY_YAML): 'fast' | 'declined' {
   const lines = new LineCounter();
-  const fast = parseBlockYaml(source, INVENTORY_YAML, lines);
+  const fast = parseBlockYaml(source, options, lines);
   if (!fast) {
     expect(lines.lineStarts).toEqual([]);
     return 'declined';
   }
   const slowLines = new LineCounter();
-  const slow = parseDocument(source, { ...INVENTORY_YAML, lineCounter: slowLines });
+  const slow = parseDocument(source, { ...options, lineCounter: slowLines });
   const context = `for:\n${source}`;
   expect(
     slow.errors.map((e) => e.message),
@@ -135,6 +136,19 @@ const EDGE_SCALARS = [
   ', x',
   "'it''s'",
   "'a # b'",
+  '[]',
+  '[ ]',
+  '[a,b]',
+  '[ a , b ]',
+  '[a, ]',
+  '[, a]',
+  '[a, [b]]',
+  "['q']",
+  '[a: b]',
+  '[1, yes, ~, 0755]',
+  '[a] b',
+  '[a # b]',
+  '[a,,b]',
   "'unclosed",
   '"a\\tb"',
   '"a # b"',
@@ -200,6 +214,9 @@ describe('block YAML read in one pass', () => {
     expect(files.length).toBeGreaterThan(5);
     const taken = files.filter((f) => compare(readFileSync(f, 'utf8')) === 'fast');
     expect(taken.length).toBeGreaterThan(files.length / 2);
+    // Playbooks are read with the yaml package's own YAML 1.1 tags: the shipped one is taken.
+    for (const f of files) compare(readFileSync(f, 'utf8'), PLAYBOOK_YAML);
+    expect(compare(readFileSync(join(root, 'playbooks/site.yaml'), 'utf8'), PLAYBOOK_YAML)).toBe('fast');
     // A lab-style inventory, as the bench writes: taken, and read as the yaml package reads it.
     const inventory = [
       'all:',
@@ -219,8 +236,9 @@ describe('block YAML read in one pass', () => {
       '        host2:',
       '',
     ].join('\n');
-    expect(compare(inventory)).toBe('declined'); // a flow list: the yaml package's
+    expect(compare(inventory)).toBe('fast');
     expect(compare(inventory.replace('projects: [default]', 'projects:\n          - default'))).toBe('fast');
+    expect(compare(inventory.replace('projects: [default]', 'projects: [default, "b"]'))).toBe('declined'); // quotes in a flow list
   });
 
   it('never differs from the yaml package on generated documents, broken ones included', () => {
@@ -235,7 +253,10 @@ describe('block YAML read in one pass', () => {
 
   it('reads each value and key at the edge as the yaml package does, or declines it', () => {
     for (const value of [...SCALARS, ...EDGE_SCALARS]) {
-      for (const source of [`a: ${value}\n`, `- ${value}\n`, `a:\n  - ${value} # c\n  - b\n`, `a:\n- k: ${value}\n  j: x\n`]) compare(source);
+      for (const source of [`a: ${value}\n`, `- ${value}\n`, `a:\n  - ${value} # c\n  - b\n`, `a:\n- k: ${value}\n  j: x\n`]) {
+        compare(source);
+        compare(source, PLAYBOOK_YAML);
+      }
     }
     for (const key of [...KEYS, ...EDGE_KEYS]) for (const source of [`${key}: v\n`, `- ${key}:\n  - x\n`]) compare(source);
   });

@@ -185,13 +185,32 @@ class BlockReader {
     return map;
   }
 
-  /** The scalar that ends the current line; the next line must not continue it. */
-  private scalarLine(line: Line, from: number, column: number): Scalar {
-    const scalar = this.scalar(line.text.slice(from), line.start + from, false);
+  /** The value that ends the current line (a scalar or `[a, b]`); the next line must not continue it. */
+  private scalarLine(line: Line, from: number, column: number): Scalar | YAMLSeq {
+    const text = line.text.slice(from);
+    const value = text.startsWith('[') ? this.flowList(text, line.start + from) : this.scalar(text, line.start + from, false);
     this.at++;
     const next = this.lines[this.at];
     if (next && next.indent > column) throw new NotBlockYaml();
-    return scalar;
+    return value;
+  }
+
+  /** `[a, b]` on one line: plain scalars only (no quotes, nesting, or empty items). */
+  private flowList(text: string, offset: number): YAMLSeq {
+    if (!text.endsWith(']') || /["'[\]{}]/.test(text.slice(1, -1))) throw new NotBlockYaml();
+    const seq = new YAMLSeq(this.doc.schema);
+    seq.flow = true;
+    seq.range = [offset, offset + text.length, offset + text.length];
+    if (text.slice(1, -1).trim() === '') return seq;
+    let at = 1;
+    for (const part of text.slice(1, -1).split(',')) {
+      const lead = part.length - part.trimStart().length;
+      const item = part.trim();
+      if (item === '') throw new NotBlockYaml();
+      seq.items.push(this.scalar(item, offset + at + lead, false));
+      at += part.length + 1;
+    }
+    return seq;
   }
 
   /** A plain, 'single' or "double" quoted scalar (without escapes) written at `offset`. */

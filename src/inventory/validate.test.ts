@@ -74,6 +74,16 @@ describe('validateInventory', () => {
     ]);
   });
 
+  it('may judge variables one by one: the schema has no rule that spans two variables', async () => {
+    // validate.ts works a verdict out per variable definition; a rule across properties (required,
+    // dependencies, if/then at the top) would make that wrong, and must change it first.
+    const { readFile } = await import('node:fs/promises');
+    const schema = JSON.parse(await readFile(join(import.meta.dirname, '../../schema/inventory.schema.json'), 'utf8')) as Record<string, unknown>;
+    const perProperty = ['$schema', '$id', 'title', 'description', 'type', 'properties', '$defs'];
+    expect(Object.keys(schema).filter((k) => !perProperty.includes(k))).toEqual([]);
+    expect(schema.type).toBe('object');
+  });
+
   it('lets an absent entry name a file that is gone, and checks names within the list a host ends up with', async () => {
     const hosts = 'all:\n  hosts:\n    a:\n    b:\n';
     const groupVars =

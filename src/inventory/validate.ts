@@ -76,15 +76,8 @@ export function validateInventory(
     return files.get(path);
   };
   const ctx = { inventory, readInventoryFile: readOnce, now };
-  // Schema verdicts by the identity of the definitions a host holds (schemaVerdict below).
-  const verdicts = new Map<string, SchemaVerdict>();
-  const definitionIds = new WeakMap<VarDefinition, number>();
-  let lastDefinitionId = 0;
-  const definitionId = (def: VarDefinition) => {
-    let id = definitionIds.get(def);
-    if (id === undefined) definitionIds.set(def, (id = ++lastDefinitionId));
-    return id;
-  };
+  // Schema verdicts by variable definition (schemaVerdict below).
+  const verdicts = new Map<VarDefinition, VariableVerdict>();
   for (const w of inventory.warnings ?? []) problems.add(w);
   for (const host of inventory.hosts.values()) checkHost(host, problems);
   // A value written where no host receives it (a group without hosts, or overridden by every
@@ -125,52 +118,51 @@ export function validateInventory(
   }
 
   /**
-   * What the templates check and the schema say of a host's variables. Hosts that inherit the
-   * same definitions (usually all of them: group_vars/all) get the same verdict: worked out once
-   * for each set of definitions, not once per host.
+   * What the templates check and the schema say of a host's variables, put together from each
+   * variable's verdict. A definition is judged once: the hosts that inherit it (group_vars/all,
+   * a group's vars — usually every host's list of certificates) share its verdict, while each
+   * host's own connection variables are judged on their own. The schema's properties are
+   * independent of one another, so judging them one by one says what judging them together would.
    */
   function schemaVerdict(host: InventoryHost): SchemaVerdict {
-    const key = READ_VARIABLES.map((name) => (host.vars[name] ? definitionId(host.vars[name]) : '')).join(',');
-    let verdict = verdicts.get(key);
-    if (!verdict) {
-      verdict = judge(host);
-      verdicts.set(key, verdict);
-    }
-    return verdict;
-  }
-
-  function judge(host: InventoryHost): SchemaVerdict {
-    const found: Problem[] = [];
-    const problems = { add: (p: Problem) => void found.push(p) };
     const refused = new Set<string>();
-    const checked: Record<string, unknown> = {};
-    // A bad item of a list refuses that item only: the other items are still checked by the modules.
     const refusedItems = new Map<string, Set<number>>();
+    const found: Problem[] = [];
     for (const name of READ_VARIABLES) {
       const def = host.vars[name];
       if (!def) continue;
-      const templated = refuseTemplatesAndVault(def, problems);
-      if (templated === 'whole') {
-        refused.add(name);
-        continue;
+      let verdict = verdicts.get(def);
+      if (!verdict) {
+        verdict = judge(host, name, def);
+        verdicts.set(def, verdict);
       }
-      // A template in one item: the item's other fields are still checked against the schema.
-      checked[name] = def.value;
-      if (templated.size > 0) refusedItems.set(name, templated);
+      if (verdict.refused) refused.add(name);
+      // A bad item of a list refuses that item only: the other items are still checked by the modules.
+      if (verdict.items.size > 0) refusedItems.set(name, verdict.items);
+      found.push(...verdict.found);
     }
+    return { refused, refusedItems, found };
+  }
+
+  function judge(host: InventoryHost, name: string, def: VarDefinition): VariableVerdict {
+    const found: Problem[] = [];
+    const problems = { add: (p: Problem) => void found.push(p) };
+    const templated = refuseTemplatesAndVault(def, problems);
+    if (templated === 'whole') return { refused: true, items: new Set(), found };
+    // A template in one item: the item's other fields are still checked against the schema.
+    const items = new Set(templated);
+    let refused = false;
+    const checked = { [name]: def.value };
     const validateHostVars = hostVarsValidator();
     if (!validateHostVars(checked)) {
       for (const e of collapse(validateHostVars.errors ?? [])) {
-        const [name, item] = e.instancePath.split('/').slice(1);
-        if (Array.isArray(checked[name!]) && item !== undefined && /^\d+$/.test(item)) {
-          refusedItems.set(name!, (refusedItems.get(name!) ?? new Set()).add(Number(item)));
-        } else {
-          refused.add(name!);
-        }
+        const item = e.instancePath.split('/')[2];
+        if (Array.isArray(def.value) && item !== undefined && /^\d+$/.test(item)) items.add(Number(item));
+        else refused = true;
         problems.add(schemaProblem(host, checked, e));
       }
     }
-    return { refused, refusedItems, found };
+    return { refused, items, found };
   }
 }
 
@@ -191,6 +183,15 @@ function unreceivedDefinitions(inventory: Inventory): InventoryHost[] {
     if (Object.keys(vars).length > 0) out.push({ name: `(group ${group.name})`, groups: [...new Set(['all', group.name])], vars });
   }
   return out;
+}
+
+/** What the templates check and the schema say of one variable's definition. */
+interface VariableVerdict {
+  /** Refused whole: its problems in `found`. */
+  refused: boolean;
+  /** Items of a list refused (the others are kept). */
+  items: Set<number>;
+  found: Problem[];
 }
 
 interface SchemaVerdict {

@@ -10,14 +10,16 @@ import type { Play } from '../engine/plan-run.js';
 import { MODULE_NAMES } from '../modules/registry.js';
 import type { ModuleName } from '../modules/types.js';
 import { hostPatternError } from '../inventory/patterns.js';
+import { parseBlockYaml } from '../inventory/block-yaml.js';
 
 const PLAY_KEYS = ['name', 'hosts', 'reconcile'];
+export const PLAYBOOK_YAML = { version: '1.1', prettyErrors: false, uniqueKeys: true } as const;
 
 export function parsePlaybook(file: string, text: string): { plays: Play[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const lines = text.split(/\r?\n/);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, version: '1.1', prettyErrors: false, uniqueKeys: true });
+  const doc = parseBlockYaml(text, PLAYBOOK_YAML, lineCounter) ?? parseDocument(text, { ...PLAYBOOK_YAML, lineCounter });
   const problem = (offset: number | undefined, valuePath: string | undefined, message: string, severity: Problem['severity'] = 'error') => {
     const pos = lineCounter.linePos(offset ?? 0);
     const p: Problem = { severity, location: { file, line: pos.line, column: pos.col }, message, sourceLine: lines[pos.line - 1] };
