@@ -65,7 +65,7 @@ function contentLines(source: string): Line[] {
     let end = source.indexOf('\n', start);
     if (end < 0) end = source.length;
     const raw = source.slice(start, end);
-    const text = withoutComment(raw).trimEnd();
+    const text = (raw.includes('#') ? withoutComment(raw) : raw).trimEnd();
     const indent = text.length - text.trimStart().length;
     if (text.length > 0) {
       if (text.startsWith('---') || text.startsWith('...')) {

@@ -70,20 +70,34 @@ export function parseCertificateDer(der: Uint8Array): CertificateInfo {
     // OpenSSL's own message ("PEM routines::no start line") would only confuse here.
     throw new CertificateParseError('not a valid X.509 certificate (its DER bytes do not decode)');
   }
-  const info: CertificateInfo = {
-    subject: distinguishedName(cert.subject),
-    issuer: distinguishedName(cert.issuer),
-    fingerprint: fingerprintOfDer(der),
-    notBefore: new Date(cert.validFrom),
-    notAfter: new Date(cert.validTo),
-    serialNumber: cert.serialNumber.toLowerCase(),
-    publicKeyAlgorithm: describeKey(cert),
-    pem: toPem(derBase64),
-    derBase64,
-  };
+  // What only `cert info` shows is worked out when first read (the public key's description
+  // alone makes a key object): a run parses every certificate of the inventory at start.
+  const info = {} as CertificateInfo;
+  whenRead(info, 'subject', () => distinguishedName(cert.subject));
+  whenRead(info, 'issuer', () => distinguishedName(cert.issuer));
+  info.fingerprint = fingerprintOfDer(der);
+  info.notBefore = new Date(cert.validFrom);
+  info.notAfter = new Date(cert.validTo);
+  whenRead(info, 'serialNumber', () => cert.serialNumber.toLowerCase());
+  whenRead(info, 'publicKeyAlgorithm', () => describeKey(cert));
+  info.pem = toPem(derBase64);
+  info.derBase64 = derBase64;
   if (parsed.size >= PARSED_LIMIT) parsed.clear();
   parsed.set(derBase64, info);
   return info;
+}
+
+/** A property computed on first read, then kept (enumerable: JSON and comparisons see it). */
+function whenRead<K extends keyof CertificateInfo>(info: CertificateInfo, key: K, compute: () => CertificateInfo[K]): void {
+  Object.defineProperty(info, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = compute();
+      Object.defineProperty(info, key, { value, enumerable: true, writable: false });
+      return value;
+    },
+  });
 }
 
 /** Parsed certificates by DER (base64); bounded so a huge run cannot grow it without end. */
