@@ -1,11 +1,11 @@
-// A `reconcile --check` run inside the build, so that the code cache scripts/bundle.mjs writes
-// holds what a check runs: V8 puts a function's bytecode in the cache only once it was compiled,
+// A `reconcile --check` and an apply run inside the build, so that the code cache
+// scripts/bundle.mjs writes holds what they run: V8 puts a function's bytecode in the cache only once it was compiled,
 // and a cache of only those (~1 MB) starts a run faster than one of every function (~2 MB, most
 // never run by a check), which is faster than compiling. What the training never ran, a real run
 // compiles when it first calls it, as without a cache.
 //
 // The check runs against two stand-ins for "an SSH host with incusd behind it", on 127.0.0.1:
-// ssh2's own server, answering over the forwarded Incus socket the two GETs a check sends. They
+// ssh2's own server, answering over the forwarded Incus socket what a check and an apply ask. They
 // exist only to drive the client's code (handshake, channel, HTTP, plan, report); the behaviour
 // itself is tested against real sshd and incusd (test/e2e). Nothing of this is in the bundle.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -21,9 +21,10 @@ const { Server, utils } = require('ssh2');
 const EXTENSIONS = ['certificate_update', 'metrics', 'certificate_project', 'certificate_description', 'network', 'storage', 'instances'];
 
 /**
- * Runs `dispatch(['--check', …])` of the bundle just loaded against two stand-in hosts: one whose
- * trust store holds both certificates of the inventory, one missing one (so the plan's change
- * and its rendering run too). Throws when the check does not end as such a check must (exit 2).
+ * Runs `dispatch(['--check', …])` of the bundle just loaded, then an apply, against two stand-in
+ * hosts: one whose trust store holds both certificates of the inventory, one missing one (so the
+ * plan's change, its rendering and its apply run too). Throws when either does not end as it must
+ * (the check: exit 2, changes found; the apply: exit 0).
  */
 export async function trainCheck(dispatch) {
   const dir = mkdtempSync(join(tmpdir(), 'reconcile-cache-training-'));

@@ -46,10 +46,11 @@ Exit codes: 0 in sync or applied cleanly; 2 --check found changes to apply and n
  * A run keeps little alive but allocates fast while every host's handshake is in flight. V8 grows
  * its young generation for such a burst, doubling up to 16 MB semi-spaces: fewer collections,
  * less copied and promoted. Kept at its start size (1 MB), a 30-host check spent ~75 ms more CPU
- * (a third of it collecting); let grow, a 100-host check peaked 9 MB higher. Capped at 4 MB
- * semi-spaces — what `--max-semi-space-size=4` does, a flag V8 reads only at start — most of the
- * CPU is saved for a third of the memory (BENCHMARKS.md). V8 reads the growth factor each time it
- * would grow the space: once the space reached the cap, growth is turned off.
+ * (~30 ms of it collecting); let grow, a 100-host check peaked 8 MB higher. Capped at 4 MB
+ * semi-spaces — what `--max-semi-space-size=4` does, a flag V8 reads only at start — the CPU is
+ * saved (30 hosts never reach the cap) for about half of that memory (BENCHMARKS.md). V8 reads
+ * the growth factor each time it would grow the space: once the space reached the cap, growth is
+ * turned off.
  */
 const YOUNG_GENERATION_CAP = 8 * 1024 * 1024; // both semi-spaces
 
