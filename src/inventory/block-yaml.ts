@@ -119,52 +119,49 @@ class BlockReader {
     if (!line) return undefined;
     const isItem = isSeqItem(line.text, line.indent);
     if (line.indent <= parent && !(underKey && isItem && line.indent === parent)) return undefined;
-    return isItem ? this.sequence(line.indent, line.indent) : this.mapping(line.indent, line.indent);
+    return isItem ? this.sequence(line.indent) : this.mapping(line.indent);
   }
 
-  /** `- value` lines at `column`; the first may start further in (`- - x` is not ours). */
-  private sequence(column: number, firstAt: number): YAMLSeq {
+  /** `- value` lines at `column` (`- - x` is not ours). */
+  private sequence(column: number): YAMLSeq {
     const seq = new YAMLSeq(this.doc.schema);
-    let dash = firstAt;
-    seq.range = [this.lines[this.at]!.start + dash, 0, 0];
+    seq.range = [this.lines[this.at]!.start + column, 0, 0];
     for (;;) {
       const line = this.lines[this.at]!;
-      const rest = line.text.slice(dash + 1);
+      const rest = line.text.slice(column + 1);
       const gap = rest.length - rest.trimStart().length;
       if (rest.length === 0) {
         // `-` alone: the item is the block below, or null.
         this.at++;
-        seq.items.push(this.block(column, false) ?? this.empty(line.start + dash + 1));
+        seq.items.push(this.block(column, false) ?? this.empty(line.start + column + 1));
       } else if (gap === 0) {
         throw new NotBlockYaml();
       } else {
-        const itemColumn = dash + 1 + gap;
+        const itemColumn = column + 1 + gap;
         if (isSeqItem(line.text, itemColumn)) throw new NotBlockYaml();
-        seq.items.push(keyEnd(line.text, itemColumn) >= 0 ? this.mapping(itemColumn, itemColumn) : this.scalarLine(line, itemColumn, column));
+        seq.items.push(keyEnd(line.text, itemColumn) >= 0 ? this.mapping(itemColumn) : this.scalarLine(line, itemColumn, column));
       }
       const next = this.lines[this.at];
       // A line at the list's column that is no item belongs to the mapping around it.
       if (!next || next.indent < column || (next.indent === column && !isSeqItem(next.text, column))) break;
       if (next.indent > column) throw new NotBlockYaml();
-      dash = column;
     }
     seq.range[1] = seq.range[2] = this.endOfLast();
     return seq;
   }
 
   /** `key: value` lines at `column` (the first may follow a `- ` on its line). */
-  private mapping(column: number, firstAt: number): YAMLMap {
+  private mapping(column: number): YAMLMap {
     const map = new YAMLMap(this.doc.schema);
     const seen = new Set<unknown>();
-    let keyAt = firstAt;
-    map.range = [this.lines[this.at]!.start + keyAt, 0, 0];
+    map.range = [this.lines[this.at]!.start + column, 0, 0];
     for (;;) {
       const line = this.lines[this.at]!;
-      const colon = keyEnd(line.text, keyAt);
+      const colon = keyEnd(line.text, column);
       if (colon < 0) throw new NotBlockYaml();
-      const keyText = line.text.slice(keyAt, colon);
+      const keyText = line.text.slice(column, colon);
       if (keyText.endsWith(' ')) throw new NotBlockYaml();
-      const key = this.scalar(keyText, line.start + keyAt, true);
+      const key = this.scalar(keyText, line.start + column, true);
       if (seen.has(key.value)) throw new NotBlockYaml();
       seen.add(key.value);
       const rest = line.text.slice(colon + 1);
@@ -179,7 +176,6 @@ class BlockReader {
       const next = this.lines[this.at];
       if (!next || next.indent < column) break;
       if (next.indent > column || isSeqItem(next.text, column)) throw new NotBlockYaml();
-      keyAt = column;
     }
     map.range[1] = map.range[2] = this.endOfLast();
     return map;
