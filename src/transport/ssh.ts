@@ -6,14 +6,15 @@
  * sent; an unknown or changed key fails the host with the key's SHA256 fingerprint.
  */
 import { existsSync, statSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from '../async-fs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
 import SshClient from 'ssh2/lib/client.js';
-import { parseKey } from 'ssh2/lib/protocol/keyParser.js';
+// A CommonJS module: Node's ES module loader finds no named exports in it (dist/src run unbundled).
+import keyParser from 'ssh2/lib/protocol/keyParser.js';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
@@ -120,7 +121,7 @@ function readKey(file: string): { key: ParsedKey | Error } | { missing: string }
   let read: { key: ParsedKey | Error } | { missing: string };
   if ('bytes' in bytes) {
     // OpenSSH's own format parses to a list (of one key, as OpenSSH writes it).
-    const parsed = parseKey(bytes.bytes) as ParsedKey | ParsedKey[] | Error;
+    const parsed = keyParser.parseKey(bytes.bytes) as ParsedKey | ParsedKey[] | Error;
     read = { key: Array.isArray(parsed) ? (parsed[0] ?? new Error('no key in the file')) : parsed };
   } else {
     read = { missing: 'refused' in bytes ? bytes.refused : 'does not exist' };

@@ -10,5 +10,6 @@ declare module 'ssh2/lib/client.js' {
 
 declare module 'ssh2/lib/protocol/keyParser.js' {
   import { utils } from 'ssh2';
-  export const parseKey: typeof utils.parseKey;
+  const keyParser: { parseKey: typeof utils.parseKey };
+  export = keyParser;
 }
