@@ -3,7 +3,7 @@
  * size, by `apply PLAN` and `show PLAN`; and the check that the inventory a plan came from is
  * still the one on disk.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from '../async-fs.js';
 import { UsageError } from '../errors.js';
 import { inventoryDigest } from '../engine/plan-run.js';
 import { loadInventory, readInventoryFile } from '../inventory/load.js';

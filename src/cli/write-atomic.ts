@@ -7,7 +7,7 @@
  * the target; the folder is fsynced so the rename survives a power cut.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { close, fchmod, fsync, open, rename, unlink, writeFile } from '../async-fs.js';
 import { basename, dirname, join } from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -21,14 +21,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   const mode = options.mode ?? 0o644;
   let renamed = false;
   try {
-    const handle = await open(temp, 'wx', mode);
+    const fd = await open(temp, 'wx', mode);
     try {
-      await handle.writeFile(data);
+      await writeFile(fd, data);
       // open() applies the umask; the caller's mode is what they asked for (0600 must stay 0600).
-      await handle.chmod(mode);
-      await handle.sync();
+      await fchmod(fd, mode);
+      await fsync(fd);
     } finally {
-      await handle.close();
+      await close(fd);
     }
     await rename(temp, path);
     renamed = true;
@@ -40,11 +40,11 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
 
 async function syncFolder(dir: string): Promise<void> {
   try {
-    const handle = await open(dir, 'r');
+    const fd = await open(dir, 'r');
     try {
-      await handle.sync();
+      await fsync(fd);
     } finally {
-      await handle.close();
+      await close(fd);
     }
   } catch {
     // Some file systems refuse fsync on a folder; the rename itself has happened.

@@ -18,7 +18,7 @@
  * duplicate mapping keys are an error (Ansible
  * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from '../async-fs.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ParsedNode, type ScalarTag } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';

@@ -8,7 +8,7 @@
  *   parsePlaybook(file: string, text: string): { plays: Play[]; problems: Problem[] }
  *     The same, pure, on text already read.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../async-fs.js';
 import { parsePlaybook } from './parse.js';
 import type { Problem } from '../errors.js';
 import type { Play } from '../engine/plan-run.js';

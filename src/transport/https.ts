@@ -7,7 +7,7 @@
  * SHA-256 fingerprint; a changed one is never accepted. One keep-alive TLS connection per host.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from '../async-fs.js';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';

@@ -1,7 +1,7 @@
 /**
  * The lint (npm run lint, run by npm test) is a checker: it must reject what it is there to
  * reject. A pure stage that imports the file system, ssh2 or the CLI is refused; the same import
- * in an edge file is not.
+ * in an edge file is not. node:fs/promises is refused in every file of a run.
  */
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
@@ -38,6 +38,23 @@ describe('npm run lint', () => {
     } finally {
       await rm(pure, { force: true });
       await rm(edge, { force: true });
+    }
+  });
+
+  it('refuses node:fs/promises anywhere in src (it costs every start ~6 ms), and allows it in a test', async () => {
+    const body = "import { readFile } from 'node:fs/promises';\nexport const x = readFile;\n";
+    const edge = join(REPO, 'src/cli', `lint-probe-promises-${process.pid}.ts`);
+    const test = join(REPO, 'src/cli', `lint-probe-promises-${process.pid}.test.ts`);
+    try {
+      await writeFile(edge, body);
+      await writeFile(test, body);
+      const refused = await lint(edge);
+      expect(refused.code).toBe(1);
+      expect(refused.out).toContain("'node:fs/promises' import is restricted from being used");
+      expect(await lint(test)).toEqual({ code: 0, out: expect.not.stringContaining('restricted') });
+    } finally {
+      await rm(edge, { force: true });
+      await rm(test, { force: true });
     }
   });
 

@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile } from '../../async-fs.js';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import { parseCommandArgs, positiveInt } from '../args.js';
 import { expandHome } from '../ansible-config.js';

@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { ansibleSettings, inventoryOf } from '../ansible-config.js';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from '../../async-fs.js';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import { parseCommandArgs, positiveInt } from '../args.js';

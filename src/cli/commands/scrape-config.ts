@@ -10,7 +10,7 @@
  */
 import { ansibleSettings, inventoryOf } from '../ansible-config.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir } from '../../async-fs.js';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../write-atomic.js';
 import {
