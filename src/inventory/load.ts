@@ -18,7 +18,7 @@
  * duplicate mapping keys are an error (Ansible
  * warns and keeps the last); `!unsafe` values are plain strings; `.inf` prints as null in JSON.
  */
-import { readFile, readdir, stat } from '../async-fs.js';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ParsedNode, type ScalarTag } from 'yaml';
 import { InventoryError, type Problem, type SourceLocation } from '../errors.js';
@@ -153,6 +153,9 @@ export { expandHostPattern, MAX_HOSTS_PER_RANGE } from './host-ranges.js';
  * One inventory from one or more sources (files or folders), as `ansible-playbook -i a -i b`
  * reads them: one set of hosts and groups; each source's group_vars/ and host_vars/ beside it,
  * a later source's winning. Paths in variables (certificate_file …) are relative to the first.
+ * Files are read synchronously: nothing else runs before the inventory is known, and each
+ * asynchronous read waited 1–4 ms for libuv's thread pool (the first starts it) on the way to
+ * the first connection.
  */
 export async function loadInventory(sources: string | readonly string[]): Promise<Inventory> {
   const list = typeof sources === 'string' ? [sources] : [...sources];
@@ -163,14 +166,14 @@ export async function loadInventory(sources: string | readonly string[]): Promis
   for (const source of list) {
     let info;
     try {
-      info = await stat(source);
+      info = statSync(source);
     } catch {
       throw new InventoryError([{ severity: 'error', message: `inventory ${source} does not exist` }]);
     }
     const dir = info.isDirectory() ? source : dirname(source);
     if (!baseDirs.includes(dir)) baseDirs.push(dir);
     if (info.isDirectory()) {
-      const entries = await listFolder(source);
+      const entries = listFolder(source);
       // YAML files and files without extension (`hosts`, read as YAML or INI), in name order.
       const names = entries
         .filter((e) => e.isFile() && !e.name.startsWith('.') && [...INVENTORY_EXTENSIONS, ''].includes(extname(e.name)))
@@ -179,16 +182,16 @@ export async function loadInventory(sources: string | readonly string[]): Promis
       if (names.length === 0) {
         throw new InventoryError([{ severity: 'error', message: `inventory folder ${source} holds no inventory file` }]);
       }
-      for (const name of names) await readAnyInventoryFile(state, join(source, name));
+      for (const name of names) readAnyInventoryFile(state, join(source, name));
     } else {
-      await readAnyInventoryFile(state, source);
+      readAnyInventoryFile(state, source);
     }
   }
   const source = list.join(',');
   const baseDir = baseDirs[0]!;
   if (state.problems.length === 0) {
     linkGroups(state);
-    for (const dir of baseDirs) await readVarsFolders(state, dir);
+    for (const dir of baseDirs) readVarsFolders(state, dir);
   }
   if (state.problems.length > 0) throw new InventoryError([...state.problems, ...state.warnings]);
 
@@ -211,10 +214,10 @@ export function readInventoryFile(inventory: Inventory, relativePath: string): B
   return 'refused' in file ? unreadableFile(file.refused) : undefined;
 }
 
-async function parseFile(state: LoadState, file: string): Promise<ParsedFile | undefined> {
+function parseFile(state: LoadState, file: string): ParsedFile | undefined {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     state.problems.push({ severity: 'error', message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
     return undefined;
@@ -255,12 +258,12 @@ async function parseFile(state: LoadState, file: string): Promise<ParsedFile | u
  * parses as a YAML mapping, else INI (Ansible's yaml plugin fails on it and the ini plugin reads
  * it); any other extension is INI.
  */
-async function readAnyInventoryFile(state: LoadState, file: string): Promise<void> {
+function readAnyInventoryFile(state: LoadState, file: string): void {
   const ext = extname(file);
   if (INVENTORY_EXTENSIONS.includes(ext)) return readInventoryFileInto(state, file);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     state.problems.push({ severity: 'error', message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
     return;
@@ -310,8 +313,8 @@ async function readAnyInventoryFile(state: LoadState, file: string): Promise<voi
   }
 }
 
-async function readInventoryFileInto(state: LoadState, file: string): Promise<void> {
-  const pf = await parseFile(state, file);
+function readInventoryFileInto(state: LoadState, file: string): void {
+  const pf = parseFile(state, file);
   if (!pf) return;
   const root = pf.doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) {
@@ -512,15 +515,15 @@ function groupDepths(state: LoadState): Map<string, number> | undefined {
   return depth;
 }
 
-async function readVarsFolders(state: LoadState, baseDir: string): Promise<void> {
-  const groupVars = await varsFolder(join(baseDir, 'group_vars'));
+function readVarsFolders(state: LoadState, baseDir: string): void {
+  const groupVars = varsFolder(join(baseDir, 'group_vars'));
   for (const g of state.groups.values()) {
-    for (const file of await groupVars.filesOf(g.name)) Object.assign(g.fileVars, await readVarsFile(state, file));
+    for (const file of groupVars.filesOf(g.name)) Object.assign(g.fileVars, readVarsFile(state, file));
   }
-  const hostVars = await varsFolder(join(baseDir, 'host_vars'));
+  const hostVars = varsFolder(join(baseDir, 'host_vars'));
   for (const h of state.hostOrder) {
     const vars: Record<string, VarDefinition> = {};
-    for (const file of await hostVars.filesOf(h)) Object.assign(vars, await readVarsFile(state, file));
+    for (const file of hostVars.filesOf(h)) Object.assign(vars, readVarsFile(state, file));
     // Several sources: each one's host_vars/ in turn, a later one winning per variable.
     state.hostFileVars.set(h, { ...state.hostFileVars.get(h), ...vars });
   }
@@ -531,20 +534,20 @@ async function readVarsFolders(state: LoadState, baseDir: string): Promise<void>
  * of stat calls). filesOf(NAME) is Ansible's find_vars_files: the first of NAME (file or
  * folder), NAME.yml, NAME.yaml, NAME.json.
  */
-async function varsFolder(folder: string): Promise<{ filesOf(name: string): Promise<string[]> }> {
+function varsFolder(folder: string): { filesOf(name: string): string[] } {
   const entries = new Map<string, boolean>();
   try {
-    for (const e of await listFolder(folder)) entries.set(e.name, e.isDirectory());
+    for (const e of listFolder(folder)) entries.set(e.name, e.isDirectory());
   } catch {
     // No such folder: no variables from it.
   }
   return {
-    async filesOf(name) {
+    filesOf(name) {
       for (const ext of VARS_EXTENSIONS) {
         const isDir = entries.get(name + ext);
         if (isDir === undefined) continue;
         const path = join(folder, name + ext);
-        return isDir ? await filesBelow(path) : [path];
+        return isDir ? filesBelow(path) : [path];
       }
       return [];
     },
@@ -558,15 +561,15 @@ interface FolderEntry {
 }
 
 /** A folder's entries with symbolic links resolved (a linked group_vars/all is common). */
-async function listFolder(folder: string): Promise<FolderEntry[]> {
+function listFolder(folder: string): FolderEntry[] {
   const out: FolderEntry[] = [];
-  for (const e of await readdir(folder, { withFileTypes: true })) {
+  for (const e of readdirSync(folder, { withFileTypes: true })) {
     if (!e.isSymbolicLink()) {
       out.push(e);
       continue;
     }
     try {
-      const target = await stat(join(folder, e.name));
+      const target = statSync(join(folder, e.name));
       out.push({ name: e.name, isFile: () => target.isFile(), isDirectory: () => target.isDirectory() });
     } catch {
       // A dangling link is skipped, as Ansible skips what it cannot read.
@@ -575,19 +578,21 @@ async function listFolder(folder: string): Promise<FolderEntry[]> {
   return out;
 }
 
-async function filesBelow(folder: string): Promise<string[]> {
+function filesBelow(folder: string): string[] {
   const out: string[] = [];
-  const entries = (await listFolder(folder)).filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const entries = listFolder(folder)
+    .filter((e) => !e.name.startsWith('.'))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const e of entries) {
     const path = join(folder, e.name);
-    if (e.isDirectory()) out.push(...(await filesBelow(path)));
+    if (e.isDirectory()) out.push(...filesBelow(path));
     else if (VARS_EXTENSIONS.includes(extname(e.name))) out.push(path);
   }
   return out;
 }
 
-async function readVarsFile(state: LoadState, file: string): Promise<Record<string, VarDefinition>> {
-  const pf = await parseFile(state, file);
+function readVarsFile(state: LoadState, file: string): Record<string, VarDefinition> {
+  const pf = parseFile(state, file);
   if (!pf) return {};
   const root = pf.doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) return {};

@@ -8,7 +8,7 @@
  *   parsePlaybook(file: string, text: string): { plays: Play[]; problems: Problem[] }
  *     The same, pure, on text already read.
  */
-import { readFile } from '../async-fs.js';
+import { readFileSync } from 'node:fs';
 import { parsePlaybook } from './parse.js';
 import type { Problem } from '../errors.js';
 import type { Play } from '../engine/plan-run.js';
@@ -18,7 +18,7 @@ export { parsePlaybook };
 export async function loadPlaybook(path: string): Promise<{ plays: Play[]; problems: Problem[] }> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8'); // synchronous, as the inventory (inventory/load.ts)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =

@@ -5,8 +5,8 @@
  * over a relay to the socket run with `sudo -n`; `incus query` where neither can be opened. Host keys are checked against known_hosts before anything is
  * sent; an unknown or changed key fails the host with the key's SHA256 fingerprint.
  */
-import { existsSync, statSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from '../async-fs.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFile, mkdir } from '../async-fs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -160,7 +160,7 @@ function describeConnectError(e: Error & { code?: string; level?: string }, hop:
   return { step: 'connect', message: `${where}: ${e.message}` };
 }
 
-const knownHostsCache = new Map<string, Promise<KnownHosts>>();
+const knownHostsCache = new Map<string, KnownHosts>();
 
 function fileVersion(file: string): [number, number] {
   try {
@@ -198,20 +198,26 @@ class KnownHosts {
    * parsing it per host was N² work. Keyed by each file's size and mtime, so a file changed
    * meanwhile (by another program, or by add() below) is read again.
    */
-  static async load(files: string[]): Promise<KnownHosts> {
+  static load(files: string[]): KnownHosts {
     const key = JSON.stringify(files.map((f) => [f, ...fileVersion(f)]));
-    let loading = knownHostsCache.get(key);
-    if (!loading) {
-      loading = KnownHosts.read(files);
-      knownHostsCache.set(key, loading);
+    let known = knownHostsCache.get(key);
+    if (!known) {
+      known = KnownHosts.read(files);
+      knownHostsCache.set(key, known);
     }
-    return loading;
+    return known;
   }
 
-  private static async read(files: string[]): Promise<KnownHosts> {
+  /** Synchronous: every connection waits for it, and an asynchronous read waited 1–4 ms for libuv's thread pool. */
+  private static read(files: string[]): KnownHosts {
     const entries: KnownHostEntry[] = [];
     for (const f of files) {
-      const text = await readFile(f, 'utf8').catch(() => '');
+      let text = '';
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        // none yet: every host is unknown
+      }
       entries.push(...parseKnownHosts(text, f));
     }
     return new KnownHosts(files, entries);
@@ -364,7 +370,7 @@ async function connectHop(host: string, hop: Hop, options: TransportOptions, kno
 
 /** Connects over SSH (through every jump host) and returns the host's session. */
 export async function connectSsh(spec: ConnectionSpec, options: TransportOptions): Promise<HostSession> {
-  const knownHosts = await KnownHosts.load(spec.knownHostsFiles ?? options.knownHostsFiles);
+  const knownHosts = KnownHosts.load(spec.knownHostsFiles ?? options.knownHostsFiles);
   const clients: Client[] = [];
   const hops: Hop[] = [
     ...spec.jumps.map((j) => ({ ...j, label: `jump host ${j.user}@${knownHostName(j.address, j.port)}` })),
