@@ -26,12 +26,20 @@ export function logLineWriter(options: LogLineWriterOptions): (event: string) =>
 const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+// Any control character but the tab (which is kept): escapes, line ends and CONTROL all start with one.
+// eslint-disable-next-line no-control-regex
+const NOT_PLAIN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /**
  * One line of plain text: escape sequences removed; a multi-line message (a problem with its
  * source line and caret, a host's stderr) joined with " | ", caret-only lines dropped.
  */
 export function oneLine(text: string): string {
+  // The usual event ("host1: connecting") has no control character: nothing to remove nor join.
+  if (!NOT_PLAIN.test(text)) {
+    const line = text.trim();
+    return /^\^*$/.test(line) ? '' : line;
+  }
   return text
     .replace(ESCAPES, '')
     .replace(/\r\n?/g, '\n')

@@ -6,6 +6,8 @@
 const compiled = new Map<string, RegExp>();
 
 export function globMatch(pattern: string, text: string): boolean {
+  // Most lines name a host outright: no wildcard, no expression to make.
+  if (!pattern.includes('*') && !pattern.includes('?')) return pattern.toLowerCase() === text.toLowerCase();
   let re = compiled.get(pattern);
   if (!re) {
     re = new RegExp(
