@@ -1,7 +1,7 @@
 /**
  * OpenSSH's host patterns (ssh_config Host lines, known_hosts lines): `*` any run of characters,
- * `?` one, case-insensitive. Each pattern is compiled once: every host of a run is matched against
- * every line of both files.
+ * `?` one, case-insensitive. A pattern with wildcards is compiled once (every host of a run is
+ * matched against every line of both files); one without is compared as a name.
  */
 const compiled = new Map<string, RegExp>();
 

@@ -64,6 +64,7 @@ describe('the bundled CLI', () => {
     expect(existsSync(built)).toBe(true);
     expect(createRequire(BUNDLE).resolve(asked[0]!)).toBe(built);
   });
+
   it("without a bundle, the launcher's fallback (the compiled modules) loads the transport under Node's ES module loader", async () => {
     // ssh2's files are CommonJS: a named import Node cannot find in one fails only here, never in the bundle.
     const connect = join(REPO, 'dist/src/transport/connect.js');
