@@ -319,13 +319,28 @@ async function reconcile(ctx: BenchContext, inventory: string, check: boolean, e
   return withHostCpu(() => timedRun(process.execPath, args, { env: ctx.lab.env, cwd: ctx.dir, memory: true, scratch: ctx.scratch }));
 }
 
-/** Runs and records the CPU time the lab's daemons spent meanwhile (after a moment for sshd to reap its children). */
+/**
+ * Runs and records the CPU time the lab's daemons spent on it, its sessions' closing included.
+ * Each run starts on a quiet lab: the previous run's sessions, still closing (at 100 hosts ~0.1 s
+ * of both cores), were charged to whichever scenario came next, in its time and its hosts' CPU.
+ */
 async function withHostCpu(measure: () => Promise<TimedRun>): Promise<TimedRun> {
-  const before = await labDaemonsCpuMs();
+  const before = await quietLab();
   const run = await measure();
-  await new Promise((r) => setTimeout(r, 50));
-  run.hostCpuMs = (await labDaemonsCpuMs()) - before;
+  run.hostCpuMs = (await quietLab()) - before;
   return run;
+}
+
+/** Waits (at most 2 s) until the lab's daemons used no CPU for 100 ms; their CPU time then. */
+async function quietLab(): Promise<number> {
+  let last = await labDaemonsCpuMs();
+  for (let waited = 0; waited < 2_000; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = await labDaemonsCpuMs();
+    if (now === last) break;
+    last = now;
+  }
+  return last;
 }
 
 async function checkInSync(ctx: BenchContext, set: HostSet): Promise<TimedRun> {
