@@ -347,10 +347,6 @@ class HttpConnection {
     stream.on('error', (e: Error) => end(e));
   }
 
-  get inFlight(): number {
-    return this.exchanges.length;
-  }
-
   /** Whether a read may be written behind the exchanges in flight. */
   get pipelinable(): boolean {
     return this.reusable && !this.ended && this.exchanges.length > 0 && this.exchanges.length < MAX_PIPELINED && this.exchanges.every((x) => x.reader.read);
