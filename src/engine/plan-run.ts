@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { formatProblem, InventoryError, TransportError, UsageError, type Problem } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory/model.js';
-import type { ModuleName, ReconcileModule } from '../modules/types.js';
+import type { ModuleName, PlanContext, ReconcileModule } from '../modules/types.js';
 import { PLAN_FORMAT_VERSION, type HostFailure, type HostPlan, type ModulePlan, type PlannedCertificate, type RunPlan } from '../plan/types.js';
 import { shellMismatch } from '../modules/reach.js';
 import type { ConnectionSpec, HostSession, TransportOptions } from '../transport/types.js';
@@ -164,17 +164,17 @@ export async function planRun(request: PlanRequest, hooks: PlanHooks, deps: Plan
   if (selected.length === 0 && !controller.considered) throw new UsageError(nothingToReconcile(playbook.plays, played, inventory, deps));
   hooks.hostsSelected?.(selected.map((s) => s.host.name));
 
+  const planCtx = { now, prune: request.prune, warnDays: request.warnDays };
   const limit = pLimit(request.forks);
   const observations = await Promise.all(
     selected.map((s) =>
       limit(async () => {
-        const observation = await observeHost(s, specOf, pool, hooks);
+        const observation = await observeHost(s, specOf, pool, hooks, planCtx);
         if (request.closeAfterReading && observation.connection) pool.forget?.(observation.connection.host);
         return observation;
       }),
     ),
   );
-  const planCtx = { now, prune: request.prune, warnDays: request.warnDays };
   const hosts = planHosts(observations, planCtx);
   for (const h of hosts) hooks.hostPlanned?.(h);
 
@@ -386,6 +386,7 @@ async function observeHost(
   specOf: (host: InventoryHost) => Promise<ConnectionSpec>,
   pool: SessionPool,
   hooks: PlanHooks,
+  planCtx: PlanContext,
 ): Promise<HostObservation> {
   const obs: HostObservation = { selected: s, observed: new Map(), warnings: [] };
   let step = 'connect';
@@ -403,7 +404,7 @@ async function observeHost(
     hooks.hostStep?.(s.host.name, 'observe');
     for (const m of s.modules) {
       step = `observe ${m.module.name}`;
-      obs.observed.set(m.module.name, await m.module.observe(session, m.desired));
+      obs.observed.set(m.module.name, await m.module.observe(session, m.desired, planCtx));
     }
     obs.warnings.push(...(session.notes ?? []));
   } catch (e) {
@@ -413,7 +414,7 @@ async function observeHost(
 }
 
 /** Pure: plans every observed host, then gives each shared scope to its first member by name. */
-function planHosts(observations: HostObservation[], ctx: { now: Date; prune: boolean; warnDays: number }): HostPlan[] {
+function planHosts(observations: HostObservation[], ctx: PlanContext): HostPlan[] {
   interface Planned {
     obs: HostObservation;
     plans: { work: ModuleWork; plan: ModulePlan; coveredBy?: string }[];

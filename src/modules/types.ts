@@ -122,8 +122,11 @@ export interface ReconcileModule<D = unknown, O = unknown, P = unknown, R extend
   readonly schema: SchemaFragment;
   /** Pure: this module's desired state for one host, or every problem with its location. */
   desired(host: InventoryHost, ctx: DesiredContext): DesiredResult<D>;
-  /** Reads the live state; throws TransportError naming host and step. */
-  observe(session: HostSession, desired: D): Promise<O>;
+  /**
+   * Reads the live state; throws TransportError naming host and step. `ctx` is what the plan
+   * will be made with: a module may plan a first time to see what else it must read.
+   */
+  observe(session: HostSession, desired: D, ctx: PlanContext): Promise<O>;
   /** Pure: the difference between desired and observed. */
   plan(desired: D, observed: O, ctx: PlanContext): ModulePlan<P, R>;
   /**

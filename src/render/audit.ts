@@ -3,7 +3,7 @@
  * reads hosts and passes values and the clock; this file classifies and renders (text and JSON).
  */
 import { printableField } from './printable.js';
-import type { DesiredTrust, IncusServerInfo, LiveCertificate } from '../modules/incus-trust/model.js';
+import type { DesiredTrust, IncusDaemonInfo, IncusServerInfo, LiveCertificate } from '../modules/incus-trust/model.js';
 import { isProtected } from '../modules/incus-trust/plan.js';
 
 /**
@@ -28,10 +28,13 @@ export interface AuditedCertificate {
   marks: AuditMark[];
 }
 
+/** A server as audit shows it: what its daemon says of itself (but the API extensions), and its cluster. */
+export type AuditedServer = Omit<IncusDaemonInfo, 'extensions'> & Omit<IncusServerInfo, 'daemon'>;
+
 export interface AuditedHost {
   host: string;
   status: 'ok' | 'failed' | 'unreachable';
-  server?: IncusServerInfo;
+  server?: AuditedServer;
   /** Whether the inventory manages this host's trust store at all. */
   managedByInventory: boolean;
   certificates: AuditedCertificate[];

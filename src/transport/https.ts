@@ -168,7 +168,7 @@ export async function connectHttps(spec: ConnectionSpec, options: TransportOptio
         `add it on the server once (${spec.server === 'lxd' ? 'lxc config trust add' : 'incus config trust add-certificate'} ${path.basename(api.clientCertFile)}), or use a trust token with ${spec.server === 'lxd' ? 'lxc' : 'incus'} remote add`,
     );
   }
-  // The observe step starts with the same GET /1.0: it gets this answer instead of a second round trip.
+  // When the observe step asks the same GET /1.0, it gets this answer instead of a second round trip.
   const incus: IncusApi = {
     request<T>(...args: Parameters<IncusApi['request']>): Promise<IncusResponse<T>> {
       const [method, requestPath] = args;

@@ -83,6 +83,8 @@ beforeAll(async () => {
         const path = req.url ?? '';
         if (answer(path, res)) return 'handled';
         if (path === '/1.0') incusJson(res, SERVER_INFO);
+        else if (path.startsWith('/1.0/cluster/members'))
+          res.writeHead(500).end(JSON.stringify({ type: 'error', error: 'Server is not clustered', error_code: 500 }));
         else if (path.startsWith('/1.0/projects')) incusJson(res, ['/1.0/projects/default']);
         else if (path.startsWith('/1.0/certificates')) incusJson(res, []);
         else incusJson(res, {}, 404);

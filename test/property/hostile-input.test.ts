@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatProblem, InventoryError, TransportError, UsageError } from '../../src/errors.js';
+import { formatProblem, IncusRefusal, InventoryError, TransportError, UsageError } from '../../src/errors.js';
 import { expandHostPattern, loadInventory, readInventoryFile } from '../../src/inventory/load.js';
 import { hostPatternError, selectHosts } from '../../src/inventory/patterns.js';
 import { validateInventory } from '../../src/inventory/validate.js';
@@ -258,18 +258,25 @@ describe('Incus answers that are not what Incus sends', () => {
 
   it('observeTrust over a session answering arbitrary metadata: ObservedTrust or TransportError', async () => {
     await fc.assert(
-      fc.asyncProperty(metadata, metadata, metadata, async (server, projects, certificates) => {
+      fc.asyncProperty(metadata, metadata, metadata, fc.option(metadata), fc.boolean(), async (server, projects, certificates, members, needsDaemon) => {
         const session = {
           spec: { host: 'h1' },
           incus: {
-            request: async (_m: string, path: string) => ({
-              status: 200,
-              metadata: path === '/1.0' ? server : path.startsWith('/1.0/projects') ? projects : path.startsWith('/1.0/certificates?') ? certificates : {},
-            }),
+            request: async (_m: string, path: string, step: string) => {
+              // No members: the refusal of a standalone server.
+              if (path.startsWith('/1.0/cluster/members')) {
+                if (members === null) throw new IncusRefusal('h1', step, 'Incus refused (500): Server is not clustered', 'Server is not clustered');
+                return { status: 200, metadata: members };
+              }
+              return {
+                status: 200,
+                metadata: path === '/1.0' ? server : path.startsWith('/1.0/projects') ? projects : path.startsWith('/1.0/certificates?') ? certificates : {},
+              };
+            },
           },
         } as unknown as HostSession;
         try {
-          await observeTrust(session);
+          await observeTrust(session, { projects: true, needsDaemon: () => needsDaemon });
         } catch (e) {
           expect(e, String(e)).toBeInstanceOf(TransportError);
           expect((e as TransportError).host).toBe('h1');

@@ -297,7 +297,10 @@ function storeSize(set: HostSet): number {
 
 const TIGHT_FLOOR = join(REPO, 'dist', 'test', 'support', 'tight-floor.js');
 
-/** The tight floor; with `serverInfo` it reads GET /1.0 beside the trust store, as a reconciler must (cluster, daemon, API extensions). */
+/**
+ * The tight floor; with `serverInfo` it reads GET /1.0 beside the trust store (cluster, daemon, API
+ * extensions): what a check asked of every host until it asked only servers with changes to make.
+ */
 async function tightFloor(ctx: BenchContext, set: HostSet, serverInfo = false): Promise<TimedRun> {
   const key = join(ctx.lab.env.HOME ?? '', '.ssh', 'id_ed25519');
   const args = [TIGHT_FLOOR, set.tightHosts, key, ...(serverInfo ? ['--server-info'] : [])];
@@ -628,7 +631,7 @@ function renderTable(report: BenchReport): string {
   const ssh = report.scenarios.checkInSync;
   const withInfo = report.scenarios.tightFloorServerInfo;
   lines.push(
-    `check in sync / tight floor + GET /1.0 (the two requests a check makes): ${(ssh.medianMs / withInfo.medianMs).toFixed(2)}× wall` +
+    `check in sync / tight floor + GET /1.0 (which a check asks only of clusters and of servers with changes): ${(ssh.medianMs / withInfo.medianMs).toFixed(2)}× wall` +
       `${ssh.clientCpuMs && withInfo.clientCpuMs ? `, ${(ssh.clientCpuMs / withInfo.clientCpuMs).toFixed(2)}× client CPU` : ''}`,
   );
   lines.push(

@@ -10,7 +10,7 @@ import { parseCommandArgs, positiveInt } from '../args.js';
 import type { CliIO } from '../io.js';
 import { transportOptions } from '../transport-options.js';
 import { readTrustStores, type TrustStoreRead } from '../trust-stores.js';
-import { formatProblem, InventoryError, UsageError } from '../../errors.js';
+import { formatProblem, InternalError, InventoryError, UsageError } from '../../errors.js';
 import { loadInventory, readInventoryFile } from '../../inventory/load.js';
 import { selectHosts } from '../../inventory/patterns.js';
 import { loadInventoryValidator, validateInventory } from '../../inventory/validate.js';
@@ -95,11 +95,13 @@ function auditHost(read: TrustStoreRead, desired: DesiredTrust | undefined, now:
     return { host: read.host.name, status: unreachable ? 'unreachable' : 'failed', managedByInventory: desired !== undefined, certificates: [], error };
   }
   // The API extensions decide what can be planned; the audit names the daemon and its version.
-  const { extensions: _extensions, ...server } = read.observed.server;
+  const { daemon, ...cluster } = read.observed.server;
+  if (!daemon) throw new InternalError(`${read.host.name}: audit reads what every daemon says of itself (GET /1.0)`);
+  const { extensions: _extensions, ...about } = daemon;
   return {
     host: read.host.name,
     status: 'ok',
-    server,
+    server: { ...about, ...cluster },
     managedByInventory: desired !== undefined,
     certificates: read.observed.certificates
       .map((c) => auditCertificate(c, desired, now, warnDays))

@@ -67,7 +67,12 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
       problems: [...clients.problems, ...metrics.problems],
     };
   },
-  observe: (session, desired) => observeTrust(session, { projects: namesProjects(desired) }),
+  observe: (session, desired, ctx) =>
+    observeTrust(session, {
+      projects: namesProjects(desired),
+      // What the daemon is and which API extensions it has matter only to a change.
+      needsDaemon: (observed) => planTrust(desired, observed, ctx).actions.some((a) => a.applies),
+    }),
   plan: planTrust,
   apply: applyTrust,
   planController: planKeyPairs,

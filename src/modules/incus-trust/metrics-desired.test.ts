@@ -92,7 +92,7 @@ describe('desiredMetricsCertificates and the trust planner', () => {
   const inventory = inventoryOf([h, prom]);
 
   const observedWith = (certs: { name: string; fingerprint: string }[]): ObservedTrust => ({
-    server: { serverName: 'h1', kind: 'incus', version: '6.0', clustered: false, members: [] },
+    server: { clustered: false, members: [] },
     projects: ['default'],
     certificates: certs.map((c) => ({
       ...c,

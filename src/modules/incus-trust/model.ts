@@ -83,6 +83,25 @@ export const TRUST_API_EXTENSIONS = ['certificate_update', 'metrics', 'certifica
 export type TrustApiExtension = (typeof TRUST_API_EXTENSIONS)[number];
 
 export interface IncusServerInfo {
+  clustered: boolean;
+  /**
+   * Identity of the shared trust store: for a cluster, the cluster certificate's fingerprint
+   * (the same on every member); undefined for a standalone server.
+   */
+  clusterId?: string;
+  /** Cluster members with their API URL (standalone: empty). */
+  members: { name: string; url: string }[];
+  /**
+   * What the daemon says of itself (GET /1.0), read when a plan can depend on it: always for a
+   * cluster (its identity) and for audit; for a standalone server only when its trust store
+   * needs a change, since only a change asks which API extensions the server has. A server
+   * already in sync is not asked: GET /1.0 costs its daemon about as much as the trust store.
+   */
+  daemon?: IncusDaemonInfo;
+}
+
+/** GET /1.0: the daemon, its version, its API extensions and addresses. */
+export interface IncusDaemonInfo {
   serverName: string;
   /** The daemon (GET /1.0 environment.server): incus or lxd. */
   kind: string;
@@ -92,17 +111,9 @@ export interface IncusServerInfo {
    * lists ~400): a feature it lacks is planned as an error. Undefined: not said.
    */
   extensions?: string[];
-  clustered: boolean;
-  /**
-   * Identity of the shared trust store: for a cluster, the cluster certificate's fingerprint
-   * (the same on every member); undefined for a standalone server.
-   */
-  clusterId?: string;
   /** core.https_address / core.metrics_address as configured (may be empty). */
   httpsAddress?: string;
   metricsAddress?: string;
-  /** Cluster members with their API URL (standalone: empty). */
-  members: { name: string; url: string }[];
 }
 
 export interface ObservedTrust {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { IncusRefusal } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
 import type { HostSession } from '../../transport/types.js';
 import { observeTrust, readCertificates, readMembers, readProjects, readServerInfo } from './observe.js';
@@ -10,14 +11,9 @@ describe('reading what Incus answers', () => {
       config: { 'core.https_address': '10.0.0.1:8443' },
     };
     expect(readServerInfo(standalone)).toEqual({
-      serverName: 'web1',
-      kind: 'incus',
-      extensions: undefined,
-      version: '6.0.4',
+      daemon: { serverName: 'web1', kind: 'incus', extensions: undefined, version: '6.0.4', httpsAddress: '10.0.0.1:8443', metricsAddress: undefined },
       clustered: false,
       clusterId: undefined,
-      httpsAddress: '10.0.0.1:8443',
-      metricsAddress: undefined,
     });
     const member = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
     expect(readServerInfo(member).clusterId).toBe('cc');
@@ -28,7 +24,7 @@ describe('reading what Incus answers', () => {
       api_extensions: ['storage', 'metrics', 'certificate_update'],
     };
     // Of the names it lists, those a trust plan asks about are kept.
-    expect(readServerInfo(lxd)).toMatchObject({ kind: 'lxd', version: '5.0.2', extensions: ['certificate_update', 'metrics'] });
+    expect(readServerInfo(lxd).daemon).toMatchObject({ kind: 'lxd', version: '5.0.2', extensions: ['certificate_update', 'metrics'] });
     expect(() => readServerInfo({ ...lxd, api_extensions: [1] })).toThrow('metadata.api_extensions[0]: expected a string, got number 1');
   });
 
@@ -62,26 +58,73 @@ describe('reading what Incus answers', () => {
 });
 
 describe('observeTrust', () => {
-  it('reads the project list only when an entry names projects: two requests per host otherwise', async () => {
+  const STANDALONE = { environment: { server_name: 'h', server_version: '6.0.4', server_clustered: false }, config: {} };
+  const MEMBER = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
+  const refused = (reason: string) => new IncusRefusal('h', 'read cluster members', `Incus refused (500): ${reason}`, reason);
+
+  /** A session whose daemon answers `answers` (an IncusRefusal is thrown, as the transport does), recording each path asked. */
+  function sessionAnswering(answers: Record<string, unknown>): { session: HostSession; paths: string[] } {
     const paths: string[] = [];
-    const answers: Record<string, unknown> = {
-      '/1.0': { environment: { server_name: 'h', server_version: '6.0.4', server_clustered: false }, config: {} },
-      '/1.0/projects': ['/1.0/projects/default'],
-      '/1.0/certificates?recursion=1': [],
-    };
     const session = {
       spec: { host: 'h' },
       incus: {
         request: async (_method: string, path: string) => {
           paths.push(path);
-          return { status: 200, metadata: answers[path] };
+          const answer = answers[path];
+          if (answer instanceof Error) throw answer;
+          return { status: 200, metadata: answer };
         },
       },
     } as unknown as HostSession;
+    return { session, paths };
+  }
+  const standalone = {
+    '/1.0': STANDALONE,
+    '/1.0/cluster/members?recursion=1': refused('Server is not clustered'),
+    '/1.0/projects': ['/1.0/projects/default'],
+    '/1.0/certificates?recursion=1': [],
+  };
+
+  it('reads the project list only when an entry names projects', async () => {
+    const { session, paths } = sessionAnswering(standalone);
     expect((await observeTrust(session, { projects: false })).projects).toEqual([]);
-    expect(paths.sort()).toEqual(['/1.0', '/1.0/certificates?recursion=1']);
+    expect(paths).not.toContain('/1.0/projects');
     paths.length = 0;
     expect((await observeTrust(session, { projects: true })).projects).toEqual(['default']);
     expect(paths).toContain('/1.0/projects');
+  });
+
+  it('asks a standalone server what it is (GET /1.0) only when the plan needs it: two light requests for one in sync', async () => {
+    const { session, paths } = sessionAnswering(standalone);
+    const inSync = await observeTrust(session, { projects: false, needsDaemon: () => false });
+    expect(paths.sort()).toEqual(['/1.0/certificates?recursion=1', '/1.0/cluster/members?recursion=1']);
+    expect(inSync.server).toEqual({ clustered: false, members: [] });
+    paths.length = 0;
+    const toChange = await observeTrust(session, { projects: false, needsDaemon: () => true });
+    expect(paths).toContain('/1.0');
+    expect(toChange.server).toMatchObject({ clustered: false, members: [], daemon: { serverName: 'h', kind: 'incus', version: '6.0.4' } });
+    // Without the question (audit), always.
+    paths.length = 0;
+    expect((await observeTrust(session)).server.daemon?.serverName).toBe('h');
+  });
+
+  it('a cluster member: its members, and its identity from GET /1.0 even when nothing changes', async () => {
+    const { session, paths } = sessionAnswering({
+      ...standalone,
+      '/1.0': MEMBER,
+      '/1.0/cluster/members?recursion=1': [{ server_name: 'm1', url: 'https://10.0.0.1:8443' }],
+    });
+    const observed = await observeTrust(session, { projects: false, needsDaemon: () => false });
+    expect(paths).toContain('/1.0');
+    expect(observed.server).toMatchObject({ clustered: true, clusterId: 'cc', members: [{ name: 'm1', url: 'https://10.0.0.1:8443' }] });
+  });
+
+  it('a members refusal in other words: GET /1.0 decides (standalone goes on, a cluster fails with the refusal)', async () => {
+    const other = refused('not found');
+    const alone = sessionAnswering({ ...standalone, '/1.0/cluster/members?recursion=1': other });
+    expect((await observeTrust(alone.session, { projects: false, needsDaemon: () => false })).server).toMatchObject({ clustered: false, members: [] });
+    expect(alone.paths).toContain('/1.0');
+    const member = sessionAnswering({ ...standalone, '/1.0': MEMBER, '/1.0/cluster/members?recursion=1': other });
+    await expect(observeTrust(member.session, { projects: false })).rejects.toBe(other);
   });
 });

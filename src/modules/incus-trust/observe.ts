@@ -5,10 +5,10 @@
  * a wrong type or a missing field fails that host with the path of the bad value, instead of
  * a plan built on half-parsed data.
  */
-import { TransportError } from '../../errors.js';
+import { IncusRefusal, TransportError } from '../../errors.js';
 import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
 import type { HostSession } from '../../transport/types.js';
-import { TRUST_API_EXTENSIONS, type IncusServerInfo, type LiveCertificate, type ObservedTrust } from './model.js';
+import { TRUST_API_EXTENSIONS, type IncusDaemonInfo, type LiveCertificate, type ObservedTrust } from './model.js';
 
 /** A value in an Incus answer that does not have the shape we rely on. */
 export class ShapeError extends Error {
@@ -47,25 +47,28 @@ function boolean(v: unknown, at: string): boolean {
   return v;
 }
 
-/** GET /1.0 metadata → server info (members filled in separately). */
-export function readServerInfo(metadata: unknown): Omit<IncusServerInfo, 'members'> {
+/** GET /1.0 metadata → what the daemon says of itself, and whether it is clustered (and which cluster). */
+export function readServerInfo(metadata: unknown): { daemon: IncusDaemonInfo; clustered: boolean; clusterId?: string } {
   const m = object(metadata, 'metadata');
   const env = object(m.environment, 'metadata.environment');
   const config = m.config === undefined || m.config === null ? {} : object(m.config, 'metadata.config');
   const clustered = boolean(env.server_clustered, 'metadata.environment.server_clustered');
   const extensions =
     m.api_extensions === undefined || m.api_extensions === null ? undefined : usedExtensions(list(m.api_extensions, 'metadata.api_extensions'));
-  return {
+  const daemon: IncusDaemonInfo = {
     serverName: string(env.server_name, 'metadata.environment.server_name'),
     // Incus and LXD both say which they are; a daemon that does not is read as Incus.
     kind: optionalString(env.server, 'metadata.environment.server') ?? 'incus',
     version: string(env.server_version, 'metadata.environment.server_version'),
     extensions,
+    httpsAddress: optionalString(config['core.https_address'], 'metadata.config["core.https_address"]'),
+    metricsAddress: optionalString(config['core.metrics_address'], 'metadata.config["core.metrics_address"]'),
+  };
+  return {
+    daemon,
     clustered,
     // Every member of a cluster presents the cluster certificate: its fingerprint names the shared store.
     clusterId: clustered ? string(env.certificate_fingerprint, 'metadata.environment.certificate_fingerprint') : undefined,
-    httpsAddress: optionalString(config['core.https_address'], 'metadata.config["core.https_address"]'),
-    metricsAddress: optionalString(config['core.metrics_address'], 'metadata.config["core.metrics_address"]'),
   };
 }
 
@@ -170,29 +173,63 @@ async function read<T>(session: HostSession, path: string, step: string, parse: 
   }
 }
 
+/** What a standalone Incus or LXD server answers where a cluster lists its members. */
+const NOT_CLUSTERED = 'Server is not clustered';
+
 /**
- * The whole trust-related state of one host. Level-based: read fresh on every run. The project
- * list is read only when an entry names projects (the plan checks they exist): the usual
- * inventory then costs two requests per host, not three.
+ * GET /1.0/cluster/members: a cluster's members, or `standalone`. A refusal in other words is
+ * kept: GET /1.0 then says whether the server is clustered (and a cluster fails with it).
  */
-export async function observeTrust(session: HostSession, options: { projects: boolean } = { projects: true }): Promise<ObservedTrust> {
+type ClusterAnswer = { members: { name: string; url: string }[] } | { standalone: true } | { refused: IncusRefusal };
+
+async function readCluster(session: HostSession): Promise<ClusterAnswer> {
+  try {
+    return { members: (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value };
+  } catch (e) {
+    if (!(e instanceof IncusRefusal)) throw e;
+    return e.reason === NOT_CLUSTERED ? { standalone: true } : { refused: e };
+  }
+}
+
+export interface ObserveOptions {
+  /** Read the project list: only when an entry names projects (the plan checks they exist). */
+  projects: boolean;
+  /**
+   * Whether a standalone server must be asked what it is (GET /1.0), given the rest of what was
+   * read: the module plans once without it and asks only when that plan changes something.
+   * Absent: always asked (audit shows it).
+   */
+  needsDaemon?: (observed: ObservedTrust) => boolean;
+}
+
+/**
+ * The whole trust-related state of one host. Level-based: read fresh on every run. The usual
+ * check of a standalone server in sync costs two light requests (the trust store, and the cluster
+ * members, which a standalone server refuses at once); the project list is read only when an
+ * entry names projects, and GET /1.0 only when the answer can matter (IncusServerInfo.daemon).
+ */
+export async function observeTrust(session: HostSession, options: ObserveOptions = { projects: true }): Promise<ObservedTrust> {
   // Asked together: over HTTP they are pipelined on one stream (one round trip, one SSH channel
-  // and one incusd connection per host). Awaited in order, so that a host that fails both reads
-  // fails at the first step.
+  // and one incusd connection per host). Awaited in order, so that a host that fails several
+  // reads fails at the first step.
   const reads = [
-    read(session, '/1.0', 'read server info', readServerInfo),
     read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
+    readCluster(session),
     options.projects ? read(session, '/1.0/projects', 'read projects', readProjects) : Promise.resolve({ value: [] as string[] }),
   ] as const;
   for (const r of reads) r.catch(() => undefined); // each is awaited below; none is left unhandled
-  const server = await reads[0];
-  const certificates = await reads[1];
+  const certificates = await reads[0];
+  const cluster = await reads[1];
   const projects = await reads[2];
-  const members = server.value.clustered ? (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value : [];
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
   // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).
-  const observed: ObservedTrust = { server: { ...server.value, members }, projects: projects.value, certificates: certificates.value };
+  const members = 'members' in cluster ? cluster.members : [];
+  const observed: ObservedTrust = { server: { clustered: 'members' in cluster, members }, projects: projects.value, certificates: certificates.value };
   if (session.identity) observed.self = session.identity.fingerprint;
+  if ('standalone' in cluster && options.needsDaemon?.(observed) === false) return observed;
+  const server = (await read(session, '/1.0', 'read server info', readServerInfo)).value;
+  if ('refused' in cluster && server.clustered) throw cluster.refused;
+  observed.server = { clustered: server.clustered, clusterId: server.clusterId, members: server.clustered ? members : [], daemon: server.daemon };
   return observed;
 }

@@ -52,7 +52,7 @@ function desired(certificates: DesiredCertificate[], extra: Partial<DesiredTrust
 
 function observed(certificates: LiveCertificate[], projects = ['default'], clusterId?: string): ObservedTrust {
   return {
-    server: { serverName: 'web1', kind: 'incus', version: '6.0.4', clustered: clusterId !== undefined, clusterId, members: [] },
+    server: { clustered: clusterId !== undefined, clusterId, members: [], daemon: { serverName: 'web1', kind: 'incus', version: '6.0.4' } },
     projects,
     certificates,
   };
@@ -344,7 +344,7 @@ describe('planTrust never locks reconcile out over HTTPS', () => {
 describe('planTrust and what the server can do (GET /1.0 api_extensions)', () => {
   const lxd50 = (certificates: LiveCertificate[], extensions: string[]) => ({
     ...observed(certificates),
-    server: { serverName: 'l1', kind: 'lxd', version: '5.0.2', clustered: false, members: [], extensions },
+    server: { clustered: false, members: [], daemon: { serverName: 'l1', kind: 'lxd', version: '5.0.2', extensions } },
   });
 
   it('a feature the server lacks is a plan error naming the extension; nothing is sent', () => {

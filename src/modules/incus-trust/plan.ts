@@ -458,8 +458,9 @@ function sameSet(a: string[], b: string[]): boolean {
  * server refuses halfway through an apply.
  */
 function missingExtensions(changes: TrustAction[], server: ObservedTrust['server']): string[] {
-  const have = server.extensions;
-  if (have === undefined) return [];
+  const daemon = server.daemon;
+  if (daemon?.extensions === undefined) return [];
+  const have = daemon.extensions;
   const errors = new Set<string>();
   for (const a of changes) {
     const p = a.payload;
@@ -471,7 +472,7 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
     if (fields.restricted || fields.projects.length > 0) needs.push(['certificate_project', 'restricted / projects']);
     for (const [extension, why] of needs) {
       if (!have.includes(extension)) {
-        errors.add(`certificate "${a.name}": ${why} needs the API extension ${extension}, which this ${server.kind} ${server.version} server lacks`);
+        errors.add(`certificate "${a.name}": ${why} needs the API extension ${extension}, which this ${daemon.kind} ${daemon.version} server lacks`);
       }
     }
   }
@@ -484,13 +485,14 @@ function missingExtensions(changes: TrustAction[], server: ObservedTrust['server
  * which entries' descriptions that server does not keep.
  */
 function withoutDescriptionsWhereUnkept(desired: DesiredTrust, server: ObservedTrust['server']): { desired: DesiredTrust; warning?: string } {
-  if (server.extensions === undefined || server.extensions.includes('certificate_description' satisfies TrustApiExtension)) return { desired };
+  const daemon = server.daemon;
+  if (daemon?.extensions === undefined || daemon.extensions.includes('certificate_description' satisfies TrustApiExtension)) return { desired };
   const described = desired.certificates.filter((d) => d.state === 'present' && d.description !== '').map((d) => `"${d.name}"`);
   return {
     desired: { ...desired, certificates: desired.certificates.map((d) => ({ ...d, description: '' })) },
     warning:
       described.length > 0
-        ? `this ${server.kind} ${server.version} server keeps no descriptions (no API extension certificate_description): the description of ${described.join(', ')} is not sent`
+        ? `this ${daemon.kind} ${daemon.version} server keeps no descriptions (no API extension certificate_description): the description of ${described.join(', ')} is not sent`
         : undefined,
   };
 }
