@@ -67,7 +67,9 @@ it('runs 2 hosts × 2 certificates once: prints the table and valid JSON with ra
   const report = JSON.parse(await readFile(jsonFile, 'utf8'));
   expect(report).toMatchObject({ hosts: 2, certs: 2, runs: 1, connection: 'ssh' });
   expect(Object.keys(report.scenarios)).toEqual(['floor', 'tightFloor', 'tightFloorServerInfo', 'checkInSync', 'checkInSyncHttps', 'checkDrift', 'applyDrift']);
-  expect(stdout).toMatch(/^check in sync \/ tight floor \+ GET \/1\.0 \(which a check asks only of clusters and of servers with changes\): \d+\.\d\d× wall, \d+\.\d\d× client CPU$/m);
+  expect(stdout).toMatch(
+    /^check in sync \/ tight floor \+ GET \/1\.0 \(which a check asks only of clusters and of servers with changes\): \d+\.\d\d× wall, \d+\.\d\d× client CPU$/m,
+  );
   expect(stdout).toMatch(/^check in sync over HTTPS \/ over SSH, same hosts: \d+\.\d\d× wall/m);
   expect(report.scenarios.tightFloor.tightRatio).toBe(1);
   // reconcile watch: change → drift in /metrics, and memory after many events.
