@@ -7,9 +7,9 @@
  */
 import type { Inventory, InventoryHost } from '../../inventory/model.js';
 import { INCUS_TRUST_SCHEMA } from './schema.js';
-import type { ObservedCertificate, ReconcileModule } from '../types.js';
+import type { ObservedCertificate, PlanContext, ReconcileModule } from '../types.js';
 import type { DesiredTrust, ObservedTrust } from './model.js';
-import { planTrust, type TrustPayload } from './plan.js';
+import { planTrust, type TrustPayload, type TrustPlan } from './plan.js';
 import { applyTrust } from './apply.js';
 import { desiredMetricsCertificates, inNamedGroup } from './metrics-desired.js';
 import { applyKeyPairs, keyFileModeWarnings } from './metrics-keys.js';
@@ -46,6 +46,13 @@ function managedFingerprints(desired: DesiredTrust): Set<string> {
   return out;
 }
 
+/**
+ * The plan observe made to decide whether to ask GET /1.0, for the engine's plan of the very same
+ * values (a standalone server in sync, observed without it): planned once, not twice. Observe
+ * returns a new object when it asked, so a kept plan is never one made without what it read.
+ */
+const firstPlans = new WeakMap<ObservedTrust, { desired: DesiredTrust; ctx: PlanContext; plan: TrustPlan }>();
+
 export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPayload, TrustReason> = {
   name: 'incus_trust',
   reasons: TRUST_REASONS,
@@ -71,9 +78,16 @@ export const incusTrust: ReconcileModule<DesiredTrust, ObservedTrust, TrustPaylo
     observeTrust(session, {
       projects: namesProjects(desired),
       // What the daemon is and which API extensions it has matter only to a change.
-      needsDaemon: (observed) => planTrust(desired, observed, ctx).actions.some((a) => a.applies),
+      needsDaemon: (observed) => {
+        const plan = planTrust(desired, observed, ctx);
+        firstPlans.set(observed, { desired, ctx, plan });
+        return plan.actions.some((a) => a.applies);
+      },
     }),
-  plan: planTrust,
+  plan: (desired, observed, ctx) => {
+    const first = firstPlans.get(observed);
+    return first?.desired === desired && first.ctx === ctx ? first.plan : planTrust(desired, observed, ctx);
+  },
   apply: applyTrust,
   planController: planKeyPairs,
   applyController: (plan, hooks, ctx) => applyKeyPairs(plan as Parameters<typeof applyKeyPairs>[0], hooks, ctx),

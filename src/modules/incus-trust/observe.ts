@@ -230,6 +230,5 @@ export async function observeTrust(session: HostSession, options: ObserveOptions
   if ('standalone' in cluster && options.needsDaemon?.(observed) === false) return observed;
   const server = (await read(session, '/1.0', 'read server info', readServerInfo)).value;
   if ('refused' in cluster && server.clustered) throw cluster.refused;
-  observed.server = { clustered: server.clustered, clusterId: server.clusterId, members: server.clustered ? members : [], daemon: server.daemon };
-  return observed;
+  return { ...observed, server: { clustered: server.clustered, clusterId: server.clusterId, members: server.clustered ? members : [], daemon: server.daemon } };
 }

@@ -5,6 +5,9 @@ import type { ModulePlan, PlanContext } from '../types.js';
 import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust } from './model.js';
 import { KNOWN_AFTER_APPLY, planTrust, type TrustPayload } from './plan.js';
 import { TRUST_REASONS, type TrustReason } from './reasons.js';
+import { incusTrust } from './index.js';
+import { IncusRefusal } from '../../errors.js';
+import type { HostSession } from '../../transport/types.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const ctx: PlanContext = { now: NOW, prune: false, warnDays: 30 };
@@ -370,5 +373,29 @@ describe('planTrust and what the server can do (GET /1.0 api_extensions)', () =>
     expect(summary(planTrust(desired([want('a', 1, { description: 'laptop' })]), lxd50([live('a', 1)], [...all, 'certificate_description']), ctx))).toEqual([
       'update a 01 (fields differ: description)',
     ]);
+  });
+
+  it('through the module: the description looks like a change until GET /1.0 is asked, and the plan is made with its answer', async () => {
+    const paths: string[] = [];
+    const answers: Record<string, unknown> = {
+      '/1.0/certificates?recursion=1': [live('a', 1)],
+      '/1.0': { environment: { server: 'lxd', server_name: 'l1', server_version: '5.0.2', server_clustered: false }, api_extensions: ['certificate_update'] },
+    };
+    const session = {
+      spec: { host: 'l1' },
+      incus: {
+        request: async (_method: string, path: string, step: string) => {
+          paths.push(path);
+          if (!(path in answers)) throw new IncusRefusal('l1', step, 'Incus refused (500): Server is not clustered', 'Server is not clustered');
+          return { status: 200, metadata: answers[path] };
+        },
+      },
+    } as unknown as HostSession;
+    const wanted = desired([want('a', 1, { description: 'laptop' })]);
+    const observedOnHost = await incusTrust.observe(session, wanted, ctx);
+    expect(paths).toContain('/1.0');
+    const plan = incusTrust.plan(wanted, observedOnHost, ctx);
+    expect(plan.actions.filter((a) => a.applies)).toEqual([]);
+    expect(plan.warnings).toEqual([expect.stringContaining('this lxd 5.0.2 server keeps no descriptions')]);
   });
 });
