@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatProblem, TransportError } from '../errors.js';
 import type { InventoryHost } from '../inventory/model.js';
-import { buildConnectionSpec } from './connection-spec.js';
+import { buildConnectionSpec, type ClientConfigs } from './connection-spec.js';
 import { clientConfigDirs, findRemote } from './client-config.js';
 import { connectHttps } from './https.js';
 import { connectLocal } from './local.js';
@@ -80,11 +80,20 @@ export function connectionSpecOf(host: InventoryHost, options: TransportOptions)
   return warnings.length > 0 ? { ...spec, warnings } : spec;
 }
 
-/** The incus and lxc clients' folders ($INCUS_CONF, $LXD_CONF, else under HOME). */
+/** The incus and lxc clients' folders ($INCUS_CONF, $LXD_CONF, else under HOME): the same for every host of a run. */
 function clientConfigs() {
-  const dirs = clientConfigDirs(process.env, os.homedir());
-  return { remote: (kind: 'incus' | 'lxd', name: string) => findRemote(dirs, kind, name), defaultDir: (kind: 'incus' | 'lxd') => dirs[kind][0]! };
+  const home = os.homedir();
+  const key = `${process.env.INCUS_CONF ?? ''}\0${process.env.LXD_CONF ?? ''}\0${home}`;
+  if (clientConfigsMemo?.key !== key) {
+    const dirs = clientConfigDirs(process.env, home);
+    clientConfigsMemo = {
+      key,
+      value: { remote: (kind: 'incus' | 'lxd', name: string) => findRemote(dirs, kind, name), defaultDir: (kind: 'incus' | 'lxd') => dirs[kind][0]! },
+    };
+  }
+  return clientConfigsMemo.value;
 }
+let clientConfigsMemo: { key: string; value: ClientConfigs } | undefined;
 
 /**
  * OpenSSH refuses a private key that group or others may read; reconcile uses it but says so
@@ -107,11 +116,18 @@ function keyFileWarnings(spec: ConnectionSpec): string[] {
   return warnings;
 }
 
-/** OpenSSH's default remote user: the local one (userInfo throws where the uid has no passwd entry). */
+/**
+ * OpenSSH's default remote user: the local one (userInfo throws where the uid has no passwd
+ * entry). Read once: userInfo reads the passwd entry at every call, once per host.
+ */
 function localUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return process.env.USER ?? process.env.LOGNAME ?? 'root';
+  if (user === undefined) {
+    try {
+      user = os.userInfo().username;
+    } catch {
+      user = process.env.USER ?? process.env.LOGNAME ?? 'root';
+    }
   }
+  return user;
 }
+let user: string | undefined;
