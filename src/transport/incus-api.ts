@@ -108,7 +108,7 @@ export function incusOverQuery(
         .map((l) => l.slice('Error: '.length));
       const reason = errors.length > 0 ? errors.join('; ') : r.stderr.trim() || out.trim();
       const message = `${client} query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`;
-      throw errors.length > 0 ? new IncusRefusal(host, step, message, errors.join('; ')) : new TransportError(host, step, message);
+      throw errors.length > 0 ? new IncusRefusal(host, step, message, reason) : new TransportError(host, step, message);
     }
     return readEnvelope(host, step, undefined, out);
   };

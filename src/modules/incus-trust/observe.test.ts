@@ -94,37 +94,57 @@ describe('observeTrust', () => {
     expect(paths).toContain('/1.0/projects');
   });
 
-  it('asks a standalone server what it is (GET /1.0) only when the plan needs it: two light requests for one in sync', async () => {
+  it('a store without a server certificate is a standalone server: one request when in sync, GET /1.0 when the plan needs it', async () => {
     const { session, paths } = sessionAnswering(standalone);
     const inSync = await observeTrust(session, { projects: false, needsDaemon: () => false });
-    expect(paths.sort()).toEqual(['/1.0/certificates?recursion=1', '/1.0/cluster/members?recursion=1']);
+    expect(paths).toEqual(['/1.0/certificates?recursion=1']);
     expect(inSync.server).toEqual({ clustered: false, members: [] });
     paths.length = 0;
     const toChange = await observeTrust(session, { projects: false, needsDaemon: () => true });
-    expect(paths).toContain('/1.0');
+    expect(paths.sort()).toEqual(['/1.0', '/1.0/certificates?recursion=1']);
     expect(toChange.server).toMatchObject({ clustered: false, members: [], daemon: { serverName: 'h', kind: 'incus', version: '6.0.4' } });
     // Without the question (audit), always.
     paths.length = 0;
     expect((await observeTrust(session)).server.daemon?.serverName).toBe('h');
   });
 
-  it('a cluster member: its members, and its identity from GET /1.0 even when nothing changes', async () => {
+  // A cluster member's store holds the members' own certificates, type server.
+  const MEMBER_CERT = { name: 'm1', type: 'server', restricted: false, projects: [], fingerprint: 'd'.repeat(64), certificate: '' };
+
+  it('a store with a server certificate: its members and its identity from GET /1.0, even when nothing changes', async () => {
     const { session, paths } = sessionAnswering({
       ...standalone,
       '/1.0': MEMBER,
       '/1.0/cluster/members?recursion=1': [{ server_name: 'm1', url: 'https://10.0.0.1:8443' }],
+      '/1.0/certificates?recursion=1': [MEMBER_CERT],
     });
     const observed = await observeTrust(session, { projects: false, needsDaemon: () => false });
-    expect(paths).toContain('/1.0');
+    expect(paths.sort()).toEqual(['/1.0', '/1.0/certificates?recursion=1', '/1.0/cluster/members?recursion=1']);
     expect(observed.server).toMatchObject({ clustered: true, clusterId: 'cc', members: [{ name: 'm1', url: 'https://10.0.0.1:8443' }] });
+    // A standalone server that holds a server certificate all the same refuses the members.
+    const alone = sessionAnswering({ ...standalone, '/1.0/certificates?recursion=1': [MEMBER_CERT] });
+    expect((await observeTrust(alone.session, { projects: false, needsDaemon: () => false })).server).toMatchObject({ clustered: false, members: [] });
+  });
+
+  it('a member whose store lost the server certificates: GET /1.0 says it is clustered, and the members are read', async () => {
+    const { session } = sessionAnswering({
+      ...standalone,
+      '/1.0': MEMBER,
+      '/1.0/cluster/members?recursion=1': [{ server_name: 'm1', url: 'https://m1:8443' }],
+    });
+    expect((await observeTrust(session, { projects: false, needsDaemon: () => true })).server).toMatchObject({
+      clustered: true,
+      clusterId: 'cc',
+      members: [{ name: 'm1' }],
+    });
   });
 
   it('a members refusal in other words: GET /1.0 decides (standalone goes on, a cluster fails with the refusal)', async () => {
     const other = refused('not found');
-    const alone = sessionAnswering({ ...standalone, '/1.0/cluster/members?recursion=1': other });
+    const store = { '/1.0/certificates?recursion=1': [MEMBER_CERT], '/1.0/cluster/members?recursion=1': other };
+    const alone = sessionAnswering({ ...standalone, ...store });
     expect((await observeTrust(alone.session, { projects: false, needsDaemon: () => false })).server).toMatchObject({ clustered: false, members: [] });
-    expect(alone.paths).toContain('/1.0');
-    const member = sessionAnswering({ ...standalone, '/1.0': MEMBER, '/1.0/cluster/members?recursion=1': other });
+    const member = sessionAnswering({ ...standalone, ...store, '/1.0': MEMBER });
     await expect(observeTrust(member.session, { projects: false })).rejects.toBe(other);
   });
 });

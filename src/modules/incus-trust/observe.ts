@@ -178,7 +178,7 @@ const NOT_CLUSTERED = 'Server is not clustered';
 
 /**
  * GET /1.0/cluster/members: a cluster's members, or `standalone`. A refusal in other words is
- * kept: GET /1.0 then says whether the server is clustered (and a cluster fails with it).
+ * kept: GET /1.0 says whether the server is clustered (and a cluster then fails with it).
  */
 type ClusterAnswer = { members: { name: string; url: string }[] } | { standalone: true } | { refused: IncusRefusal };
 
@@ -203,10 +203,9 @@ export interface ObserveOptions {
 }
 
 /**
- * The whole trust-related state of one host. Level-based: read fresh on every run. The usual
- * check of a standalone server in sync costs two light requests (the trust store, and the cluster
- * members, which a standalone server refuses at once); the project list is read only when an
- * entry names projects, and GET /1.0 only when the answer can matter (IncusServerInfo.daemon).
+ * The whole trust-related state of one host. Level-based: read fresh on every run. A standalone
+ * server in sync costs one request, its trust store (IncusServerInfo.daemon says when GET /1.0 is
+ * asked); the project list is read only when an entry names projects.
  */
 export async function observeTrust(session: HostSession, options: ObserveOptions = { projects: true }): Promise<ObservedTrust> {
   // Asked together: over HTTP they are pipelined on one stream (one round trip, one SSH channel
@@ -214,21 +213,28 @@ export async function observeTrust(session: HostSession, options: ObserveOptions
   // reads fails at the first step.
   const reads = [
     read(session, '/1.0/certificates?recursion=1', 'read trust store', readCertificates),
-    readCluster(session),
     options.projects ? read(session, '/1.0/projects', 'read projects', readProjects) : Promise.resolve({ value: [] as string[] }),
   ] as const;
   for (const r of reads) r.catch(() => undefined); // each is awaited below; none is left unhandled
-  const certificates = await reads[0];
-  const cluster = await reads[1];
-  const projects = await reads[2];
+  const certificates = (await reads[0]).value;
+  const projects = (await reads[1]).value;
   // No per-certificate GET for its ETag: that was one more request per certificate and host
   // (2.5× the hosts' CPU for a check of 20 certificates, BENCHMARKS.md) for the rare update. Apply
   // reads the one entry it updates right before the PATCH, and uses that ETag (apply.ts).
-  const members = 'members' in cluster ? cluster.members : [];
-  const observed: ObservedTrust = { server: { clustered: 'members' in cluster, members }, projects: projects.value, certificates: certificates.value };
+  const observed: ObservedTrust = { server: { clustered: false, members: [] }, projects, certificates };
   if (session.identity) observed.self = session.identity.fingerprint;
-  if ('standalone' in cluster && options.needsDaemon?.(observed) === false) return observed;
-  const server = (await read(session, '/1.0', 'read server info', readServerInfo)).value;
-  if ('refused' in cluster && server.clustered) throw cluster.refused;
-  return { ...observed, server: { clustered: server.clustered, clusterId: server.clusterId, members: server.clustered ? members : [], daemon: server.daemon } };
+  // Every cluster member's store holds the members' own certificates (type server: Incus and LXD
+  // add a member's when it bootstraps or joins): a store without one is a standalone server's.
+  const mayBeCluster = certificates.some((c) => c.type === 'server');
+  if (!mayBeCluster && options.needsDaemon?.(observed) === false) return observed;
+  const daemonRead = read(session, '/1.0', 'read server info', readServerInfo);
+  const clusterRead = mayBeCluster ? readCluster(session) : undefined;
+  clusterRead?.catch(() => undefined); // awaited below, after /1.0
+  const server = (await daemonRead).value;
+  let cluster = await clusterRead;
+  // A member whose store lost the members' certificates: /1.0 says it is clustered all the same.
+  if (server.clustered && cluster === undefined) cluster = await readCluster(session);
+  if (server.clustered && cluster !== undefined && 'refused' in cluster) throw cluster.refused;
+  const members = server.clustered && cluster !== undefined && 'members' in cluster ? cluster.members : [];
+  return { ...observed, server: { clustered: server.clustered, clusterId: server.clusterId, members, daemon: server.daemon } };
 }
