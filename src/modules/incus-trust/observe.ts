@@ -1,9 +1,9 @@
 /**
- * Reads one host's Incus trust store: the server (name, version, clustered, cluster identity,
- * HTTPS and metrics addresses), its cluster members, its projects and every trusted
- * certificate with its validity. What Incus answers is checked for shape before it is used:
- * a wrong type or a missing field fails that host with the path of the bad value, instead of
- * a plan built on half-parsed data.
+ * Reads one host's Incus trust store: every trusted certificate with its validity, its projects,
+ * and — when a plan can depend on them — the server (name, version, API extensions, clustered,
+ * cluster identity, addresses) and its cluster members. What Incus answers is checked for shape
+ * before it is used: a wrong type or a missing field fails that host with the path of the bad
+ * value, instead of a plan built on half-parsed data.
  */
 import { IncusRefusal, TransportError } from '../../errors.js';
 import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
