@@ -52,22 +52,6 @@ export class TransportError extends Error {
   }
 }
 
-/**
- * Incus answered with an error (or, over `incus query`, its client printed one): `reason` is the
- * words given ("Server is not clustered"), for the few answers a module reads as a fact rather
- * than a failure.
- */
-export class IncusRefusal extends TransportError {
-  constructor(
-    host: string,
-    step: string,
-    message: string,
-    readonly reason: string,
-  ) {
-    super(host, step, message);
-  }
-}
-
 /** A bug in reconcile, never the user's fault. */
 export class InternalError extends Error {
   override readonly name = 'InternalError';

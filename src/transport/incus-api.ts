@@ -5,7 +5,7 @@
  * metadata, operation}`; async operations are awaited; anything that is not that shape fails
  * the step clearly instead of reaching a module half-parsed.
  */
-import { IncusRefusal, TransportError } from '../errors.js';
+import { TransportError } from '../errors.js';
 import type { HttpStreams } from './http-client.js';
 import type { ExecResult, IncusApi, IncusRequestOptions, IncusResponse } from './types.js';
 
@@ -39,7 +39,7 @@ export function readEnvelope(host: string, step: string, httpStatus: number | un
   const env = json as Envelope;
   const code = env.error_code || httpStatus;
   if (env.type === 'error' || (httpStatus !== undefined && (httpStatus < 200 || httpStatus >= 300))) {
-    throw new IncusRefusal(host, step, `Incus refused (${code ?? 'error'}): ${env.error || 'no reason given'}`, env.error ?? '');
+    throw new TransportError(host, step, `Incus refused (${code ?? 'error'}): ${env.error || 'no reason given'}`);
   }
   return env;
 }
@@ -107,8 +107,7 @@ export function incusOverQuery(
         .filter((l) => l.startsWith('Error: '))
         .map((l) => l.slice('Error: '.length));
       const reason = errors.length > 0 ? errors.join('; ') : r.stderr.trim() || out.trim();
-      const message = `${client} query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`;
-      throw errors.length > 0 ? new IncusRefusal(host, step, message, reason) : new TransportError(host, step, message);
+      throw new TransportError(host, step, `${client} query ${method} ${path} failed (exit ${r.exitCode}): ${reason}`);
     }
     return readEnvelope(host, step, undefined, out);
   };

@@ -16,7 +16,7 @@ import SshClient from 'ssh2/lib/client.js';
 // A CommonJS module: Node's ES module loader finds no named exports in it (dist/src run unbundled).
 import keyParser from 'ssh2/lib/protocol/keyParser.js';
 import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
-import { IncusRefusal, TransportError } from '../errors.js';
+import { TransportError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { readHostFile, writeHostFile } from './host-files.js';
 import { firstSocketOpener, HttpStreams, StreamOpenError } from './http-client.js';
@@ -494,10 +494,7 @@ class SshSession implements HostSession {
             answer = await query.request<T>(...args);
           } catch (again) {
             const why = again instanceof TransportError ? again.message.slice(`${again.host}: ${again.step}: `.length) : String(again);
-            const message = `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`;
-            // What the daemon said stays readable ("Server is not clustered" is an answer).
-            if (again instanceof IncusRefusal) throw new IncusRefusal(spec.host, args[2], message, again.reason);
-            throw new TransportError(spec.host, args[2], message, false, { cause: again });
+            throw new TransportError(spec.host, args[2], `${e.message.slice(`${e.host}: ${e.step}: `.length)}; over exec: ${why}`, false, { cause: again });
           }
           // Concurrent reads may all get here: the note is said once.
           if (!viaExec) {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatProblem, IncusRefusal, InventoryError, TransportError, UsageError } from '../../src/errors.js';
+import { formatProblem, InventoryError, TransportError, UsageError } from '../../src/errors.js';
 import { expandHostPattern, loadInventory, readInventoryFile } from '../../src/inventory/load.js';
 import { hostPatternError, selectHosts } from '../../src/inventory/patterns.js';
 import { validateInventory } from '../../src/inventory/validate.js';
@@ -265,7 +265,7 @@ describe('Incus answers that are not what Incus sends', () => {
             request: async (_m: string, path: string, step: string) => {
               // No members: the refusal of a standalone server.
               if (path.startsWith('/1.0/cluster/members')) {
-                if (members === null) throw new IncusRefusal('h1', step, 'Incus refused (500): Server is not clustered', 'Server is not clustered');
+                if (members === null) throw new TransportError('h1', step, 'Incus refused (500): Server is not clustered');
                 return { status: 200, metadata: members };
               }
               return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IncusRefusal } from '../../errors.js';
+import { TransportError } from '../../errors.js';
 import { generateSelfSigned } from '../../pki/generate.js';
 import type { HostSession } from '../../transport/types.js';
 import { observeTrust, readCertificates, readMembers, readProjects, readServerInfo } from './observe.js';
@@ -60,9 +60,9 @@ describe('reading what Incus answers', () => {
 describe('observeTrust', () => {
   const STANDALONE = { environment: { server_name: 'h', server_version: '6.0.4', server_clustered: false }, config: {} };
   const MEMBER = { environment: { server_name: 'm1', server_version: '6.0.4', server_clustered: true, certificate_fingerprint: 'cc' }, config: {} };
-  const refused = (reason: string) => new IncusRefusal('h', 'read cluster members', `Incus refused (500): ${reason}`, reason);
+  const refused = (reason: string) => new TransportError('h', 'read cluster members', `Incus refused (500): ${reason}`);
 
-  /** A session whose daemon answers `answers` (an IncusRefusal is thrown, as the transport does), recording each path asked. */
+  /** A session whose daemon answers `answers` (an Error is thrown, as the transport throws its TransportError), recording each path asked. */
   function sessionAnswering(answers: Record<string, unknown>): { session: HostSession; paths: string[] } {
     const paths: string[] = [];
     const session = {
@@ -139,7 +139,7 @@ describe('observeTrust', () => {
     });
   });
 
-  it('a members refusal in other words: GET /1.0 decides (standalone goes on, a cluster fails with the refusal)', async () => {
+  it('a members refusal: GET /1.0 decides (a standalone server goes on, a cluster fails with the refusal)', async () => {
     const other = refused('not found');
     const store = { '/1.0/certificates?recursion=1': [MEMBER_CERT], '/1.0/cluster/members?recursion=1': other };
     const alone = sessionAnswering({ ...standalone, ...store });

@@ -5,7 +5,7 @@
  * before it is used: a wrong type or a missing field fails that host with the path of the bad
  * value, instead of a plan built on half-parsed data.
  */
-import { IncusRefusal, TransportError } from '../../errors.js';
+import { TransportError } from '../../errors.js';
 import { parseCertificateDer, parseCertificatePem } from '../../pki/certificate.js';
 import type { HostSession } from '../../transport/types.js';
 import { TRUST_API_EXTENSIONS, type IncusDaemonInfo, type LiveCertificate, type ObservedTrust } from './model.js';
@@ -173,24 +173,6 @@ async function read<T>(session: HostSession, path: string, step: string, parse: 
   }
 }
 
-/** What a standalone Incus or LXD server answers where a cluster lists its members. */
-const NOT_CLUSTERED = 'Server is not clustered';
-
-/**
- * GET /1.0/cluster/members: a cluster's members, or `standalone`. A refusal in other words is
- * kept: GET /1.0 says whether the server is clustered (and a cluster then fails with it).
- */
-type ClusterAnswer = { members: { name: string; url: string }[] } | { standalone: true } | { refused: IncusRefusal };
-
-async function readCluster(session: HostSession): Promise<ClusterAnswer> {
-  try {
-    return { members: (await read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers)).value };
-  } catch (e) {
-    if (!(e instanceof IncusRefusal)) throw e;
-    return e.reason === NOT_CLUSTERED ? { standalone: true } : { refused: e };
-  }
-}
-
 export interface ObserveOptions {
   /** Read the project list: only when an entry names projects (the plan checks they exist). */
   projects: boolean;
@@ -228,13 +210,12 @@ export async function observeTrust(session: HostSession, options: ObserveOptions
   const mayBeCluster = certificates.some((c) => c.type === 'server');
   if (!mayBeCluster && options.needsDaemon?.(observed) === false) return observed;
   const daemonRead = read(session, '/1.0', 'read server info', readServerInfo);
-  const clusterRead = mayBeCluster ? readCluster(session) : undefined;
-  clusterRead?.catch(() => undefined); // awaited below, after /1.0
+  const askMembers = () => read(session, '/1.0/cluster/members?recursion=1', 'read cluster members', readMembers);
+  // Asked beside /1.0 where the store suggests a cluster; a standalone server refuses it, unheard.
+  const membersRead = mayBeCluster ? askMembers() : undefined;
+  membersRead?.catch(() => undefined);
   const server = (await daemonRead).value;
-  let cluster = await clusterRead;
-  // A member whose store lost the members' certificates: /1.0 says it is clustered all the same.
-  if (server.clustered && cluster === undefined) cluster = await readCluster(session);
-  if (server.clustered && cluster !== undefined && 'refused' in cluster) throw cluster.refused;
-  const members = server.clustered && cluster !== undefined && 'members' in cluster ? cluster.members : [];
+  // /1.0 says whether it is clustered, whatever the store holds (a member whose store lost the members' certificates).
+  const members = server.clustered ? (await (membersRead ?? askMembers())).value : [];
   return { ...observed, server: { clustered: server.clustered, clusterId: server.clusterId, members, daemon: server.daemon } };
 }

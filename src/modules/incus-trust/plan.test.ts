@@ -6,7 +6,7 @@ import type { DesiredCertificate, DesiredTrust, LiveCertificate, ObservedTrust }
 import { KNOWN_AFTER_APPLY, planTrust, type TrustPayload } from './plan.js';
 import { TRUST_REASONS, type TrustReason } from './reasons.js';
 import { incusTrust } from './index.js';
-import { IncusRefusal } from '../../errors.js';
+import { TransportError } from '../../errors.js';
 import type { HostSession } from '../../transport/types.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
@@ -386,7 +386,7 @@ describe('planTrust and what the server can do (GET /1.0 api_extensions)', () =>
       incus: {
         request: async (_method: string, path: string, step: string) => {
           paths.push(path);
-          if (!(path in answers)) throw new IncusRefusal('l1', step, 'Incus refused (500): Server is not clustered', 'Server is not clustered');
+          if (!(path in answers)) throw new TransportError('l1', step, 'Incus refused (500): Server is not clustered');
           return { status: 200, metadata: answers[path] };
         },
       },
